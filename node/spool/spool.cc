@@ -1,0 +1,200 @@
+#include "node/spool/spool.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <ctime>
+
+#include "node/common/strings.h"
+#include "node/mail/queue_id.h"
+
+namespace zm::spool {
+namespace {
+
+constexpr size_t kBufferSize = 64 * 1024;
+constexpr int kMaxIdAttempts = 8;
+
+int64_t NowUsec() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Submission::Submission(const Spool& spool, std::string queue_id,
+                       fs::UniqueFd fd, size_t size_offset)
+    : spool_(spool),
+      queue_id_(std::move(queue_id)),
+      temp_path_(spool.Path(kPublic, queue_id_)),
+      fd_(std::move(fd)),
+      size_offset_(size_offset) {
+  buffer_.reserve(kBufferSize);
+}
+
+Submission::~Submission() {
+  if (!published_) Abort();
+}
+
+absl::Status Submission::FlushBuffer() {
+  if (buffer_.empty()) return absl::OkStatus();
+  absl::Status s = fs::WriteAll(fd_.get(), buffer_, temp_path_);
+  buffer_.clear();
+  return s;
+}
+
+absl::Status Submission::Append(std::string_view data) {
+  if (prepared_ || !fd_.valid()) {
+    return absl::FailedPreconditionError("append to a closed submission");
+  }
+  size_ += data.size();
+  if (buffer_.size() + data.size() > kBufferSize) {
+    if (auto s = FlushBuffer(); !s.ok()) return s;
+    if (data.size() >= kBufferSize) {
+      return fs::WriteAll(fd_.get(), data, temp_path_);
+    }
+  }
+  buffer_.append(data);
+  return absl::OkStatus();
+}
+
+absl::Status Submission::Prepare() {
+  if (!fd_.valid()) return absl::FailedPreconditionError("submission closed");
+  if (auto s = FlushBuffer(); !s.ok()) return s;
+  std::string field = mail::FormatSizeField(size_);
+  if (::pwrite(fd_.get(), field.data(), field.size(),
+               static_cast<off_t>(size_offset_)) !=
+      static_cast<ssize_t>(field.size())) {
+    return fs::ErrnoStatus("pwrite", temp_path_, errno);
+  }
+  if (auto s = fs::Fsync(fd_.get(), temp_path_); !s.ok()) return s;
+  prepared_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status Submission::Publish() {
+  if (!prepared_) return absl::FailedPreconditionError("publish before prepare");
+  if (auto s = fs::RenameNoReplace(temp_path_, spool_.Path(kRouter, queue_id_));
+      !s.ok()) {
+    return s;
+  }
+  published_ = true;
+  fd_.reset();  // releases the lock; the file is the router's now
+  return absl::OkStatus();
+}
+
+absl::Status Submission::Commit() {
+  if (auto s = Prepare(); !s.ok()) return s;
+  if (auto s = Publish(); !s.ok()) return s;
+  return spool_.SyncRouterDir();
+}
+
+void Submission::Abort() {
+  if (published_) return;
+  if (fd_.valid()) {
+    ::unlink(temp_path_.c_str());
+    fd_.reset();
+  }
+}
+
+Spool::Spool(std::string postoffice, std::string node_tag)
+    : root_(std::move(postoffice)), node_tag_(std::move(node_tag)) {}
+
+std::string Spool::Path(std::string_view folder) const {
+  return StrCat(root_, "/", folder);
+}
+
+std::string Spool::Path(std::string_view folder, std::string_view name) const {
+  return StrCat(root_, "/", folder, "/", name);
+}
+
+absl::Status Spool::CreateLayout() const {
+  for (auto folder : kFolders) {
+    if (auto s = fs::MakeDirs(Path(folder), 0750); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Submission>> Spool::Begin(
+    mail::Envelope envelope) const {
+  if (envelope.arrival_usec == 0) envelope.arrival_usec = NowUsec();
+  for (int attempt = 0; attempt < kMaxIdAttempts; ++attempt) {
+    envelope.queue_id = mail::NewQueueId(node_tag_);
+    std::string path = Path(kPublic, envelope.queue_id);
+    fs::UniqueFd fd(::open(path.c_str(),
+                           O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
+    if (!fd.valid()) {
+      if (errno == EEXIST) continue;
+      return fs::ErrnoStatus("create", path, errno);
+    }
+    // The lock tells RemoveAbandonedTemporaries() that a writer lives.
+    if (::flock(fd.get(), LOCK_EX) != 0) {
+      int err = errno;
+      ::unlink(path.c_str());
+      return fs::ErrnoStatus("flock", path, err);
+    }
+    size_t size_offset = 0;
+    envelope.size = 0;
+    std::string head = mail::SerializeEnvelope(envelope, &size_offset);
+    if (auto s = fs::WriteAll(fd.get(), head, path); !s.ok()) {
+      ::unlink(path.c_str());
+      return s;
+    }
+    return std::unique_ptr<Submission>(new Submission(
+        *this, envelope.queue_id, std::move(fd), size_offset));
+  }
+  return absl::InternalError("could not find a free queue id in public/");
+}
+
+absl::Status Spool::SyncRouterDir() const {
+  return fs::FsyncDir(Path(kRouter));
+}
+
+absl::Status Spool::Quarantine(std::string_view folder, std::string_view name,
+                               std::string_view cause) const {
+  std::string from = Path(folder, name);
+  std::string base = StrCat(name, ".", cause);
+  std::string to = Path(kPostman, base);
+  for (int n = 1; fs::Exists(to); ++n) {
+    to = Path(kPostman, StrCat(base, ".", n));
+  }
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    return fs::ErrnoStatus("rename " + from + " to", to, errno);
+  }
+  return fs::FsyncDir(Path(kPostman));
+}
+
+absl::StatusOr<std::vector<std::string>> Spool::RemoveAbandonedTemporaries(
+    int min_age_sec) const {
+  auto names = fs::ListDir(Path(kPublic), /*include_hidden=*/true);
+  if (!names.ok()) return names.status();
+  std::vector<std::string> removed;
+  time_t now = ::time(nullptr);
+  for (const auto& name : *names) {
+    std::string path = Path(kPublic, name);
+    fs::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) continue;
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0 || now - st.st_mtime < min_age_sec) {
+      continue;
+    }
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;  // a live writer
+    if (::unlink(path.c_str()) == 0) removed.push_back(name);
+  }
+  return removed;
+}
+
+std::vector<std::pair<std::string, size_t>> Spool::Counts() const {
+  std::vector<std::pair<std::string, size_t>> out;
+  for (auto folder : kFolders) {
+    auto names = fs::ListDir(Path(folder));
+    out.emplace_back(std::string(folder), names.ok() ? names->size() : 0);
+  }
+  return out;
+}
+
+}  // namespace zm::spool

@@ -1,0 +1,147 @@
+// zm::spool: the POSTOFFICE, its folders, and the durable hand-over of a new
+// message to the router.
+//
+// Folders (all on one file system, so rename(2) moves files between them):
+//   public/     submissions being written (sendmail, rmail, smtpserver, DSNs)
+//   router/     complete messages waiting for the router
+//   queue/      routed messages (the scheduler's message files)
+//   transport/  control files, one per message in queue/
+//   deferred/   messages the router could not process now
+//   freezer/    messages held by policy, "<id>.<cause>"
+//   postman/    damaged or unprocessable files, "<name>.<cause>", kept for
+//               the postmaster, never deleted by the node
+//   tmp/        the router's half-written control files
+//
+// Submitting (invariant 1 of DESIGN.md):
+//
+//   zm::spool::Spool spool(node.spool(), node_tag);
+//   auto sub = spool.Begin(envelope);          // public/<id>, O_EXCL, locked
+//   (*sub)->Append(message_bytes);              // as often as needed
+//   absl::Status s = (*sub)->Commit();          // fsync, rename, fsync dir
+//   // only now may the submitter say "250" or exit 0
+//
+// A Submission that is destroyed without Commit() removes its file. A
+// writer that dies leaves an unlocked file in public/;
+// RemoveAbandonedTemporaries() takes those away. All functions are
+// thread-safe; a Submission belongs to one thread at a time.
+#ifndef ZM_SPOOL_SPOOL_H_
+#define ZM_SPOOL_SPOOL_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "node/common/fs.h"
+#include "node/mail/envelope.h"
+
+namespace zm::spool {
+
+inline constexpr std::string_view kPublic = "public";
+inline constexpr std::string_view kRouter = "router";
+inline constexpr std::string_view kQueue = "queue";
+inline constexpr std::string_view kTransport = "transport";
+inline constexpr std::string_view kDeferred = "deferred";
+inline constexpr std::string_view kFreezer = "freezer";
+inline constexpr std::string_view kPostman = "postman";
+inline constexpr std::string_view kTmp = "tmp";
+inline constexpr std::array<std::string_view, 8> kFolders = {
+    kPublic, kRouter, kQueue, kTransport, kDeferred, kFreezer, kPostman, kTmp};
+
+class Spool;
+
+// One message being written into public/. Not copyable.
+class Submission {
+ public:
+  ~Submission();
+  Submission(const Submission&) = delete;
+  Submission& operator=(const Submission&) = delete;
+
+  const std::string& queue_id() const { return queue_id_; }
+  // Bytes of message appended so far.
+  uint64_t size() const { return size_; }
+
+  // Appends message bytes (LF line endings, no dot-stuffing). Buffered.
+  absl::Status Append(std::string_view data);
+
+  // Durably hands the message to the router. After OK the file is gone
+  // from public/ and the message is in router/ for good; on error nothing
+  // is in router/ and the Submission may only be destroyed.
+  absl::Status Commit();
+
+  // The two halves of Commit() for callers that share one disk flush among
+  // many messages: Prepare() writes out and fsyncs the file; Publish()
+  // renames it into router/. The caller then calls Spool::SyncRouterDir()
+  // once for the batch before acknowledging any of them.
+  absl::Status Prepare();
+  absl::Status Publish();
+
+  // Removes the temporary file (also done by the destructor).
+  void Abort();
+
+ private:
+  friend class Spool;
+  Submission(const Spool& spool, std::string queue_id, fs::UniqueFd fd,
+             size_t size_offset);
+  absl::Status FlushBuffer();
+
+  const Spool& spool_;
+  std::string queue_id_;
+  std::string temp_path_;
+  fs::UniqueFd fd_;
+  size_t size_offset_;
+  uint64_t size_ = 0;
+  std::string buffer_;
+  bool prepared_ = false;
+  bool published_ = false;
+};
+
+class Spool {
+ public:
+  // `postoffice` is the spool folder; `node_tag` goes into queue ids
+  // (zm::mail::NodeTag()).
+  Spool(std::string postoffice, std::string node_tag);
+
+  const std::string& root() const { return root_; }
+  const std::string& node_tag() const { return node_tag_; }
+  std::string Path(std::string_view folder) const;
+  std::string Path(std::string_view folder, std::string_view name) const;
+
+  // Creates every folder that is missing (mode 0750).
+  absl::Status CreateLayout() const;
+
+  // Starts a message. Fills in envelope.queue_id (a fresh id) and ignores
+  // envelope.size (Commit() fills it). ResourceExhausted if the disk is
+  // full.
+  absl::StatusOr<std::unique_ptr<Submission>> Begin(
+      mail::Envelope envelope) const;
+
+  // fsync(2) of router/, making Publish()ed renames durable.
+  absl::Status SyncRouterDir() const;
+
+  // Moves folder/name to postman/<name>.<cause> (durably). Never deletes.
+  absl::Status Quarantine(std::string_view folder, std::string_view name,
+                          std::string_view cause) const;
+
+  // Removes files in public/ that no live writer holds (their writer died
+  // before committing, so nobody was ever told they were accepted) and
+  // that are older than `min_age_sec`. Returns the names removed.
+  absl::StatusOr<std::vector<std::string>> RemoveAbandonedTemporaries(
+      int min_age_sec = 60) const;
+
+  // Number of files in each folder, in kFolders order.
+  std::vector<std::pair<std::string, size_t>> Counts() const;
+
+ private:
+  std::string root_;
+  std::string node_tag_;
+};
+
+}  // namespace zm::spool
+
+#endif  // ZM_SPOOL_SPOOL_H_

@@ -1,0 +1,92 @@
+#include "node/spool/spool.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <utime.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "node/common/fs.h"
+
+namespace zm::spool {
+namespace {
+
+class SpoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/zm-spool-XXXXXX";
+    root_ = ::mkdtemp(tmpl);
+    spool_ = std::make_unique<Spool>(root_, "t1");
+    ASSERT_TRUE(spool_->CreateLayout().ok());
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+
+  std::string root_;
+  std::unique_ptr<Spool> spool_;
+};
+
+TEST_F(SpoolTest, CommitMovesACompleteFileIntoRouter) {
+  mail::Envelope env;
+  env.sender = "a@example.org";
+  env.recipients.push_back({"b@example.net", "", ""});
+  auto sub = spool_->Begin(env);
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  std::string id = (*sub)->queue_id();
+  EXPECT_TRUE(fs::Exists(spool_->Path(kPublic, id)));
+  ASSERT_TRUE((*sub)->Append("Subject: x\n\n").ok());
+  std::string big(200000, 'y');
+  ASSERT_TRUE((*sub)->Append(big).ok());
+  ASSERT_TRUE((*sub)->Commit().ok());
+  EXPECT_FALSE(fs::Exists(spool_->Path(kPublic, id)));
+  auto data = fs::ReadFile(spool_->Path(kRouter, id));
+  ASSERT_TRUE(data.ok());
+  auto mf = mail::ParseMessageFile(*data);
+  ASSERT_TRUE(mf.ok()) << mf.status();
+  EXPECT_EQ(mf->envelope.queue_id, id);
+  EXPECT_EQ(mf->envelope.size, 12 + big.size());
+  EXPECT_EQ(mf->envelope.recipients[0].address, "b@example.net");
+}
+
+TEST_F(SpoolTest, AbandonedSubmissionLeavesNothing) {
+  std::string id;
+  {
+    auto sub = spool_->Begin(mail::Envelope{});
+    ASSERT_TRUE(sub.ok());
+    id = (*sub)->queue_id();
+    ASSERT_TRUE((*sub)->Append("partial").ok());
+  }
+  EXPECT_FALSE(fs::Exists(spool_->Path(kPublic, id)));
+  EXPECT_FALSE(fs::Exists(spool_->Path(kRouter, id)));
+}
+
+TEST_F(SpoolTest, RecoveryRemovesOnlyDeadWritersFiles) {
+  // A dead writer's file: old and unlocked.
+  std::string dead = spool_->Path(kPublic, "dead");
+  ASSERT_TRUE(fs::WriteFileAtomically(spool_->Path(kPublic), "dead", "x").ok());
+  struct utimbuf old = {1000, 1000};
+  ASSERT_EQ(::utime(dead.c_str(), &old), 0);
+  // A live writer's file: locked by an open Submission, also made old.
+  auto live = spool_->Begin(mail::Envelope{});
+  ASSERT_TRUE(live.ok());
+  std::string live_path = spool_->Path(kPublic, (*live)->queue_id());
+  ASSERT_EQ(::utime(live_path.c_str(), &old), 0);
+
+  auto removed = spool_->RemoveAbandonedTemporaries(60);
+  ASSERT_TRUE(removed.ok());
+  ASSERT_EQ(removed->size(), 1u);
+  EXPECT_EQ((*removed)[0], "dead");
+  EXPECT_TRUE(fs::Exists(live_path));
+}
+
+TEST_F(SpoolTest, QuarantineKeepsTheFileUnderACause) {
+  ASSERT_TRUE(fs::WriteFileAtomically(spool_->Path(kRouter), "junk", "x").ok());
+  ASSERT_TRUE(spool_->Quarantine(kRouter, "junk", "malformed").ok());
+  EXPECT_TRUE(fs::Exists(spool_->Path(kPostman, "junk.malformed")));
+  ASSERT_TRUE(fs::WriteFileAtomically(spool_->Path(kRouter), "junk", "y").ok());
+  ASSERT_TRUE(spool_->Quarantine(kRouter, "junk", "malformed").ok());
+  EXPECT_TRUE(fs::Exists(spool_->Path(kPostman, "junk.malformed.1")));
+}
+
+}  // namespace
+}  // namespace zm::spool
