@@ -1,0 +1,59 @@
+#include "node/daemon/health.h"
+
+#include <signal.h>
+
+#include <cerrno>
+
+#include "node/common/fs.h"
+#include "node/common/strings.h"
+#include "node/spool/spool.h"
+
+namespace zm::health {
+
+ProgramState ReadProgramState(const NodeDir& node, const std::string& program) {
+  ProgramState st;
+  st.name = program;
+  auto text = fs::ReadFile(node.pid_file(program), 64);
+  if (!text.ok()) return st;
+  int pid = 0;
+  if (!ParseNumber(Trim(*text), &pid) || pid <= 0) return st;
+  st.pid = pid;
+  st.running = ::kill(pid, 0) == 0 || errno == EPERM;
+  return st;
+}
+
+NodeHealth Collect(const NodeDir& node) {
+  NodeHealth h;
+  h.home = node.home;
+  h.frozen = fs::Exists(node.freeze_marker());
+  h.supervisor = ReadProgramState(node, "zmailer");
+  for (const auto& p : DaemonPrograms()) {
+    h.programs.push_back(ReadProgramState(node, p));
+  }
+  // Counting needs no node tag.
+  h.spool_counts = spool::Spool(node.spool(), "").Counts();
+  return h;
+}
+
+static std::string Line(const ProgramState& p, std::string_view label) {
+  std::string name = label.empty() ? p.name : StrCat(p.name, " ", label);
+  name.resize(std::max<size_t>(name.size(), 22), ' ');
+  if (p.running) return StrCat(name, "running  pid ", p.pid, "\n");
+  if (p.pid != 0) return StrCat(name, "NOT running (stale pid ", p.pid, ")\n");
+  return StrCat(name, "NOT running\n");
+}
+
+std::string Render(const NodeHealth& h) {
+  std::string out = StrCat("node ", h.home, " (frozen: ",
+                           h.frozen ? "yes" : "no", ")\n");
+  out += Line(h.supervisor, "(supervisor)");
+  for (const auto& p : h.programs) out += Line(p, "");
+  out += "spool:";
+  for (const auto& [folder, n] : h.spool_counts) {
+    StrAppend(&out, " ", folder, " ", n);
+  }
+  out += "\n";
+  return out;
+}
+
+}  // namespace zm::health

@@ -1,0 +1,55 @@
+// zm::health: what runs on a node and how full its spool folders are.
+// Shared by `zmailer status` and `mailq -ss`; reads only pid files and
+// folders, so it works while every daemon is down.
+//
+//   zm::health::NodeHealth h = zm::health::Collect(node);
+//   std::cout << zm::health::Render(h);
+#ifndef ZM_DAEMON_HEALTH_H_
+#define ZM_DAEMON_HEALTH_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "node/common/node_dir.h"
+
+namespace zm::health {
+
+// The long-running programs of a node, in start order (the supervisor
+// starts them in this order and stops them in reverse).
+inline const std::vector<std::string>& DaemonPrograms() {
+  static const std::vector<std::string> kPrograms = {"scheduler", "router",
+                                                     "smtpserver"};
+  return kPrograms;
+}
+
+struct ProgramState {
+  std::string name;
+  int pid = 0;         // 0 if no pid file
+  bool running = false;  // pid file names a live process
+};
+
+struct NodeHealth {
+  std::string home;
+  bool frozen = false;
+  ProgramState supervisor;  // "zmailer"
+  std::vector<ProgramState> programs;
+  std::vector<std::pair<std::string, size_t>> spool_counts;  // folder, files
+};
+
+// Pid in run/<program>.pid and whether that process is alive.
+ProgramState ReadProgramState(const NodeDir& node, const std::string& program);
+
+NodeHealth Collect(const NodeDir& node);
+
+// Human-readable, one line per program and one per spool folder:
+//   node /srv/mx1 (frozen: no)
+//   zmailer (supervisor)  running  pid 4711
+//   scheduler             running  pid 4712
+//   router                NOT running
+//   spool: public 0  router 3  queue 12  transport 12  deferred 0 ...
+std::string Render(const NodeHealth& h);
+
+}  // namespace zm::health
+
+#endif  // ZM_DAEMON_HEALTH_H_
