@@ -22,6 +22,10 @@
 
 namespace zm::admin {
 
+// The admin socket named by PARAMmailsock in etc/scheduler.conf, or the
+// default "UNIX:<node>/run/mailq.sock".
+std::string MailSockSpec(const NodeDir& node);
+
 class AdminClient {
  public:
   // Connects to the scheduler's admin socket named by scheduler.conf
