@@ -1,0 +1,217 @@
+#include "node/router/routing.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "node/common/strings.h"
+#include "node/relations/newdb.h"
+#include "tests/unit/router/test_node.h"
+
+namespace zm::router {
+
+void PrintTo(const Route& r, std::ostream* os) {
+  *os << r.channel << "/" << r.host << "/" << r.user << " (" << r.diag << ")";
+}
+
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using zm::test::TestNode;
+
+class RoutingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    t_.Append("etc/aliases",
+              "team:      alice, bob@partner.example\n"
+              "alice:     alice, /var/mail-archive/alice\n"  // keeps a copy
+              "prog:      \"|/usr/bin/logger -t prog\"\n"
+              "box:       /srv/mail/box/\n"
+              "outer:     middle\n"
+              "middle:    inner\n"
+              "inner:     alice\n"
+              "loop1:     loop2\n"
+              "loop2:     loop1\n"
+              "ghostlist: ghost\n"
+              "list:      :include:" + t_.Path("etc/list.inc") + "\n"
+              "escaped:   \\prog\n");
+    t_.Write("etc/list.inc", "# members\nalice, \"|/bin/cat\"\n/tmp/list.log\n");
+    t_.Append("etc/routes",
+              "example.org        smtp![192.0.2.1]\n"
+              ".partner.example   smtp!relay.partner.example\n"
+              "closed.example     error!nouser\n"
+              "gone.example       error!moved this domain has moved\n"
+              "inside.example     local\n");
+    t_.Append("etc/fqdnaliases", "sales@example.org: alice, carol@remote.example\n");
+    t_.Append("etc/localnames", "Other.Example\n");
+    // Local users without system accounts: a mailbox file, a Maildir.
+    t_.Write("mail/alice", "");
+    std::filesystem::create_directories(t_.Path("mail/dora/cur"));
+    std::string report;
+    ASSERT_TRUE(relations::NewDb(t_.node(), "", &report).ok());
+    auto r = Routing::Open(t_.node());
+    ASSERT_TRUE(r.ok()) << r.status();
+    routing_ = std::move(*r);
+  }
+
+  std::vector<Route> R(std::string_view a) { return routing_->RouteAddress(a); }
+
+  TestNode t_;
+  std::unique_ptr<Routing> routing_;
+};
+
+Route Local(const std::string& user) { return {"local", user, user, ""}; }
+Route Err(const std::string& host, const std::string& user,
+          const std::string& diag) {
+  return {"error", host, user, diag};
+}
+
+TEST_F(RoutingTest, LocalUsers) {
+  EXPECT_THAT(R("root"), ElementsAre(Local("root")));  // getpwnam
+  EXPECT_THAT(R("dora"), ElementsAre(Local("dora")));  // Maildir in mail/
+  EXPECT_THAT(R("Dora@MX1.example.net"), ElementsAre(Local("dora")));
+  EXPECT_THAT(R("<dora@example.net>"), ElementsAre(Local("dora")));
+  EXPECT_THAT(R("dora@localhost"), ElementsAre(Local("dora")));
+  EXPECT_THAT(R("dora@[127.0.0.1]"), ElementsAre(Local("dora")));
+  EXPECT_THAT(R("dora@[IPv6:::1]"), ElementsAre(Local("dora")));
+  EXPECT_THAT(R("dora@other.example"), ElementsAre(Local("dora")));  // localnames
+}
+
+TEST_F(RoutingTest, UnknownUserGoesToTheErrorChannel) {
+  EXPECT_THAT(R("nosuchuser12345@mx1.example.net"),
+              ElementsAre(Err("nouser", "nosuchuser12345@mx1.example.net",
+                              "user unknown")));
+  EXPECT_THAT(R("ghostlist"),
+              ElementsAre(Err("nouser", "ghost", "user unknown")));
+  // Path tricks are never users.
+  EXPECT_EQ(R("..@localhost")[0].channel, "error");
+  EXPECT_EQ(R("\"a/b\"@localhost")[0].channel, "error");
+}
+
+TEST_F(RoutingTest, AliasesNestedAndSelfCopy) {
+  EXPECT_THAT(R("postmaster"), ElementsAre(Local("root")));
+  EXPECT_THAT(R("MAILER-DAEMON@example.net"), ElementsAre(Local("root")));
+  EXPECT_THAT(R("alice"),
+              ElementsAre(Local("alice"),
+                          Route{"local", "file", "/var/mail-archive/alice", ""}));
+  EXPECT_THAT(R("outer"),
+              ElementsAre(Local("alice"),
+                          Route{"local", "file", "/var/mail-archive/alice", ""}));
+  EXPECT_THAT(R("team"),
+              ElementsAre(Local("alice"),
+                          Route{"local", "file", "/var/mail-archive/alice", ""},
+                          Route{"smtp", "relay.partner.example",
+                                "bob@partner.example", ""}));
+}
+
+TEST_F(RoutingTest, AliasLoopIsAnError) {
+  auto r = R("loop1");
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].channel, "error");
+  EXPECT_EQ(r[0].host, "loop");
+  EXPECT_EQ(r[0].diag, "alias loop");
+}
+
+TEST_F(RoutingTest, DeepNestingIsBounded) {
+  std::string text;
+  for (int i = 0; i < 15; ++i) text += StrCat("deep", i, ": deep", i + 1, "\n");
+  text += "deep15: root\n";
+  t_.Append("etc/aliases", text);
+  ASSERT_TRUE(relations::NewDb(t_.node(), "aliases", nullptr).ok());
+  ASSERT_TRUE(routing_->ReloadIfChanged().ok());
+  auto r = R("deep0");
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].channel, "error");
+  EXPECT_THAT(r[0].diag, HasSubstr("deeper than 10"));
+  EXPECT_THAT(R("deep10"), ElementsAre(Local("root")));
+}
+
+TEST_F(RoutingTest, PipesAndFilesOnlyFromAliases) {
+  EXPECT_THAT(R("prog"), ElementsAre(Route{"local", "pipe",
+                                           "|/usr/bin/logger -t prog", ""}));
+  EXPECT_THAT(R("box"), ElementsAre(Route{"local", "file", "/srv/mail/box/", ""}));
+  EXPECT_THAT(R("list"),
+              ElementsAre(Local("alice"),
+                          Route{"local", "file", "/var/mail-archive/alice", ""},
+                          Route{"local", "pipe", "|/bin/cat", ""},
+                          Route{"local", "file", "/tmp/list.log", ""}));
+  // From the sender: refused, never run.
+  for (const char* a : {"|/bin/sh -c evil", "/etc/passwd", "<|cmd>",
+                        "\"|cmd\"@mx1.example.net", "\"/etc/x\"@localhost"}) {
+    auto r = R(a);
+    ASSERT_EQ(r.size(), 1u) << a;
+    EXPECT_EQ(r[0].channel, "error") << a;
+    EXPECT_EQ(r[0].host, "refused") << a;
+  }
+  // `\prog` in an alias means the user prog, not the alias.
+  EXPECT_THAT(R("escaped"),
+              ElementsAre(Err("nouser", "prog", "user unknown")));
+}
+
+TEST_F(RoutingTest, RemoteDomainsAndRoutes) {
+  EXPECT_THAT(R("Bob@Remote.Example"),
+              ElementsAre(Route{"smtp", "remote.example", "Bob@remote.example", ""}));
+  EXPECT_THAT(R("x@example.org"),
+              ElementsAre(Route{"smtp", "[192.0.2.1]", "x@example.org", ""}));
+  EXPECT_THAT(R("x@a.b.partner.example"),
+              ElementsAre(Route{"smtp", "relay.partner.example",
+                                "x@a.b.partner.example", ""}));
+  EXPECT_THAT(R("x@closed.example"),
+              ElementsAre(Err("nouser", "x@closed.example", "user unknown")));
+  EXPECT_THAT(R("x@gone.example"),
+              ElementsAre(Err("moved", "x@gone.example",
+                              "this domain has moved")));
+  EXPECT_THAT(R("dora@inside.example"), ElementsAre(Local("dora")));
+  // Source routes are dropped; %-hack is not a relay.
+  EXPECT_THAT(R("<@hop.example:Bob@remote.example>"),
+              ElementsAre(Route{"smtp", "remote.example", "Bob@remote.example", ""}));
+  EXPECT_EQ(R("bob%remote.example@mx1.example.net")[0].host, "nouser");
+}
+
+TEST_F(RoutingTest, FqdnAliases) {
+  EXPECT_THAT(R("Sales@example.org"),
+              ElementsAre(Local("alice"),
+                          Route{"local", "file", "/var/mail-archive/alice", ""},
+                          Route{"smtp", "remote.example", "carol@remote.example",
+                                ""}));
+}
+
+TEST_F(RoutingTest, BadSyntax) {
+  for (const char* a : {"", "<>", "a b@c", "bob@", "<x@y"}) {
+    auto r = R(a);
+    ASSERT_EQ(r.size(), 1u) << a;
+    EXPECT_EQ(r[0].channel, "error") << a;
+    EXPECT_EQ(r[0].host, "syntax") << a;
+  }
+}
+
+TEST_F(RoutingTest, ReloadSeesNewAliases) {
+  EXPECT_EQ(R("newname")[0].host, "nouser");
+  t_.Append("etc/aliases", "newname: root\n");
+  ASSERT_TRUE(relations::NewDb(t_.node(), "aliases", nullptr).ok());
+  ASSERT_TRUE(routing_->ReloadIfChanged().ok());
+  EXPECT_THAT(R("newname"), ElementsAre(Local("root")));
+  ASSERT_TRUE(routing_->ReloadIfChanged().ok());  // nothing changed: fine
+}
+
+TEST(RoutingOpenTest, MissingDatabaseNamesNewdb) {
+  TestNode t;
+  auto r = Routing::Open(t.node());
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(r.status()));
+  EXPECT_THAT(Message(r.status()), HasSubstr("zmailer newdb"));
+  EXPECT_THAT(Message(r.status()), HasSubstr("'aliases'"));
+}
+
+TEST(RoutingOpenTest, BadConfigNamesFileAndLine) {
+  TestNode t;
+  t.Append("etc/dbases.conf", "broken\n");
+  auto r = Routing::Open(t.node());
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(Message(r.status()), HasSubstr(t.Path("etc/dbases.conf") + ":"));
+}
+
+}  // namespace
+}  // namespace zm::router
