@@ -8,6 +8,7 @@
 #include <chrono>
 #include <ctime>
 #include <optional>
+#include <unordered_set>
 
 #include "node/common/fs.h"
 #include "node/common/strings.h"
@@ -178,12 +179,15 @@ absl::StatusOr<Job> ParseJob(std::string_view line) {
         StrCat("job host: ", Message(host.status())));
   }
   job.host = *std::move(host);
+  std::unordered_set<int> seen;
   for (std::string_view i : Split(f[2], ',')) {
     int idx = 0;
     if (!ParseNumber(i, &idx) || idx < 0) {
       return absl::InvalidArgumentError(
           StrCat("bad recipient index '", CleanDiag(i), "'"));
     }
+    // A repeated index gets one result only (the scheduler expects one).
+    if (!seen.insert(idx).second) continue;
     job.indexes.push_back(idx);
     if (job.indexes.size() > kMaxJobIndexes) {
       return absl::InvalidArgumentError("too many indexes in one job");

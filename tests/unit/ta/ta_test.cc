@@ -694,6 +694,7 @@ TEST(AgentLoop, JobLinesAndResultLines) {
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->host, "ex ample");
   EXPECT_EQ(job->indexes, (std::vector<int>{0, 2}));
+  EXPECT_EQ(ParseJob("q\th\t3,1,3")->indexes, (std::vector<int>{3, 1}));
   EXPECT_FALSE(ParseJob("id\thost").ok());
   EXPECT_FALSE(ParseJob("id\thost\t1,x").ok());
   EXPECT_FALSE(ParseJob("id\thost\t-1").ok());
