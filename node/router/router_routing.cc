@@ -322,7 +322,8 @@ class RoutingImpl : public Routing {
     bool changed = false;
     auto next = std::make_shared<State>(*st);
     for (auto& [role, d] : next->by_role) {
-      if (!d.db->Changed()) continue;
+      // Flag -m: follow recompilations; others change on SIGHUP only.
+      if (!d.spec.reload_on_change || !d.db->Changed()) continue;
       auto db = RelationDb::Open(st->node.db(), d.spec.name);
       if (!db.ok()) return db.status();
       d.db = std::shared_ptr<const RelationDb>(std::move(*db));

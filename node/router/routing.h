@@ -59,8 +59,9 @@ class Routing {
   // |command or /file itself; only aliases may (they are trusted).
   virtual std::vector<Route> RouteAddress(std::string_view address) = 0;
 
-  // Re-opens databases that `zmailer newdb` swapped since the last call
-  // (cheap when nothing changed: one readlink per relation).
+  // Re-opens databases that `zmailer newdb` swapped since the last call,
+  // for relations with the -m flag in dbases.conf (cheap when nothing
+  // changed: one readlink per relation). Errors leave the old ones in use.
   [[nodiscard]] virtual absl::Status ReloadIfChanged() = 0;
 
  protected:

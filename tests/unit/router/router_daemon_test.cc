@@ -126,9 +126,14 @@ TEST_F(RouterDaemonTest, RoutesAMessageIntoQueueAndTransport) {
   EXPECT_EQ(r[3].user, "x@remote.example");
   for (int i = 0; i < 4; ++i) EXPECT_EQ(r[i].index, i);
 
+  // The routed line follows the batch's second syncfs, so it may come a
+  // moment after transport/<id> appears.
+  std::string routed =
+      id + ": from=<alice@example.org>, size=18, nrcpt=4 (routed)";
+  EXPECT_TRUE(WaitFor([&] {
+    return TestNode::Read(t_.node().maillog()).find(routed) != std::string::npos;
+  })) << TestNode::Read(t_.node().maillog());
   std::string log = TestNode::Read(t_.node().maillog());
-  EXPECT_THAT(log, HasSubstr(id + ": from=<alice@example.org>, size=18, "
-                                  "nrcpt=4 (routed)"));
   EXPECT_THAT(log, HasSubstr("warning: " + id + ": to=<nosuchuser12345>, orig_to=<nosuchuser12345>: user unknown (error/nouser)"));
   EXPECT_EQ(WEXITSTATUS(Stop()), 0);
   EXPECT_FALSE(fs::Exists(t_.node().pid_file("router")));
@@ -163,8 +168,12 @@ TEST_F(RouterDaemonTest, MalformedFilesGoToPostman) {
   })) << TestNode::Read(t_.node().maillog());
   EXPECT_FALSE(fs::Exists(P(spool::kRouter, bad)));
   EXPECT_FALSE(fs::Exists(P(spool::kTransport, bad)));
-  EXPECT_THAT(TestNode::Read(t_.node().maillog()),
-              HasSubstr("warning: " + bad + ": moved to postman/" + bad + ".malformed"));
+  // The log line follows the rename into postman/.
+  std::string warning =
+      "warning: " + bad + ": moved to postman/" + bad + ".malformed";
+  EXPECT_TRUE(WaitFor([&] {
+    return TestNode::Read(t_.node().maillog()).find(warning) != std::string::npos;
+  })) << TestNode::Read(t_.node().maillog());
   // The router is still alive and routing.
   std::string id = Submit("a@b.example", {"root"});
   EXPECT_TRUE(WaitFor([&] { return fs::Exists(P(spool::kTransport, id)); }));
