@@ -14,7 +14,8 @@
 //     `[192.0.2.1]`, `[IPv6:::1]` are kept as literals;
 //   - `%`-hack (`u%h@our.domain`) and `!`-paths (`h!u`) are NOT relays: they
 //     stay part of the local part.
-// Compiled into zm_routing (node/router/CMakeLists.txt), not zm_mail.
+// Compiled into zm_relations (node/relations/CMakeLists.txt), not zm_mail;
+// link zm_relations or zm_routing to use it.
 #ifndef ZM_MAIL_ADDRESS_H_
 #define ZM_MAIL_ADDRESS_H_
 
