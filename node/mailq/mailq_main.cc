@@ -1,0 +1,192 @@
+#include <time.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "node/admin/admin_client.h"
+#include "node/common/strings.h"
+#include "node/daemon/health.h"
+#include "node/mailq/mailq.h"
+
+namespace zm::mailq {
+namespace {
+
+constexpr int kExUsage = 64;
+constexpr int kExUnavailable = 69;
+constexpr int kExNoPerm = 77;
+
+std::string Duration(long long s) {
+  if (s <= 0) return "0s";
+  std::string out;
+  long long d = s / 86400, h = (s / 3600) % 24, m = (s / 60) % 60, sec = s % 60;
+  if (d) StrAppend(&out, d, "d");
+  if (h) StrAppend(&out, h, "h");
+  if (m) StrAppend(&out, m, "m");
+  if (sec) StrAppend(&out, sec, "s");
+  return out;
+}
+
+}  // namespace
+
+std::string RenderListing(const std::vector<std::string>& json_lines,
+                          const std::string& channel, const std::string& host,
+                          long long now) {
+  struct Entry {
+    std::string qid;
+    int attempts = 0;
+    long long expires = 0;
+    std::string diag;
+  };
+  std::map<std::string, std::vector<Entry>> groups;
+  for (const auto& line : json_lines) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) continue;
+    std::string qid = j.value("queue_id", "");
+    // One entry per message and thread: the worst attempt count, the
+    // last diagnostic.
+    std::map<std::string, Entry> per_thread;
+    for (const auto& r : j.value("recipients", nlohmann::json::array())) {
+      std::string ch = r.value("channel", ""), h = r.value("host", "");
+      if ((!channel.empty() && ch != channel) || (!host.empty() && h != host)) continue;
+      Entry& e = per_thread[StrCat(ch, "/", h)];
+      e.qid = qid;
+      e.attempts = std::max(e.attempts, r.value("attempts", 0));
+      e.expires = r.value("expires", 0LL);
+      std::string d = r.value("delay_reason", "");
+      if (!d.empty()) e.diag = d;
+    }
+    for (auto& [k, e] : per_thread) groups[k].push_back(std::move(e));
+  }
+  if (groups.empty()) return "Mail queue is empty\n";
+  std::string out;
+  for (const auto& [thread, entries] : groups) {
+    StrAppend(&out, thread, ":\n");
+    for (const auto& e : entries) {
+      StrAppend(&out, "  ", e.qid, ": (", e.attempts, e.attempts == 1 ? " try" : " tries",
+                ", expires in ", Duration(e.expires - now), ")");
+      if (!e.diag.empty()) {
+        StrAppend(&out, " \\\n    ", e.diag);
+      }
+      out += "\n";
+    }
+  }
+  return out;
+}
+
+int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  int q = 0, s = 0;
+  bool json = false;
+  std::string dir, channel, host, user = "nobody", pass = "nobody", port;
+  auto usage = [&](std::string_view why) {
+    err << "mailq: " << why
+        << " (usage: mailq [-Q|-QQ] [-s|-ss] [--json] [-c channel] [-h host] "
+           "[-U user/pass] [-p port] [-C DIR])\n";
+    return kExUsage;
+  };
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](std::string* dst) {
+      if (i + 1 >= args.size()) return false;
+      *dst = args[++i];
+      return true;
+    };
+    if (a == "--json") {
+      json = true;
+    } else if (a == "-c" || a == "-h" || a == "-C" || a == "-U" || a == "-p") {
+      std::string v;
+      if (!value(&v)) return usage(StrCat(a, " needs a value"));
+      if (a == "-c") channel = v;
+      if (a == "-h") host = v;
+      if (a == "-C") dir = v;
+      if (a == "-p") port = v;
+      if (a == "-U") {
+        size_t slash = v.find('/');
+        if (slash == std::string::npos) return usage("-U needs user/password");
+        user = v.substr(0, slash);
+        pass = v.substr(slash + 1);
+      }
+    } else if (a.size() >= 2 && a[0] == '-' && a.find_first_not_of("Qs", 1) == std::string::npos) {
+      for (char c : a.substr(1)) (c == 'Q' ? q : s)++;
+    } else {
+      return usage(StrCat("unknown argument '", a, "'"));
+    }
+  }
+  NodeDir node = LocateNode(dir);
+  if (auto st = RequireNode(node); !st.ok()) {
+    err << "mailq: " << st.message() << "\n";
+    return kExUnavailable;
+  }
+  if (s > 0) {
+    out << health::Render(health::Collect(node));
+    if (s >= 2) return 0;
+  }
+  auto client = port.empty() ? admin::AdminClient::Connect(node, user, pass)
+                             : admin::AdminClient::ConnectTo(StrCat("TCP:", port), user, pass);
+  if (!client.ok()) {
+    err << "mailq: " << client.status().message() << "\n";
+    return client.status().code() == absl::StatusCode::kPermissionDenied ? kExNoPerm
+                                                                          : kExUnavailable;
+  }
+  auto run = [&](std::string_view cmd) -> absl::StatusOr<std::vector<std::string>> {
+    auto r = (*client)->Command(cmd);
+    if (!r.ok()) err << "mailq: " << cmd << ": " << r.status().message() << "\n";
+    return r;
+  };
+  long long now = static_cast<long long>(::time(nullptr));
+  if (json) {
+    auto lines = run("SHOW MESSAGES");
+    if (!lines.ok()) return kExUnavailable;
+    for (const auto& l : *lines) {
+      auto j = nlohmann::json::parse(l, nullptr, false);
+      if (j.is_discarded()) continue;
+      if (!channel.empty() || !host.empty()) {
+        bool keep = false;
+        for (const auto& r : j.value("recipients", nlohmann::json::array())) {
+          keep |= (channel.empty() || r.value("channel", "") == channel) &&
+                  (host.empty() || r.value("host", "") == host);
+        }
+        if (!keep) continue;
+      }
+      out << j.dump() << "\n";
+    }
+    return 0;
+  }
+  if (q >= 2) {
+    auto lines = run("SHOW QUEUE SHORT");
+    if (!lines.ok()) return kExUnavailable;
+    for (const auto& l : *lines) out << l << "\n";
+    return 0;
+  }
+  if (q == 1 && channel.empty() && host.empty()) {
+    auto lines = run("SHOW QUEUE THREADS");
+    if (!lines.ok()) return kExUnavailable;
+    for (const auto& l : *lines) out << l << "\n";
+    return 0;
+  }
+  if (q == 1) {
+    if (channel.empty() || host.empty()) return usage("-Q with -c needs -h too");
+    auto lines = run(StrCat("SHOW THREAD ", channel, " ", host));
+    if (!lines.ok()) return kExUnavailable;
+    out << channel << "/" << host << ":\n";
+    for (const auto& l : *lines) {
+      auto f = Split(l, '\t');
+      if (f.size() < 6) continue;
+      long long expiry = 0;
+      int attempts = 0;
+      ParseNumber(f[2], &expiry);
+      ParseNumber(f[4], &attempts);
+      out << "  " << f[0] << ": " << f[1] << " (" << attempts << " tries, expires in "
+          << Duration(expiry - now) << ")";
+      if (!f[5].empty()) out << " \\\n    " << f[5];
+      out << "\n";
+    }
+    return 0;
+  }
+  auto lines = run("SHOW MESSAGES");
+  if (!lines.ok()) return kExUnavailable;
+  out << RenderListing(*lines, channel, host, now);
+  return 0;
+}
+
+}  // namespace zm::mailq

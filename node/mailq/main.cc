@@ -1,0 +1,11 @@
+// mailq: show the node's queue (see mailq.h for the options).
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "node/mailq/mailq.h"
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  return zm::mailq::Main(args, std::cout, std::cerr);
+}

@@ -1,0 +1,429 @@
+// The MAILQv2 admin server (docs/admin-protocol.md).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "node/common/strings.h"
+#include "node/mail/queue_id.h"
+#include "node/scheduler/scheduler.h"
+
+namespace zm::scheduler {
+namespace {
+
+constexpr size_t kMaxAdminLine = 4096;
+constexpr size_t kMaxAdminConns = 64;
+constexpr char kDefaultAuth[] =
+    "nobody:nobody:SNMP QQ TT ETRN:[ipv6:::1]/128,[127.0.0.1]/32\n";
+
+std::string RandomChallenge(const std::string& host) {
+  unsigned char b[12] = {};
+  fs::UniqueFd fd(::open("/dev/urandom", O_RDONLY | O_CLOEXEC));
+  if (!fd.valid() || ::read(fd.get(), b, sizeof b) != static_cast<ssize_t>(sizeof b)) {
+    uint64_t t = static_cast<uint64_t>(NowMs()) ^ (static_cast<uint64_t>(::getpid()) << 32);
+    std::memcpy(b, &t, sizeof t);
+  }
+  std::string hex;
+  for (unsigned char c : b) hex += fmt::format("{:02x}", c);
+  return StrCat("<", hex, ".", ::getpid(), "@", host, ">");
+}
+
+}  // namespace
+
+absl::Status Scheduler::LoadAuth() {
+  if (!conf_.authfile.empty() && fs::Exists(conf_.authfile)) {
+    auto a = admin::LoadSchedulerAuth(conf_.authfile);
+    if (!a.ok()) return a.status();
+    auth_ = std::move(*a);
+    return absl::OkStatus();
+  }
+  if (!conf_.authfile.empty()) {
+    log_.Warning("", StrCat(conf_.authfile, " does not exist; admin logins: nobody/nobody "
+                            "from this host only"));
+  }
+  auth_ = *admin::ParseSchedulerAuth(kDefaultAuth, "(built-in scheduler.auth)");
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::OpenAdmin() {
+  std::string_view spec = conf_.mailsock;
+  if (StartsWithIgnoreCase(spec, "UNIX:")) {
+    unix_path_ = std::string(spec.substr(5));
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    if (unix_path_.size() >= sizeof sa.sun_path) {
+      return absl::InvalidArgumentError(StrCat("admin socket path too long: ", unix_path_));
+    }
+    std::memcpy(sa.sun_path, unix_path_.c_str(), unix_path_.size() + 1);
+    unix_listen_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!unix_listen_.valid()) return fs::ErrnoStatus("socket", unix_path_, errno);
+    ::unlink(unix_path_.c_str());  // a stale socket of a dead scheduler
+    if (::bind(unix_listen_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+      return fs::ErrnoStatus("bind", unix_path_, errno);
+    }
+    ::chmod(unix_path_.c_str(), 0666);  // scheduler.auth decides who may do what
+    if (::listen(unix_listen_.get(), 16) != 0) {
+      return fs::ErrnoStatus("listen", unix_path_, errno);
+    }
+  } else {
+    std::string rest(spec.substr(4));
+    size_t colon = rest.rfind(':');
+    std::string host = colon == std::string::npos ? "127.0.0.1" : rest.substr(0, colon);
+    std::string port_s = colon == std::string::npos ? rest : rest.substr(colon + 1);
+    int port = 0;
+    if (!ParseNumber(port_s, &port) || port <= 0 || port > 65535) {
+      return absl::InvalidArgumentError(StrCat("bad PARAMmailsock port in ", spec));
+    }
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(port));
+    if (::inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) {
+      return absl::InvalidArgumentError(StrCat("bad PARAMmailsock address in ", spec));
+    }
+    tcp_listen_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    int one = 1;
+    ::setsockopt(tcp_listen_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(tcp_listen_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+      return fs::ErrnoStatus("bind", spec, errno);
+    }
+    if (::listen(tcp_listen_.get(), 16) != 0) return fs::ErrnoStatus("listen", spec, errno);
+  }
+  return absl::OkStatus();
+}
+
+void Scheduler::AcceptAdmin(int listen_fd, bool is_unix) {
+  while (true) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    if (admin_.size() >= kMaxAdminConns) {
+      ::close(fd);
+      continue;
+    }
+    auto c = std::make_unique<AdminConn>();
+    c->fd.reset(fd);
+    c->last_ms = NowMs();
+    if (is_unix) {
+      c->peer = admin::PeerAddress::Local();
+    } else {
+      char buf[INET6_ADDRSTRLEN] = {};
+      if (ss.ss_family == AF_INET) {
+        ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, buf, sizeof buf);
+      } else {
+        ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, buf, sizeof buf);
+      }
+      c->peer = admin::PeerAddress::Parse(buf).value_or(admin::PeerAddress{});
+    }
+    c->challenge = RandomChallenge(hostname_);
+    c->outbuf = StrCat("version zmailer 2.0 ", c->challenge, "\n");
+    FlushAdmin(*c);
+    admin_.push_back(std::move(c));
+  }
+}
+
+void Scheduler::FlushAdmin(AdminConn& c) {
+  while (!c.outbuf.empty()) {
+    ssize_t n = ::send(c.fd.get(), c.outbuf.data(), c.outbuf.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) {
+        c.outbuf.clear();
+        c.closing = true;
+      }
+      return;
+    }
+    c.outbuf.erase(0, static_cast<size_t>(n));
+  }
+}
+
+void Scheduler::ReadAdmin(AdminConn& c) {
+  char buf[4096];
+  ssize_t n = ::read(c.fd.get(), buf, sizeof buf);
+  if (n <= 0) {
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    c.closing = true;
+    c.outbuf.clear();
+    return;
+  }
+  c.last_ms = NowMs();
+  c.inbuf.append(buf, static_cast<size_t>(n));
+  size_t nl;
+  while (!c.closing && (nl = c.inbuf.find('\n')) != std::string::npos) {
+    std::string line = c.inbuf.substr(0, nl);
+    c.inbuf.erase(0, nl + 1);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    AdminLine(c, line);
+  }
+  if (c.inbuf.size() > kMaxAdminLine) {
+    c.outbuf += "- line too long\n";
+    c.closing = true;
+  }
+  FlushAdmin(c);
+}
+
+void Scheduler::AdminLine(AdminConn& c, std::string_view line) {
+  std::vector<std::string_view> w = SplitWhitespace(line);
+  auto reply = [&](const std::vector<std::string>& lines) {
+    c.outbuf += "+ OK\n";
+    for (const auto& l : lines) {
+      if (!l.empty() && l[0] == '.') c.outbuf += ".";
+      c.outbuf += l;
+      c.outbuf += "\n";
+    }
+    c.outbuf += ".\n";
+  };
+  auto refuse = [&](std::string_view why) { StrAppend(&c.outbuf, "- ", why, "\n"); };
+  if (!c.authed) {
+    if (w.size() == 3 && EqualsIgnoreCase(w[0], "AUTH")) {
+      const admin::AuthEntry* e = auth_.Find(w[1], c.peer);
+      if (e && admin::Md5Hex(c.challenge + e->password) == ToLower(w[2])) {
+        c.authed = true;
+        c.tokens = e->tokens;
+        c.outbuf += "+ OK\n";
+        return;
+      }
+      log_.Warning("", StrCat("admin login refused for user '", w[1], "'"));
+    }
+    refuse("authentication refused");
+    c.closing = true;
+    return;
+  }
+  if (w.empty()) {
+    refuse("empty command");
+    return;
+  }
+  uint32_t need = admin::RequiredToken(line);
+  if (need != 0 && (c.tokens & need) != need) {
+    refuse("not permitted for this user");
+    return;
+  }
+  std::string verb = ToLower(w[0]);
+  std::string what = w.size() > 1 ? ToLower(w[1]) : "";
+  if (verb == "quit") {
+    reply({});
+    c.closing = true;
+  } else if (verb == "show" && what == "queue" && w.size() == 3 &&
+             EqualsIgnoreCase(w[2], "threads")) {
+    reply(ShowQueueThreads());
+  } else if (verb == "show" && what == "queue" && w.size() == 3 &&
+             EqualsIgnoreCase(w[2], "short")) {
+    reply(ShowQueueShort());
+  } else if (verb == "show" && what == "thread" && (w.size() == 4 || w.size() == 3)) {
+    std::string_view ch = w[2], host;
+    if (w.size() == 4) {
+      host = w[3];
+    } else if (size_t slash = ch.find('/'); slash != std::string_view::npos) {
+      host = ch.substr(slash + 1);
+      ch = ch.substr(0, slash);
+    }
+    reply(ShowThread(ch, host));
+  } else if (verb == "show" && (what == "snmp" || what == "counters") && w.size() == 2) {
+    reply(ShowCounters());
+  } else if (verb == "show" && what == "messages" && w.size() == 2) {
+    reply(ShowMessages());
+  } else if (verb == "etrn" && w.size() == 2) {
+    int n = Etrn(w[1]);
+    reply({n > 0 ? StrCat("ETRN ", w[1], ": ", n, " recipients scheduled for delivery")
+                 : StrCat("ETRN ", w[1], ": nothing queued")});
+    log_.Info("", StrCat("ETRN ", w[1], ": ", n, " recipients"));
+  } else if (verb == "runq" && w.size() == 1) {
+    reply({StrCat("RUNQ: ", RunQueue(""), " recipients scheduled")});
+  } else if (verb == "runq" && w.size() == 3 && EqualsIgnoreCase(w[1], "ID")) {
+    if (!mail::IsQueueId(w[2]) || !msgs_.count(std::string(w[2]))) {
+      refuse(StrCat("no message ", w[2], " in the queue"));
+    } else {
+      reply({StrCat("RUNQ ID ", w[2], ": ", RunQueue(w[2]), " recipients scheduled")});
+    }
+  } else if (verb == "kill" && what == "msg" && w.size() == 3) {
+    if (auto s = Kill(w[2]); !s.ok()) {
+      refuse(zm::Message(s));
+    } else {
+      reply({StrCat("message ", w[2], " deleted")});
+    }
+  } else {
+    refuse(StrCat("unknown command: ", line.substr(0, 80)));
+  }
+}
+
+std::vector<std::string> Scheduler::ShowQueueThreads() const {
+  std::vector<std::string> out;
+  int64_t now = NowMs();
+  // Group threads by ring (the clause that gave their command).
+  std::map<int, std::vector<const Thread*>> rings;
+  for (const auto& [key, t] : threads_) {
+    if (!t.msgs.empty()) rings[t.params.ring].push_back(&t);
+  }
+  size_t total_rcpts = 0, total_threads = 0;
+  std::set<std::string> total_msgs;
+  for (const auto& [ring, threads] : rings) {
+    int procs = 0, idle = 0;
+    for (const auto& a : agents_) {
+      if (a->ring != ring || a->eof) continue;
+      ++procs;
+      if (a->jobs.empty()) ++idle;
+    }
+    const ThreadParams& p = threads.front()->params;
+    out.push_back(StrCat(ring < 0 ? "(no command)" : p.ring_name, "/", procs));
+    std::set<std::string> ring_msgs;
+    for (const Thread* t : threads) {
+      int rcpts = 0, attempts = 0;
+      int64_t next = 0, oldest = now;
+      for (const auto& qid : t->msgs) {
+        auto it = msgs_.find(qid);
+        if (it == msgs_.end()) continue;
+        const Message& m = *it->second;
+        for (const auto& rc : m.rcpts) {
+          const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
+          if (rc.state == RcptState::kDone || r.channel != t->channel || r.host != t->host) {
+            continue;
+          }
+          ++rcpts;
+          attempts = std::max(attempts, rc.attempts);
+          if (rc.state == RcptState::kWaiting && (next == 0 || rc.next_ms < next)) {
+            next = rc.next_ms;
+          }
+        }
+        oldest = std::min(oldest, m.arrival_ms);
+        ring_msgs.insert(qid);
+        total_msgs.insert(qid);
+      }
+      total_rcpts += static_cast<size_t>(rcpts);
+      ++total_threads;
+      std::string line = fmt::format("{:<27} R={:<6} A={}",
+                                     StrCat(t->channel, "/", t->host, "/", procs), rcpts,
+                                     attempts);
+      if (next > now) StrAppend(&line, " W=", (next - now) / 1000, "s");
+      if (t->params.queueonly) line += " QUEUEONLY";
+      StrAppend(&line, " QA=", FormatDuration((now - oldest) / 1000));
+      out.push_back(line);
+    }
+    out.push_back(StrCat("  Threads: ", threads.size(), " Msgs: ", ring_msgs.size(),
+                         " Procs: ", procs, " Idle: ", idle, " Plim: ", p.maxring,
+                         " Flim: ", p.maxchannel, " Tlim: ", conf_.EffectiveMaxTa()));
+  }
+  for (auto& l : ShowQueueShort()) out.push_back(std::move(l));
+  return out;
+}
+
+std::vector<std::string> Scheduler::ShowQueueShort() const {
+  int kids = 0, idle = 0;
+  for (const auto& a : agents_) {
+    if (a->eof) continue;
+    ++kids;
+    if (a->jobs.empty()) ++idle;
+  }
+  size_t rcpts = 0, threads = 0;
+  for (const auto& [qid, m] : msgs_) {
+    for (const auto& rc : m->rcpts) rcpts += rc.state != RcptState::kDone;
+  }
+  for (const auto& [k, t] : threads_) threads += !t.msgs.empty();
+  return {
+      StrCat("Kids: ", kids, " Idle: ", idle, " Msgs: ", msgs_.size(), " Thrs: ", threads,
+             " Rcpnts: ", rcpts, " Uptime: ", FormatDuration((NowMs() - started_ms_) / 1000)),
+      StrCat("Msgs in ", counters_.msgs_in, " out ", counters_.msgs_out, " stored ",
+             msgs_.size(), " Rcpnts in ", counters_.rcpts_in, " out ",
+             counters_.rcpts_in - rcpts, " stored ", rcpts)};
+}
+
+std::vector<std::string> Scheduler::ShowThread(std::string_view ch,
+                                               std::string_view host) const {
+  std::vector<std::string> out;
+  auto it = threads_.find(ThreadKey{std::string(ch), std::string(host)});
+  if (it == threads_.end()) return out;
+  const Thread& t = it->second;
+  for (const auto& qid : t.msgs) {
+    auto mi = msgs_.find(qid);
+    if (mi == msgs_.end()) continue;
+    const Message& m = *mi->second;
+    int attempts = 0;
+    int64_t next = 0;
+    std::string diag;
+    for (const auto& rc : m.rcpts) {
+      const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
+      if (rc.state == RcptState::kDone || r.channel != t.channel || r.host != t.host) continue;
+      attempts = std::max(attempts, rc.attempts);
+      if (next == 0 || rc.next_ms < next) next = rc.next_ms;
+      if (!rc.last_diag.empty()) diag = rc.last_diag;
+    }
+    out.push_back(StrCat(qid, "\t", m.cf.sender.empty() ? "<>" : m.cf.sender, "\t",
+                         (m.arrival_ms + t.params.expiry_ms) / 1000, "\t", next / 1000,
+                         "\t", attempts, "\t", diag));
+  }
+  return out;
+}
+
+std::vector<std::string> Scheduler::ShowMessages() const {
+  std::vector<std::string> out;
+  int64_t now = NowMs();
+  for (const auto& [qid, mp] : msgs_) {
+    const Message& m = *mp;
+    nlohmann::json j;
+    bool deferred = false;
+    nlohmann::json rcpts = nlohmann::json::array();
+    for (const auto& rc : m.rcpts) {
+      if (rc.state == RcptState::kDone) continue;
+      const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
+      auto tit = threads_.find(ThreadKey{r.channel, r.host});
+      int64_t expiry = tit == threads_.end() ? 0 : tit->second.params.expiry_ms;
+      deferred |= rc.attempts > 0;
+      nlohmann::json x;
+      x["address"] = ToAddress(m, r);
+      if (!r.orig.empty()) x["orig_to"] = r.orig;
+      x["channel"] = r.channel;
+      x["host"] = r.host;
+      x["attempts"] = rc.attempts;
+      x["state"] = rc.state == RcptState::kInFlight ? "active" : "waiting";
+      x["next_attempt"] = rc.next_ms / 1000;
+      x["expires"] = (m.arrival_ms + expiry) / 1000;
+      x["expires_in"] = std::max<int64_t>(0, (m.arrival_ms + expiry - now) / 1000);
+      x["delay_reason"] = rc.last_diag;
+      if (!rc.last_dsn.empty()) x["dsn"] = rc.last_dsn;
+      rcpts.push_back(std::move(x));
+    }
+    j["node"] = spool_.node_tag();
+    j["queue_name"] = deferred ? "deferred" : "active";
+    j["queue_id"] = qid;
+    j["arrival_time"] = m.arrival_ms / 1000;
+    j["message_size"] = m.size;
+    j["sender"] = m.cf.sender;
+    j["forced_expire"] = false;
+    j["recipients"] = std::move(rcpts);
+    out.push_back(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+  return out;
+}
+
+std::vector<std::string> Scheduler::ShowCounters() const {
+  const Counters& c = counters_;
+  auto short_lines = ShowQueueShort();
+  std::vector<std::string> out = {
+      StrCat("uptime ", (NowMs() - started_ms_) / 1000),
+      StrCat("messages.in ", c.msgs_in),
+      StrCat("messages.out ", c.msgs_out),
+      StrCat("messages.stored ", msgs_.size()),
+      StrCat("recipients.in ", c.rcpts_in),
+      StrCat("recipients.delivered ", c.delivered),
+      StrCat("recipients.failed ", c.failed),
+      StrCat("recipients.expired ", c.expired),
+      StrCat("recipients.deferrals ", c.deferred),
+      StrCat("dsn.sent ", c.dsns),
+      StrCat("agents.started ", c.agents_started),
+      StrCat("agents.running ", agents_.size()),
+      StrCat("threads ", threads_.size()),
+      StrCat("quarantined ", c.quarantined),
+  };
+  return out;
+}
+
+}  // namespace zm::scheduler

@@ -1,0 +1,437 @@
+// Transport agents: starting them, feeding jobs, reading results
+// (docs/ta-protocol.md).
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <optional>
+
+#include "node/common/strings.h"
+#include "node/mail/xtext.h"
+#include "node/scheduler/scheduler.h"
+
+namespace zm::scheduler {
+namespace {
+
+constexpr size_t kMaxTaLine = 8192;
+
+int CountIf(const std::vector<std::unique_ptr<Agent>>& agents,
+            const std::function<bool(const Agent&)>& f) {
+  int n = 0;
+  for (const auto& a : agents) n += f(*a) ? 1 : 0;
+  return n;
+}
+
+}  // namespace
+
+bool Scheduler::Ready(const Thread& t, const Rcpt& r, int64_t now) const {
+  if (r.state != RcptState::kWaiting || r.next_ms > now) return false;
+  return !t.params.queueonly || t.kicked;
+}
+
+// Starts an agent for thread t. False if it could not start (the thread's
+// ready recipients are then deferred) or a limit says no.
+bool Scheduler::StartAgent(Thread& t) {
+  int ring = t.params.ring;
+  auto failed_start = [&](const std::string& why) {
+    int64_t now = NowMs();
+    std::vector<std::string> touched;
+    for (const auto& qid : t.msgs) {
+      auto it = msgs_.find(qid);
+      if (it == msgs_.end()) continue;
+      Message& m = *it->second;
+      for (auto& rc : m.rcpts) {
+        const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
+        if (r.channel != t.channel || r.host != t.host || !Ready(t, rc, now)) continue;
+        LogResult(m, rc.index, "deferred", "4.3.0", "none", 0, 0, why, now);
+        Defer(m, rc.index, "4.3.0", why, 0);
+      }
+      touched.push_back(qid);
+    }
+    for (const auto& q : touched) MaybeFinish(q);
+  };
+  if (t.command.empty()) {
+    failed_start(t.command_error);
+    return false;
+  }
+  std::vector<std::string> words = SplitCommandWords(t.command);
+  if (words.empty()) {
+    failed_start("empty transport agent command");
+    return false;
+  }
+  std::string prog = words[0];
+  if (prog.find('/') == std::string::npos) prog = ProgramPath(prog);
+  if (::access(prog.c_str(), X_OK) != 0) {
+    failed_start(StrCat("transport agent ", prog, ": ", std::strerror(errno)));
+    return false;
+  }
+  int in[2], out[2], status[2];
+  if (::pipe2(in, O_CLOEXEC) != 0) {
+    failed_start(StrCat("pipe: ", std::strerror(errno)));
+    return false;
+  }
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    ::close(in[0]);
+    ::close(in[1]);
+    failed_start(StrCat("pipe: ", std::strerror(errno)));
+    return false;
+  }
+  if (::pipe2(status, O_CLOEXEC) != 0) {
+    for (int fd : {in[0], in[1], out[0], out[1]}) ::close(fd);
+    failed_start(StrCat("pipe: ", std::strerror(errno)));
+    return false;
+  }
+  std::string errlog = node_.log() + "/ta.stderr";
+  // Everything the child needs, prepared before fork.
+  std::vector<char*> argv;
+  words[0] = prog;
+  for (auto& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  std::string home_env = "ZMAILER_HOME=" + node_.home;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool change_ids = ::geteuid() == 0 && (!t.params.user.empty() || !t.params.group.empty());
+  if (change_ids) {
+    if (struct passwd* pw = t.params.user.empty() ? nullptr : ::getpwnam(t.params.user.c_str())) {
+      uid = pw->pw_uid;
+      gid = pw->pw_gid;
+    }
+    if (struct group* gr = t.params.group.empty() ? nullptr : ::getgrnam(t.params.group.c_str())) {
+      gid = gr->gr_gid;
+    }
+  }
+  std::optional<int> nice = t.params.nice, prio = t.params.priority;
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    for (int fd : {in[0], in[1], out[0], out[1], status[0], status[1]}) ::close(fd);
+    failed_start(StrCat("fork: ", std::strerror(errno)));
+    return false;
+  }
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::dup2(in[0], 0);
+    ::dup2(out[1], 1);
+    int err = ::open(errlog.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0640);
+    if (err >= 0) ::dup2(err, 2);
+    if (::chdir(node_.home.c_str()) != 0) _exit(127);
+    ::setenv("ZMAILER_HOME", node_.home.c_str(), 1);
+    if (prio) ::setpriority(PRIO_PROCESS, 0, *prio);
+    if (nice) (void)::nice(*nice);
+    if (change_ids) {
+      if (gid != 0 && ::setgid(gid) != 0) _exit(127);
+      if (uid != 0 && ::setuid(uid) != 0) _exit(127);
+    }
+    ::execv(argv[0], argv.data());
+    int e = errno;
+    (void)!::write(status[1], &e, sizeof e);
+    _exit(127);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(status[1]);
+  int child_errno = 0;
+  ssize_t n;
+  do {
+    n = ::read(status[0], &child_errno, sizeof child_errno);
+  } while (n < 0 && errno == EINTR);
+  ::close(status[0]);
+  if (n == sizeof child_errno) {
+    ::close(in[1]);
+    ::close(out[0]);
+    zombies_.insert(pid);
+    failed_start(StrCat("transport agent ", prog, ": exec: ", std::strerror(child_errno)));
+    return false;
+  }
+  ::fcntl(in[1], F_SETFL, O_NONBLOCK);
+  ::fcntl(out[0], F_SETFL, O_NONBLOCK);
+  auto a = std::make_unique<Agent>();
+  a->pid = pid;
+  a->in.reset(in[1]);
+  a->out.reset(out[0]);
+  a->ring = ring;
+  a->channel = t.channel;
+  a->command = t.command;
+  a->last_thread = {t.channel, t.host};
+  a->idlemax_ms = t.params.idlemax_ms;
+  a->capacity = 1 + std::min(t.params.overfeed, 1000);
+  a->idle_since_ms = NowMs();
+  agents_.push_back(std::move(a));
+  ++counters_.agents_started;
+  return true;
+}
+
+bool Scheduler::Dispatch(Agent& a, Thread& t, int64_t now) {
+  for (const auto& qid : t.msgs) {
+    auto it = msgs_.find(qid);
+    if (it == msgs_.end()) continue;
+    Message& m = *it->second;
+    Job job;
+    for (auto& rc : m.rcpts) {
+      const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
+      if (r.channel != t.channel || r.host != t.host || !Ready(t, rc, now)) continue;
+      job.indexes.push_back(rc.index);
+    }
+    if (job.indexes.empty()) continue;
+    std::string idx;
+    for (int i : job.indexes) {
+      m.rcpts[static_cast<size_t>(i)].state = RcptState::kInFlight;
+      StrAppend(&idx, idx.empty() ? "" : ",", i);
+      job.pending.insert(i);
+    }
+    job.qid = qid;
+    job.dispatch_ms = now;
+    job.thread = {t.channel, t.host};
+    StrAppend(&a.outbuf, qid, "\t", mail::XtextEncode(t.host), "\t", idx, "\n");
+    a.jobs.push_back(std::move(job));
+    a.last_thread = {t.channel, t.host};
+    FlushAgent(a);
+    return true;
+  }
+  return false;
+}
+
+void Scheduler::Pump() {
+  if (stopping_) return;
+  int64_t now = NowMs();
+  int maxta = conf_.EffectiveMaxTa();
+  for (auto& [key, t] : threads_) {
+    while (true) {
+      bool has_ready = false;
+      for (const auto& qid : t.msgs) {
+        auto it = msgs_.find(qid);
+        if (it == msgs_.end()) continue;
+        for (const auto& rc : it->second->rcpts) {
+          const auto& r = it->second->cf.recipients[static_cast<size_t>(rc.index)];
+          if (r.channel == t.channel && r.host == t.host && Ready(t, rc, now)) {
+            has_ready = true;
+            break;
+          }
+        }
+        if (has_ready) break;
+      }
+      if (!has_ready) {
+        t.kicked = false;
+        break;
+      }
+      // A ready agent of this ring running the same command; prefer one
+      // that served this thread last, then an idle one.
+      Agent* best = nullptr;
+      for (auto& a : agents_) {
+        if (a->closing || a->eof || !a->ready || a->ring != t.params.ring ||
+            a->command != t.command ||
+            static_cast<int>(a->jobs.size()) >= a->capacity) {
+          continue;
+        }
+        if (!best || (a->last_thread == key && best->last_thread != key) ||
+            (a->jobs.size() < best->jobs.size())) {
+          best = a.get();
+        }
+      }
+      if (best) {
+        if (!Dispatch(*best, t, now)) break;
+        continue;
+      }
+      // Agents still starting up will say #hungry soon; do not pile on.
+      bool starting = false;
+      for (auto& a : agents_) {
+        starting |= !a->ready && !a->closing && !a->eof && a->command == t.command;
+      }
+      if (starting) break;
+      int ring_n = CountIf(agents_, [&](const Agent& a) { return a.ring == t.params.ring; });
+      int chan_n = CountIf(agents_, [&](const Agent& a) { return a.channel == t.channel; });
+      int total = static_cast<int>(agents_.size());
+      bool limited = (t.params.maxring > 0 && ring_n >= t.params.maxring) ||
+                     (t.params.maxchannel > 0 && chan_n >= t.params.maxchannel) ||
+                     total >= maxta;
+      if (limited) {
+        // Make room: an idle agent of this ring for another command goes.
+        for (auto& a : agents_) {
+          if (a->ring == t.params.ring && a->ready && a->jobs.empty() && !a->closing) {
+            CloseAgent(*a);
+            break;
+          }
+        }
+        break;
+      }
+      if (!StartAgent(t)) continue;  // recipients deferred; loop re-checks
+      break;
+    }
+  }
+}
+
+void Scheduler::FlushAgent(Agent& a) {
+  while (!a.outbuf.empty() && a.in.valid()) {
+    ssize_t n = ::write(a.in.get(), a.outbuf.data(), a.outbuf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return;
+      a.outbuf.clear();
+      a.in.reset();
+      return;
+    }
+    a.outbuf.erase(0, static_cast<size_t>(n));
+  }
+  if (a.closing && a.outbuf.empty()) a.in.reset();
+}
+
+void Scheduler::CloseAgent(Agent& a) {
+  a.closing = true;
+  if (a.outbuf.empty()) a.in.reset();
+}
+
+void Scheduler::ReadAgent(Agent& a) {
+  char buf[16384];
+  while (true) {
+    ssize_t n = ::read(a.out.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      AgentGone(a, StrCat("transport agent read error: ", std::strerror(errno)));
+      return;
+    }
+    if (n == 0) {
+      AgentGone(a, "transport agent exited");
+      return;
+    }
+    a.inbuf.append(buf, static_cast<size_t>(n));
+    if (static_cast<size_t>(n) < sizeof buf) break;
+  }
+  size_t nl;
+  while ((nl = a.inbuf.find('\n')) != std::string::npos) {
+    std::string line = a.inbuf.substr(0, nl);
+    a.inbuf.erase(0, nl + 1);
+    if (line.size() > kMaxTaLine) {
+      AgentGone(a, "transport agent protocol error: line too long");
+      return;
+    }
+    if (line == "#hungry") {
+      a.ready = true;
+      if (a.jobs.empty()) a.idle_since_ms = NowMs();
+      continue;
+    }
+    if (!line.empty() && line[0] == '#') continue;  // other notes
+    std::vector<std::string_view> f = Split(line, '\t');
+    int index = -1;
+    Job* job = nullptr;
+    if (f.size() == 8 && ParseNumber(f[1], &index)) {
+      for (auto& j : a.jobs) {
+        if (j.qid == f[0] && j.pending.count(index)) {
+          job = &j;
+          break;
+        }
+      }
+    }
+    if (job == nullptr) {
+      log_.Error(f.empty() ? "" : std::string(f[0]),
+                 StrCat("transport agent ", a.pid, " protocol error: '", line, "'"));
+      ::kill(a.pid, SIGKILL);
+      AgentGone(a, "transport agent protocol error");
+      return;
+    }
+    job->pending.erase(index);
+    std::string qid = job->qid;
+    int64_t dispatched = job->dispatch_ms;
+    double c = 0, d = 0;
+    try {
+      c = std::stod(std::string(f[5]));
+      d = std::stod(std::string(f[6]));
+    } catch (...) {
+    }
+    auto it = msgs_.find(qid);
+    if (it != msgs_.end()) {
+      ResultFor(*it->second, index, f[2], f[3], f[4], c, d, f[7], dispatched);
+    }
+    while (!a.jobs.empty() && a.jobs.front().pending.empty()) a.jobs.pop_front();
+    if (a.jobs.empty()) a.idle_since_ms = NowMs();
+    MaybeFinish(qid);
+  }
+  if (a.inbuf.size() > kMaxTaLine) {
+    ::kill(a.pid, SIGKILL);
+    AgentGone(a, "transport agent protocol error: line too long");
+  }
+}
+
+void Scheduler::AgentGone(Agent& a, std::string_view why) {
+  a.eof = true;
+  a.out.reset();
+  a.in.reset();
+  zombies_.insert(a.pid);
+  std::vector<std::string> touched;
+  for (auto& job : a.jobs) {
+    auto it = msgs_.find(job.qid);
+    if (it == msgs_.end()) continue;
+    Message& m = *it->second;
+    // A final result the agent managed to append counts.
+    std::map<int, mail::ControlResult> results;
+    if (auto text = fs::ReadFile(spool_.Path(spool::kTransport, m.id), 16u << 20); text.ok()) {
+      if (auto cf = mail::ParseControl(*text); cf.ok()) {
+        for (auto& r : cf->results) results[r.index] = r;
+      }
+    }
+    for (int idx : job.pending) {
+      Rcpt& rc = m.rcpts[static_cast<size_t>(idx)];
+      auto r = results.find(idx);
+      if (r != results.end()) {
+        bool failed = r->second.status == mail::ResultStatus::kFailed;
+        ResultFor(m, idx, failed ? "error" : "ok", r->second.dsn, "none", 0, 0,
+                  r->second.diag, job.dispatch_ms);
+      } else if (rc.state == RcptState::kInFlight) {
+        LogResult(m, idx, "deferred", "4.3.0", "none", 0, 0, why, job.dispatch_ms);
+        Defer(m, idx, "4.3.0", why, 0);
+      }
+    }
+    touched.push_back(job.qid);
+  }
+  a.jobs.clear();
+  for (const auto& q : touched) MaybeFinish(q);
+}
+
+void Scheduler::ReapChildren() {
+  while (true) {
+    int st = 0;
+    pid_t pid = ::waitpid(-1, &st, WNOHANG);
+    if (pid <= 0) break;
+    zombies_.erase(pid);
+    for (auto& a : agents_) {
+      if (a->pid == pid && !a->eof) {
+        // Exited before we saw EOF: drain what it wrote first.
+        if (a->out.valid()) ReadAgent(*a);
+        if (!a->eof) AgentGone(*a, "transport agent exited");
+      }
+      if (a->pid == pid) a->pid = -1;
+    }
+    if (WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) != 0)) {
+      log_.Warning("", StrCat("transport agent ", pid, " ended with ",
+                              WIFSIGNALED(st) ? "signal " : "status ",
+                              WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st)));
+    }
+  }
+  agents_.erase(std::remove_if(agents_.begin(), agents_.end(),
+                               [](const std::unique_ptr<Agent>& a) {
+                                 return a->eof && a->pid == -1;
+                               }),
+                agents_.end());
+}
+
+void Scheduler::IdleAgents() {
+  int64_t now = NowMs();
+  for (auto& a : agents_) {
+    if (a->ready && !a->closing && a->jobs.empty() &&
+        now - a->idle_since_ms >= a->idlemax_ms) {
+      CloseAgent(*a);
+    }
+  }
+}
+
+}  // namespace zm::scheduler

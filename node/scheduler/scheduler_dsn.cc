@@ -1,0 +1,133 @@
+#include "node/scheduler/scheduler_dsn.h"
+
+#include <ctime>
+
+#include "node/common/strings.h"
+
+namespace zm::scheduler {
+
+bool WantsDsn(std::string_view notify, bool failed) {
+  std::string n = ToLower(notify);
+  if (n.empty()) return failed;  // RFC 3461 default: FAILURE (and DELAY)
+  if (n.find("never") != std::string::npos) return false;
+  return n.find(failed ? "failure" : "success") != std::string::npos;
+}
+
+std::string Rfc5322Date(int64_t t) {
+  time_t tt = static_cast<time_t>(t);
+  struct tm tm;
+  ::gmtime_r(&tt, &tm);
+  char buf[64];
+  ::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+  return buf;
+}
+
+namespace {
+
+// Keeps header values on one line and free of bare control characters.
+std::string OneLine(std::string_view s) {
+  std::string out;
+  for (char c : s) out.push_back((c == '\n' || c == '\r' || c == '\t') ? ' ' : c);
+  return out;
+}
+
+std::string OriginalRecipientField(std::string_view orcpt) {
+  size_t semi = orcpt.find(';');
+  if (semi == std::string_view::npos) return StrCat("rfc822; ", orcpt);
+  return StrCat(orcpt.substr(0, semi), "; ", orcpt.substr(semi + 1));
+}
+
+}  // namespace
+
+std::string RenderDsn(const DsnRequest& r) {
+  bool any_failed = false;
+  for (const auto& rc : r.recipients) any_failed |= rc.action == "failed";
+  std::string boundary = StrCat(r.queue_id, "/", r.now, "/", r.hostname);
+  std::string out;
+  StrAppend(&out, "From: Mail Delivery System <MAILER-DAEMON@", r.hostname, ">\n");
+  StrAppend(&out, "To: <", OneLine(r.original_sender), ">\n");
+  StrAppend(&out, "Subject: ",
+            any_failed ? "Undelivered Mail Returned to Sender"
+                       : "Successful Mail Delivery Report",
+            "\n");
+  StrAppend(&out, "Date: ", Rfc5322Date(r.now), "\n");
+  StrAppend(&out, "Message-ID: <", r.queue_id, ".", r.now, ".dsn@", r.hostname, ">\n");
+  out += "Auto-Submitted: auto-replied\n";
+  out += "MIME-Version: 1.0\n";
+  StrAppend(&out,
+            "Content-Type: multipart/report; report-type=delivery-status;\n"
+            "\tboundary=\"",
+            boundary, "\"\n\n");
+  out += "This is a MIME-encapsulated message.\n\n";
+
+  // Part 1: for humans.
+  StrAppend(&out, "--", boundary, "\n");
+  out += "Content-Description: Notification\n";
+  out += "Content-Type: text/plain; charset=utf-8\n\n";
+  StrAppend(&out, "This is the mail system at host ", r.hostname, ".\n\n");
+  if (any_failed) {
+    out +=
+        "Your message could not be delivered to one or more recipients.\n"
+        "It is attached below.\n\n";
+  } else {
+    out += "Your message was delivered to the recipients listed below.\n\n";
+  }
+  StrAppend(&out, "Queue id: ", r.queue_id, "\n\n");
+  for (const auto& rc : r.recipients) {
+    StrAppend(&out, "<", OneLine(rc.final_recipient), ">: ", rc.action, ", ",
+              rc.status, " ", OneLine(rc.diagnostic), "\n");
+  }
+  out += "\n";
+
+  // Part 2: for machines.
+  StrAppend(&out, "--", boundary, "\n");
+  out += "Content-Description: Delivery report\n";
+  out += "Content-Type: message/delivery-status\n\n";
+  StrAppend(&out, "Reporting-MTA: dns; ", r.hostname, "\n");
+  StrAppend(&out, "X-Zmnode-Queue-ID: ", r.queue_id, "\n");
+  if (!r.envid.empty()) StrAppend(&out, "Original-Envelope-Id: ", OneLine(r.envid), "\n");
+  if (r.arrival > 0) StrAppend(&out, "Arrival-Date: ", Rfc5322Date(r.arrival), "\n");
+  for (const auto& rc : r.recipients) {
+    out += "\n";
+    StrAppend(&out, "Final-Recipient: rfc822; ", OneLine(rc.final_recipient), "\n");
+    if (!rc.original_recipient.empty()) {
+      StrAppend(&out, "Original-Recipient: ",
+                OriginalRecipientField(OneLine(rc.original_recipient)), "\n");
+    }
+    StrAppend(&out, "Action: ", rc.action, "\n");
+    StrAppend(&out, "Status: ", rc.status, "\n");
+    if (!rc.remote_mta.empty() && rc.remote_mta != "local" && rc.remote_mta != "none") {
+      StrAppend(&out, "Remote-MTA: dns; ", OneLine(rc.remote_mta), "\n");
+    }
+    if (!rc.diagnostic.empty()) {
+      StrAppend(&out, "Diagnostic-Code: X-Zmnode; ", OneLine(rc.diagnostic), "\n");
+    }
+    if (rc.last_attempt > 0) {
+      StrAppend(&out, "Last-Attempt-Date: ", Rfc5322Date(rc.last_attempt), "\n");
+    }
+  }
+  out += "\n";
+
+  // Part 3: the original, whole or its headers.
+  std::string_view orig = r.original;
+  size_t hdr_end = orig.find("\n\n");
+  std::string_view headers =
+      hdr_end == std::string_view::npos ? orig : orig.substr(0, hdr_end + 1);
+  bool full = EqualsIgnoreCase(r.ret, "FULL") && orig.size() <= r.max_full_bytes;
+  StrAppend(&out, "--", boundary, "\n");
+  if (full) {
+    out += "Content-Description: Undelivered Message\n";
+    out += "Content-Type: message/rfc822\n\n";
+    out.append(orig);
+    if (!orig.empty() && orig.back() != '\n') out += "\n";
+  } else {
+    out += "Content-Description: Message Headers\n";
+    out += "Content-Type: text/rfc822-headers\n\n";
+    out.append(headers);
+    if (!headers.empty() && headers.back() != '\n') out += "\n";
+  }
+  StrAppend(&out, "\n--", boundary, "--\n");
+  return out;
+}
+
+}  // namespace zm::scheduler

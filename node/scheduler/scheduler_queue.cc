@@ -1,0 +1,507 @@
+// Message and recipient state: loading control files, results, retries,
+// expiry, DSNs and removal.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "node/common/strings.h"
+#include "node/mail/envelope.h"
+#include "node/mail/queue_id.h"
+#include "node/scheduler/scheduler.h"
+#include "node/scheduler/scheduler_dsn.h"
+
+namespace zm::scheduler {
+
+namespace {
+constexpr size_t kMaxControlBytes = 16u << 20;
+constexpr size_t kMaxHeadBytes = 64u << 10;
+constexpr size_t kMaxDsnOriginalBytes = 32u << 20;
+}  // namespace
+
+int64_t NowMs() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+}
+
+std::string FormatDuration(int64_t s) {
+  if (s <= 0) return "0s";
+  std::string out;
+  int64_t d = s / 86400, h = (s / 3600) % 24, m = (s / 60) % 60, sec = s % 60;
+  if (d) StrAppend(&out, d, "d");
+  if (h) StrAppend(&out, h, "h");
+  if (m) StrAppend(&out, m, "m");
+  if (sec) StrAppend(&out, sec, "s");
+  return out;
+}
+
+std::string FormatDelay(double v) {
+  if (v < 0.005) return "0";
+  if (v >= 10) return fmt::format("{:.0f}", v);
+  std::string s = fmt::format("{:.2f}", v);
+  while (s.back() == '0') s.pop_back();
+  if (s.back() == '.') s.pop_back();
+  return s;
+}
+
+int64_t NextAttemptMs(const ThreadParams& p, int attempts, int64_t now_ms,
+                      uint64_t* rng) {
+  const auto& r = p.retries;
+  size_t n = r.size();
+  size_t i = static_cast<size_t>(std::max(attempts, 1) - 1);
+  if (i >= n) {
+    // Past the end: restart somewhere in the second half of the sequence.
+    *rng = *rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    size_t half = n / 2;
+    i = half + static_cast<size_t>((*rng >> 33) % (n - half));
+  }
+  int64_t next = now_ms + p.interval_ms * r[i];
+  if (p.skew > 0 && attempts > p.skew && p.interval_ms >= 1000) {
+    // Align later tries to interval boundaries, so retries of many
+    // messages to one host bunch together.
+    next = (next + p.interval_ms - 1) / p.interval_ms * p.interval_ms;
+  }
+  return next;
+}
+
+Thread& Scheduler::GetThread(const std::string& channel, const std::string& host) {
+  ThreadKey key{channel, host};
+  auto it = threads_.find(key);
+  if (it != threads_.end()) return it->second;
+  Thread& t = threads_[key];
+  t.channel = channel;
+  t.host = host;
+  ResolveThread(t);
+  return t;
+}
+
+void Scheduler::ResolveThread(Thread& t) {
+  t.params = conf_.Resolve(t.channel, t.host);
+  t.command.clear();
+  t.command_error.clear();
+  if (t.params.command.empty()) {
+    t.command_error = StrCat("no scheduler.conf clause with a command for ",
+                             t.channel, "/", t.host);
+    return;
+  }
+  auto c = ExpandCommand(t.params.command, t.channel, t.host, node_);
+  if (!c.ok()) {
+    t.command_error = StrCat("scheduler.conf command: ", zm::Message(c.status()));
+  } else {
+    t.command = *c;
+  }
+}
+
+void Scheduler::ScanTransport() {
+  last_scan_ms_ = NowMs();
+  auto names = fs::ListDir(spool_.Path(spool::kTransport));
+  if (!names.ok()) {
+    log_.Error("", StrCat("cannot scan transport/: ", zm::Message(names.status())));
+    return;
+  }
+  std::sort(names->begin(), names->end());  // ids sort by arrival
+  for (const auto& n : *names) {
+    if (!msgs_.count(n)) LoadMessage(n);
+  }
+}
+
+void Scheduler::LoadMessage(const std::string& qid) {
+  if (!mail::IsQueueId(qid) || msgs_.count(qid)) return;
+  std::string cpath = spool_.Path(spool::kTransport, qid);
+  auto text = fs::ReadFile(cpath, kMaxControlBytes);
+  if (!text.ok()) {
+    if (text.status().code() != absl::StatusCode::kNotFound) {
+      log_.Error(qid, StrCat("cannot read control file: ", zm::Message(text.status())));
+    }
+    return;
+  }
+  auto cf = mail::ParseControl(*text);
+  if (!cf.ok() || cf->queue_id != qid) {
+    std::string why = cf.ok() ? "queue id does not match the file name"
+                              : zm::Message(cf.status());
+    log_.Warning(qid, StrCat("malformed control file (", why, "), moved to postman/"));
+    if (auto s = spool_.Quarantine(spool::kTransport, qid, "malformed"); !s.ok()) {
+      log_.Error(qid, StrCat("cannot quarantine: ", zm::Message(s)));
+    }
+    ++counters_.quarantined;
+    return;
+  }
+  // Final results already in the file (last one wins).
+  std::map<int, const mail::ControlResult*> results;
+  for (const auto& r : cf->results) results[r.index] = &r;
+
+  std::string qpath = spool_.Path(spool::kQueue, qid);
+  fs::UniqueFd qfd(::open(qpath.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!qfd.valid()) {
+    bool all_final = true;
+    for (const auto& r : cf->recipients) all_final &= results.count(r.index) > 0;
+    if (all_final) {
+      // A crash between removing queue/<id> and transport/<id>.
+      ::unlink(cpath.c_str());
+      log_.Info(qid, "removed");
+    } else {
+      log_.Warning(qid, "control file without its message in queue/, moved to postman/");
+      (void)spool_.Quarantine(spool::kTransport, qid, "nomessage");
+      ++counters_.quarantined;
+    }
+    return;
+  }
+  auto m = std::make_unique<Message>();
+  m->id = qid;
+  m->seen_ms = NowMs();
+  // Arrival time and size from the message file's envelope lines.
+  struct stat st;
+  if (::fstat(qfd.get(), &st) == 0) {
+    m->arrival_ms = static_cast<int64_t>(st.st_mtime) * 1000;
+    m->size = static_cast<uint64_t>(st.st_size) > cf->body_offset
+                  ? static_cast<uint64_t>(st.st_size) - cf->body_offset
+                  : 0;
+  }
+  std::string head(std::min<uint64_t>(std::max<uint64_t>(cf->body_offset, 1), kMaxHeadBytes), '\0');
+  ssize_t got = ::pread(qfd.get(), head.data(), head.size(), 0);
+  if (got > 0) {
+    head.resize(static_cast<size_t>(got));
+    for (std::string_view line : Split(head, '\n')) {
+      std::string_view v = line;
+      if (ConsumePrefix(&v, "arrival ")) {
+        size_t dot = v.find('.');
+        int64_t sec = 0;
+        if (ParseNumber(v.substr(0, dot), &sec)) {
+          int64_t ms = sec * 1000;
+          if (dot != std::string_view::npos) {
+            std::string frac(v.substr(dot + 1, 3));
+            while (frac.size() < 3) frac += '0';
+            int64_t f = 0;
+            if (ParseNumber(std::string_view(frac), &f)) ms += f;
+          }
+          m->arrival_ms = ms;
+        }
+      } else if (ConsumePrefix(&v, "size ")) {
+        uint64_t size = 0;
+        if (ParseNumber(v, &size)) m->size = size;
+      } else if (line == "env-end") {
+        break;
+      }
+    }
+  }
+  m->cf = std::move(*cf);
+  ++counters_.msgs_in;
+  int64_t now = NowMs();
+  for (const auto& r : m->cf.recipients) {
+    Rcpt rc;
+    rc.index = r.index;
+    ++counters_.rcpts_in;
+    auto it = results.find(r.index);
+    if (it != results.end()) {
+      rc.state = RcptState::kDone;
+      rc.failed = it->second->status == mail::ResultStatus::kFailed;
+      rc.last_dsn = it->second->dsn;
+      rc.last_diag = it->second->diag;
+      rc.result_time = it->second->time;
+    } else {
+      rc.next_ms = now;
+      Thread& t = GetThread(r.channel, r.host);
+      if (t.msgs.empty() || t.msgs.back() != qid) t.msgs.push_back(qid);
+    }
+    m->rcpts.push_back(std::move(rc));
+  }
+  Message& ref = *m;
+  msgs_[qid] = std::move(m);
+  MaybeFinish(ref.id);
+}
+
+std::string Scheduler::ToAddress(const Message& m,
+                                 const mail::ControlRecipient& r) const {
+  if (r.user.find('@') != std::string::npos || r.user.empty() ||
+      r.user[0] == '|' || r.user[0] == '/') {
+    return r.user;
+  }
+  return StrCat(r.user, "@", hostname_);
+}
+
+void Scheduler::LogResult(const Message& m, int index, std::string_view status_word,
+                          std::string_view dsn, std::string_view relay, double c,
+                          double d, std::string_view diag, int64_t dispatch_ms) {
+  const auto& r = m.cf.recipients[static_cast<size_t>(index)];
+  int64_t now = NowMs();
+  double a = std::max<int64_t>(0, m.seen_ms - m.arrival_ms) / 1000.0;
+  double b = dispatch_ms > 0 ? std::max<int64_t>(0, dispatch_ms - m.seen_ms) / 1000.0 : 0;
+  double delay = std::max<int64_t>(0, now - m.arrival_ms) / 1000.0;
+  std::string to = ToAddress(m, r);
+  std::string line = StrCat("to=<", to, ">");
+  if (!r.orig.empty() && r.orig != to) StrAppend(&line, ", orig_to=<", r.orig, ">");
+  StrAppend(&line, ", relay=", relay.empty() ? "none" : relay,
+            ", delay=", FormatDelay(delay), ", delays=", FormatDelay(a), "/",
+            FormatDelay(b), "/", FormatDelay(c), "/", FormatDelay(d),
+            ", dsn=", dsn.empty() ? "4.0.0" : dsn, ", status=", status_word, " (",
+            diag, ")");
+  log_.Info(m.id, line);
+}
+
+void Scheduler::ResultFor(Message& m, int index, std::string_view status,
+                          std::string_view dsn, std::string_view relay, double c,
+                          double d, std::string_view diag, int64_t dispatch_ms) {
+  if (index < 0 || static_cast<size_t>(index) >= m.rcpts.size()) return;
+  Rcpt& rc = m.rcpts[static_cast<size_t>(index)];
+  rc.relay = std::string(relay);
+  if (status == "ok" || status == "error") {
+    rc.state = RcptState::kDone;
+    rc.failed = status == "error";
+    rc.last_dsn = std::string(dsn);
+    rc.last_diag = std::string(diag);
+    rc.result_time = NowMs() / 1000;
+    ++(rc.failed ? counters_.failed : counters_.delivered);
+    LogResult(m, index, rc.failed ? "bounced" : "sent", dsn, relay, c, d, diag,
+              dispatch_ms);
+    return;
+  }
+  int64_t retry_at = 0;
+  std::string_view st = status;
+  if (ConsumePrefix(&st, "retryat=")) {
+    int64_t t = 0;
+    if (ParseNumber(st, &t)) retry_at = t * 1000;
+  }
+  LogResult(m, index, "deferred", dsn, relay, c, d, diag, dispatch_ms);
+  Defer(m, index, dsn, diag, retry_at);
+}
+
+void Scheduler::Defer(Message& m, int index, std::string_view dsn,
+                      std::string_view diag, int64_t retry_at_ms) {
+  Rcpt& rc = m.rcpts[static_cast<size_t>(index)];
+  const auto& r = m.cf.recipients[static_cast<size_t>(index)];
+  Thread& t = GetThread(r.channel, r.host);
+  rc.state = RcptState::kWaiting;
+  rc.attempts++;
+  rc.last_dsn = std::string(dsn);
+  rc.last_diag = std::string(diag);
+  t.attempts++;
+  t.last_diag = rc.last_diag;
+  ++counters_.deferred;
+  int64_t now = NowMs();
+  rc.next_ms = std::max(retry_at_ms, NextAttemptMs(t.params, rc.attempts, now, &rng_));
+  if (now - m.arrival_ms >= t.params.expiry_ms) FailExpired(m, index);
+}
+
+void Scheduler::FailExpired(Message& m, int index) {
+  Rcpt& rc = m.rcpts[static_cast<size_t>(index)];
+  mail::ControlResult res;
+  res.index = index;
+  res.status = mail::ResultStatus::kFailed;
+  res.time = NowMs() / 1000;
+  res.dsn = "4.4.7";
+  res.diag = rc.last_diag.empty() ? "expired" : StrCat("expired: ", rc.last_diag);
+  std::string cpath = spool_.Path(spool::kTransport, m.id);
+  fs::UniqueFd fd(::open(cpath.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
+  if (!fd.valid() || !fs::WriteAll(fd.get(), mail::SerializeResult(res), cpath).ok()) {
+    log_.Error(m.id, StrCat("cannot append the expiry result to ", cpath));
+    return;  // try again at the next check
+  }
+  (void)fs::Fsync(fd.get(), cpath);
+  rc.state = RcptState::kDone;
+  rc.failed = true;
+  rc.last_dsn = res.dsn;
+  rc.last_diag = res.diag;
+  rc.result_time = res.time;
+  ++counters_.expired;
+  LogResult(m, index, "expired", res.dsn, rc.relay.empty() ? "none" : rc.relay, 0, 0,
+            res.diag, 0);
+}
+
+void Scheduler::CheckExpiry() {
+  int64_t now = NowMs();
+  std::vector<std::string> touched;
+  for (auto& [qid, m] : msgs_) {
+    bool any = false;
+    for (auto& rc : m->rcpts) {
+      if (rc.state != RcptState::kWaiting) continue;
+      const auto& r = m->cf.recipients[static_cast<size_t>(rc.index)];
+      const Thread& t = GetThread(r.channel, r.host);
+      if (now - m->arrival_ms >= t.params.expiry_ms && rc.attempts > 0) {
+        FailExpired(*m, rc.index);
+        any = true;
+      }
+    }
+    if (any) touched.push_back(qid);
+  }
+  for (const auto& q : touched) MaybeFinish(q);
+}
+
+void Scheduler::MaybeFinish(const std::string& qid) {
+  auto it = msgs_.find(qid);
+  if (it == msgs_.end()) return;
+  for (const auto& rc : it->second->rcpts) {
+    if (rc.state != RcptState::kDone) return;
+  }
+  FinishMessage(*it->second);
+}
+
+void Scheduler::FinishMessage(Message& m) {
+  const std::string qid = m.id;
+  std::string qpath = spool_.Path(spool::kQueue, qid);
+  std::string cpath = spool_.Path(spool::kTransport, qid);
+  bool any_failed = false;
+  std::vector<DsnRecipient> report;
+  for (const auto& rc : m.rcpts) {
+    const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
+    any_failed |= rc.failed;
+    if (!WantsDsn(r.notify, rc.failed)) continue;
+    DsnRecipient d;
+    d.final_recipient = ToAddress(m, r);
+    d.original_recipient = r.orcpt;
+    d.action = rc.failed ? "failed" : "delivered";
+    d.status = rc.last_dsn.empty() ? (rc.failed ? "5.0.0" : "2.0.0") : rc.last_dsn;
+    d.diagnostic = rc.last_diag;
+    d.remote_mta = rc.relay;
+    d.last_attempt = rc.result_time;
+    report.push_back(std::move(d));
+  }
+  bool moved_to_postman = false;
+  if (!m.killed && any_failed && m.cf.sender.empty()) {
+    // A bounce that bounced: keep a copy for the postmaster, send nothing.
+    if (auto s = spool_.Quarantine(spool::kQueue, qid, "double-bounce"); !s.ok()) {
+      log_.Error(qid, StrCat("cannot keep the double bounce: ", zm::Message(s)));
+      return;  // keep everything; tried again on the next scan
+    }
+    log_.Warning(qid, "undeliverable bounce, copy kept in postman/");
+    moved_to_postman = true;
+  } else if (!m.killed && !report.empty() && !m.cf.error_to.empty()) {
+    auto text = fs::ReadFile(qpath, kMaxDsnOriginalBytes + (1u << 20));
+    std::string original;
+    if (text.ok() && text->size() >= m.cf.body_offset) {
+      original = text->substr(m.cf.body_offset);
+    }
+    DsnRequest req;
+    req.queue_id = qid;
+    req.hostname = hostname_;
+    req.original_sender = m.cf.error_to;
+    req.envid = m.cf.envid;
+    req.ret = m.cf.ret;
+    req.arrival = m.arrival_ms / 1000;
+    req.now = NowMs() / 1000;
+    req.recipients = std::move(report);
+    req.original = original;
+    std::string dsn = RenderDsn(req);
+    mail::Envelope env;
+    env.sender = "";
+    env.recipients.push_back({m.cf.error_to, "NEVER", ""});
+    env.protocol = "local";
+    env.arrival_usec = NowMs() * 1000;
+    env.local_user = "MAILER-DAEMON";
+    absl::Status s;
+    auto sub = spool_.Begin(env);
+    if (!sub.ok()) {
+      s = sub.status();
+    } else {
+      s = (*sub)->Append(dsn);
+      if (s.ok()) s = (*sub)->Commit();
+    }
+    if (!s.ok()) {
+      log_.Error(qid, StrCat("cannot write the DSN, message kept: ", zm::Message(s)));
+      return;  // retried at the next scan of transport/
+    }
+    ++counters_.dsns;
+    log_.Info(qid, StrCat("sender non-delivery notification: ", (*sub)->queue_id(),
+                          " to=<", m.cf.error_to, ">"));
+  }
+  if (!moved_to_postman && ::unlink(qpath.c_str()) != 0 && errno != ENOENT) {
+    log_.Error(qid, StrCat("cannot remove ", qpath, ": ", std::strerror(errno)));
+    return;
+  }
+  if (::unlink(cpath.c_str()) != 0 && errno != ENOENT) {
+    log_.Error(qid, StrCat("cannot remove ", cpath, ": ", std::strerror(errno)));
+  }
+  log_.Info(qid, "removed");
+  ++counters_.msgs_out;
+  counters_.rcpts_out += m.rcpts.size();
+  for (auto& [key, t] : threads_) {
+    t.msgs.erase(std::remove(t.msgs.begin(), t.msgs.end(), qid), t.msgs.end());
+  }
+  msgs_.erase(qid);
+  // Empty threads are removed by the loop's tick, not here: callers may
+  // be iterating over threads_.
+}
+
+void Scheduler::Reload() {
+  auto conf = LoadSchedulerConf(node_);
+  if (!conf.ok()) {
+    log_.Error("", StrCat("reload refused, keeping the old configuration: ",
+                          zm::Message(conf.status())));
+    return;
+  }
+  conf_ = std::move(*conf);
+  for (auto& [key, t] : threads_) ResolveThread(t);
+  if (auto s = LoadAuth(); !s.ok()) log_.Error("", StrCat("scheduler.auth not reloaded: ", zm::Message(s)));
+  log_.Info("", "configuration reloaded");
+}
+
+int Scheduler::Etrn(std::string_view domain) {
+  int n = 0;
+  int64_t now = NowMs();
+  for (auto& [key, t] : threads_) {
+    if (!EqualsIgnoreCase(t.host, domain)) continue;
+    t.kicked = true;
+    for (const auto& qid : t.msgs) {
+      auto it = msgs_.find(qid);
+      if (it == msgs_.end()) continue;
+      for (auto& rc : it->second->rcpts) {
+        const auto& r = it->second->cf.recipients[static_cast<size_t>(rc.index)];
+        if (rc.state == RcptState::kWaiting && r.channel == t.channel && r.host == t.host) {
+          rc.next_ms = now;
+          ++n;
+        }
+      }
+    }
+  }
+  return n;
+}
+
+int Scheduler::RunQueue(std::string_view qid) {
+  int n = 0;
+  int64_t now = NowMs();
+  for (auto& [id, m] : msgs_) {
+    if (!qid.empty() && id != qid) continue;
+    for (auto& rc : m->rcpts) {
+      if (rc.state != RcptState::kWaiting) continue;
+      const auto& r = m->cf.recipients[static_cast<size_t>(rc.index)];
+      Thread& t = GetThread(r.channel, r.host);
+      if (t.params.queueonly && qid.empty()) continue;  // those wait for ETRN
+      if (t.params.queueonly) t.kicked = true;
+      rc.next_ms = now;
+      ++n;
+    }
+  }
+  return n;
+}
+
+absl::Status Scheduler::Kill(std::string_view qid) {
+  auto it = msgs_.find(std::string(qid));
+  if (it == msgs_.end()) return absl::NotFoundError(StrCat("no message ", qid));
+  Message& m = *it->second;
+  m.killed = true;
+  std::string cpath = spool_.Path(spool::kTransport, m.id);
+  for (auto& rc : m.rcpts) {
+    if (rc.state != RcptState::kWaiting) continue;
+    mail::ControlResult res;
+    res.index = rc.index;
+    res.status = mail::ResultStatus::kFailed;
+    res.time = NowMs() / 1000;
+    res.dsn = "5.0.0";
+    res.diag = "deleted by the administrator";
+    fs::UniqueFd fd(::open(cpath.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
+    if (fd.valid()) (void)fs::WriteAll(fd.get(), mail::SerializeResult(res), cpath);
+    rc.state = RcptState::kDone;
+    rc.failed = true;
+    rc.last_dsn = res.dsn;
+    rc.last_diag = res.diag;
+  }
+  log_.Info(m.id, "deleted by the administrator (KILL MSG)");
+  MaybeFinish(m.id);  // recipients in flight finish first
+  return absl::OkStatus();
+}
+
+}  // namespace zm::scheduler
