@@ -1,0 +1,308 @@
+#include "node/smtpserver/smtpserver_config.h"
+
+#include <arpa/inet.h>
+#include <time.h>
+
+#include <array>
+#include <functional>
+
+#include "node/common/fs.h"
+#include "node/common/strings.h"
+#include "node/config/config_file.h"
+
+namespace zm::smtpserver {
+namespace {
+
+constexpr std::string_view kVersion = "0.1";
+
+enum class Kind {
+  kFlag,    // no value
+  kNumber,  // non-negative integer, checked against bounds
+  kText,    // free text (may be empty)
+  kAny,     // known, not used in this cut: value kept, not checked
+};
+
+struct Key {
+  std::string_view name;
+  Kind kind;
+  int64_t min = 0;
+  int64_t max = 0;
+};
+
+// Every PARAM key ZMailer's smtpserver knows (the seed's smtpserver.conf
+// and ZMAILER-REFERENCE.md), plus the zmnode keys marked so.
+constexpr Key kKeys[] = {
+    // Listening.
+    {"BindAddress", Kind::kText},
+    {"BindPort", Kind::kNumber, 1, 65535},
+    {"ListenQueueSize", Kind::kNumber, 1, 65535},
+    {"BindSmtp", Kind::kAny},
+    {"BindSmtpS", Kind::kAny},
+    {"BindSubmit", Kind::kAny},
+    {"listen-ssmtp", Kind::kAny},
+    {"TcpRcvBufferSize", Kind::kAny},
+    {"TcpXmitBufferSize", Kind::kAny},
+    // Limits.
+    {"maxsize", Kind::kNumber, 0, int64_t{1} << 40},
+    {"max-header-size", Kind::kNumber, 1024, int64_t{1} << 30},  // zmnode
+    {"min-availspace", Kind::kNumber, 0, int64_t{1} << 40},
+    {"max-error-recipients", Kind::kAny},
+    {"MaxSameIpSource", Kind::kNumber, 0, 1000000},
+    {"MaxParallelConnections", Kind::kNumber, 1, 1000000},
+    {"RcptLimitCount", Kind::kNumber, 100, 10000000},
+    {"max-unknown-commands", Kind::kNumber, 0, 1000000},
+    {"idle-timeout", Kind::kNumber, 1, 86400},   // zmnode, seconds
+    {"drain-timeout", Kind::kNumber, 0, 86400},  // zmnode, seconds
+    {"tarpit", Kind::kAny},
+    {"deliverby", Kind::kAny},
+    // Texts.
+    {"hdr220", Kind::kText},
+    {"help", Kind::kText},
+    // Extension disablers.
+    {"NoEHLO", Kind::kFlag},
+    {"NoPIPELINING", Kind::kFlag},
+    {"No8BITMIME", Kind::kFlag},
+    {"No8BITIME", Kind::kFlag},  // the spelling in ZMailer's sample file
+    {"NoSIZE", Kind::kFlag},
+    {"NoDSN", Kind::kFlag},
+    {"NoENHANCEDSTATUSCODES", Kind::kFlag},
+    {"NoSMTPUTF8", Kind::kFlag},
+    {"NoCHUNKING", Kind::kFlag},
+    {"NoETRN", Kind::kFlag},
+    {"NoSTARTTLS", Kind::kFlag},
+    {"NoAUTH", Kind::kFlag},
+    {"NoDELIVERBY", Kind::kFlag},
+    {"no-multiline-replies", Kind::kAny},
+    // Commands and helpers (later issues).
+    {"DEBUGcmd", Kind::kAny},
+    {"EXPNcmd", Kind::kAny},
+    {"VRFYcmd", Kind::kAny},
+    {"enable-router", Kind::kAny},
+    {"contentfilter", Kind::kAny},
+    {"policydb", Kind::kAny},
+    {"allowsourceroute", Kind::kAny},
+    {"MSA-mode", Kind::kAny},
+    {"smtp-auth", Kind::kAny},
+    {"SMTP-auth-pipe", Kind::kAny},
+    {"AUTH-LOGIN-also-without-TLS", Kind::kAny},
+    {"auth-failrate", Kind::kAny},
+    {"report-auth-file", Kind::kAny},
+    {"etrn-cluster", Kind::kAny},
+    {"tracking-cluster", Kind::kAny},
+    {"spf-received", Kind::kAny},
+    {"spf-threshold", Kind::kAny},
+    // TLS.
+    {"use-tls", Kind::kAny},
+    {"tls-CAfile", Kind::kAny},
+    {"tls-CApath", Kind::kAny},
+    {"tls-cert-file", Kind::kAny},
+    {"tls-key-file", Kind::kAny},
+    {"tls-use-scache", Kind::kAny},
+    {"tls-scache-timeout", Kind::kAny},
+    {"tls-loglevel", Kind::kAny},
+    {"tls-ccert-vd", Kind::kAny},
+    {"tls-ask-cert", Kind::kAny},
+    {"tls-require-cert", Kind::kAny},
+    {"tls-enforce-tls", Kind::kAny},
+    // Received: header comment elements.
+    {"rcvd-ident", Kind::kAny},
+    {"rcvd-whoson", Kind::kAny},
+    {"rcvd-auth-user", Kind::kAny},
+    {"rcvd-tls-mode", Kind::kAny},
+    {"rcvd-tls-ccert", Kind::kAny},
+};
+
+const Key* FindKey(std::string_view name) {
+  for (const Key& k : kKeys) {
+    if (EqualsIgnoreCase(k.name, name)) return &k;
+  }
+  return nullptr;
+}
+
+// "[1.2.3.4]", "[IPv6.::1]", "[IPv6:::1]", "[::1]" -> plain address.
+bool ParseBindAddress(std::string_view v, std::string* out) {
+  if (v.size() < 3 || v.front() != '[' || v.back() != ']') return false;
+  std::string_view a = v.substr(1, v.size() - 2);
+  if (StartsWithIgnoreCase(a, "IPv6.") || StartsWithIgnoreCase(a, "IPv6:")) {
+    a.remove_prefix(5);
+  }
+  std::string s(a);
+  unsigned char buf[16];
+  if (::inet_pton(AF_INET, s.c_str(), buf) == 1 ||
+      ::inet_pton(AF_INET6, s.c_str(), buf) == 1) {
+    *out = s;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& path) {
+  auto lines = config::ReadLines(path);
+  if (!lines.ok()) return lines.status();
+  ServerConfig c;
+  for (const config::Line& l : *lines) {
+    std::string_view text = Trim(l.text);
+    auto err = [&](std::string_view what) {
+      return config::Error(path, l.number, what);
+    };
+    std::string_view first = text.substr(0, text.find_first_of(" \t"));
+    if (EqualsIgnoreCase(first, "PARAM")) {
+      std::string_view rest = Trim(text.substr(first.size()));
+      std::string_view key = rest.substr(0, rest.find_first_of(" \t"));
+      std::string_view value = Trim(rest.substr(key.size()));
+      if (key.empty()) return err("PARAM needs a key");
+      const Key* k = FindKey(key);
+      if (!k) return err(StrCat("unknown PARAM '", key, "'"));
+      int64_t n = 0;
+      switch (k->kind) {
+        case Kind::kFlag:
+          if (!value.empty()) return err(StrCat(k->name, " takes no value"));
+          break;
+        case Kind::kNumber:
+          if (!ParseNumber(value, &n) || n < k->min || n > k->max) {
+            return err(StrCat(k->name, " needs a number from ", k->min, " to ",
+                              k->max, ", not '", value, "'"));
+          }
+          break;
+        case Kind::kText:
+        case Kind::kAny:
+          break;
+      }
+      std::string_view name = k->name;
+      if (name == "BindAddress") {
+        std::string addr;
+        if (!ParseBindAddress(value, &addr)) {
+          return err(StrCat("BindAddress needs [a.b.c.d] or [IPv6.addr], not '",
+                            value, "'"));
+        }
+        c.bind_addresses.push_back(addr);
+      } else if (name == "BindPort") {
+        c.bind_port = static_cast<int>(n);
+      } else if (name == "ListenQueueSize") {
+        c.listen_queue_size = static_cast<int>(n);
+      } else if (name == "maxsize") {
+        c.max_size = static_cast<uint64_t>(n);
+      } else if (name == "max-header-size") {
+        c.max_header_size = static_cast<uint64_t>(n);
+      } else if (name == "min-availspace") {
+        c.min_availspace_kib = static_cast<uint64_t>(n);
+      } else if (name == "MaxSameIpSource") {
+        c.max_same_ip_source = static_cast<int>(n);
+      } else if (name == "MaxParallelConnections") {
+        c.max_parallel_connections = static_cast<int>(n);
+      } else if (name == "RcptLimitCount") {
+        c.rcpt_limit = static_cast<int>(n);
+      } else if (name == "max-unknown-commands") {
+        c.max_unknown_commands = static_cast<int>(n);
+      } else if (name == "idle-timeout") {
+        c.idle_timeout_sec = static_cast<int>(n);
+      } else if (name == "drain-timeout") {
+        c.drain_timeout_sec = static_cast<int>(n);
+      } else if (name == "hdr220") {
+        if (value.empty()) return err("hdr220 needs a text");
+        c.hdr220 = std::string(value);
+      } else if (name == "help") {
+        c.help.emplace_back(value);
+      } else if (name == "NoEHLO") {
+        c.no_ehlo = true;
+      } else if (name == "NoPIPELINING") {
+        c.no_pipelining = true;
+      } else if (name == "No8BITMIME" || name == "No8BITIME") {
+        c.no_8bitmime = true;
+      } else if (name == "NoSIZE") {
+        c.no_size = true;
+      } else if (name == "NoDSN") {
+        c.no_dsn = true;
+      } else if (name == "NoENHANCEDSTATUSCODES") {
+        c.no_enhancedstatuscodes = true;
+      } else if (name == "NoSMTPUTF8") {
+        c.no_smtputf8 = true;
+      } else if (name == "NoCHUNKING") {
+        c.no_chunking = true;
+      } else if (name == "NoETRN") {
+        c.no_etrn = true;
+      } else if (name == "NoSTARTTLS") {
+        c.no_starttls = true;
+      } else if (name == "NoAUTH") {
+        c.no_auth = true;
+      } else if (name == "NoDELIVERBY") {
+        c.no_deliverby = true;
+      } else {
+        c.other_params.push_back(value.empty() ? std::string(name)
+                                               : StrCat(name, " ", value));
+      }
+      continue;
+    }
+    // A HELO/EHLO pattern line: pattern maxload (flags | !refusal text).
+    HeloPattern p;
+    p.line = l.number;
+    p.pattern = std::string(first);
+    std::string_view rest = Trim(text.substr(first.size()));
+    std::string_view load = rest.substr(0, rest.find_first_of(" \t"));
+    if (load.empty() || !ParseNumber(load, &p.max_load) || p.max_load < 0) {
+      return err(StrCat("HELO pattern '", first,
+                        "' needs a maximum load average (a number), then style "
+                        "flags or !refusal text"));
+    }
+    std::string_view tail = Trim(rest.substr(load.size()));
+    if (!tail.empty() && tail.front() == '!') {
+      p.refusal = std::string(Trim(tail.substr(1)));
+    } else {
+      if (tail.find_first_of(" \t") != std::string_view::npos) {
+        return err(StrCat("style flags '", tail, "' must be one word of letters"));
+      }
+      for (char ch : tail) {
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))) {
+          return err(StrCat("bad style flag '", std::string(1, ch), "'"));
+        }
+      }
+      p.flags = std::string(tail);
+    }
+    c.helo_patterns.push_back(std::move(p));
+  }
+  return c;
+}
+
+absl::StatusOr<ServerConfig> LoadServerConfig(const NodeDir& node) {
+  std::string path = node.etc_file("smtpserver.conf");
+  if (!fs::Exists(path)) return ServerConfig();
+  return ParseServerConfig(path);
+}
+
+std::string ExpandHdr220(const std::string& hdr220, const std::string& hostname,
+                         int64_t now_sec) {
+  std::string out;
+  for (size_t i = 0; i < hdr220.size(); ++i) {
+    char c = hdr220[i];
+    if (c != '%' || i + 1 >= hdr220.size()) {
+      out += c;
+      continue;
+    }
+    char m = hdr220[++i];
+    switch (m) {
+      case '%': out += '%'; break;
+      case 'H': out += hostname; break;
+      case 'V': StrAppend(&out, "zmnode ", kVersion); break;
+      case 'T': {
+        time_t t = static_cast<time_t>(now_sec);
+        struct tm tm;
+        ::localtime_r(&t, &tm);
+        char buf[64];
+        size_t n = ::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S %z", &tm);
+        out.append(buf, n);
+        break;
+      }
+      case 'I':
+      case 'X':
+        break;
+      default:
+        out += '%';
+        out += m;
+    }
+  }
+  return out;
+}
+
+}  // namespace zm::smtpserver

@@ -1,0 +1,84 @@
+// smtpserver.conf: ZMailer's smtpserver configuration, parsed and checked.
+//
+//   PARAM BindAddress [127.0.0.1]
+//   PARAM BindPort    2525
+//   PARAM maxsize     10000000
+//   PARAM NoCHUNKING
+//   PARAM help This is mx1 of Example Inc.
+//   # HELO/EHLO-pattern  maxloadavg  style-flags | !refusal text
+//   localhost            999         ftveR
+//   *                    999         veR
+//
+// Every PARAM key ZMailer knows is accepted (docs/smtpserver.md lists
+// them and which this cut acts on); an unknown key, a malformed value of a
+// key this cut uses, or a malformed pattern line is a "file:line: what"
+// error and the smtpserver refuses to start. Keys are case-insensitive.
+// HELO/EHLO pattern lines are parsed and kept; applying their style flags
+// comes with the full smtpserver.
+#ifndef ZM_SMTPSERVER_SMTPSERVER_CONFIG_H_
+#define ZM_SMTPSERVER_SMTPSERVER_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "node/common/node_dir.h"
+
+namespace zm::smtpserver {
+
+struct HeloPattern {
+  int line = 0;
+  std::string pattern;  // shell glob on the HELO/EHLO name
+  int max_load = 999;
+  std::string flags;    // style flags ("veR"), or
+  std::string refusal;  // the text after '!' ("" unless refusing)
+};
+
+struct ServerConfig {
+  // Listening. Empty bind_addresses: all IPv4 addresses ("0.0.0.0").
+  std::vector<std::string> bind_addresses;  // plain IPs: "127.0.0.1", "::1"
+  int bind_port = 25;
+  int listen_queue_size = 128;  // ListenQueueSize
+
+  // Limits.
+  uint64_t max_size = 10000000;        // maxsize (0: no limit)
+  uint64_t max_header_size = 256 * 1024;  // max-header-size (zmnode)
+  uint64_t min_availspace_kib = 5000;  // min-availspace
+  int max_same_ip_source = 10;         // MaxSameIpSource (0: no limit)
+  int max_parallel_connections = 800;  // MaxParallelConnections
+  int rcpt_limit = 10000;              // RcptLimitCount (at least 100)
+  int max_unknown_commands = 10;       // max-unknown-commands
+  int idle_timeout_sec = 300;          // idle-timeout (zmnode)
+  int drain_timeout_sec = 30;          // drain-timeout (zmnode)
+
+  // Texts.
+  std::string hdr220;              // raw, with %H %V %T %% metatags
+  std::vector<std::string> help;   // PARAM help lines, in order
+
+  // Extension disablers (PARAM NoXXX).
+  bool no_ehlo = false, no_pipelining = false, no_8bitmime = false,
+       no_size = false, no_dsn = false, no_enhancedstatuscodes = false,
+       no_smtputf8 = false, no_chunking = false, no_etrn = false,
+       no_starttls = false, no_auth = false, no_deliverby = false;
+
+  // Kept for later issues (parsed, not acted on in this cut).
+  std::vector<HeloPattern> helo_patterns;
+  std::vector<std::string> other_params;  // "key value" of the rest
+};
+
+// Parses `path`. NotFound if it does not exist (callers may then use the
+// defaults); InvalidArgument "file:line: what" for anything wrong.
+absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& path);
+
+// etc/smtpserver.conf of `node`; the defaults if the file is absent.
+absl::StatusOr<ServerConfig> LoadServerConfig(const NodeDir& node);
+
+// Expands hdr220's metatags: %H host name, %V version, %T the time (RFC
+// 5322 date), %X language (empty), %I ident (empty), %% a '%'.
+std::string ExpandHdr220(const std::string& hdr220, const std::string& hostname,
+                         int64_t now_sec);
+
+}  // namespace zm::smtpserver
+
+#endif  // ZM_SMTPSERVER_SMTPSERVER_CONFIG_H_
