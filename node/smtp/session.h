@@ -25,8 +25,8 @@
 //
 // Replies accumulate in the output until the driver takes them, so a
 // pipelined batch of commands (RFC 2920) is answered with one write: the
-// driver flushes when the input runs dry (kNeedInput), before it blocks on
-// the spool, and when the output grows past a bound (kFlush).
+// driver flushes when the input runs dry (kNeedInput), when the session
+// ends (kClose) and when the output grows past a bound (kFlush).
 //
 // States: greeting (no HELO yet) -> helo -> mail -> rcpt -> data. The
 // "250 queued" reply exists only after MessageCommitted(OK): the driver

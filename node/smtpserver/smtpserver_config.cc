@@ -128,12 +128,13 @@ bool ParseBindAddress(std::string_view v, std::string* out) {
   }
   std::string s(a);
   unsigned char buf[16];
-  if (::inet_pton(AF_INET, s.c_str(), buf) == 1 ||
-      ::inet_pton(AF_INET6, s.c_str(), buf) == 1) {
-    *out = s;
-    return true;
-  }
-  return false;
+  char text[INET6_ADDRSTRLEN];
+  int family = ::inet_pton(AF_INET, s.c_str(), buf) == 1    ? AF_INET
+               : ::inet_pton(AF_INET6, s.c_str(), buf) == 1 ? AF_INET6
+                                                            : 0;
+  if (family == 0 || !::inet_ntop(family, buf, text, sizeof text)) return false;
+  *out = text;  // canonical form: "0::0" -> "::"
+  return true;
 }
 
 }  // namespace

@@ -251,9 +251,24 @@ absl::StatusOr<Policy> Policy::Parse(
       entries.push_back(std::move(e));
     }
   }
+  // The companion files' tags, when smtp-policy.src does not define them
+  // itself, mean what ZMailer's boilerplate makes them mean.
+  static constexpr std::pair<std::string_view, std::string_view> kBuiltinTags[] = {
+      {"_localnames", "localdomain"}, {"_full_rights", "relaycustnet"},
+      {"_relaytarget", "relaytarget"}, {"_bulk_mail", "rejectsource"}};
+  for (const auto& [tag, attr] : kBuiltinTags) {
+    if (tags.count(std::string(tag))) continue;
+    Entry e;
+    e.where = "built-in";
+    e.key = std::string(tag);
+    e.attrs.emplace_back(std::string(attr), "+");
+    if (tag == "_full_rights") e.attrs.emplace_back("fulltrustnet", "+");
+    tags[e.key] = entries.size();
+    entries.push_back(std::move(e));
+  }
   // Resolve includes (at most three levels, as ZMailer) and collect networks.
   Policy p;
-  p.entry_count_ = entries.size();
+  p.entry_count_ = entries.size() - std::size(kBuiltinTags);
   for (const Entry& e : entries) {
     std::vector<std::pair<std::string, std::string>> attrs = e.attrs;
     std::vector<std::pair<std::string, int>> todo;

@@ -10,7 +10,10 @@
 // Companion files add keys (one per line, first word) that include a tag:
 // smtp-policy.relay (= _full_rights), smtp-policy.mx (= _relaytarget),
 // smtp-policy.spam (= _bulk_mail), localnames (= _localnames), each with a
-// `.manual` twin; all are optional.
+// `.manual` twin; all are optional. A tag smtp-policy.src does not define
+// gets ZMailer's meaning (_full_rights: relaycustnet + fulltrustnet +,
+// _localnames: localdomain +, _relaytarget: relaytarget +, _bulk_mail:
+// rejectsource +).
 //
 // This cut acts on one thing: IP prefix keys (`[a.b.c.d]/len`,
 // `[ipv6:...]/len`; longest prefix wins) whose attributes, directly or

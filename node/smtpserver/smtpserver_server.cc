@@ -324,8 +324,7 @@ asio::awaitable<void> Server::Converse(Conn& c) {
     } else if (a == smtp::Action::kFlush) {
       if (!co_await Flush(c)) co_return;
     } else if (a == smtp::Action::kBeginMessage) {
-      if (!co_await Flush(c)) co_return;
-      co_await BeginMessage(c);
+      co_await BeginMessage(c);  // its reply joins the pipelined batch
     } else if (a == smtp::Action::kAppend) {
       co_await AppendData(c);
     } else if (a == smtp::Action::kCommit) {

@@ -1,0 +1,349 @@
+// Golden transcripts through zm::smtp::Session with a fake spool driver.
+#include "node/smtp/session.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace zm::smtp {
+namespace {
+
+class FakeDomains : public LocalDomains {
+ public:
+  bool IsLocal(std::string_view d) const override {
+    return d == "mx.test" || d == "localhost";
+  }
+};
+
+struct Stored {
+  mail::Envelope env;
+  std::string data;
+};
+
+// Drives a Session like the servers do, with an in-memory spool.
+class Driver {
+ public:
+  explicit Driver(SessionConfig config = {}, ClientInfo client = Client())
+      : config_(std::move(config)), session_(config_, domains_, std::move(client)) {}
+
+  static ClientInfo Client() {
+    ClientInfo c;
+    c.addr = "192.0.2.7";
+    c.port = "40000";
+    c.local_addr = "192.0.2.1";
+    return c;
+  }
+
+  // Feeds `input` in one piece; returns everything written back, and the
+  // number of separate writes in *writes.
+  std::string Feed(std::string_view input, bool eof = false, int* writes = nullptr) {
+    session_.Input(input);
+    if (eof) session_.InputEof();
+    std::string out;
+    int n = 0;
+    for (;;) {
+      Action a = session_.Step();
+      auto flush = [&] {
+        std::string o = session_.TakeOutput();
+        if (!o.empty()) {
+          out += o;
+          ++n;
+        }
+      };
+      if (a == Action::kNeedInput) {
+        flush();
+        break;
+      } else if (a == Action::kFlush) {
+        flush();
+      } else if (a == Action::kBeginMessage) {
+        if (begin_error.ok()) {
+          current_ = Stored{session_.envelope(), ""};
+          open_ = true;
+          session_.MessageBegun(absl::OkStatus(), "QID1", 1763680000000000);
+        } else {
+          session_.MessageBegun(begin_error, "", 1763680000000000);
+        }
+      } else if (a == Action::kAppend) {
+        current_.data += session_.TakeData();
+      } else if (a == Action::kCommit) {
+        current_.data += session_.TakeData();
+        if (commit_error.ok()) stored.push_back(current_);
+        open_ = false;
+        session_.MessageCommitted(commit_error);
+      } else if (a == Action::kAbortMessage) {
+        open_ = false;
+        ++aborted;
+      } else {  // kClose
+        if (open_) ++aborted;
+        open_ = false;
+        flush();
+        closed = true;
+        break;
+      }
+    }
+    if (writes) *writes = n;
+    return out;
+  }
+
+  Session& session() { return session_; }
+
+  absl::Status begin_error;
+  absl::Status commit_error;
+  std::vector<Stored> stored;
+  int aborted = 0;
+  bool closed = false;
+
+ private:
+  SessionConfig config_;
+  FakeDomains domains_;
+  Session session_;
+  Stored current_;
+  bool open_ = false;
+};
+
+SessionConfig Config() {
+  SessionConfig c;
+  c.hostname = "mx.test";
+  return c;
+}
+
+TEST(Session, GoldenTranscript) {
+  Driver d(Config());
+  EXPECT_EQ(d.session().Greeting(), "220 mx.test ESMTP zmnode\r\n");
+  EXPECT_EQ(d.Feed("EHLO client.example\r\n"),
+            "250-mx.test Hello client.example (unknown [192.0.2.7])\r\n"
+            "250-PIPELINING\r\n"
+            "250-SIZE 10000000\r\n"
+            "250-8BITMIME\r\n"
+            "250-DSN\r\n"
+            "250-ENHANCEDSTATUSCODES\r\n"
+            "250-SMTPUTF8\r\n"
+            "250 X-RCPTLIMIT 10000\r\n");
+  EXPECT_EQ(d.Feed("MAIL FROM:<alice@client.example> BODY=8BITMIME ENVID=e1\r\n"),
+            "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(d.Feed("RCPT TO:<bob@mx.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@mx.test\r\n"),
+            "250 2.1.5 Ok\r\n");
+  EXPECT_EQ(d.Feed("DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+  EXPECT_EQ(d.Feed("Subject: t\r\n\r\n..leading dot\r\nbody\r\n.\r\n"),
+            "250 2.0.0 Ok: queued as QID1\r\n");
+  EXPECT_EQ(d.Feed("QUIT\r\n"), "221 2.0.0 Bye\r\n");
+  EXPECT_TRUE(d.closed);
+  ASSERT_EQ(d.stored.size(), 1u);
+  const Stored& m = d.stored[0];
+  EXPECT_EQ(m.env.sender, "alice@client.example");
+  ASSERT_EQ(m.env.recipients.size(), 1u);
+  EXPECT_EQ(m.env.recipients[0].address, "bob@mx.test");
+  EXPECT_EQ(m.env.recipients[0].notify, "SUCCESS,FAILURE");
+  EXPECT_EQ(m.env.recipients[0].orcpt, "rfc822;bob@mx.test");
+  EXPECT_EQ(m.env.envid, "e1");
+  EXPECT_EQ(m.env.bodytype, "8BITMIME");
+  EXPECT_EQ(m.env.protocol, "ESMTP");
+  EXPECT_EQ(m.env.client_addr, "192.0.2.7");
+  EXPECT_EQ(m.env.client_port, "40000");
+  EXPECT_EQ(m.env.helo, "client.example");
+  // Received: on top, CRLF -> LF, dot-unstuffed.
+  EXPECT_EQ(m.data.rfind("Received: from client.example (unknown [192.0.2.7])\n"
+                         "\tby mx.test (zmnode) with ESMTP id QID1\n"
+                         "\tfor <bob@mx.test>; ", 0), 0u) << m.data;
+  EXPECT_NE(m.data.find("\nSubject: t\n\n.leading dot\nbody\n"), std::string::npos) << m.data;
+  EXPECT_EQ(m.data.find('\r'), std::string::npos);
+  EXPECT_EQ(d.session().Stats(), "ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5");
+}
+
+TEST(Session, PipelinedCommandsAreAnsweredInOneWrite) {
+  Driver d(Config());
+  d.Feed("EHLO c\r\n");
+  int writes = 0;
+  std::string out = d.Feed(
+      "MAIL FROM:<a@c.example>\r\nRCPT TO:<x@mx.test>\r\nRCPT TO:<y@mx.test>\r\nDATA\r\n",
+      false, &writes);
+  EXPECT_EQ(out,
+            "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"
+            "354 End data with <CR><LF>.<CR><LF>\r\n");
+  EXPECT_EQ(writes, 1);
+  out = d.Feed("x\r\n.\r\nMAIL FROM:<>\r\nRCPT TO:<postmaster@mx.test>\r\nRSET\r\nQUIT\r\n",
+               false, &writes);
+  EXPECT_EQ(out,
+            "250 2.0.0 Ok: queued as QID1\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+            "250 2.0.0 Ok\r\n221 2.0.0 Bye\r\n");
+}
+
+struct SeqCase {
+  const char* input;
+  const char* reply;
+};
+
+class SequenceTable : public ::testing::TestWithParam<SeqCase> {};
+
+TEST_P(SequenceTable, Replies) {
+  Driver d(Config());
+  std::string out = d.Feed(GetParam().input);
+  // The last reply line is the one under test.
+  std::string last = out.substr(out.rfind("\r\n", out.size() - 3) == std::string::npos
+                                    ? 0
+                                    : out.rfind("\r\n", out.size() - 3) + 2);
+  EXPECT_EQ(last.substr(0, std::string(GetParam().reply).size()), GetParam().reply)
+      << GetParam().input << " -> " << out;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Errors, SequenceTable,
+    ::testing::Values(
+        SeqCase{"MAIL FROM:<a@b.example>\r\n", "503 5.5.1"},
+        SeqCase{"HELO c\r\nRCPT TO:<x@mx.test>\r\n", "503 5.5.1"},
+        SeqCase{"HELO c\r\nDATA\r\n", "503 5.5.1"},
+        SeqCase{"HELO c\r\nMAIL FROM:<a@b.example>\r\nDATA\r\n", "503 5.5.1"},
+        SeqCase{"HELO c\r\nMAIL FROM:<a@b.example>\r\nMAIL FROM:<a@b.example>\r\n", "503 5.5.1"},
+        SeqCase{"HELO\r\n", "501 5.5.4"},
+        SeqCase{"HELO c\r\nMAIL FROM:<a@b.example> SIZE=1\r\n", "555 5.5.4"},
+        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example> SIZE=99999999\r\n", "552 5.3.4"},
+        SeqCase{"EHLO c\r\nMAIL FROM a@b.example\r\n", "501 5.5.4"},
+        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example> FOO=BAR\r\n", "555 5.5.4"},
+        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@elsewhere.example>\r\n", "554 5.7.1"},
+        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@[192.0.2.1]>\r\n", "250 2.1.5"},
+        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@[192.0.2.9]>\r\n", "554 5.7.1"},
+        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<Postmaster>\r\n", "250 2.1.5"},
+        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<\xC3\xA4@mx.test>\r\n", "553 5.6.7"},
+        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA x\r\n", "501 5.5.4"},
+        SeqCase{"BOGUS\r\n", "500 5.5.1"},
+        SeqCase{"\r\n", "500 5.5.2"},
+        SeqCase{"VRFY root\r\n", "502 5.5.1"},
+        SeqCase{"STARTTLS\r\n", "502 5.5.1"},
+        SeqCase{"NOOP\r\n", "250 2.0.0"},
+        SeqCase{"RSET\r\n", "250 2.0.0"},
+        SeqCase{"HELP\r\n", "214 2.0.0"}));
+
+TEST(Session, LineTooLong) {
+  Driver d(Config());
+  std::string out = d.Feed("NOOP " + std::string(1200, 'x') + "\r\nNOOP\r\n");
+  EXPECT_EQ(out, "500 5.5.2 Line too long\r\n250 2.0.0 Ok\r\n");
+}
+
+TEST(Session, RecipientLimit) {
+  SessionConfig c = Config();
+  c.rcpt_limit = 2;
+  Driver d(c);
+  std::string out = d.Feed(
+      "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<1@mx.test>\r\n"
+      "RCPT TO:<2@mx.test>\r\nRCPT TO:<3@mx.test>\r\n");
+  EXPECT_NE(out.find("452 4.5.3 Too many recipients\r\n"), std::string::npos) << out;
+}
+
+TEST(Session, TrustedClientMayRelay) {
+  ClientInfo ci = Driver::Client();
+  ci.trusted = true;
+  Driver d(Config(), ci);
+  std::string out = d.Feed("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@far.example>\r\n");
+  EXPECT_NE(out.find("250 2.1.5"), std::string::npos) << out;
+}
+
+TEST(Session, MessageTooBigIsRefusedAtTheDot) {
+  SessionConfig c = Config();
+  c.max_message_size = 100;
+  Driver d(c);
+  d.Feed("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n");
+  std::string body;
+  for (int i = 0; i < 10; ++i) body += "0123456789012345678901234567890\r\n";
+  EXPECT_EQ(d.Feed(body + ".\r\n"), "552 5.3.4 Message size exceeds fixed limit\r\n");
+  EXPECT_TRUE(d.stored.empty());
+  EXPECT_EQ(d.aborted, 1);
+  // The session goes on.
+  EXPECT_EQ(d.Feed("MAIL FROM:<a@b.example>\r\n"), "250 2.1.0 Ok\r\n");
+}
+
+TEST(Session, HeaderTooBig) {
+  SessionConfig c = Config();
+  c.max_header_size = 50;
+  Driver d(c);
+  d.Feed("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n");
+  EXPECT_EQ(d.Feed("X-A: " + std::string(60, 'a') + "\r\n\r\nbody\r\n.\r\n"),
+            "552 5.3.4 Message header size exceeds limit\r\n");
+  EXPECT_TRUE(d.stored.empty());
+}
+
+TEST(Session, SpoolFailuresAreTemporary) {
+  Driver d(Config());
+  d.begin_error = absl::ResourceExhaustedError("disk full");
+  EXPECT_EQ(d.Feed("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n")
+                .substr(0),
+            std::string("250-mx.test Hello c (unknown [192.0.2.7])\r\n250-PIPELINING\r\n"
+                        "250-SIZE 10000000\r\n250-8BITMIME\r\n250-DSN\r\n"
+                        "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250 X-RCPTLIMIT 10000\r\n"
+                        "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+                        "452 4.3.1 Insufficient system storage, try again later\r\n"));
+  d.begin_error = absl::OkStatus();
+  d.commit_error = absl::InternalError("fsync failed");
+  d.Feed("MAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n");
+  EXPECT_EQ(d.Feed("x\r\n.\r\n"), "451 4.3.0 Local error in processing, try again later\r\n");
+  EXPECT_TRUE(d.stored.empty());
+}
+
+TEST(Session, EofInDataAcknowledgesNothing) {
+  Driver d(Config());
+  d.Feed("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n");
+  d.Feed("Subject: half\r\n", /*eof=*/true);
+  EXPECT_TRUE(d.closed);
+  EXPECT_TRUE(d.stored.empty());
+  EXPECT_EQ(d.aborted, 1);
+}
+
+TEST(Session, BareLfDotDoesNotEndDataOnTheNetwork) {
+  Driver d(Config());
+  d.Feed("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n");
+  EXPECT_EQ(d.Feed("a\r\n.\nMAIL FROM:<evil@x>\r\n"), "");
+  EXPECT_EQ(d.Feed(".\r\n"), "250 2.0.0 Ok: queued as QID1\r\n");
+  ASSERT_EQ(d.stored.size(), 1u);
+  EXPECT_NE(d.stored[0].data.find("a\n\nMAIL FROM:<evil@x>\n"), std::string::npos);
+}
+
+TEST(Session, LocalSessionsAcceptBareLf) {
+  SessionConfig c = Config();
+  c.strict_dot = false;
+  c.require_domain = false;
+  ClientInfo ci;
+  ci.trusted = true;
+  ci.local_user = "alice";
+  Driver d(c, ci);
+  std::string out = d.Feed("HELO me\nMAIL FROM:<alice>\nRCPT TO:<root>\nDATA\nhi\n.\nQUIT\n");
+  EXPECT_NE(out.find("250 2.0.0 Ok: queued as QID1"), std::string::npos) << out;
+  ASSERT_EQ(d.stored.size(), 1u);
+  EXPECT_EQ(d.stored[0].env.protocol, "SMTP");
+  EXPECT_EQ(d.stored[0].env.local_user, "alice");
+  EXPECT_EQ(d.stored[0].data.rfind("Received: by mx.test (zmnode, from user alice)", 0), 0u);
+}
+
+TEST(Session, TooManyUnknownCommandsCloses) {
+  SessionConfig c = Config();
+  c.max_unknown_commands = 3;
+  Driver d(c);
+  std::string out = d.Feed("A\r\nB\r\nC\r\nNOOP\r\n");
+  EXPECT_NE(out.find("421 4.7.0"), std::string::npos) << out;
+  EXPECT_EQ(out.find("250"), std::string::npos);
+  EXPECT_TRUE(d.closed);
+}
+
+TEST(Session, DisablersHideExtensions) {
+  SessionConfig c = Config();
+  c.pipelining = false;
+  c.dsn = false;
+  c.enhanced_status_codes = false;
+  Driver d(c);
+  std::string out = d.Feed("EHLO c\r\nMAIL FROM:<a@b.example> RET=FULL\r\n");
+  EXPECT_EQ(out.find("PIPELINING"), std::string::npos);
+  EXPECT_EQ(out.find("DSN"), std::string::npos);
+  EXPECT_NE(out.find("\r\n555 Unsupported MAIL parameter RET\r\n"), std::string::npos) << out;
+}
+
+TEST(Session, StopClosesAnIdleSessionButFinishesATransaction) {
+  Driver d(Config());
+  d.Feed("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\n");
+  d.session().RequestStop();
+  EXPECT_EQ(d.Feed("DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+  EXPECT_EQ(d.Feed("x\r\n.\r\n"),
+            "250 2.0.0 Ok: queued as QID1\r\n"
+            "421 4.3.2 Service shutting down, closing connection\r\n");
+  EXPECT_TRUE(d.closed);
+}
+
+}  // namespace
+}  // namespace zm::smtp
