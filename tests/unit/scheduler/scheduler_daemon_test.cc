@@ -2,6 +2,7 @@
 // agent, and the real mailq against it.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -96,6 +97,7 @@ class SchedulerDaemonTest : public ::testing::Test {
   void StartScheduler() {
     pid_ = ::fork();
     if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a crashed test
       std::string bin = std::string(ZM_BIN_DIR) + "/scheduler";
       ::execl(bin.c_str(), "scheduler", "-C", home_.c_str(), nullptr);
       _exit(127);
@@ -125,7 +127,8 @@ class SchedulerDaemonTest : public ::testing::Test {
     EXPECT_TRUE((*sub)->Commit().ok());
     std::string text = *fs::ReadFile(spool_->Path(spool::kRouter, id));
     auto mf = mail::ParseMessageFile(text);
-    EXPECT_TRUE(mf.ok());
+    EXPECT_TRUE(mf.ok()) << mf.status();
+    if (!mf.ok()) return "";
     EXPECT_EQ(::rename(spool_->Path(spool::kRouter, id).c_str(),
                        spool_->Path(spool::kQueue, id).c_str()),
               0);
@@ -260,6 +263,37 @@ TEST_F(SchedulerDaemonTest, MissingAgentKeepsMessageQueuedAndMailqShowsIt) {
   ASSERT_EQ(etrn->size(), 1u);
   EXPECT_EQ((*etrn)[0], "ETRN remote.example: 1 recipients scheduled for delivery");
   EXPECT_FALSE((*c)->Command("KILL MSG " + id).ok());  // nobody lacks KILL
+}
+
+TEST_F(SchedulerDaemonTest, ReloadRematchesThreadsAndRunqDelivers) {
+  StartScheduler();
+  mail::ControlRecipient r;
+  r.channel = "smtp";
+  r.host = "remote.example";
+  r.user = "okbob@remote.example";
+  r.orig = r.user;
+  std::string id = Enqueue("alice@test.example", {r});
+  ASSERT_TRUE(WaitFor([&] {
+    return Log().find("status=deferred (transport agent ") != std::string::npos;
+  })) << Log();
+  // A broken file is refused and the old configuration stays.
+  Write("scheduler.conf", "*/*\n  bogus=1\n");
+  ASSERT_EQ(::kill(pid_, SIGHUP), 0);
+  ASSERT_TRUE(WaitFor([&] { return Log().find("reload refused") != std::string::npos; }));
+  std::string ta = std::string(ZM_TESTDATA) + "/fake_ta.py";
+  Write("scheduler.conf", "PARAMauthfile = \"$MAILVAR/scheduler.auth\"\n*/*\n"
+                          "    command=\"" + ta + "\"\n");
+  ASSERT_EQ(::kill(pid_, SIGHUP), 0);
+  ASSERT_TRUE(WaitFor([&] {
+    return Log().find("configuration reloaded") != std::string::npos;
+  })) << Log();
+  auto c = admin::AdminClient::Connect(node_);
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto runq = (*c)->Command("RUNQ ID " + id);
+  ASSERT_TRUE(runq.ok()) << runq.status();
+  ASSERT_TRUE(WaitFor([&] { return Log().find(id + ": removed") != std::string::npos; }))
+      << Log();
+  EXPECT_NE(Log().find("to=<okbob@remote.example>, relay=local"), std::string::npos);
 }
 
 TEST_F(SchedulerDaemonTest, AdminLoginRefusesWrongPassword) {
