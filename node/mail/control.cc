@@ -134,23 +134,32 @@ absl::StatusOr<ControlFile> ParseControl(std::string_view file) {
       }
       continue;
     }
-    if (tag != "d" || tok.size() != 6) return bad("malformed result line");
+    // After `end` the file only grows by appends. A line torn by a crash
+    // (and completed by the next writer's newline) is skipped, not fatal:
+    // its recipient simply has no result yet and is tried again.
     ControlResult res;
-    if (!ParseNumber(tok[1], &res.index) || res.index < 0 ||
-        static_cast<size_t>(res.index) >= cf.recipients.size()) {
-      return bad("result for an unknown recipient");
+    std::string dsn, diag;
+    bool good = tag == "d" && tok.size() == 6 &&
+                ParseNumber(tok[1], &res.index) && res.index >= 0 &&
+                static_cast<size_t>(res.index) < cf.recipients.size() &&
+                (tok[2] == "ok" || tok[2] == "failed") &&
+                ParseNumber(tok[3], &res.time);
+    if (good) {
+      auto d1 = XtextDecode(tok[4]);
+      auto d2 = XtextDecode(tok[5]);
+      good = d1.ok() && d2.ok();
+      if (good) {
+        dsn = *std::move(d1);
+        diag = *std::move(d2);
+      }
     }
-    if (tok[2] == "ok") {
-      res.status = ResultStatus::kDelivered;
-    } else if (tok[2] == "failed") {
-      res.status = ResultStatus::kFailed;
-    } else {
-      return bad("result status must be ok or failed");
+    if (!good) {
+      ++cf.skipped_lines;
+      continue;
     }
-    if (!ParseNumber(tok[3], &res.time)) return bad("bad result time");
-    if (auto s = decode(tok[4], &res.dsn); !s.ok()) return s;
-    if (res.dsn == "-") res.dsn.clear();
-    if (auto s = decode(tok[5], &res.diag); !s.ok()) return s;
+    res.status = tok[2] == "ok" ? ResultStatus::kDelivered : ResultStatus::kFailed;
+    res.dsn = dsn == "-" ? "" : dsn;
+    res.diag = std::move(diag);
     cf.results.push_back(std::move(res));
   }
   if (!ended) return absl::DataLossError("control file has no end line");

@@ -61,6 +61,7 @@ struct ControlFile {
   std::string ret;
   std::vector<ControlRecipient> recipients;
   std::vector<ControlResult> results;  // in file order; last one wins
+  int skipped_lines = 0;  // torn or malformed result lines that were ignored
 };
 
 // Everything through "end\n". Recipient indexes are taken as given.
@@ -70,7 +71,9 @@ std::string SerializeControl(const ControlFile& cf);
 std::string SerializeResult(const ControlResult& r);
 
 // DataLoss if `end` is missing (the router never finished the file);
-// InvalidArgument, naming the line, for malformed content.
+// InvalidArgument, naming the line, for malformed content up to `end`.
+// Malformed result lines after `end` (torn appends) are skipped and counted
+// in skipped_lines.
 absl::StatusOr<ControlFile> ParseControl(std::string_view file);
 
 }  // namespace zm::mail

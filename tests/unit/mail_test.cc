@@ -157,10 +157,17 @@ TEST(Control, UnfinishedFileIsDataLoss) {
   EXPECT_EQ(ParseControl(file).status().code(), absl::StatusCode::kDataLoss);
 }
 
-TEST(Control, ResultForUnknownRecipientIsRefused) {
+TEST(Control, TornAppendCompletedByALaterWriterIsSkipped) {
   std::string file = SerializeControl(SampleControl());
-  file += "d 9 ok 1 2.0.0 x\n";
-  EXPECT_FALSE(ParseControl(file).ok());
+  file += "d 0 ok 17000\n";  // torn, then the next writer added a newline
+  file += "d 9 ok 1 2.0.0 x\n";  // no such recipient
+  file += SerializeResult({2, ResultStatus::kFailed, 5, "5.1.1", "gone"});
+  auto got = ParseControl(file);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->skipped_lines, 2);
+  ASSERT_EQ(got->results.size(), 1u);
+  EXPECT_EQ(got->results[0].index, 2);
+  EXPECT_EQ(got->results[0].diag, "gone");
 }
 
 }  // namespace
