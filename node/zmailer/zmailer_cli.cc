@@ -1,0 +1,86 @@
+// The command line of zmailer (CLI11), dispatching to one function per
+// subcommand.
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "node/zmailer/commands_internal.h"
+#include "node/zmailer/zmailer.h"
+
+namespace zm::zmailer {
+
+int Main(int argc, char** argv) {
+  CLI::App app{
+      "zmailer: create, start, stop and look after a zmnode mail node.\n"
+      "The node is -C DIR, else $ZMAILER_HOME. Without a subcommand, "
+      "zmailer starts the node (as ZMailer's does).",
+      "zmailer"};
+  std::string dir;
+  app.add_option("-C", dir, "the node directory (default: $ZMAILER_HOME)")
+      ->type_name("DIR");
+  app.require_subcommand(0, 1);
+  // `zmailer start -C DIR` works as well as `zmailer -C DIR start`.
+  app.fallthrough();
+
+  InitOptions init_opts;
+  auto* init = app.add_subcommand("init", "create a new node in DIR");
+  init->add_option("DIR", init_opts.dir, "where the node goes")->required();
+  init->add_flag("--force", init_opts.force,
+                 "write into a non-empty DIR (rewrites etc/ defaults)");
+  init->add_option("--node-id", init_opts.node_id,
+                   "node id (default: the short host name)");
+  init->add_option("--hostname", init_opts.hostname,
+                   "mail host name (default: the system's)");
+  init->add_option("--smtp-address", init_opts.smtp_address,
+                   "address the smtpserver binds")
+      ->capture_default_str();
+  init->add_option("--smtp-port", init_opts.smtp_port,
+                   "port the smtpserver binds")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
+
+  bool foreground = false;
+  auto* start = app.add_subcommand("start", "start the node's programs");
+  start->add_flag("-f,--foreground", foreground,
+                  "supervise in the foreground, log to stderr (containers)");
+  auto* stop = app.add_subcommand("stop", "stop the node in order");
+  auto* kill = app.add_subcommand(
+      "kill", "SIGKILL the supervisor and every program at once");
+  auto* reload =
+      app.add_subcommand("reload", "tell every program to reload (SIGHUP)");
+  auto* freeze = app.add_subcommand(
+      "freeze", "keep the node from starting until 'thaw'");
+  auto* thaw = app.add_subcommand("thaw", "undo 'freeze'");
+  auto* status = app.add_subcommand(
+      "status", "what runs and how full the spool is (exit 0 all up, "
+                "3 down, 1 partly up)");
+  std::string relation;
+  auto* newdb = app.add_subcommand(
+      "newdb", "compile the relations of etc/dbases.conf into db/");
+  newdb->add_option("RELATION", relation, "only this relation");
+  auto* newaliases =
+      app.add_subcommand("newaliases", "compile etc/aliases (as newdb aliases)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    std::cerr << "zmailer: " << e.what() << " (see 'zmailer --help')\n";
+    return kExitUsage;
+  }
+
+  if (init->parsed()) return internal::CmdInit(init_opts);
+  NodeDir node = LocateNode(dir);
+  if (stop->parsed()) return internal::CmdStop(node);
+  if (kill->parsed()) return internal::CmdKill(node);
+  if (reload->parsed()) return internal::CmdReload(node);
+  if (freeze->parsed()) return internal::CmdFreeze(node);
+  if (thaw->parsed()) return internal::CmdThaw(node);
+  if (status->parsed()) return internal::CmdStatus(node);
+  if (newdb->parsed()) return internal::CmdNewDb(node, relation);
+  if (newaliases->parsed()) return internal::CmdNewDb(node, "aliases");
+  (void)start;
+  return internal::CmdStart(node, foreground);
+}
+
+}  // namespace zm::zmailer
