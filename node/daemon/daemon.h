@@ -39,8 +39,9 @@ class Daemon {
 
   static absl::StatusOr<std::unique_ptr<Daemon>> Init(std::string program,
                                                       int argc, char** argv);
-  // Prints "<program>: <message>" to stderr (and the log when possible) and
-  // returns the exit code for a start-up failure.
+  // Prints "<program>: <message>" to stderr (the supervisor captures a
+  // daemon's stderr into log/<program>.stderr) and returns the exit code for
+  // a start-up failure.
   static int Fail(std::string_view program, const absl::Status& status);
 
   ~Daemon();

@@ -1,14 +1,27 @@
 #include "node/daemon/health.h"
 
-#include <signal.h>
-
-#include <cerrno>
-
 #include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/spool/spool.h"
 
 namespace zm::health {
+
+bool ProcessRuns(int pid, std::string_view name) {
+  if (pid <= 0) return false;
+  auto stat = fs::ReadFile(StrCat("/proc/", pid, "/stat"), 4096);
+  if (!stat.ok()) return false;
+  // The state letter follows the command name, which is in parentheses and
+  // may itself hold ')'.
+  auto paren = stat->rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat->size() ||
+      (*stat)[paren + 2] == 'Z' || (*stat)[paren + 2] == 'X') {
+    return false;
+  }
+  auto comm = fs::ReadFile(StrCat("/proc/", pid, "/comm"), 64);
+  if (!comm.ok()) return false;
+  // The kernel keeps the first 15 bytes of the executable's name.
+  return Trim(*comm) == name.substr(0, 15);
+}
 
 ProgramState ReadProgramState(const NodeDir& node, const std::string& program) {
   ProgramState st;
@@ -18,7 +31,7 @@ ProgramState ReadProgramState(const NodeDir& node, const std::string& program) {
   int pid = 0;
   if (!ParseNumber(Trim(*text), &pid) || pid <= 0) return st;
   st.pid = pid;
-  st.running = ::kill(pid, 0) == 0 || errno == EPERM;
+  st.running = ProcessRuns(pid, program);
   return st;
 }
 

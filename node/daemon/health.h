@@ -8,6 +8,7 @@
 #define ZM_DAEMON_HEALTH_H_
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -37,7 +38,12 @@ struct NodeHealth {
   std::vector<std::pair<std::string, size_t>> spool_counts;  // folder, files
 };
 
-// Pid in run/<program>.pid and whether that process is alive.
+// True if `pid` is alive (not a zombie) and runs the program `name` (by
+// /proc/PID/comm), so a stale pid file naming a recycled pid, or an exited
+// process its parent has not reaped yet, is not taken for ours.
+bool ProcessRuns(int pid, std::string_view name);
+
+// Pid in run/<program>.pid and whether that process runs that program.
 ProgramState ReadProgramState(const NodeDir& node, const std::string& program);
 
 NodeHealth Collect(const NodeDir& node);

@@ -13,10 +13,6 @@
 
 namespace zm::zmailer::internal {
 
-// True if `pid` is alive and runs the program `name` (by /proc/PID/comm),
-// so a stale pid file that names a recycled pid is not mistaken for ours.
-bool ProcessIs(pid_t pid, std::string_view name);
-
 // Waits until `pid` (not necessarily our child) has exited, at most
 // `timeout_ms`. True if it is gone.
 bool WaitForExit(pid_t pid, int timeout_ms);

@@ -47,16 +47,12 @@ int Fail(std::string_view text) {
 int FailStatus(const absl::Status& s) { return Fail(Message(s)); }
 
 health::ProgramState Supervisor(const NodeDir& node) {
-  auto st = health::ReadProgramState(node, "zmailer");
-  st.running = st.running && ProcessIs(st.pid, "zmailer");
-  return st;
+  return health::ReadProgramState(node, "zmailer");
 }
 
 // A program of this node, alive and really that program.
 health::ProgramState Program(const NodeDir& node, const std::string& name) {
-  auto st = health::ReadProgramState(node, name);
-  st.running = st.running && ProcessIs(st.pid, name);
-  return st;
+  return health::ReadProgramState(node, name);
 }
 
 // Stops a supervisor we forked (start failed): SIGTERM, then the bound.
@@ -305,13 +301,6 @@ int CmdThaw(const NodeDir& node) {
 int CmdStatus(const NodeDir& node) {
   if (auto s = RequireNode(node); !s.ok()) return FailStatus(s);
   health::NodeHealth h = health::Collect(node);
-  // kill(pid, 0) alone takes a zombie or a recycled pid for a live program.
-  if (h.supervisor.running) {
-    h.supervisor.running = ProcessIs(h.supervisor.pid, "zmailer");
-  }
-  for (auto& p : h.programs) {
-    if (p.running) p.running = ProcessIs(p.pid, p.name);
-  }
   std::cout << health::Render(h);
   if (h.frozen) {
     std::cout << "frozen: 'zmailer start' refuses until 'zmailer thaw'\n";

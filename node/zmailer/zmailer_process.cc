@@ -19,23 +19,6 @@
 
 namespace zm::zmailer::internal {
 
-bool ProcessIs(pid_t pid, std::string_view name) {
-  if (pid <= 0) return false;
-  // A zombie (exited, not yet reaped: its parent died and a container's
-  // init may be slow to reap) answers kill(pid, 0) but runs nothing.
-  auto stat = fs::ReadFile(StrCat("/proc/", pid, "/stat"), 4096);
-  if (!stat.ok()) return false;
-  auto paren = stat->rfind(')');
-  if (paren == std::string::npos || paren + 2 >= stat->size() ||
-      (*stat)[paren + 2] == 'Z' || (*stat)[paren + 2] == 'X') {
-    return false;
-  }
-  auto comm = fs::ReadFile(StrCat("/proc/", pid, "/comm"), 64);
-  if (!comm.ok()) return false;
-  // The kernel keeps the first 15 bytes of the executable's name.
-  return Trim(*comm) == name.substr(0, 15);
-}
-
 bool WaitForExit(pid_t pid, int timeout_ms) {
   using Clock = std::chrono::steady_clock;
   auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);

@@ -111,7 +111,7 @@ absl::Status Supervisor::Setup() {
   }
   for (Child& c : children_) {
     auto st = health::ReadProgramState(node, c.name);
-    if (st.running && internal::ProcessIs(st.pid, c.name)) {
+    if (st.running) {
       return absl::FailedPreconditionError(
           StrCat(c.name, " already runs (pid ", st.pid,
                  ") without a supervisor; 'zmailer stop' or 'zmailer kill' "
