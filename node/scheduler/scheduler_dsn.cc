@@ -1,8 +1,10 @@
 #include "node/scheduler/scheduler_dsn.h"
 
+
 #include <ctime>
 
 #include "node/common/strings.h"
+#include "node/mail/rfc5322.h"
 
 namespace zm::scheduler {
 
@@ -13,14 +15,6 @@ bool WantsDsn(std::string_view notify, bool failed) {
   return n.find(failed ? "failure" : "success") != std::string::npos;
 }
 
-std::string Rfc5322Date(int64_t t) {
-  time_t tt = static_cast<time_t>(t);
-  struct tm tm;
-  ::gmtime_r(&tt, &tm);
-  char buf[64];
-  ::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  return buf;
-}
 
 namespace {
 
@@ -50,7 +44,7 @@ std::string RenderDsn(const DsnRequest& r) {
             any_failed ? "Undelivered Mail Returned to Sender"
                        : "Successful Mail Delivery Report",
             "\n");
-  StrAppend(&out, "Date: ", Rfc5322Date(r.now), "\n");
+  StrAppend(&out, "Date: ", mail::Rfc5322Date(r.now), "\n");
   StrAppend(&out, "Message-ID: <", r.queue_id, ".", r.now, ".dsn@", r.hostname, ">\n");
   out += "Auto-Submitted: auto-replied\n";
   out += "MIME-Version: 1.0\n";
@@ -86,7 +80,7 @@ std::string RenderDsn(const DsnRequest& r) {
   StrAppend(&out, "Reporting-MTA: dns; ", r.hostname, "\n");
   StrAppend(&out, "X-Zmnode-Queue-ID: ", r.queue_id, "\n");
   if (!r.envid.empty()) StrAppend(&out, "Original-Envelope-Id: ", OneLine(r.envid), "\n");
-  if (r.arrival > 0) StrAppend(&out, "Arrival-Date: ", Rfc5322Date(r.arrival), "\n");
+  if (r.arrival > 0) StrAppend(&out, "Arrival-Date: ", mail::Rfc5322Date(r.arrival), "\n");
   for (const auto& rc : r.recipients) {
     out += "\n";
     StrAppend(&out, "Final-Recipient: rfc822; ", OneLine(rc.final_recipient), "\n");
@@ -103,7 +97,7 @@ std::string RenderDsn(const DsnRequest& r) {
       StrAppend(&out, "Diagnostic-Code: X-Zmnode; ", OneLine(rc.diagnostic), "\n");
     }
     if (rc.last_attempt > 0) {
-      StrAppend(&out, "Last-Attempt-Date: ", Rfc5322Date(rc.last_attempt), "\n");
+      StrAppend(&out, "Last-Attempt-Date: ", mail::Rfc5322Date(rc.last_attempt), "\n");
     }
   }
   out += "\n";

@@ -45,9 +45,6 @@ bool WantsDsn(std::string_view notify, bool failed);
 
 std::string RenderDsn(const DsnRequest& r);
 
-// RFC 5322 date, e.g. "Thu, 20 Nov 2025 23:05:19 +0000".
-std::string Rfc5322Date(int64_t unix_seconds);
-
 }  // namespace zm::scheduler
 
 #endif  // ZM_SCHEDULER_SCHEDULER_DSN_H_

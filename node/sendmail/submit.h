@@ -113,8 +113,6 @@ absl::StatusOr<std::string> NormalizeNotify(std::string_view value);
 absl::StatusOr<std::vector<std::string>> ParseRecipientArgs(
     const std::vector<std::string>& args);
 
-// "Thu, 20 Nov 2025 23:05:19 +0100" for `unix_seconds`, local time.
-std::string Rfc5322Date(int64_t unix_seconds);
 
 }  // namespace zm::submit
 

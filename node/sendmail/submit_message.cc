@@ -10,6 +10,7 @@
 
 #include "node/common/strings.h"
 #include "node/mail/envelope.h"
+#include "node/mail/rfc5322.h"
 #include "node/sendmail/input.h"
 #include "node/sendmail/submit.h"
 #include "node/spool/spool.h"
@@ -188,7 +189,7 @@ absl::StatusOr<SubmitResult> Submit(const SubmitContext& ctx,
   // without Bcc:, then what is missing.
   std::string head = StrCat("Received: by ", ctx.hostname,
                             " (zmnode, from userid ", ctx.uid, ")\n\tid ", qid,
-                            "; ", Rfc5322Date(now.tv_sec), "\n");
+                            "; ", mail::Rfc5322Date(now.tv_sec), "\n");
   for (const auto& f : hb->fields) {
     if (!IsBlindField(f.name)) head += f.raw;
   }
@@ -203,7 +204,7 @@ absl::StatusOr<SubmitResult> Submit(const SubmitContext& ctx,
         !request.full_name.empty() ? request.full_name : ctx.gecos_name;
     head += FromField(name, addr);
   }
-  if (!hb->Has("Date")) StrAppend(&head, "Date: ", Rfc5322Date(now.tv_sec), "\n");
+  if (!hb->Has("Date")) StrAppend(&head, "Date: ", mail::Rfc5322Date(now.tv_sec), "\n");
   if (!hb->Has("Message-ID")) {
     StrAppend(&head, "Message-ID: <", qid, "@", ctx.hostname, ">\n");
   }

@@ -1,10 +1,12 @@
 #include "node/smtp/session.h"
 
+
 #include <time.h>
 
 #include <optional>
 
 #include "node/common/strings.h"
+#include "node/mail/rfc5322.h"
 
 namespace zm::smtp {
 namespace {
@@ -24,23 +26,6 @@ std::string Sanitize(std::string_view s) {
   return out;
 }
 
-std::string Rfc5322Date(int64_t now_usec) {
-  time_t t = static_cast<time_t>(now_usec / 1000000);
-  struct tm tm;
-  ::localtime_r(&t, &tm);
-  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed",
-                                          "Thu", "Fri", "Sat"};
-  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr",
-                                            "May", "Jun", "Jul", "Aug",
-                                            "Sep", "Oct", "Nov", "Dec"};
-  long off = tm.tm_gmtoff / 60;
-  char sign = off < 0 ? '-' : '+';
-  if (off < 0) off = -off;
-  return fmt::format("{}, {} {} {} {:02}:{:02}:{:02} {}{:02}{:02}",
-                     kDays[tm.tm_wday % 7], tm.tm_mday, kMonths[tm.tm_mon % 12],
-                     tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, sign,
-                     off / 60, off % 60);
-}
 
 std::string AddressLiteral(std::string_view addr) {
   if (addr.find(':') != std::string_view::npos) return StrCat("[ipv6:", ToLower(addr), "]");
@@ -395,7 +380,7 @@ std::string Session::ReceivedHeader(int64_t now_usec) const {
   if (envelope_.recipients.size() == 1) {
     StrAppend(&h, "\n\tfor <", Sanitize(envelope_.recipients[0].address), ">");
   }
-  StrAppend(&h, "; ", Rfc5322Date(now_usec), "\n");
+  StrAppend(&h, "; ", mail::Rfc5322Date(now_usec / 1000000), "\n");
   return h;
 }
 

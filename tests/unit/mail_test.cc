@@ -1,8 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <ctime>
+
 #include "node/mail/control.h"
 #include "node/mail/envelope.h"
 #include "node/mail/queue_id.h"
+#include "node/mail/rfc5322.h"
 #include "node/mail/xtext.h"
 
 namespace zm::mail {
@@ -168,6 +172,15 @@ TEST(Control, TornAppendCompletedByALaterWriterIsSkipped) {
   ASSERT_EQ(got->results.size(), 1u);
   EXPECT_EQ(got->results[0].index, 2);
   EXPECT_EQ(got->results[0].diag, "gone");
+}
+
+TEST(Rfc5322, DateIsEnglishWithOffset) {
+  ::setenv("TZ", "UTC", 1);
+  ::tzset();
+  EXPECT_EQ(Rfc5322Date(0), "Thu, 1 Jan 1970 00:00:00 +0000");
+  ::setenv("TZ", "EST5", 1);
+  ::tzset();
+  EXPECT_EQ(Rfc5322Date(1763680000), "Thu, 20 Nov 2025 18:06:40 -0500");
 }
 
 }  // namespace
