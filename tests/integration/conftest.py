@@ -12,9 +12,10 @@ set it), else <repo>/build/bin.
 Waiting is done by polling a predicate with a short interval and a bound
 (`wait_for`), never by sleeping a fixed time.
 
-Sanitizer builds: each node's programs get `log_path=<node>/log/asan` in
-ASAN_OPTIONS/UBSAN_OPTIONS (their stderr goes to /dev/null under the
-supervisor), and a test fails at teardown if any such report appeared.
+Sanitizer builds: each node's programs get `log_path=<dir>/sanitizer/report`
+(beside the node directory) in ASAN_OPTIONS/UBSAN_OPTIONS, because their
+stderr goes to /dev/null under the supervisor; a test fails at teardown if
+any such report appeared.
 """
 
 import os
@@ -122,12 +123,15 @@ class Node:
         self.env = dict(os.environ)
         self.env["ZMAILER_HOME"] = str(self.home)
         self.env["PATH"] = f"{BIN}:{self.env.get('PATH', '/usr/bin:/bin')}"
-        asan_dir = self.home / "log" / "asan"
+        # Beside the node, not in it: the sanitizer runtime creates the
+        # folders of log_path, and `zmailer init` wants an empty directory.
+        self.sanitizer_dir = self.home.parent / "sanitizer"
         for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
             opts = self.env.get(var, "")
             opts = ":".join(o for o in opts.split(":")
                             if o and not o.startswith("log_path="))
-            self.env[var] = (opts + ":" if opts else "") + f"log_path={asan_dir}"
+            self.env[var] = ((opts + ":" if opts else "")
+                             + f"log_path={self.sanitizer_dir}/report")
         self.started = False
 
     # ----- paths -----
@@ -315,11 +319,10 @@ class Node:
 
     def sanitizer_reports(self):
         reports = []
-        d = self.home / "log"
+        d = self.sanitizer_dir
         if d.is_dir():
             for p in sorted(d.iterdir()):
-                if p.name.startswith("asan"):
-                    reports.append((p.name, p.read_text(errors="replace")))
+                reports.append((p.name, p.read_text(errors="replace")))
         return reports
 
     # ----- what a user sees -----
@@ -448,8 +451,6 @@ def node_factory(request):
             f"zmailer init failed ({proc.returncode}):\n"
             f"{proc.stdout.decode(errors='replace')}"
             f"{proc.stderr.decode(errors='replace')}")
-        # Sanitizer reports land here (log_path); make sure it exists.
-        (home / "log").mkdir(exist_ok=True)
         if setup:
             setup(node)
         if start:
@@ -466,7 +467,7 @@ def node_factory(request):
             problems.append(f"{node.home}: processes left after stop/kill: "
                             f"{leftovers}")
         for name, text in node.sanitizer_reports():
-            problems.append(f"{node.home}/log/{name}:\n{text}")
+            problems.append(f"{node.sanitizer_dir}/{name}:\n{text}")
     kept = []
     for d in dirs:
         # Keep a failed test's node for inspection, unless init never made
