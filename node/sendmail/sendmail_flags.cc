@@ -56,7 +56,8 @@ class ArgParser {
   explicit ArgParser(const std::vector<std::string>& argv) : argv_(argv) {}
 
   absl::StatusOr<Options> Parse() {
-    std::string_view prog = argv_.empty() ? "sendmail" : argv_[0];
+    std::string_view prog = argv_.empty() ? std::string_view("sendmail")
+                                          : std::string_view(argv_[0]);
     if (auto slash = prog.rfind('/'); slash != std::string_view::npos) {
       prog.remove_prefix(slash + 1);
     }
