@@ -64,12 +64,7 @@ class DotLock {
         *err = errno;
         return Outcome::kError;
       }
-      struct stat st;
-      if (::lstat(path_.c_str(), &st) == 0 &&
-          st.st_mtime + stale_s < std::time(nullptr)) {
-        ::unlink(path_.c_str());  // its owner died long ago
-        continue;
-      }
+      if (IsStale(stale_s)) continue;
       if (Clock::now() >= deadline) return Outcome::kTimeout;
       // A dotlock announces nothing when it goes away: poll, backing off.
       auto left = deadline - Clock::now();
@@ -86,6 +81,37 @@ class DotLock {
   }
 
  private:
+  // Removes the lock file if its owner is gone: it names a pid that no
+  // longer exists on this host (an agent killed while holding it), or it is
+  // older than `stale_s` (an owner elsewhere that never came back). The
+  // inode is compared before unlinking so that a lock another agent has
+  // just re-created is left alone; the fcntl lock taken next guards the
+  // last window.
+  bool IsStale(int stale_s) {
+    fs::UniqueFd fd(::open(path_.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) return errno == ENOENT;  // gone already: try again
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return false;
+    bool stale = st.st_mtime + stale_s < std::time(nullptr);
+    if (!stale) {
+      char buf[32] = {0};
+      ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
+      int pid = 0;
+      if (n > 0 && ParseNumber(Trim(std::string_view(buf, n)), &pid) &&
+          pid > 0 && pid != ::getpid() && ::kill(pid, 0) != 0 &&
+          errno == ESRCH) {
+        stale = true;
+      }
+    }
+    struct stat now;
+    if (!stale || ::lstat(path_.c_str(), &now) != 0 || now.st_ino != st.st_ino ||
+        now.st_dev != st.st_dev) {
+      return false;
+    }
+    ::unlink(path_.c_str());
+    return true;
+  }
+
   std::string path_;
   bool held_ = false;
 };

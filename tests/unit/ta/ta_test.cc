@@ -510,6 +510,23 @@ TEST_F(TaTest, FreshDotlockDefersStaleDotlockIsBroken) {
   EXPECT_FALSE(fs::Exists(dotlock));
 }
 
+TEST_F(TaTest, DotlockOfADeadAgentIsTakenOverAtOnce) {
+  // An agent SIGKILLed while holding the dotlock leaves it behind; its pid
+  // is gone, so the next delivery must not wait for the lock to age.
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  std::string dotlock = Mbox() + ".lock";
+  ASSERT_TRUE(fs::WriteFileAtomically(home_ + "/mail", user_ + ".lock",
+                                      std::to_string(child) + "\n")
+                  .ok());
+  std::string id = Queue("a@b", {Local(user_, "")}, "x\n");
+  auto r = DeliverOne(id, user_, {"-l", "1"});
+  EXPECT_EQ(r[2], "ok");
+  EXPECT_FALSE(fs::Exists(dotlock));
+}
+
 TEST_F(TaTest, WriteErrorLeavesNoHalfMessage) {
   std::string before = "From x Thu Jan  1 00:00:00 1970\nSubject: a\n\nold\n\n";
   ASSERT_TRUE(fs::WriteFileAtomically(home_ + "/mail", user_, before).ok());
