@@ -335,7 +335,7 @@ void Scheduler::ReadAgent(Agent& a) {
     if (job == nullptr) {
       log_.Error(f.empty() ? "" : std::string(f[0]),
                  StrCat("transport agent ", a.pid, " protocol error: '", line, "'"));
-      ::kill(a.pid, SIGKILL);
+      if (a.pid > 0) ::kill(a.pid, SIGKILL);
       AgentGone(a, "transport agent protocol error");
       return;
     }
@@ -357,7 +357,7 @@ void Scheduler::ReadAgent(Agent& a) {
     MaybeFinish(qid);
   }
   if (a.inbuf.size() > kMaxTaLine) {
-    ::kill(a.pid, SIGKILL);
+    if (a.pid > 0) ::kill(a.pid, SIGKILL);
     AgentGone(a, "transport agent protocol error: line too long");
   }
 }
@@ -366,7 +366,10 @@ void Scheduler::AgentGone(Agent& a, std::string_view why) {
   a.eof = true;
   a.out.reset();
   a.in.reset();
-  zombies_.insert(a.pid);
+  // Not reaped yet: remember it, so shutdown waits for it. A pid that
+  // ReapChildren() already collected is -1 here and must never be waited
+  // for or signalled again (it may belong to another process by now).
+  if (a.pid > 0) zombies_.insert(a.pid);
   std::vector<std::string> touched;
   for (auto& job : a.jobs) {
     auto it = msgs_.find(job.qid);
@@ -404,12 +407,13 @@ void Scheduler::ReapChildren() {
     if (pid <= 0) break;
     zombies_.erase(pid);
     for (auto& a : agents_) {
-      if (a->pid == pid && !a->eof) {
+      if (a->pid != pid) continue;
+      a->pid = -1;  // reaped
+      if (!a->eof) {
         // Exited before we saw EOF: drain what it wrote first.
         if (a->out.valid()) ReadAgent(*a);
         if (!a->eof) AgentGone(*a, "transport agent exited");
       }
-      if (a->pid == pid) a->pid = -1;
     }
     if (WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) != 0)) {
       log_.Warning("", StrCat("transport agent ", pid, " ended with ",
