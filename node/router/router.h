@@ -44,6 +44,11 @@ absl::StatusOr<RouterOptions> ParseRouterArgs(
 // tmp/, and moves each queue/<id> without transport/<id> back to router/.
 absl::Status RecoverSpool(const spool::Spool& spool, Logger& log);
 
+// Deletes submissions in public/ whose writer died before committing (a
+// killed smtpserver or sendmail); run at start and on every periodic rescan.
+absl::Status RemoveAbandonedSubmissions(const spool::Spool& spool,
+                                        Logger& log);
+
 // Routes one batch of router/ names (processed in the order given) through
 // the protocol above. Names it could not finish for a transient reason
 // (e.g. disk full) are left in router/ and returned in *retry.

@@ -127,6 +127,9 @@ void Dispatch(const spool::Spool& spool, WorkQueue& work, Logger& log,
       }
     }
     if (Clock::now() >= next_scan) {
+      if (auto s = RemoveAbandonedSubmissions(spool, log); !s.ok()) {
+        log.Warning("", Message(s));
+      }
       Rescan(spool, work, log);
       next_scan = Clock::now() + std::chrono::seconds(rescan_seconds);
     }

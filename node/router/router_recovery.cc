@@ -10,13 +10,19 @@
 
 namespace zm::router {
 
-absl::Status RecoverSpool(const spool::Spool& spool, Logger& log) {
-  if (auto s = spool.CreateLayout(); !s.ok()) return s;
+absl::Status RemoveAbandonedSubmissions(const spool::Spool& spool,
+                                        Logger& log) {
   auto removed = spool.RemoveAbandonedTemporaries();
   if (!removed.ok()) return removed.status();
   for (const std::string& n : *removed) {
     log.Info(n, "removed abandoned submission from public/");
   }
+  return absl::OkStatus();
+}
+
+absl::Status RecoverSpool(const spool::Spool& spool, Logger& log) {
+  if (auto s = spool.CreateLayout(); !s.ok()) return s;
+  if (auto s = RemoveAbandonedSubmissions(spool, log); !s.ok()) return s;
   // tmp/ holds only our own half-written control files; no router runs
   // but us, so all of them are leftovers of a crash.
   auto tmp = fs::ListDir(spool.Path(spool::kTmp), /*include_hidden=*/true);
