@@ -90,8 +90,9 @@ absl::StatusOr<std::unique_ptr<AdminClient>> AdminClient::ConnectTo(
     }
     ::freeaddrinfo(res);
     if (!fd.valid()) {
-      return absl::UnavailableError(StrCat("scheduler is not running (cannot connect to ",
-                                           spec, ": ", std::strerror(err), ")"));
+      return absl::UnavailableError(
+          StrCat("scheduler is not running (cannot connect to ", spec, ": ",
+                 std::strerror(err), ")"));
     }
   } else {
     return absl::InvalidArgumentError(
@@ -102,10 +103,12 @@ absl::StatusOr<std::unique_ptr<AdminClient>> AdminClient::ConnectTo(
   if (!greeting.ok()) return greeting.status();
   std::vector<std::string_view> w = SplitWhitespace(*greeting);
   if (w.size() < 4 || w[0] != "version") {
-    return absl::UnavailableError(StrCat("unexpected admin greeting: ", *greeting));
+    return absl::UnavailableError(
+        StrCat("unexpected admin greeting: ", *greeting));
   }
   std::string challenge(w.back());
-  std::string auth = StrCat("AUTH ", user, " ", Md5Hex(challenge + password), "\n");
+  std::string auth =
+      StrCat("AUTH ", user, " ", Md5Hex(challenge + password), "\n");
   if (auto s = fs::WriteAll(c->fd_.get(), auth, where); !s.ok()) return s;
   auto reply = c->ReadLine();
   if (!reply.ok()) return reply.status();
@@ -144,7 +147,8 @@ absl::StatusOr<std::string> AdminClient::ReadLine() {
       if (errno == EINTR || errno == EAGAIN) continue;
       return fs::ErrnoStatus("read", "admin socket", errno);
     }
-    if (n == 0) return absl::UnavailableError("scheduler closed the connection");
+    if (n == 0)
+      return absl::UnavailableError("scheduler closed the connection");
     buffer_.append(buf, static_cast<size_t>(n));
   }
 }
@@ -154,7 +158,8 @@ absl::StatusOr<std::vector<std::string>> AdminClient::Command(
   if (line.find('\n') != std::string_view::npos || line.size() > 4096) {
     return absl::InvalidArgumentError("bad admin command");
   }
-  if (auto s = fs::WriteAll(fd_.get(), StrCat(line, "\n"), "admin socket"); !s.ok()) {
+  if (auto s = fs::WriteAll(fd_.get(), StrCat(line, "\n"), "admin socket");
+      !s.ok()) {
     return s;
   }
   auto first = ReadLine();
@@ -171,7 +176,8 @@ absl::StatusOr<std::vector<std::string>> AdminClient::Command(
     if (*l == ".") break;
     if (!l->empty() && (*l)[0] == '.') l->erase(0, 1);  // dot-stuffing
     out.push_back(std::move(*l));
-    if (out.size() > kMaxReplyLines) return absl::DataLossError("admin reply too long");
+    if (out.size() > kMaxReplyLines)
+      return absl::DataLossError("admin reply too long");
   }
   return out;
 }

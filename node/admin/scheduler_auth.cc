@@ -30,7 +30,8 @@ std::optional<PeerAddress> PeerAddress::Parse(std::string_view text) {
   }
   if (::inet_pton(AF_INET6, t.c_str(), &v6) == 1) {
     std::memcpy(a.bytes.data(), &v6, 16);
-    static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const uint8_t kMapped[12] = {0, 0, 0, 0, 0,    0,
+                                        0, 0, 0, 0, 0xff, 0xff};
     a.is_v4 = std::memcmp(a.bytes.data(), kMapped, 12) == 0;
     return a;
   }
@@ -103,14 +104,22 @@ absl::StatusOr<SchedulerAuth> ParseSchedulerAuth(std::string_view text,
     if (e.user.empty()) return config::Error(file, number, "empty user name");
     for (auto tok : SplitWhitespace(f[2])) {
       std::string t = ToLower(tok);
-      if (t == "all") e.tokens |= kTokenAll;
-      else if (t == "snmp") e.tokens |= kTokenSnmp;
-      else if (t == "qq") e.tokens |= kTokenQq;
-      else if (t == "tt") e.tokens |= kTokenTt;
-      else if (t == "etrn") e.tokens |= kTokenEtrn;
-      else if (t == "kill") e.tokens |= kTokenKill;
-      else if (t == "smtpip") e.tokens |= kTokenSmtpIp;
-      else return config::Error(file, number, StrCat("unknown token '", tok, "'"));
+      if (t == "all")
+        e.tokens |= kTokenAll;
+      else if (t == "snmp")
+        e.tokens |= kTokenSnmp;
+      else if (t == "qq")
+        e.tokens |= kTokenQq;
+      else if (t == "tt")
+        e.tokens |= kTokenTt;
+      else if (t == "etrn")
+        e.tokens |= kTokenEtrn;
+      else if (t == "kill")
+        e.tokens |= kTokenKill;
+      else if (t == "smtpip")
+        e.tokens |= kTokenSmtpIp;
+      else
+        return config::Error(file, number, StrCat("unknown token '", tok, "'"));
     }
     std::string masks(f[3]);
     for (char& c : masks) {
@@ -129,7 +138,8 @@ absl::StatusOr<SchedulerAuth> ParseSchedulerAuth(std::string_view text,
       bool v6 = StartsWithIgnoreCase(addr, "ipv6:");
       if (v6) addr.remove_prefix(5);
       auto pa = PeerAddress::Parse(addr);
-      if (!pa || (v6 && pa->is_v4 && addr.find(':') == std::string_view::npos)) {
+      if (!pa ||
+          (v6 && pa->is_v4 && addr.find(':') == std::string_view::npos)) {
         return bad();
       }
       AddressMask mask;
@@ -146,7 +156,8 @@ absl::StatusOr<SchedulerAuth> ParseSchedulerAuth(std::string_view text,
       e.masks.push_back(mask);
     }
     if (e.masks.empty()) {
-      return config::Error(file, number, "no address masks (e.g. [127.0.0.1]/32)");
+      return config::Error(file, number,
+                           "no address masks (e.g. [127.0.0.1]/32)");
     }
     auth.entries.push_back(std::move(e));
   }

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/core.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -9,8 +10,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-
-#include <fmt/core.h>
 
 namespace zm::fs {
 
@@ -119,8 +118,8 @@ absl::Status WriteFileAtomically(const std::string& dir,
                                  std::string_view contents, int mode) {
   std::string tmp = dir + "/." + name + ".tmp";
   std::string dst = dir + "/" + name;
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                     mode));
+  UniqueFd fd(
+      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
   if (!fd.valid()) return ErrnoStatus("open", tmp, errno);
   if (auto s = WriteAll(fd.get(), contents, tmp); !s.ok()) return s;
   if (auto s = Fsync(fd.get(), tmp); !s.ok()) return s;

@@ -47,8 +47,7 @@ class UniqueFd {
 
 // A status for a failed system call: "<what> <path>: <strerror(errno)>".
 // Out-of-space errors become ResourceExhausted, so callers can answer 452.
-absl::Status ErrnoStatus(std::string_view what, std::string_view path,
-                         int err);
+absl::Status ErrnoStatus(std::string_view what, std::string_view path, int err);
 
 // Reads a whole file; refuses files larger than max_bytes.
 absl::StatusOr<std::string> ReadFile(const std::string& path,

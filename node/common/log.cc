@@ -1,18 +1,19 @@
 #include "node/common/log.h"
 
 #include <fcntl.h>
+#include <fmt/core.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <ctime>
 
-#include <fmt/core.h>
 #include "node/common/fs.h"
 
 namespace zm {
 
 Logger::Logger(std::string program, std::string path, bool to_stderr)
-    : program_(std::move(program)), path_(std::move(path)),
+    : program_(std::move(program)),
+      path_(std::move(path)),
       to_stderr_(to_stderr) {
   char host[256] = {0};
   if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
@@ -30,8 +31,8 @@ Logger::~Logger() {
 
 absl::Status Logger::Reopen() {
   if (path_.empty()) return absl::OkStatus();
-  int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-                  0640);
+  int fd =
+      ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
   if (fd < 0) return fs::ErrnoStatus("open", path_, errno);
   absl::MutexLock lock(&mu_);
   if (fd_ >= 0) ::close(fd_);

@@ -3,7 +3,8 @@
 // Lines look like syslog's, so the log analysers operators already run
 // (pflogsumm --syslog-name=zmnode, grep) read them unchanged:
 //
-//   Nov 20 23:05:19 mx1 zmnode/router[4711]: 0G4VZ8Q3K2M7AB-mx1: from=<a@b>, nrcpt=2
+//   Nov 20 23:05:19 mx1 zmnode/router[4711]: 0G4VZ8Q3K2M7AB-mx1: from=<a@b>,
+//   nrcpt=2
 //
 // Every line is formatted into one buffer and written with a single
 // write(2) to a file opened with O_APPEND, so lines from concurrent

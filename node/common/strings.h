@@ -7,16 +7,15 @@
 #ifndef ZM_COMMON_STRINGS_H_
 #define ZM_COMMON_STRINGS_H_
 
+#include <fmt/format.h>
+
+#include <charconv>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <fmt/format.h>
-
-#include <charconv>
-#include <iterator>
 
 #include "absl/status/status.h"
 

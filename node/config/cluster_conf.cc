@@ -12,15 +12,16 @@ absl::StatusOr<int64_t> ParseDurationMs(std::string_view text) {
   static constexpr struct {
     std::string_view suffix;
     int64_t ms;
-  } kUnits[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
-                {"d", 86400000}, {"w", 7 * 86400000LL}};
+  } kUnits[] = {{"ms", 1},      {"s", 1000},     {"m", 60000},
+                {"h", 3600000}, {"d", 86400000}, {"w", 7 * 86400000LL}};
   // Several parts may follow each other, as ZMailer writes "1d2h".
   int64_t total = 0;
   std::string_view rest = text;
   if (rest.empty()) return absl::InvalidArgumentError("empty duration");
   while (!rest.empty()) {
     size_t digits = 0;
-    while (digits < rest.size() && isdigit(static_cast<unsigned char>(rest[digits]))) {
+    while (digits < rest.size() &&
+           isdigit(static_cast<unsigned char>(rest[digits]))) {
       ++digits;
     }
     int64_t n = 0;
@@ -41,7 +42,8 @@ absl::StatusOr<int64_t> ParseDurationMs(std::string_view text) {
       }
     }
     if (!matched) {
-      return absl::InvalidArgumentError(StrCat("bad duration unit in '", text, "'"));
+      return absl::InvalidArgumentError(
+          StrCat("bad duration unit in '", text, "'"));
     }
     total += n * unit;
   }
@@ -58,7 +60,8 @@ absl::StatusOr<ClusterConf> ParseClusterConf(const std::string& path,
     std::string key(tok[0]);
     if (tok.size() < 2) return Error(path, l.number, key + " needs a value");
     auto single = [&](std::string* out) -> absl::Status {
-      if (tok.size() != 2) return Error(path, l.number, key + " takes one value");
+      if (tok.size() != 2)
+        return Error(path, l.number, key + " takes one value");
       auto v = ExpandVariables(tok[1], node);
       if (!v.ok()) return Error(path, l.number, Message(v.status()));
       *out = *v;
@@ -88,7 +91,8 @@ absl::StatusOr<ClusterConf> ParseClusterConf(const std::string& path,
       if (s.ok()) {
         auto ms = ParseDurationMs(v);
         if (!ms.ok() || *ms <= 0) {
-          s = Error(path, l.number, "gossip-interval needs a positive duration");
+          s = Error(path, l.number,
+                    "gossip-interval needs a positive duration");
         } else {
           cc.gossip_interval_ms = static_cast<int>(*ms);
         }

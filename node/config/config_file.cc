@@ -65,16 +65,26 @@ absl::StatusOr<std::vector<Line>> ReadLines(const std::string& path) {
 absl::StatusOr<std::string> ExpandVariables(std::string_view value,
                                             const NodeDir& node) {
   auto lookup = [&](std::string_view name, std::string* out) {
-    if (name == "MAILHOME") *out = node.home;
-    else if (name == "MAILVAR" || name == "MAILSHARE") *out = node.etc();
-    else if (name == "POSTOFFICE") *out = node.spool();
-    else if (name == "LOGDIR") *out = node.log();
-    else if (name == "DBDIR") *out = node.db();
-    else if (name == "MAILBOX") *out = node.mail();
-    else if (name == "MAILBIN") *out = SelfBinDir();
-    else if (name == "DBTYPE") *out = "rocksdb";
-    else if (const char* env = std::getenv(std::string(name).c_str())) *out = env;
-    else return false;
+    if (name == "MAILHOME")
+      *out = node.home;
+    else if (name == "MAILVAR" || name == "MAILSHARE")
+      *out = node.etc();
+    else if (name == "POSTOFFICE")
+      *out = node.spool();
+    else if (name == "LOGDIR")
+      *out = node.log();
+    else if (name == "DBDIR")
+      *out = node.db();
+    else if (name == "MAILBOX")
+      *out = node.mail();
+    else if (name == "MAILBIN")
+      *out = SelfBinDir();
+    else if (name == "DBTYPE")
+      *out = "rocksdb";
+    else if (const char* env = std::getenv(std::string(name).c_str()))
+      *out = env;
+    else
+      return false;
     return true;
   };
   std::string out;
@@ -94,8 +104,9 @@ absl::StatusOr<std::string> ExpandVariables(std::string_view value,
       i = close;
     } else {
       size_t j = i + 1;
-      while (j < value.size() &&
-             (isalnum(static_cast<unsigned char>(value[j])) || value[j] == '_')) {
+      while (
+          j < value.size() &&
+          (isalnum(static_cast<unsigned char>(value[j])) || value[j] == '_')) {
         ++j;
       }
       name = value.substr(i + 1, j - i - 1);

@@ -26,8 +26,8 @@ namespace zm::config {
 absl::Status Error(std::string_view file, int line, std::string_view what);
 
 struct Line {
-  int number = 0;     // 1-based
-  std::string text;   // without the newline and without a trailing '\r'
+  int number = 0;    // 1-based
+  std::string text;  // without the newline and without a trailing '\r'
 };
 
 // All lines of a file, numbered, with nothing removed. NotFound (naming

@@ -42,13 +42,15 @@ absl::StatusOr<MailConf> ParseMailConf(const std::string& path) {
   }
   if (mc.hostname.empty()) {
     char host[256] = {0};
-    if (::gethostname(host, sizeof host - 1) == 0 && host[0]) mc.hostname = host;
-    else mc.hostname = "localhost";
+    if (::gethostname(host, sizeof host - 1) == 0 && host[0])
+      mc.hostname = host;
+    else
+      mc.hostname = "localhost";
   }
   if (mc.mydomain.empty()) {
     auto dot = mc.hostname.find('.');
-    mc.mydomain = dot == std::string::npos ? mc.hostname
-                                           : mc.hostname.substr(dot + 1);
+    mc.mydomain =
+        dot == std::string::npos ? mc.hostname : mc.hostname.substr(dot + 1);
   }
   if (mc.orgdomain.empty()) mc.orgdomain = mc.mydomain;
   return mc;

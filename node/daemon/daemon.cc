@@ -19,7 +19,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Init(std::string program,
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-C") {
-      if (i + 1 >= argc) return absl::InvalidArgumentError("-C needs a directory");
+      if (i + 1 >= argc)
+        return absl::InvalidArgumentError("-C needs a directory");
       dir = argv[++i];
     } else if (a == "-f") {
       d->foreground_ = true;
@@ -29,8 +30,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Init(std::string program,
   }
   d->node_ = LocateNode(dir);
   if (auto s = RequireNode(d->node_); !s.ok()) return s;
-  d->log_ = std::make_unique<Logger>(d->program_, d->node_.maillog(),
-                                     d->foreground_);
+  d->log_ =
+      std::make_unique<Logger>(d->program_, d->node_.maillog(), d->foreground_);
 
   ::signal(SIGPIPE, SIG_IGN);
   sigset_t set;
@@ -74,8 +75,8 @@ Daemon::Signal Daemon::TakeSignal() {
 absl::Status Daemon::Ready() {
   if (auto s = fs::MakeDirs(node_.run()); !s.ok()) return s;
   std::string name = program_ + ".pid";
-  if (auto s = fs::WriteFileAtomically(node_.run(), name,
-                                       StrCat(::getpid(), "\n"));
+  if (auto s =
+          fs::WriteFileAtomically(node_.run(), name, StrCat(::getpid(), "\n"));
       !s.ok()) {
     return s;
   }

@@ -57,8 +57,8 @@ static std::string Line(const ProgramState& p, std::string_view label) {
 }
 
 std::string Render(const NodeHealth& h) {
-  std::string out = StrCat("node ", h.home, " (frozen: ",
-                           h.frozen ? "yes" : "no", ")\n");
+  std::string out =
+      StrCat("node ", h.home, " (frozen: ", h.frozen ? "yes" : "no", ")\n");
   out += Line(h.supervisor, "(supervisor)");
   for (const auto& p : h.programs) out += Line(p, "");
   out += "spool:";

@@ -26,7 +26,7 @@ inline const std::vector<std::string>& DaemonPrograms() {
 
 struct ProgramState {
   std::string name;
-  int pid = 0;         // 0 if no pid file
+  int pid = 0;           // 0 if no pid file
   bool running = false;  // pid file names a live process
 };
 

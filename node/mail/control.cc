@@ -30,7 +30,7 @@ std::string SerializeControl(const ControlFile& cf) {
   if (!cf.ret.empty()) Line(&out, "R", cf.ret);
   for (const auto& r : cf.recipients) {
     StrAppend(&out, "r ", r.index, " ", XtextEncode(r.channel), " ",
-                    XtextEncode(r.host), " ", XtextEncode(r.user));
+              XtextEncode(r.host), " ", XtextEncode(r.user));
     Param(&out, "notify", r.notify);
     Param(&out, "orcpt", r.orcpt);
     Param(&out, "orig", r.orig);
@@ -42,11 +42,10 @@ std::string SerializeControl(const ControlFile& cf) {
 }
 
 std::string SerializeResult(const ControlResult& r) {
-  return StrCat(
-      "d ", r.index, " ",
-      r.status == ResultStatus::kDelivered ? "ok" : "failed", " ", r.time, " ",
-      XtextEncode(r.dsn.empty() ? "-" : r.dsn), " ", XtextEncode(r.diag),
-      "\n");
+  return StrCat("d ", r.index, " ",
+                r.status == ResultStatus::kDelivered ? "ok" : "failed", " ",
+                r.time, " ", XtextEncode(r.dsn.empty() ? "-" : r.dsn), " ",
+                XtextEncode(r.diag), "\n");
 }
 
 absl::StatusOr<ControlFile> ParseControl(std::string_view file) {
@@ -101,7 +100,7 @@ absl::StatusOr<ControlFile> ParseControl(std::string_view file) {
           auto eq = t.find('=');
           if (eq == std::string_view::npos) return bad("parameter without '='");
           std::string_view key = t.substr(0, eq);
-          std::string* dst = key == "notify" ? &r.notify
+          std::string* dst = key == "notify"  ? &r.notify
                              : key == "orcpt" ? &r.orcpt
                              : key == "orig"  ? &r.orig
                              : key == "diag"  ? &r.diag
@@ -157,13 +156,15 @@ absl::StatusOr<ControlFile> ParseControl(std::string_view file) {
       ++cf.skipped_lines;
       continue;
     }
-    res.status = tok[2] == "ok" ? ResultStatus::kDelivered : ResultStatus::kFailed;
+    res.status =
+        tok[2] == "ok" ? ResultStatus::kDelivered : ResultStatus::kFailed;
     res.dsn = dsn == "-" ? "" : dsn;
     res.diag = std::move(diag);
     cf.results.push_back(std::move(res));
   }
   if (!ended) return absl::DataLossError("control file has no end line");
-  if (cf.queue_id.empty()) return absl::InvalidArgumentError("control file has no id");
+  if (cf.queue_id.empty())
+    return absl::InvalidArgumentError("control file has no id");
   for (size_t i = 0; i < cf.recipients.size(); ++i) {
     if (cf.recipients[i].index != static_cast<int>(i)) {
       return absl::InvalidArgumentError("control file recipients out of order");

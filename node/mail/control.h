@@ -7,10 +7,11 @@
 //   s alice@example.org           envelope sender ("" = <>)
 //   e alice@example.org           where DSNs go ("" = nowhere)
 //   E envid / R ret               DSN ENVID and RET, if given
-//   r 0 local root root notify=FAILURE orcpt=rfc822;root@localhost orig=root@localhost
-//   r 1 smtp example.net bob@example.net orig=bob@example.net
-//   end                           the router wrote the whole file
-//   d 0 ok 1763680001 2.0.0 delivered+20to+20mailbox   (appended results)
+//   r 0 local root root notify=FAILURE orcpt=rfc822;root@localhost
+//   orig=root@localhost r 1 smtp example.net bob@example.net
+//   orig=bob@example.net end                           the router wrote the
+//   whole file d 0 ok 1763680001 2.0.0 delivered+20to+20mailbox   (appended
+//   results)
 //
 // The router writes everything up to `end` once, durably. After that the
 // file only grows: a transport agent appends one `d` line per final result
@@ -47,9 +48,9 @@ enum class ResultStatus { kDelivered, kFailed };
 struct ControlResult {
   int index = 0;
   ResultStatus status = ResultStatus::kDelivered;
-  int64_t time = 0;   // unix seconds
-  std::string dsn;    // enhanced status, "2.0.0" / "5.1.1"
-  std::string diag;   // one line for humans and DSNs
+  int64_t time = 0;  // unix seconds
+  std::string dsn;   // enhanced status, "2.0.0" / "5.1.1"
+  std::string diag;  // one line for humans and DSNs
 };
 
 struct ControlFile {

@@ -90,8 +90,7 @@ absl::StatusOr<MessageFile> ParseMessageFile(std::string_view file) {
       ended = true;
       break;
     }
-    std::vector<std::string_view> tok =
-        Split(line, ' ', true);
+    std::vector<std::string_view> tok = Split(line, ' ', true);
     if (tok.empty()) return bad("empty line");
     std::string_view key = tok[0];
     std::string value;
@@ -170,9 +169,9 @@ absl::StatusOr<MessageFile> ParseMessageFile(std::string_view file) {
   }
   mf.body_offset = pos;
   if (file.size() - pos != env.size) {
-    return absl::DataLossError(StrCat(
-        "message file has ", file.size() - pos, " message bytes, envelope says ",
-        env.size));
+    return absl::DataLossError(StrCat("message file has ", file.size() - pos,
+                                      " message bytes, envelope says ",
+                                      env.size));
   }
   if (env.queue_id.empty()) return bad("no id");
   return mf;

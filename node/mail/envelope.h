@@ -40,20 +40,20 @@ struct Envelope {
   int64_t arrival_usec = 0;  // since the epoch
   std::string sender;        // "" is the null sender
   std::vector<EnvelopeRecipient> recipients;
-  std::string envid;       // DSN ENVID, decoded
-  std::string ret;         // DSN RET: "", "FULL" or "HDRS"
-  std::string deliverby;   // RFC 2852 BY parameter, as given
-  std::string bodytype;    // "", "7BIT", "8BITMIME", "BINARYMIME"
+  std::string envid;      // DSN ENVID, decoded
+  std::string ret;        // DSN RET: "", "FULL" or "HDRS"
+  std::string deliverby;  // RFC 2852 BY parameter, as given
+  std::string bodytype;   // "", "7BIT", "8BITMIME", "BINARYMIME"
   bool smtputf8 = false;
-  std::string protocol;    // "ESMTP", "ESMTPS", "ESMTPA", "SMTP", "local"
+  std::string protocol;     // "ESMTP", "ESMTPS", "ESMTPA", "SMTP", "local"
   std::string client_addr;  // peer IP address; "" for local submission
   std::string client_port;
   std::string client_name;  // reverse DNS name, if known
   std::string helo;
-  std::string auth_user;    // SMTP AUTH identity
-  std::string tls;          // e.g. "TLSv1.3:TLS_AES_256_GCM_SHA384"
-  std::string local_user;   // submitting login (sendmail, rmail)
-  uint64_t size = 0;        // bytes of the message after env-end
+  std::string auth_user;   // SMTP AUTH identity
+  std::string tls;         // e.g. "TLSv1.3:TLS_AES_256_GCM_SHA384"
+  std::string local_user;  // submitting login (sendmail, rmail)
+  uint64_t size = 0;       // bytes of the message after env-end
 };
 
 // Renders the envelope part (through "env-end\n"). `size_offset`, if not

@@ -1,8 +1,8 @@
 #include "node/mail/rfc5322.h"
 
-#include <ctime>
-
 #include <fmt/format.h>
+
+#include <ctime>
 
 namespace zm::mail {
 

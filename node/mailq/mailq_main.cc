@@ -48,7 +48,8 @@ std::string RenderListing(const std::vector<std::string>& json_lines,
     std::map<std::string, Entry> per_thread;
     for (const auto& r : j.value("recipients", nlohmann::json::array())) {
       std::string ch = r.value("channel", ""), h = r.value("host", "");
-      if ((!channel.empty() && ch != channel) || (!host.empty() && h != host)) continue;
+      if ((!channel.empty() && ch != channel) || (!host.empty() && h != host))
+        continue;
       Entry& e = per_thread[StrCat(ch, "/", h)];
       e.qid = qid;
       e.attempts = std::max(e.attempts, r.value("attempts", 0));
@@ -63,8 +64,9 @@ std::string RenderListing(const std::vector<std::string>& json_lines,
   for (const auto& [thread, entries] : groups) {
     StrAppend(&out, thread, ":\n");
     for (const auto& e : entries) {
-      StrAppend(&out, "  ", e.qid, ": (", e.attempts, e.attempts == 1 ? " try" : " tries",
-                ", expires in ", Duration(e.expires - now), ")");
+      StrAppend(&out, "  ", e.qid, ": (", e.attempts,
+                e.attempts == 1 ? " try" : " tries", ", expires in ",
+                Duration(e.expires - now), ")");
       if (!e.diag.empty()) {
         StrAppend(&out, " \\\n    ", e.diag);
       }
@@ -74,7 +76,8 @@ std::string RenderListing(const std::vector<std::string>& json_lines,
   return out;
 }
 
-int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+int Main(const std::vector<std::string>& args, std::ostream& out,
+         std::ostream& err) {
   int q = 0, s = 0;
   bool json = false;
   std::string dir, channel, host, user = "nobody", pass = "nobody", port;
@@ -106,7 +109,8 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
         user = v.substr(0, slash);
         pass = v.substr(slash + 1);
       }
-    } else if (a.size() >= 2 && a[0] == '-' && a.find_first_not_of("Qs", 1) == std::string::npos) {
+    } else if (a.size() >= 2 && a[0] == '-' &&
+               a.find_first_not_of("Qs", 1) == std::string::npos) {
       for (char c : a.substr(1)) (c == 'Q' ? q : s)++;
     } else {
       return usage(StrCat("unknown argument '", a, "'"));
@@ -122,15 +126,19 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     if (s >= 2) return 0;
   }
   auto client = port.empty() ? admin::AdminClient::Connect(node, user, pass)
-                             : admin::AdminClient::ConnectTo(StrCat("TCP:", port), user, pass);
+                             : admin::AdminClient::ConnectTo(
+                                   StrCat("TCP:", port), user, pass);
   if (!client.ok()) {
     err << "mailq: " << client.status().message() << "\n";
-    return client.status().code() == absl::StatusCode::kPermissionDenied ? kExNoPerm
-                                                                          : kExUnavailable;
+    return client.status().code() == absl::StatusCode::kPermissionDenied
+               ? kExNoPerm
+               : kExUnavailable;
   }
-  auto run = [&](std::string_view cmd) -> absl::StatusOr<std::vector<std::string>> {
+  auto run =
+      [&](std::string_view cmd) -> absl::StatusOr<std::vector<std::string>> {
     auto r = (*client)->Command(cmd);
-    if (!r.ok()) err << "mailq: " << cmd << ": " << r.status().message() << "\n";
+    if (!r.ok())
+      err << "mailq: " << cmd << ": " << r.status().message() << "\n";
     return r;
   };
   long long now = static_cast<long long>(::time(nullptr));
@@ -165,7 +173,8 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     return 0;
   }
   if (q == 1) {
-    if (channel.empty() || host.empty()) return usage("-Q with -c needs -h too");
+    if (channel.empty() || host.empty())
+      return usage("-Q with -c needs -h too");
     auto lines = run(StrCat("SHOW THREAD ", channel, " ", host));
     if (!lines.ok()) return kExUnavailable;
     out << channel << "/" << host << ":\n";
@@ -176,8 +185,8 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
       int attempts = 0;
       ParseNumber(f[2], &expiry);
       ParseNumber(f[4], &attempts);
-      out << "  " << f[0] << ": " << f[1] << " (" << attempts << " tries, expires in "
-          << Duration(expiry - now) << ")";
+      out << "  " << f[0] << ": " << f[1] << " (" << attempts
+          << " tries, expires in " << Duration(expiry - now) << ")";
       if (!f[5].empty()) out << " \\\n    " << f[5];
       out << "\n";
     }

@@ -72,9 +72,12 @@ absl::StatusOr<std::vector<RelationSpec>> ParseDbasesConf(
         return err(StrCat("bad newdb options '", opts, "'"));
       }
       for (char c : opts.substr(1)) {
-        if (c == 'l') spec.lowercase_keys = true;
-        else if (c == 'a') spec.aliases_syntax = true;
-        else return err(StrCat("unknown newdb option '-", std::string(1, c), "'"));
+        if (c == 'l')
+          spec.lowercase_keys = true;
+        else if (c == 'a')
+          spec.aliases_syntax = true;
+        else
+          return err(StrCat("unknown newdb option '-", std::string(1, c), "'"));
       }
     }
     if (tok[4] == "-") {
@@ -90,9 +93,12 @@ absl::StatusOr<std::vector<RelationSpec>> ParseDbasesConf(
         return err(StrCat("bad flag '", f, "'"));
       }
       for (char c : f.substr(1)) {
-        if (c == 'l') spec.lowercase_lookups = true;
-        else if (c == 'm') spec.reload_on_change = true;
-        else return err(StrCat("unknown flag '-", std::string(1, c), "'"));
+        if (c == 'l')
+          spec.lowercase_lookups = true;
+        else if (c == 'm')
+          spec.reload_on_change = true;
+        else
+          return err(StrCat("unknown flag '-", std::string(1, c), "'"));
       }
     }
     out.push_back(std::move(spec));

@@ -26,14 +26,14 @@
 namespace zm::relations {
 
 struct RelationSpec {
-  std::string name;         // [A-Za-z0-9_-]+: db/<name> is its database
-  std::string dbtype;       // as written, after expansion
-  bool lowercase_keys = false;  // newdb option -l
-  bool aliases_syntax = false;  // newdb option -a
+  std::string name;                // [A-Za-z0-9_-]+: db/<name> is its database
+  std::string dbtype;              // as written, after expansion
+  bool lowercase_keys = false;     // newdb option -l
+  bool aliases_syntax = false;     // newdb option -a
   bool lowercase_lookups = false;  // flag -l
   bool reload_on_change = false;   // flag -m
-  std::string source;       // absolute path of the source text file
-  std::string conf_file;    // where this spec was read (for errors)
+  std::string source;              // absolute path of the source text file
+  std::string conf_file;           // where this spec was read (for errors)
   int conf_line = 0;
 };
 

@@ -26,8 +26,8 @@ class NullLogger : public rocksdb::Logger {
 };
 
 std::shared_ptr<rocksdb::Logger> SharedNullLogger() {
-  static auto* logger = new std::shared_ptr<rocksdb::Logger>(
-      std::make_shared<NullLogger>());
+  static auto* logger =
+      new std::shared_ptr<rocksdb::Logger>(std::make_shared<NullLogger>());
   return *logger;
 }
 
@@ -60,8 +60,8 @@ absl::StatusOr<std::string> CurrentGeneration(const std::string& db_dir,
   ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
   if (n < 0) {
     if (errno == ENOENT) {
-      return absl::NotFoundError(StrCat("relation database ", link,
-                                        " does not exist"));
+      return absl::NotFoundError(
+          StrCat("relation database ", link, " does not exist"));
     }
     return fs::ErrnoStatus("readlink", link, errno);
   }

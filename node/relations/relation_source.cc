@@ -27,8 +27,8 @@ absl::StatusOr<std::vector<RawLine>> Lines(std::string_view text,
     pos = nl == std::string_view::npos ? text.size() : nl + 1;
     ++number;
     if (line.size() > kMaxSourceLine) {
-      return config::Error(file, number,
-                           StrCat("line longer than ", kMaxSourceLine, " bytes"));
+      return config::Error(
+          file, number, StrCat("line longer than ", kMaxSourceLine, " bytes"));
     }
     std::string stripped = config::StripComment(line);
     if (Trim(stripped).empty()) continue;
@@ -110,8 +110,9 @@ absl::StatusOr<std::string> NormalizeAliasTarget(std::string_view target) {
   return StrCat(no_alias ? "\\" : "", a->ToString());
 }
 
-absl::StatusOr<std::vector<SourceEntry>> ParsePlainSource(
-    std::string_view text, std::string_view file, bool lowercase_keys) {
+absl::StatusOr<std::vector<SourceEntry>> ParsePlainSource(std::string_view text,
+                                                          std::string_view file,
+                                                          bool lowercase_keys) {
   auto lines = Lines(text, file);
   if (!lines.ok()) return lines.status();
   std::vector<SourceEntry> out;
@@ -127,8 +128,8 @@ absl::StatusOr<std::vector<SourceEntry>> ParsePlainSource(
     auto [it, fresh] = first_line.emplace(e.key, l.number);
     if (!fresh) {
       return config::Error(file, l.number,
-                           StrCat("duplicate key '", e.key,
-                                  "' (first at line ", it->second, ")"));
+                           StrCat("duplicate key '", e.key, "' (first at line ",
+                                  it->second, ")"));
     }
     out.push_back(std::move(e));
   }
@@ -148,8 +149,9 @@ absl::StatusOr<std::vector<SourceEntry>> ParseAliasesSource(
     if (!open) return absl::OkStatus();
     open = false;
     if (targets.empty()) {
-      return config::Error(file, out.back().line,
-                           StrCat("alias '", out.back().key, "' has no targets"));
+      return config::Error(
+          file, out.back().line,
+          StrCat("alias '", out.back().key, "' has no targets"));
     }
     out.back().value = JoinTargets(targets);
     targets.clear();
@@ -161,8 +163,9 @@ absl::StatusOr<std::vector<SourceEntry>> ParseAliasesSource(
     for (const std::string& p : pieces) {
       auto t = NormalizeAliasTarget(p);
       if (!t.ok()) {
-        return config::Error(file, number, StrCat("alias '", out.back().key,
-                                                  "': ", Message(t.status())));
+        return config::Error(
+            file, number,
+            StrCat("alias '", out.back().key, "': ", Message(t.status())));
       }
       targets.push_back(*std::move(t));
     }
@@ -192,14 +195,14 @@ absl::StatusOr<std::vector<SourceEntry>> ParseAliasesSource(
     std::string k = lowercase_keys ? ToLower(key) : std::string(key);
     auto [it, fresh] = first_line.emplace(k, l.number);
     if (!fresh) {
-      return config::Error(file, l.number,
-                           StrCat("duplicate alias '", k, "' (first at line ",
-                                  it->second, ")"));
+      return config::Error(
+          file, l.number,
+          StrCat("duplicate alias '", k, "' (first at line ", it->second, ")"));
     }
     out.push_back({k, "", l.number});
     open = true;
-    if (auto s = add_targets(std::string_view(l.text).substr(colon + 1),
-                             l.number);
+    if (auto s =
+            add_targets(std::string_view(l.text).substr(colon + 1), l.number);
         !s.ok()) {
       return s;
     }

@@ -41,8 +41,9 @@ struct SourceEntry {
 };
 
 // `file` only names the source in errors.
-absl::StatusOr<std::vector<SourceEntry>> ParsePlainSource(
-    std::string_view text, std::string_view file, bool lowercase_keys);
+absl::StatusOr<std::vector<SourceEntry>> ParsePlainSource(std::string_view text,
+                                                          std::string_view file,
+                                                          bool lowercase_keys);
 absl::StatusOr<std::vector<SourceEntry>> ParseAliasesSource(
     std::string_view text, std::string_view file, bool lowercase_keys);
 

@@ -31,9 +31,9 @@
 namespace zm::router {
 
 struct RouterOptions {
-  int workers = 2;            // -n: worker threads (1..64)
-  size_t batch_max = 64;      // messages per batch
-  int rescan_seconds = 30;    // full scan of router/ besides inotify
+  int workers = 2;          // -n: worker threads (1..64)
+  size_t batch_max = 64;    // messages per batch
+  int rescan_seconds = 30;  // full scan of router/ besides inotify
 };
 
 // Parses the router's own arguments (after the Daemon's -C/-f).
@@ -46,8 +46,7 @@ absl::Status RecoverSpool(const spool::Spool& spool, Logger& log);
 
 // Deletes submissions in public/ whose writer died before committing (a
 // killed smtpserver or sendmail); run at start and on every periodic rescan.
-absl::Status RemoveAbandonedSubmissions(const spool::Spool& spool,
-                                        Logger& log);
+absl::Status RemoveAbandonedSubmissions(const spool::Spool& spool, Logger& log);
 
 // Routes one batch of router/ names (processed in the order given) through
 // the protocol above. Names it could not finish for a transient reason

@@ -35,7 +35,8 @@ class MappedFile {
     fs::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) return fs::ErrnoStatus("open", path, errno);
     struct stat st;
-    if (::fstat(fd.get(), &st) != 0) return fs::ErrnoStatus("fstat", path, errno);
+    if (::fstat(fd.get(), &st) != 0)
+      return fs::ErrnoStatus("fstat", path, errno);
     if (!S_ISREG(st.st_mode)) {
       return absl::InvalidArgumentError("not a regular file");
     }
@@ -47,8 +48,9 @@ class MappedFile {
     return absl::OkStatus();
   }
   std::string_view view() const {
-    return data_ == nullptr ? std::string_view()
-                            : std::string_view(static_cast<const char*>(data_), size_);
+    return data_ == nullptr
+               ? std::string_view()
+               : std::string_view(static_cast<const char*>(data_), size_);
   }
 
  private:
@@ -92,9 +94,9 @@ Outcome Prepare(const spool::Spool& spool, Routing& routing, Logger& log,
   }
   const mail::Envelope& env = mf->envelope;
   if (env.queue_id != name) {
-    return Quarantine(spool, log, name, "malformed",
-                      StrCat("envelope id ", env.queue_id,
-                             " differs from the file name"));
+    return Quarantine(
+        spool, log, name, "malformed",
+        StrCat("envelope id ", env.queue_id, " differs from the file name"));
   }
   if (env.recipients.empty()) {
     return Quarantine(spool, log, name, "malformed", "no recipients");
@@ -136,8 +138,8 @@ Outcome Prepare(const spool::Spool& spool, Routing& routing, Logger& log,
 
   // Written without fsync: the batch's syncfs makes it durable.
   std::string tmp = spool.Path(spool::kTmp, name);
-  fs::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                         0640));
+  fs::UniqueFd fd(
+      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
   if (!fd.valid()) {
     log.Error(name, Message(fs::ErrnoStatus("create", tmp, errno)));
     return Outcome::kRetry;

@@ -104,7 +104,8 @@ void Dispatch(const spool::Spool& spool, WorkQueue& work, Logger& log,
   alignas(struct inotify_event) char buf[16384];
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    next_scan - Clock::now()).count();
+                    next_scan - Clock::now())
+                    .count();
     struct pollfd pfd[2] = {{inotify_fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
     int n = ::poll(pfd, 2, static_cast<int>(std::max<int64_t>(left, 0)));
     if (n < 0 && errno != EINTR) {
@@ -147,8 +148,8 @@ void Work(const spool::Spool& spool, RoutingHolder& holder, WorkQueue& work,
     }
     std::vector<std::string> retry;
     if (auto s = RouteBatch(spool, *routing, log, batch, &retry); !s.ok()) {
-      log.Error("", StrCat("batch of ", batch.size(), " not finished: ",
-                           Message(s)));
+      log.Error(
+          "", StrCat("batch of ", batch.size(), " not finished: ", Message(s)));
     }
     work.Done(batch);
   }
@@ -168,8 +169,8 @@ absl::StatusOr<RouterOptions> ParseRouterArgs(
       }
       ++i;
     } else {
-      return absl::InvalidArgumentError(
-          StrCat("unknown argument '", a, "' (usage: router [-C DIR] [-f] [-n N])"));
+      return absl::InvalidArgumentError(StrCat(
+          "unknown argument '", a, "' (usage: router [-C DIR] [-f] [-n N])"));
     }
   }
   return o;
@@ -196,8 +197,8 @@ int RunRouter(Daemon& daemon, const RouterOptions& options) {
   std::string router_dir = spool.Path(spool::kRouter);
   if (::inotify_add_watch(inotify_fd.get(), router_dir.c_str(),
                           IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
-    return Daemon::Fail(daemon.program(),
-                        fs::ErrnoStatus("inotify_add_watch", router_dir, errno));
+    return Daemon::Fail(daemon.program(), fs::ErrnoStatus("inotify_add_watch",
+                                                          router_dir, errno));
   }
 
   RoutingHolder holder(std::shared_ptr<Routing>(std::move(*routing)));
@@ -227,8 +228,9 @@ int RunRouter(Daemon& daemon, const RouterOptions& options) {
         holder.Set(std::shared_ptr<Routing>(std::move(*fresh)));
         log.Info("", "configuration and relations reloaded");
       } else {
-        log.Warning("", StrCat("reload refused, keeping the old configuration: ",
-                               Message(fresh.status())));
+        log.Warning("",
+                    StrCat("reload refused, keeping the old configuration: ",
+                           Message(fresh.status())));
       }
     }
   }

@@ -34,9 +34,9 @@ struct UsedRelation {
   std::string_view role;
 };
 constexpr UsedRelation kUsed[] = {
-    {"aliases", "aliases"},       {"fqdnaliases", "fqdnaliases"},
-    {"routesdb", "routes"},       {"routes", "routes"},
-    {"thishost", "thishost"},     {"localnames", "thishost"},
+    {"aliases", "aliases"},   {"fqdnaliases", "fqdnaliases"},
+    {"routesdb", "routes"},   {"routes", "routes"},
+    {"thishost", "thishost"}, {"localnames", "thishost"},
 };
 
 struct Db {
@@ -300,7 +300,8 @@ class Walk {
 
 class RoutingImpl : public Routing {
  public:
-  explicit RoutingImpl(std::shared_ptr<const State> st) : state_(std::move(st)) {}
+  explicit RoutingImpl(std::shared_ptr<const State> st)
+      : state_(std::move(st)) {}
 
   std::vector<Route> RouteAddress(std::string_view address) override {
     std::shared_ptr<const State> st = Snapshot();
@@ -373,9 +374,9 @@ absl::StatusOr<std::unique_ptr<Routing>> Routing::Open(const NodeDir& node) {
     auto db = RelationDb::Open(node.db(), spec.name);
     if (!db.ok()) {
       if (absl::IsNotFound(db.status())) {
-        return absl::FailedPreconditionError(StrCat(
-            "relation '", spec.name, "' (", spec.conf_file, ":",
-            spec.conf_line, ") is not compiled: run `zmailer newdb`"));
+        return absl::FailedPreconditionError(
+            StrCat("relation '", spec.name, "' (", spec.conf_file, ":",
+                   spec.conf_line, ") is not compiled: run `zmailer newdb`"));
       }
       return db.status();
     }

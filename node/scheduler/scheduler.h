@@ -43,9 +43,9 @@ enum class RcptState { kWaiting, kInFlight, kDone };
 struct Rcpt {
   int index = 0;
   RcptState state = RcptState::kWaiting;
-  bool failed = false;       // final result (kDone): failed or delivered
+  bool failed = false;  // final result (kDone): failed or delivered
   int attempts = 0;
-  int64_t next_ms = 0;       // earliest next attempt
+  int64_t next_ms = 0;  // earliest next attempt
   std::string last_dsn, last_diag, relay;
   int64_t result_time = 0;
 };
@@ -63,10 +63,10 @@ struct Message {
 struct Thread {
   std::string channel, host;
   ThreadParams params;
-  std::string command;        // expanded; "" if none
-  std::string command_error;  // why there is no command
+  std::string command;           // expanded; "" if none
+  std::string command_error;     // why there is no command
   std::deque<std::string> msgs;  // queue ids with recipients here, by arrival
-  bool kicked = false;        // ETRN/RUNQ asked for a run (queueonly)
+  bool kicked = false;           // ETRN/RUNQ asked for a run (queueonly)
   int attempts = 0;
   std::string last_diag;
 };
@@ -84,15 +84,15 @@ struct Agent {
   fs::UniqueFd in, out;
   std::string inbuf, outbuf;
   std::deque<Job> jobs;
-  bool ready = false;       // said #hungry at least once
-  bool closing = false;     // stdin closed; waiting for exit
+  bool ready = false;    // said #hungry at least once
+  bool closing = false;  // stdin closed; waiting for exit
   bool eof = false;
   int ring = -1;
   std::string channel, command;
   ThreadKey last_thread;
   int64_t idle_since_ms = 0;
   int64_t idlemax_ms = 0;
-  int capacity = 1;         // jobs it may hold (1 + overfeed)
+  int capacity = 1;  // jobs it may hold (1 + overfeed)
 };
 
 struct AdminConn {
@@ -127,8 +127,8 @@ class Scheduler {
   void ResultFor(Message& m, int index, std::string_view status,
                  std::string_view dsn, std::string_view relay, double c,
                  double d, std::string_view diag, int64_t dispatch_ms);
-  void Defer(Message& m, int index, std::string_view dsn,
-             std::string_view diag, int64_t retry_at_ms);
+  void Defer(Message& m, int index, std::string_view dsn, std::string_view diag,
+             int64_t retry_at_ms);
   void FailExpired(Message& m, int index);
   void MaybeFinish(const std::string& qid);
   void CheckExpiry();
@@ -156,12 +156,14 @@ class Scheduler {
   void AdminLine(AdminConn& c, std::string_view line);
   std::vector<std::string> ShowQueueThreads() const;
   std::vector<std::string> ShowQueueShort() const;
-  std::vector<std::string> ShowThread(std::string_view ch, std::string_view host) const;
+  std::vector<std::string> ShowThread(std::string_view ch,
+                                      std::string_view host) const;
   std::vector<std::string> ShowMessages() const;
   std::vector<std::string> ShowCounters() const;
   absl::Status LoadAuth();
 
-  std::string ToAddress(const Message& m, const mail::ControlRecipient& r) const;
+  std::string ToAddress(const Message& m,
+                        const mail::ControlRecipient& r) const;
 
  private:
   void LogResult(const Message& m, int index, std::string_view status_word,

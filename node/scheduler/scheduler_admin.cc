@@ -28,8 +28,10 @@ constexpr char kDefaultAuth[] =
 std::string RandomChallenge(const std::string& host) {
   unsigned char b[12] = {};
   fs::UniqueFd fd(::open("/dev/urandom", O_RDONLY | O_CLOEXEC));
-  if (!fd.valid() || ::read(fd.get(), b, sizeof b) != static_cast<ssize_t>(sizeof b)) {
-    uint64_t t = static_cast<uint64_t>(NowMs()) ^ (static_cast<uint64_t>(::getpid()) << 32);
+  if (!fd.valid() ||
+      ::read(fd.get(), b, sizeof b) != static_cast<ssize_t>(sizeof b)) {
+    uint64_t t = static_cast<uint64_t>(NowMs()) ^
+                 (static_cast<uint64_t>(::getpid()) << 32);
     std::memcpy(b, &t, sizeof t);
   }
   std::string hex;
@@ -47,7 +49,8 @@ absl::Status Scheduler::LoadAuth() {
     return absl::OkStatus();
   }
   if (!conf_.authfile.empty()) {
-    log_.Warning("", StrCat(conf_.authfile, " does not exist; admin logins: nobody/nobody "
+    log_.Warning("", StrCat(conf_.authfile,
+                            " does not exist; admin logins: nobody/nobody "
                             "from this host only"));
   }
   auth_ = *admin::ParseSchedulerAuth(kDefaultAuth, "(built-in scheduler.auth)");
@@ -61,41 +64,53 @@ absl::Status Scheduler::OpenAdmin() {
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
     if (unix_path_.size() >= sizeof sa.sun_path) {
-      return absl::InvalidArgumentError(StrCat("admin socket path too long: ", unix_path_));
+      return absl::InvalidArgumentError(
+          StrCat("admin socket path too long: ", unix_path_));
     }
     std::memcpy(sa.sun_path, unix_path_.c_str(), unix_path_.size() + 1);
-    unix_listen_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!unix_listen_.valid()) return fs::ErrnoStatus("socket", unix_path_, errno);
+    unix_listen_.reset(
+        ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!unix_listen_.valid())
+      return fs::ErrnoStatus("socket", unix_path_, errno);
     ::unlink(unix_path_.c_str());  // a stale socket of a dead scheduler
-    if (::bind(unix_listen_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    if (::bind(unix_listen_.get(), reinterpret_cast<sockaddr*>(&sa),
+               sizeof sa) != 0) {
       return fs::ErrnoStatus("bind", unix_path_, errno);
     }
-    ::chmod(unix_path_.c_str(), 0666);  // scheduler.auth decides who may do what
+    ::chmod(unix_path_.c_str(),
+            0666);  // scheduler.auth decides who may do what
     if (::listen(unix_listen_.get(), 16) != 0) {
       return fs::ErrnoStatus("listen", unix_path_, errno);
     }
   } else {
     std::string rest(spec.substr(4));
     size_t colon = rest.rfind(':');
-    std::string host = colon == std::string::npos ? "127.0.0.1" : rest.substr(0, colon);
-    std::string port_s = colon == std::string::npos ? rest : rest.substr(colon + 1);
+    std::string host =
+        colon == std::string::npos ? "127.0.0.1" : rest.substr(0, colon);
+    std::string port_s =
+        colon == std::string::npos ? rest : rest.substr(colon + 1);
     int port = 0;
     if (!ParseNumber(port_s, &port) || port <= 0 || port > 65535) {
-      return absl::InvalidArgumentError(StrCat("bad PARAMmailsock port in ", spec));
+      return absl::InvalidArgumentError(
+          StrCat("bad PARAMmailsock port in ", spec));
     }
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(static_cast<uint16_t>(port));
     if (::inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) {
-      return absl::InvalidArgumentError(StrCat("bad PARAMmailsock address in ", spec));
+      return absl::InvalidArgumentError(
+          StrCat("bad PARAMmailsock address in ", spec));
     }
-    tcp_listen_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    tcp_listen_.reset(
+        ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     int one = 1;
     ::setsockopt(tcp_listen_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(tcp_listen_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    if (::bind(tcp_listen_.get(), reinterpret_cast<sockaddr*>(&sa),
+               sizeof sa) != 0) {
       return fs::ErrnoStatus("bind", spec, errno);
     }
-    if (::listen(tcp_listen_.get(), 16) != 0) return fs::ErrnoStatus("listen", spec, errno);
+    if (::listen(tcp_listen_.get(), 16) != 0)
+      return fs::ErrnoStatus("listen", spec, errno);
   }
   return absl::OkStatus();
 }
@@ -119,9 +134,11 @@ void Scheduler::AcceptAdmin(int listen_fd, bool is_unix) {
     } else {
       char buf[INET6_ADDRSTRLEN] = {};
       if (ss.ss_family == AF_INET) {
-        ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, buf, sizeof buf);
+        ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr,
+                    buf, sizeof buf);
       } else {
-        ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, buf, sizeof buf);
+        ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr,
+                    buf, sizeof buf);
       }
       c->peer = admin::PeerAddress::Parse(buf).value_or(admin::PeerAddress{});
     }
@@ -134,7 +151,8 @@ void Scheduler::AcceptAdmin(int listen_fd, bool is_unix) {
 
 void Scheduler::FlushAdmin(AdminConn& c) {
   while (!c.outbuf.empty()) {
-    ssize_t n = ::send(c.fd.get(), c.outbuf.data(), c.outbuf.size(), MSG_NOSIGNAL);
+    ssize_t n =
+        ::send(c.fd.get(), c.outbuf.data(), c.outbuf.size(), MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN) {
@@ -183,7 +201,9 @@ void Scheduler::AdminLine(AdminConn& c, std::string_view line) {
     }
     c.outbuf += ".\n";
   };
-  auto refuse = [&](std::string_view why) { StrAppend(&c.outbuf, "- ", why, "\n"); };
+  auto refuse = [&](std::string_view why) {
+    StrAppend(&c.outbuf, "- ", why, "\n");
+  };
   if (!c.authed) {
     if (w.size() == 3 && EqualsIgnoreCase(w[0], "AUTH")) {
       const admin::AuthEntry* e = auth_.Find(w[1], c.peer);
@@ -219,7 +239,8 @@ void Scheduler::AdminLine(AdminConn& c, std::string_view line) {
   } else if (verb == "show" && what == "queue" && w.size() == 3 &&
              EqualsIgnoreCase(w[2], "short")) {
     reply(ShowQueueShort());
-  } else if (verb == "show" && what == "thread" && (w.size() == 4 || w.size() == 3)) {
+  } else if (verb == "show" && what == "thread" &&
+             (w.size() == 4 || w.size() == 3)) {
     std::string_view ch = w[2], host;
     if (w.size() == 4) {
       host = w[3];
@@ -228,13 +249,15 @@ void Scheduler::AdminLine(AdminConn& c, std::string_view line) {
       ch = ch.substr(0, slash);
     }
     reply(ShowThread(ch, host));
-  } else if (verb == "show" && (what == "snmp" || what == "counters") && w.size() == 2) {
+  } else if (verb == "show" && (what == "snmp" || what == "counters") &&
+             w.size() == 2) {
     reply(ShowCounters());
   } else if (verb == "show" && what == "messages" && w.size() == 2) {
     reply(ShowMessages());
   } else if (verb == "etrn" && w.size() == 2) {
     int n = Etrn(w[1]);
-    reply({n > 0 ? StrCat("ETRN ", w[1], ": ", n, " recipients scheduled for delivery")
+    reply({n > 0 ? StrCat("ETRN ", w[1], ": ", n,
+                          " recipients scheduled for delivery")
                  : StrCat("ETRN ", w[1], ": nothing queued")});
     log_.Info("", StrCat("ETRN ", w[1], ": ", n, " recipients"));
   } else if (verb == "runq" && w.size() == 1) {
@@ -243,7 +266,8 @@ void Scheduler::AdminLine(AdminConn& c, std::string_view line) {
     if (!mail::IsQueueId(w[2]) || !msgs_.count(std::string(w[2]))) {
       refuse(StrCat("no message ", w[2], " in the queue"));
     } else {
-      reply({StrCat("RUNQ ID ", w[2], ": ", RunQueue(w[2]), " recipients scheduled")});
+      reply({StrCat("RUNQ ID ", w[2], ": ", RunQueue(w[2]),
+                    " recipients scheduled")});
     }
   } else if (verb == "kill" && what == "msg" && w.size() == 3) {
     if (auto s = Kill(w[2]); !s.ok()) {
@@ -285,12 +309,14 @@ std::vector<std::string> Scheduler::ShowQueueThreads() const {
         const Message& m = *it->second;
         for (const auto& rc : m.rcpts) {
           const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
-          if (rc.state == RcptState::kDone || r.channel != t->channel || r.host != t->host) {
+          if (rc.state == RcptState::kDone || r.channel != t->channel ||
+              r.host != t->host) {
             continue;
           }
           ++rcpts;
           attempts = std::max(attempts, rc.attempts);
-          if (rc.state == RcptState::kWaiting && (next == 0 || rc.next_ms < next)) {
+          if (rc.state == RcptState::kWaiting &&
+              (next == 0 || rc.next_ms < next)) {
             next = rc.next_ms;
           }
         }
@@ -300,17 +326,18 @@ std::vector<std::string> Scheduler::ShowQueueThreads() const {
       }
       total_rcpts += static_cast<size_t>(rcpts);
       ++total_threads;
-      std::string line = fmt::format("{:<27} R={:<6} A={}",
-                                     StrCat(t->channel, "/", t->host, "/", procs), rcpts,
-                                     attempts);
+      std::string line = fmt::format(
+          "{:<27} R={:<6} A={}", StrCat(t->channel, "/", t->host, "/", procs),
+          rcpts, attempts);
       if (next > now) StrAppend(&line, " W=", (next - now) / 1000, "s");
       if (t->params.queueonly) line += " QUEUEONLY";
       StrAppend(&line, " QA=", FormatDuration((now - oldest) / 1000));
       out.push_back(line);
     }
-    out.push_back(StrCat("  Threads: ", threads.size(), " Msgs: ", ring_msgs.size(),
-                         " Procs: ", procs, " Idle: ", idle, " Plim: ", p.maxring,
-                         " Flim: ", p.maxchannel, " Tlim: ", conf_.EffectiveMaxTa()));
+    out.push_back(
+        StrCat("  Threads: ", threads.size(), " Msgs: ", ring_msgs.size(),
+               " Procs: ", procs, " Idle: ", idle, " Plim: ", p.maxring,
+               " Flim: ", p.maxchannel, " Tlim: ", conf_.EffectiveMaxTa()));
   }
   for (auto& l : ShowQueueShort()) out.push_back(std::move(l));
   return out;
@@ -328,12 +355,12 @@ std::vector<std::string> Scheduler::ShowQueueShort() const {
     for (const auto& rc : m->rcpts) rcpts += rc.state != RcptState::kDone;
   }
   for (const auto& [k, t] : threads_) threads += !t.msgs.empty();
-  return {
-      StrCat("Kids: ", kids, " Idle: ", idle, " Msgs: ", msgs_.size(), " Thrs: ", threads,
-             " Rcpnts: ", rcpts, " Uptime: ", FormatDuration((NowMs() - started_ms_) / 1000)),
-      StrCat("Msgs in ", counters_.msgs_in, " out ", counters_.msgs_out, " stored ",
-             msgs_.size(), " Rcpnts in ", counters_.rcpts_in, " out ",
-             counters_.rcpts_in - rcpts, " stored ", rcpts)};
+  return {StrCat("Kids: ", kids, " Idle: ", idle, " Msgs: ", msgs_.size(),
+                 " Thrs: ", threads, " Rcpnts: ", rcpts,
+                 " Uptime: ", FormatDuration((NowMs() - started_ms_) / 1000)),
+          StrCat("Msgs in ", counters_.msgs_in, " out ", counters_.msgs_out,
+                 " stored ", msgs_.size(), " Rcpnts in ", counters_.rcpts_in,
+                 " out ", counters_.rcpts_in - rcpts, " stored ", rcpts)};
 }
 
 std::vector<std::string> Scheduler::ShowThread(std::string_view ch,
@@ -351,14 +378,16 @@ std::vector<std::string> Scheduler::ShowThread(std::string_view ch,
     std::string diag;
     for (const auto& rc : m.rcpts) {
       const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
-      if (rc.state == RcptState::kDone || r.channel != t.channel || r.host != t.host) continue;
+      if (rc.state == RcptState::kDone || r.channel != t.channel ||
+          r.host != t.host)
+        continue;
       attempts = std::max(attempts, rc.attempts);
       if (next == 0 || rc.next_ms < next) next = rc.next_ms;
       if (!rc.last_diag.empty()) diag = rc.last_diag;
     }
-    out.push_back(StrCat(qid, "\t", m.cf.sender.empty() ? "<>" : m.cf.sender, "\t",
-                         (m.arrival_ms + t.params.expiry_ms) / 1000, "\t", next / 1000,
-                         "\t", attempts, "\t", diag));
+    out.push_back(StrCat(qid, "\t", m.cf.sender.empty() ? "<>" : m.cf.sender,
+                         "\t", (m.arrival_ms + t.params.expiry_ms) / 1000, "\t",
+                         next / 1000, "\t", attempts, "\t", diag));
   }
   return out;
 }
@@ -386,7 +415,8 @@ std::vector<std::string> Scheduler::ShowMessages() const {
       x["state"] = rc.state == RcptState::kInFlight ? "active" : "waiting";
       x["next_attempt"] = rc.next_ms / 1000;
       x["expires"] = (m.arrival_ms + expiry) / 1000;
-      x["expires_in"] = std::max<int64_t>(0, (m.arrival_ms + expiry - now) / 1000);
+      x["expires_in"] =
+          std::max<int64_t>(0, (m.arrival_ms + expiry - now) / 1000);
       x["delay_reason"] = rc.last_diag;
       if (!rc.last_dsn.empty()) x["dsn"] = rc.last_dsn;
       rcpts.push_back(std::move(x));
@@ -399,7 +429,8 @@ std::vector<std::string> Scheduler::ShowMessages() const {
     j["sender"] = m.cf.sender;
     j["forced_expire"] = false;
     j["recipients"] = std::move(rcpts);
-    out.push_back(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    out.push_back(
+        j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
   return out;
 }

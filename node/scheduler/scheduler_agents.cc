@@ -50,7 +50,8 @@ bool Scheduler::StartAgent(Thread& t) {
       Message& m = *it->second;
       for (auto& rc : m.rcpts) {
         const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
-        if (r.channel != t.channel || r.host != t.host || !Ready(t, rc, now)) continue;
+        if (r.channel != t.channel || r.host != t.host || !Ready(t, rc, now))
+          continue;
         LogResult(m, rc.index, "deferred", "4.3.0", "none", 0, 0, why, now);
         Defer(m, rc.index, "4.3.0", why, 0);
       }
@@ -98,20 +99,26 @@ bool Scheduler::StartAgent(Thread& t) {
   std::string home_env = "ZMAILER_HOME=" + node_.home;
   uid_t uid = 0;
   gid_t gid = 0;
-  bool change_ids = ::geteuid() == 0 && (!t.params.user.empty() || !t.params.group.empty());
+  bool change_ids =
+      ::geteuid() == 0 && (!t.params.user.empty() || !t.params.group.empty());
   if (change_ids) {
-    if (struct passwd* pw = t.params.user.empty() ? nullptr : ::getpwnam(t.params.user.c_str())) {
+    if (struct passwd* pw = t.params.user.empty()
+                                ? nullptr
+                                : ::getpwnam(t.params.user.c_str())) {
       uid = pw->pw_uid;
       gid = pw->pw_gid;
     }
-    if (struct group* gr = t.params.group.empty() ? nullptr : ::getgrnam(t.params.group.c_str())) {
+    if (struct group* gr = t.params.group.empty()
+                               ? nullptr
+                               : ::getgrnam(t.params.group.c_str())) {
       gid = gr->gr_gid;
     }
   }
   std::optional<int> nice = t.params.nice, prio = t.params.priority;
   pid_t pid = ::fork();
   if (pid < 0) {
-    for (int fd : {in[0], in[1], out[0], out[1], status[0], status[1]}) ::close(fd);
+    for (int fd : {in[0], in[1], out[0], out[1], status[0], status[1]})
+      ::close(fd);
     failed_start(StrCat("fork: ", std::strerror(errno)));
     return false;
   }
@@ -150,7 +157,8 @@ bool Scheduler::StartAgent(Thread& t) {
     ::close(in[1]);
     ::close(out[0]);
     zombies_.insert(pid);
-    failed_start(StrCat("transport agent ", prog, ": exec: ", std::strerror(child_errno)));
+    failed_start(StrCat("transport agent ", prog,
+                        ": exec: ", std::strerror(child_errno)));
     return false;
   }
   ::fcntl(in[1], F_SETFL, O_NONBLOCK);
@@ -179,7 +187,8 @@ bool Scheduler::Dispatch(Agent& a, Thread& t, int64_t now) {
     Job job;
     for (auto& rc : m.rcpts) {
       const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
-      if (r.channel != t.channel || r.host != t.host || !Ready(t, rc, now)) continue;
+      if (r.channel != t.channel || r.host != t.host || !Ready(t, rc, now))
+        continue;
       job.indexes.push_back(rc.index);
     }
     if (job.indexes.empty()) continue;
@@ -212,7 +221,8 @@ void Scheduler::Pump() {
         auto it = msgs_.find(qid);
         if (it == msgs_.end()) continue;
         for (const auto& rc : it->second->rcpts) {
-          const auto& r = it->second->cf.recipients[static_cast<size_t>(rc.index)];
+          const auto& r =
+              it->second->cf.recipients[static_cast<size_t>(rc.index)];
           if (r.channel == t.channel && r.host == t.host && Ready(t, rc, now)) {
             has_ready = true;
             break;
@@ -245,19 +255,24 @@ void Scheduler::Pump() {
       // Agents still starting up will say #hungry soon; do not pile on.
       bool starting = false;
       for (auto& a : agents_) {
-        starting |= !a->ready && !a->closing && !a->eof && a->command == t.command;
+        starting |=
+            !a->ready && !a->closing && !a->eof && a->command == t.command;
       }
       if (starting) break;
-      int ring_n = CountIf(agents_, [&](const Agent& a) { return a.ring == t.params.ring; });
-      int chan_n = CountIf(agents_, [&](const Agent& a) { return a.channel == t.channel; });
+      int ring_n = CountIf(
+          agents_, [&](const Agent& a) { return a.ring == t.params.ring; });
+      int chan_n = CountIf(
+          agents_, [&](const Agent& a) { return a.channel == t.channel; });
       int total = static_cast<int>(agents_.size());
-      bool limited = (t.params.maxring > 0 && ring_n >= t.params.maxring) ||
-                     (t.params.maxchannel > 0 && chan_n >= t.params.maxchannel) ||
-                     total >= maxta;
+      bool limited =
+          (t.params.maxring > 0 && ring_n >= t.params.maxring) ||
+          (t.params.maxchannel > 0 && chan_n >= t.params.maxchannel) ||
+          total >= maxta;
       if (limited) {
         // Make room: an idle agent of this ring for another command goes.
         for (auto& a : agents_) {
-          if (a->ring == t.params.ring && a->ready && a->jobs.empty() && !a->closing) {
+          if (a->ring == t.params.ring && a->ready && a->jobs.empty() &&
+              !a->closing) {
             CloseAgent(*a);
             break;
           }
@@ -297,7 +312,8 @@ void Scheduler::ReadAgent(Agent& a) {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) break;
-      AgentGone(a, StrCat("transport agent read error: ", std::strerror(errno)));
+      AgentGone(a,
+                StrCat("transport agent read error: ", std::strerror(errno)));
       return;
     }
     if (n == 0) {
@@ -333,8 +349,9 @@ void Scheduler::ReadAgent(Agent& a) {
       }
     }
     if (job == nullptr) {
-      log_.Error(f.empty() ? "" : std::string(f[0]),
-                 StrCat("transport agent ", a.pid, " protocol error: '", line, "'"));
+      log_.Error(
+          f.empty() ? "" : std::string(f[0]),
+          StrCat("transport agent ", a.pid, " protocol error: '", line, "'"));
       if (a.pid > 0) ::kill(a.pid, SIGKILL);
       AgentGone(a, "transport agent protocol error");
       return;
@@ -352,7 +369,8 @@ void Scheduler::ReadAgent(Agent& a) {
     if (it != msgs_.end()) {
       ResultFor(*it->second, index, f[2], f[3], f[4], c, d, f[7], dispatched);
     }
-    while (!a.jobs.empty() && a.jobs.front().pending.empty()) a.jobs.pop_front();
+    while (!a.jobs.empty() && a.jobs.front().pending.empty())
+      a.jobs.pop_front();
     if (a.jobs.empty()) a.idle_since_ms = NowMs();
     MaybeFinish(qid);
   }
@@ -377,7 +395,9 @@ void Scheduler::AgentGone(Agent& a, std::string_view why) {
     Message& m = *it->second;
     // A final result the agent managed to append counts.
     std::map<int, mail::ControlResult> results;
-    if (auto text = fs::ReadFile(spool_.Path(spool::kTransport, m.id), 16u << 20); text.ok()) {
+    if (auto text =
+            fs::ReadFile(spool_.Path(spool::kTransport, m.id), 16u << 20);
+        text.ok()) {
       if (auto cf = mail::ParseControl(*text); cf.ok()) {
         for (auto& r : cf->results) results[r.index] = r;
       }
@@ -390,7 +410,8 @@ void Scheduler::AgentGone(Agent& a, std::string_view why) {
         ResultFor(m, idx, failed ? "error" : "ok", r->second.dsn, "none", 0, 0,
                   r->second.diag, job.dispatch_ms);
       } else if (rc.state == RcptState::kInFlight) {
-        LogResult(m, idx, "deferred", "4.3.0", "none", 0, 0, why, job.dispatch_ms);
+        LogResult(m, idx, "deferred", "4.3.0", "none", 0, 0, why,
+                  job.dispatch_ms);
         Defer(m, idx, "4.3.0", why, 0);
       }
     }
@@ -416,9 +437,10 @@ void Scheduler::ReapChildren() {
       }
     }
     if (WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) != 0)) {
-      log_.Warning("", StrCat("transport agent ", pid, " ended with ",
-                              WIFSIGNALED(st) ? "signal " : "status ",
-                              WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st)));
+      log_.Warning("",
+                   StrCat("transport agent ", pid, " ended with ",
+                          WIFSIGNALED(st) ? "signal " : "status ",
+                          WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st)));
     }
   }
   agents_.erase(std::remove_if(agents_.begin(), agents_.end(),

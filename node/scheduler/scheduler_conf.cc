@@ -76,10 +76,9 @@ bool IsFlag(std::string_view key) {
 
 bool IsKnownKey(std::string_view key) {
   static constexpr std::string_view kKeys[] = {
-      "maxta",    "maxchannel", "maxring",  "interval",    "idlemax",
-      "expiry",   "retries",    "skew",     "overfeed",    "user",
-      "group",    "nice",       "priority", "sysnice",     "syspriority",
-      "command"};
+      "maxta",    "maxchannel", "maxring",     "interval", "idlemax", "expiry",
+      "retries",  "skew",       "overfeed",    "user",     "group",   "nice",
+      "priority", "sysnice",    "syspriority", "command"};
   if (IsFlag(key)) return true;
   for (auto k : kKeys) {
     if (k == key) return true;
@@ -108,7 +107,8 @@ absl::Status ApplyParam(const Param& prm, ThreadParams* p) {
   const std::string& v = prm.value;
   if (IsFlag(k)) {
     if (prm.has_value) {
-      return absl::InvalidArgumentError(StrCat("'", k, "' is a flag and takes no value"));
+      return absl::InvalidArgumentError(
+          StrCat("'", k, "' is a flag and takes no value"));
     }
     if (k == "ageorder") p->ageorder = true;
     if (k == "queueonly") p->queueonly = true;
@@ -117,12 +117,14 @@ absl::Status ApplyParam(const Param& prm, ThreadParams* p) {
     return absl::OkStatus();
   }
   if (!prm.has_value) {
-    return absl::InvalidArgumentError(StrCat("'", k, "' needs a value (", k, "=...)"));
+    return absl::InvalidArgumentError(
+        StrCat("'", k, "' needs a value (", k, "=...)"));
   }
   auto duration = [&](int64_t* out, bool allow_zero) -> absl::Status {
     auto ms = config::ParseDurationMs(v);
     if (!ms.ok() || *ms < 0 || (!allow_zero && *ms == 0)) {
-      return absl::InvalidArgumentError(StrCat("bad duration for ", k, ": '", v, "'"));
+      return absl::InvalidArgumentError(
+          StrCat("bad duration for ", k, ": '", v, "'"));
     }
     *out = *ms;
     return absl::OkStatus();
@@ -159,7 +161,8 @@ absl::Status ApplyParam(const Param& prm, ThreadParams* p) {
       }
       r.push_back(n);
     }
-    if (r.empty()) return absl::InvalidArgumentError("retries needs at least one factor");
+    if (r.empty())
+      return absl::InvalidArgumentError("retries needs at least one factor");
     p->retries = std::move(r);
     return absl::OkStatus();
   }
@@ -312,7 +315,8 @@ ThreadParams SchedulerConf::Resolve(std::string_view channel,
     }
     if (!match) continue;
     for (const auto& prm : c.params) {
-      if (prm.key == "maxta" || prm.key == "sysnice" || prm.key == "syspriority") {
+      if (prm.key == "maxta" || prm.key == "sysnice" ||
+          prm.key == "syspriority") {
         continue;
       }
       (void)ApplyParam(prm, &p);  // validated at parse time
@@ -377,26 +381,31 @@ absl::StatusOr<SchedulerConf> ParseSchedulerConf(std::string_view text,
       std::string_view rest(line);
       rest.remove_prefix(5);
       size_t end = 0;
-      while (end < rest.size() && (std::isalnum(static_cast<unsigned char>(rest[end])) ||
-                                   rest[end] == '_' || rest[end] == '-')) {
+      while (end < rest.size() &&
+             (std::isalnum(static_cast<unsigned char>(rest[end])) ||
+              rest[end] == '_' || rest[end] == '-')) {
         ++end;
       }
       std::string name(rest.substr(0, end));
       std::string_view value = Trim(rest.substr(end));
       if (!value.empty() && value[0] == '=') value = Trim(value.substr(1));
       std::string unq;
-      if (!Unquote(value, &unq)) return Error(file, number, "unterminated quote");
+      if (!Unquote(value, &unq))
+        return Error(file, number, "unterminated quote");
       if (name.empty() || unq.empty()) {
         return Error(file, number, "PARAM line needs PARAMname = \"value\"");
       }
       auto expanded = config::ExpandVariables(unq, node);
-      if (!expanded.ok()) return Error(file, number, Message(expanded.status()));
+      if (!expanded.ok())
+        return Error(file, number, Message(expanded.status()));
       if (name == "authfile") {
         conf.authfile = *expanded;
       } else if (name == "mailsock") {
         std::string_view v = *expanded;
-        if (!StartsWithIgnoreCase(v, "UNIX:") && !StartsWithIgnoreCase(v, "TCP:")) {
-          return Error(file, number, "PARAMmailsock must be UNIX:/path or TCP:port");
+        if (!StartsWithIgnoreCase(v, "UNIX:") &&
+            !StartsWithIgnoreCase(v, "TCP:")) {
+          return Error(file, number,
+                       "PARAMmailsock must be UNIX:/path or TCP:port");
         }
         conf.mailsock = *expanded;
       } else {
@@ -424,14 +433,16 @@ absl::StatusOr<SchedulerConf> ParseSchedulerConf(std::string_view text,
         // accepts this); anything else is an error.
         std::string key = toks[0].substr(0, toks[0].find('='));
         if (current == nullptr || !IsKnownKey(key)) {
-          return Error(file, number,
-                       StrCat("expected a channel/host selector, got '", toks[0], "'"));
+          return Error(
+              file, number,
+              StrCat("expected a channel/host selector, got '", toks[0], "'"));
         }
       } else {
         for (const auto& sel : selectors) {
           size_t slash = sel.find('/');
           if (slash == 0 || slash + 1 == sel.size()) {
-            return Error(file, number, StrCat("bad selector '", sel, "' (channel/host)"));
+            return Error(file, number,
+                         StrCat("bad selector '", sel, "' (channel/host)"));
           }
         }
         if (current != nullptr && current->params.empty()) {
@@ -459,8 +470,10 @@ absl::StatusOr<SchedulerConf> ParseSchedulerConf(std::string_view text,
     if (!star) continue;
     for (const auto& prm : c.params) {
       int n = 0;
-      if (prm.key == "maxta" && ParseIntIn(prm.value, 0, 100000, &n)) conf.maxta = n;
-      if (prm.key == "sysnice" && ParseIntIn(prm.value, -20, 19, &n)) conf.sysnice = n;
+      if (prm.key == "maxta" && ParseIntIn(prm.value, 0, 100000, &n))
+        conf.maxta = n;
+      if (prm.key == "sysnice" && ParseIntIn(prm.value, -20, 19, &n))
+        conf.sysnice = n;
       if (prm.key == "syspriority" && ParseIntIn(prm.value, -20, 19, &n)) {
         conf.syspriority = n;
       }
@@ -492,13 +505,15 @@ absl::StatusOr<std::string> ExpandCommand(std::string_view command,
     if (!rest.empty() && rest[0] == '{') {
       size_t close = rest.find('}');
       if (close == std::string_view::npos) {
-        return absl::InvalidArgumentError(StrCat("unterminated ${ in '", command, "'"));
+        return absl::InvalidArgumentError(
+            StrCat("unterminated ${ in '", command, "'"));
       }
       name = std::string(rest.substr(1, close - 1));
       used = close + 1;
     } else {
-      while (used < rest.size() && (std::isalnum(static_cast<unsigned char>(rest[used])) ||
-                                    rest[used] == '_')) {
+      while (used < rest.size() &&
+             (std::isalnum(static_cast<unsigned char>(rest[used])) ||
+              rest[used] == '_')) {
         ++used;
       }
       name = std::string(rest.substr(0, used));

@@ -1,6 +1,5 @@
 #include "node/scheduler/scheduler_dsn.h"
 
-
 #include <ctime>
 
 #include "node/common/strings.h"
@@ -15,13 +14,13 @@ bool WantsDsn(std::string_view notify, bool failed) {
   return n.find(failed ? "failure" : "success") != std::string::npos;
 }
 
-
 namespace {
 
 // Keeps header values on one line and free of bare control characters.
 std::string OneLine(std::string_view s) {
   std::string out;
-  for (char c : s) out.push_back((c == '\n' || c == '\r' || c == '\t') ? ' ' : c);
+  for (char c : s)
+    out.push_back((c == '\n' || c == '\r' || c == '\t') ? ' ' : c);
   return out;
 }
 
@@ -38,14 +37,16 @@ std::string RenderDsn(const DsnRequest& r) {
   for (const auto& rc : r.recipients) any_failed |= rc.action == "failed";
   std::string boundary = StrCat(r.queue_id, "/", r.now, "/", r.hostname);
   std::string out;
-  StrAppend(&out, "From: Mail Delivery System <MAILER-DAEMON@", r.hostname, ">\n");
+  StrAppend(&out, "From: Mail Delivery System <MAILER-DAEMON@", r.hostname,
+            ">\n");
   StrAppend(&out, "To: <", OneLine(r.original_sender), ">\n");
   StrAppend(&out, "Subject: ",
             any_failed ? "Undelivered Mail Returned to Sender"
                        : "Successful Mail Delivery Report",
             "\n");
   StrAppend(&out, "Date: ", mail::Rfc5322Date(r.now), "\n");
-  StrAppend(&out, "Message-ID: <", r.queue_id, ".", r.now, ".dsn@", r.hostname, ">\n");
+  StrAppend(&out, "Message-ID: <", r.queue_id, ".", r.now, ".dsn@", r.hostname,
+            ">\n");
   out += "Auto-Submitted: auto-replied\n";
   out += "MIME-Version: 1.0\n";
   StrAppend(&out,
@@ -79,25 +80,31 @@ std::string RenderDsn(const DsnRequest& r) {
   out += "Content-Type: message/delivery-status\n\n";
   StrAppend(&out, "Reporting-MTA: dns; ", r.hostname, "\n");
   StrAppend(&out, "X-Zmnode-Queue-ID: ", r.queue_id, "\n");
-  if (!r.envid.empty()) StrAppend(&out, "Original-Envelope-Id: ", OneLine(r.envid), "\n");
-  if (r.arrival > 0) StrAppend(&out, "Arrival-Date: ", mail::Rfc5322Date(r.arrival), "\n");
+  if (!r.envid.empty())
+    StrAppend(&out, "Original-Envelope-Id: ", OneLine(r.envid), "\n");
+  if (r.arrival > 0)
+    StrAppend(&out, "Arrival-Date: ", mail::Rfc5322Date(r.arrival), "\n");
   for (const auto& rc : r.recipients) {
     out += "\n";
-    StrAppend(&out, "Final-Recipient: rfc822; ", OneLine(rc.final_recipient), "\n");
+    StrAppend(&out, "Final-Recipient: rfc822; ", OneLine(rc.final_recipient),
+              "\n");
     if (!rc.original_recipient.empty()) {
       StrAppend(&out, "Original-Recipient: ",
                 OriginalRecipientField(OneLine(rc.original_recipient)), "\n");
     }
     StrAppend(&out, "Action: ", rc.action, "\n");
     StrAppend(&out, "Status: ", rc.status, "\n");
-    if (!rc.remote_mta.empty() && rc.remote_mta != "local" && rc.remote_mta != "none") {
+    if (!rc.remote_mta.empty() && rc.remote_mta != "local" &&
+        rc.remote_mta != "none") {
       StrAppend(&out, "Remote-MTA: dns; ", OneLine(rc.remote_mta), "\n");
     }
     if (!rc.diagnostic.empty()) {
-      StrAppend(&out, "Diagnostic-Code: X-Zmnode; ", OneLine(rc.diagnostic), "\n");
+      StrAppend(&out, "Diagnostic-Code: X-Zmnode; ", OneLine(rc.diagnostic),
+                "\n");
     }
     if (rc.last_attempt > 0) {
-      StrAppend(&out, "Last-Attempt-Date: ", mail::Rfc5322Date(rc.last_attempt), "\n");
+      StrAppend(&out, "Last-Attempt-Date: ", mail::Rfc5322Date(rc.last_attempt),
+                "\n");
     }
   }
   out += "\n";
@@ -107,7 +114,8 @@ std::string RenderDsn(const DsnRequest& r) {
   size_t hdr_end = orig.find("\n\n");
   std::string_view headers =
       hdr_end == std::string_view::npos ? orig : orig.substr(0, hdr_end + 1);
-  bool full = EqualsIgnoreCase(r.ret, "FULL") && orig.size() <= r.max_full_bytes;
+  bool full =
+      EqualsIgnoreCase(r.ret, "FULL") && orig.size() <= r.max_full_bytes;
   StrAppend(&out, "--", boundary, "\n");
   if (full) {
     out += "Content-Description: Undelivered Message\n";

@@ -27,15 +27,15 @@ struct DsnRecipient {
 };
 
 struct DsnRequest {
-  std::string queue_id;       // of the original message
-  std::string hostname;       // this MTA
+  std::string queue_id;  // of the original message
+  std::string hostname;  // this MTA
   std::string original_sender;
-  std::string envid;          // ENVID, "" if none
-  std::string ret;            // "FULL" returns the whole message
-  int64_t arrival = 0;        // unix seconds
+  std::string envid;    // ENVID, "" if none
+  std::string ret;      // "FULL" returns the whole message
+  int64_t arrival = 0;  // unix seconds
   int64_t now = 0;
   std::vector<DsnRecipient> recipients;
-  std::string_view original;  // the original RFC 5322 message
+  std::string_view original;        // the original RFC 5322 message
   size_t max_full_bytes = 1 << 20;  // larger: headers only even with FULL
 };
 

@@ -36,7 +36,8 @@ Scheduler::Scheduler(Daemon& d, SchedulerConf conf, std::string hostname,
       hostname_(std::move(hostname)),
       spool_(d.node().spool(), std::move(node_tag)) {
   started_ms_ = NowMs();
-  rng_ = static_cast<uint64_t>(started_ms_) ^ (static_cast<uint64_t>(::getpid()) << 20);
+  rng_ = static_cast<uint64_t>(started_ms_) ^
+         (static_cast<uint64_t>(::getpid()) << 20);
 }
 
 Scheduler::~Scheduler() {
@@ -54,13 +55,14 @@ absl::Status Scheduler::Start() {
   inotify_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
   if (!inotify_.valid()) return fs::ErrnoStatus("inotify_init1", "", errno);
   std::string tdir = spool_.Path(spool::kTransport);
-  if (::inotify_add_watch(inotify_.get(), tdir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+  if (::inotify_add_watch(inotify_.get(), tdir.c_str(),
+                          IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
     return fs::ErrnoStatus("inotify_add_watch", tdir, errno);
   }
   if (auto s = OpenAdmin(); !s.ok()) return s;
   ScanTransport();
-  log_.Info("", StrCat("started: ", msgs_.size(), " messages in the queue, admin on ",
-                       conf_.mailsock));
+  log_.Info("", StrCat("started: ", msgs_.size(),
+                       " messages in the queue, admin on ", conf_.mailsock));
   return absl::OkStatus();
 }
 
@@ -141,14 +143,17 @@ int Scheduler::Loop() {
       }
     });
     if (unix_listen_.valid()) {
-      add(unix_listen_.get(), POLLIN, [&](short) { AcceptAdmin(unix_listen_.get(), true); });
+      add(unix_listen_.get(), POLLIN,
+          [&](short) { AcceptAdmin(unix_listen_.get(), true); });
     }
     if (tcp_listen_.valid()) {
-      add(tcp_listen_.get(), POLLIN, [&](short) { AcceptAdmin(tcp_listen_.get(), false); });
+      add(tcp_listen_.get(), POLLIN,
+          [&](short) { AcceptAdmin(tcp_listen_.get(), false); });
     }
     for (auto& ap : agents_) {
       Agent* a = ap.get();
-      if (a->out.valid()) add(a->out.get(), POLLIN, [this, a](short) { ReadAgent(*a); });
+      if (a->out.valid())
+        add(a->out.get(), POLLIN, [this, a](short) { ReadAgent(*a); });
       if (a->in.valid() && !a->outbuf.empty()) {
         add(a->in.get(), POLLOUT, [this, a](short ev) {
           if (ev & (POLLERR | POLLHUP)) {
@@ -175,7 +180,8 @@ int Scheduler::Loop() {
         }
       });
     }
-    int timeout = static_cast<int>(std::max<int64_t>(0, kTickMs - (NowMs() - last_tick)));
+    int timeout =
+        static_cast<int>(std::max<int64_t>(0, kTickMs - (NowMs() - last_tick)));
     int r = ::poll(pfds.data(), pfds.size(), timeout);
     if (r < 0 && errno != EINTR) {
       log_.Error("", StrCat("poll: ", std::strerror(errno)));
@@ -194,7 +200,8 @@ int Run(Daemon& d) {
   auto conf = LoadSchedulerConf(d.node());
   if (!conf.ok()) return Daemon::Fail("scheduler", conf.status());
   std::string hostname;
-  if (auto mc = config::LoadMailConf(d.node()); mc.ok()) hostname = mc->hostname;
+  if (auto mc = config::LoadMailConf(d.node()); mc.ok())
+    hostname = mc->hostname;
   if (hostname.empty()) {
     char buf[256] = {};
     ::gethostname(buf, sizeof buf - 1);

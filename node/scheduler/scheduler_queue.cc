@@ -69,7 +69,8 @@ int64_t NextAttemptMs(const ThreadParams& p, int attempts, int64_t now_ms,
   return next;
 }
 
-Thread& Scheduler::GetThread(const std::string& channel, const std::string& host) {
+Thread& Scheduler::GetThread(const std::string& channel,
+                             const std::string& host) {
   ThreadKey key{channel, host};
   auto it = threads_.find(key);
   if (it != threads_.end()) return it->second;
@@ -91,7 +92,8 @@ void Scheduler::ResolveThread(Thread& t) {
   }
   auto c = ExpandCommand(t.params.command, t.channel, t.host, node_);
   if (!c.ok()) {
-    t.command_error = StrCat("scheduler.conf command: ", zm::Message(c.status()));
+    t.command_error =
+        StrCat("scheduler.conf command: ", zm::Message(c.status()));
   } else {
     t.command = *c;
   }
@@ -101,7 +103,8 @@ void Scheduler::ScanTransport() {
   last_scan_ms_ = NowMs();
   auto names = fs::ListDir(spool_.Path(spool::kTransport));
   if (!names.ok()) {
-    log_.Error("", StrCat("cannot scan transport/: ", zm::Message(names.status())));
+    log_.Error("",
+               StrCat("cannot scan transport/: ", zm::Message(names.status())));
     return;
   }
   std::sort(names->begin(), names->end());  // ids sort by arrival
@@ -116,7 +119,8 @@ void Scheduler::LoadMessage(const std::string& qid) {
   auto text = fs::ReadFile(cpath, kMaxControlBytes);
   if (!text.ok()) {
     if (text.status().code() != absl::StatusCode::kNotFound) {
-      log_.Error(qid, StrCat("cannot read control file: ", zm::Message(text.status())));
+      log_.Error(qid, StrCat("cannot read control file: ",
+                             zm::Message(text.status())));
     }
     return;
   }
@@ -124,8 +128,10 @@ void Scheduler::LoadMessage(const std::string& qid) {
   if (!cf.ok() || cf->queue_id != qid) {
     std::string why = cf.ok() ? "queue id does not match the file name"
                               : zm::Message(cf.status());
-    log_.Warning(qid, StrCat("malformed control file (", why, "), moved to postman/"));
-    if (auto s = spool_.Quarantine(spool::kTransport, qid, "malformed"); !s.ok()) {
+    log_.Warning(
+        qid, StrCat("malformed control file (", why, "), moved to postman/"));
+    if (auto s = spool_.Quarantine(spool::kTransport, qid, "malformed");
+        !s.ok()) {
       log_.Error(qid, StrCat("cannot quarantine: ", zm::Message(s)));
     }
     ++counters_.quarantined;
@@ -139,13 +145,15 @@ void Scheduler::LoadMessage(const std::string& qid) {
   fs::UniqueFd qfd(::open(qpath.c_str(), O_RDONLY | O_CLOEXEC));
   if (!qfd.valid()) {
     bool all_final = true;
-    for (const auto& r : cf->recipients) all_final &= results.count(r.index) > 0;
+    for (const auto& r : cf->recipients)
+      all_final &= results.count(r.index) > 0;
     if (all_final) {
       // A crash between removing queue/<id> and transport/<id>.
       ::unlink(cpath.c_str());
       log_.Info(qid, "removed");
     } else {
-      log_.Warning(qid, "control file without its message in queue/, moved to postman/");
+      log_.Warning(
+          qid, "control file without its message in queue/, moved to postman/");
       (void)spool_.Quarantine(spool::kTransport, qid, "nomessage");
       ++counters_.quarantined;
     }
@@ -162,7 +170,9 @@ void Scheduler::LoadMessage(const std::string& qid) {
                   ? static_cast<uint64_t>(st.st_size) - cf->body_offset
                   : 0;
   }
-  std::string head(std::min<uint64_t>(std::max<uint64_t>(cf->body_offset, 1), kMaxHeadBytes), '\0');
+  std::string head(
+      std::min<uint64_t>(std::max<uint64_t>(cf->body_offset, 1), kMaxHeadBytes),
+      '\0');
   ssize_t got = ::pread(qfd.get(), head.data(), head.size(), 0);
   if (got > 0) {
     head.resize(static_cast<size_t>(got));
@@ -224,28 +234,33 @@ std::string Scheduler::ToAddress(const Message& m,
   return StrCat(r.user, "@", hostname_);
 }
 
-void Scheduler::LogResult(const Message& m, int index, std::string_view status_word,
-                          std::string_view dsn, std::string_view relay, double c,
-                          double d, std::string_view diag, int64_t dispatch_ms) {
+void Scheduler::LogResult(const Message& m, int index,
+                          std::string_view status_word, std::string_view dsn,
+                          std::string_view relay, double c, double d,
+                          std::string_view diag, int64_t dispatch_ms) {
   const auto& r = m.cf.recipients[static_cast<size_t>(index)];
   int64_t now = NowMs();
   double a = std::max<int64_t>(0, m.seen_ms - m.arrival_ms) / 1000.0;
-  double b = dispatch_ms > 0 ? std::max<int64_t>(0, dispatch_ms - m.seen_ms) / 1000.0 : 0;
+  double b = dispatch_ms > 0
+                 ? std::max<int64_t>(0, dispatch_ms - m.seen_ms) / 1000.0
+                 : 0;
   double delay = std::max<int64_t>(0, now - m.arrival_ms) / 1000.0;
   std::string to = ToAddress(m, r);
   std::string line = StrCat("to=<", to, ">");
-  if (!r.orig.empty() && r.orig != to) StrAppend(&line, ", orig_to=<", r.orig, ">");
+  if (!r.orig.empty() && r.orig != to)
+    StrAppend(&line, ", orig_to=<", r.orig, ">");
   StrAppend(&line, ", relay=", relay.empty() ? "none" : relay,
             ", delay=", FormatDelay(delay), ", delays=", FormatDelay(a), "/",
             FormatDelay(b), "/", FormatDelay(c), "/", FormatDelay(d),
-            ", dsn=", dsn.empty() ? "4.0.0" : dsn, ", status=", status_word, " (",
-            diag, ")");
+            ", dsn=", dsn.empty() ? "4.0.0" : dsn, ", status=", status_word,
+            " (", diag, ")");
   log_.Info(m.id, line);
 }
 
 void Scheduler::ResultFor(Message& m, int index, std::string_view status,
-                          std::string_view dsn, std::string_view relay, double c,
-                          double d, std::string_view diag, int64_t dispatch_ms) {
+                          std::string_view dsn, std::string_view relay,
+                          double c, double d, std::string_view diag,
+                          int64_t dispatch_ms) {
   if (index < 0 || static_cast<size_t>(index) >= m.rcpts.size()) return;
   Rcpt& rc = m.rcpts[static_cast<size_t>(index)];
   rc.relay = std::string(relay);
@@ -283,7 +298,8 @@ void Scheduler::Defer(Message& m, int index, std::string_view dsn,
   t.last_diag = rc.last_diag;
   ++counters_.deferred;
   int64_t now = NowMs();
-  rc.next_ms = std::max(retry_at_ms, NextAttemptMs(t.params, rc.attempts, now, &rng_));
+  rc.next_ms =
+      std::max(retry_at_ms, NextAttemptMs(t.params, rc.attempts, now, &rng_));
   if (now - m.arrival_ms >= t.params.expiry_ms) FailExpired(m, index);
 }
 
@@ -294,10 +310,12 @@ void Scheduler::FailExpired(Message& m, int index) {
   res.status = mail::ResultStatus::kFailed;
   res.time = NowMs() / 1000;
   res.dsn = "4.4.7";
-  res.diag = rc.last_diag.empty() ? "expired" : StrCat("expired: ", rc.last_diag);
+  res.diag =
+      rc.last_diag.empty() ? "expired" : StrCat("expired: ", rc.last_diag);
   std::string cpath = spool_.Path(spool::kTransport, m.id);
   fs::UniqueFd fd(::open(cpath.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
-  if (!fd.valid() || !fs::WriteAll(fd.get(), mail::SerializeResult(res), cpath).ok()) {
+  if (!fd.valid() ||
+      !fs::WriteAll(fd.get(), mail::SerializeResult(res), cpath).ok()) {
     log_.Error(m.id, StrCat("cannot append the expiry result to ", cpath));
     return;  // try again at the next check
   }
@@ -308,8 +326,8 @@ void Scheduler::FailExpired(Message& m, int index) {
   rc.last_diag = res.diag;
   rc.result_time = res.time;
   ++counters_.expired;
-  LogResult(m, index, "expired", res.dsn, rc.relay.empty() ? "none" : rc.relay, 0, 0,
-            res.diag, 0);
+  LogResult(m, index, "expired", res.dsn, rc.relay.empty() ? "none" : rc.relay,
+            0, 0, res.diag, 0);
 }
 
 void Scheduler::CheckExpiry() {
@@ -354,7 +372,8 @@ void Scheduler::FinishMessage(Message& m) {
     d.final_recipient = ToAddress(m, r);
     d.original_recipient = r.orcpt;
     d.action = rc.failed ? "failed" : "delivered";
-    d.status = rc.last_dsn.empty() ? (rc.failed ? "5.0.0" : "2.0.0") : rc.last_dsn;
+    d.status =
+        rc.last_dsn.empty() ? (rc.failed ? "5.0.0" : "2.0.0") : rc.last_dsn;
     d.diagnostic = rc.last_diag;
     d.remote_mta = rc.relay;
     d.last_attempt = rc.result_time;
@@ -363,8 +382,10 @@ void Scheduler::FinishMessage(Message& m) {
   bool moved_to_postman = false;
   if (!m.killed && any_failed && m.cf.sender.empty()) {
     // A bounce that bounced: keep a copy for the postmaster, send nothing.
-    if (auto s = spool_.Quarantine(spool::kQueue, qid, "double-bounce"); !s.ok()) {
-      log_.Error(qid, StrCat("cannot keep the double bounce: ", zm::Message(s)));
+    if (auto s = spool_.Quarantine(spool::kQueue, qid, "double-bounce");
+        !s.ok()) {
+      log_.Error(qid,
+                 StrCat("cannot keep the double bounce: ", zm::Message(s)));
       return;  // keep everything; tried again on the next scan
     }
     log_.Warning(qid, "undeliverable bounce, copy kept in postman/");
@@ -401,19 +422,22 @@ void Scheduler::FinishMessage(Message& m) {
       if (s.ok()) s = (*sub)->Commit();
     }
     if (!s.ok()) {
-      log_.Error(qid, StrCat("cannot write the DSN, message kept: ", zm::Message(s)));
+      log_.Error(
+          qid, StrCat("cannot write the DSN, message kept: ", zm::Message(s)));
       return;  // retried at the next scan of transport/
     }
     ++counters_.dsns;
-    log_.Info(qid, StrCat("sender non-delivery notification: ", (*sub)->queue_id(),
-                          " to=<", m.cf.error_to, ">"));
+    log_.Info(qid, StrCat("sender non-delivery notification: ",
+                          (*sub)->queue_id(), " to=<", m.cf.error_to, ">"));
   }
   if (!moved_to_postman && ::unlink(qpath.c_str()) != 0 && errno != ENOENT) {
-    log_.Error(qid, StrCat("cannot remove ", qpath, ": ", std::strerror(errno)));
+    log_.Error(qid,
+               StrCat("cannot remove ", qpath, ": ", std::strerror(errno)));
     return;
   }
   if (::unlink(cpath.c_str()) != 0 && errno != ENOENT) {
-    log_.Error(qid, StrCat("cannot remove ", cpath, ": ", std::strerror(errno)));
+    log_.Error(qid,
+               StrCat("cannot remove ", cpath, ": ", std::strerror(errno)));
   }
   log_.Info(qid, "removed");
   ++counters_.msgs_out;
@@ -435,7 +459,8 @@ void Scheduler::Reload() {
   }
   conf_ = std::move(*conf);
   for (auto& [key, t] : threads_) ResolveThread(t);
-  if (auto s = LoadAuth(); !s.ok()) log_.Error("", StrCat("scheduler.auth not reloaded: ", zm::Message(s)));
+  if (auto s = LoadAuth(); !s.ok())
+    log_.Error("", StrCat("scheduler.auth not reloaded: ", zm::Message(s)));
   log_.Info("", "configuration reloaded");
 }
 
@@ -449,8 +474,10 @@ int Scheduler::Etrn(std::string_view domain) {
       auto it = msgs_.find(qid);
       if (it == msgs_.end()) continue;
       for (auto& rc : it->second->rcpts) {
-        const auto& r = it->second->cf.recipients[static_cast<size_t>(rc.index)];
-        if (rc.state == RcptState::kWaiting && r.channel == t.channel && r.host == t.host) {
+        const auto& r =
+            it->second->cf.recipients[static_cast<size_t>(rc.index)];
+        if (rc.state == RcptState::kWaiting && r.channel == t.channel &&
+            r.host == t.host) {
           rc.next_ms = now;
           ++n;
         }
@@ -493,7 +520,8 @@ absl::Status Scheduler::Kill(std::string_view qid) {
     res.dsn = "5.0.0";
     res.diag = "deleted by the administrator";
     fs::UniqueFd fd(::open(cpath.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
-    if (fd.valid()) (void)fs::WriteAll(fd.get(), mail::SerializeResult(res), cpath);
+    if (fd.valid())
+      (void)fs::WriteAll(fd.get(), mail::SerializeResult(res), cpath);
     rc.state = RcptState::kDone;
     rc.failed = true;
     rc.last_dsn = res.dsn;

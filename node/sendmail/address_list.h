@@ -36,9 +36,9 @@ struct Mailbox {
 };
 
 struct AddressListLimits {
-  size_t max_text_bytes = 64 * 1024;   // the whole (unfolded) field
-  size_t max_address_bytes = 998;      // one addr-spec
-  size_t max_addresses = 10000;        // per list
+  size_t max_text_bytes = 64 * 1024;  // the whole (unfolded) field
+  size_t max_address_bytes = 998;     // one addr-spec
+  size_t max_addresses = 10000;       // per list
 };
 
 absl::StatusOr<std::vector<Mailbox>> ParseAddressList(

@@ -39,8 +39,8 @@ struct HeaderLimits {
 
 struct HeaderBlock {
   std::vector<HeaderField> fields;
-  size_t end = 0;            // offset of the first body byte in the text
-  bool blank_line = false;   // the section ended with an empty line
+  size_t end = 0;           // offset of the first body byte in the text
+  bool blank_line = false;  // the section ended with an empty line
 
   // True if a field named `name` (any case) is present.
   bool Has(std::string_view name) const;
@@ -50,8 +50,7 @@ struct HeaderBlock {
 // holds the whole rest of the input; when it does not, a section still
 // open at the end of `text` is too large. InvalidArgument naming the
 // problem ("header section larger than 1048576 bytes").
-absl::StatusOr<HeaderBlock> ParseHeaderBlock(std::string_view text,
-                                             bool at_eof,
+absl::StatusOr<HeaderBlock> ParseHeaderBlock(std::string_view text, bool at_eof,
                                              const HeaderLimits& limits);
 
 // The recipients for `sendmail -t`: the addresses of To:, Cc: and Bcc:, or

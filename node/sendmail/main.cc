@@ -9,7 +9,8 @@
 #include "node/sendmail/sendmail_internal.h"
 
 int main(int argc, char** argv) {
-  auto opts = zm::sendmail::ParseArgs(std::vector<std::string>(argv, argv + argc));
+  auto opts =
+      zm::sendmail::ParseArgs(std::vector<std::string>(argv, argv + argc));
   if (!opts.ok()) {
     zm::sendmail::Say(2, "sendmail", zm::Message(opts.status()));
     return EX_USAGE;

@@ -216,8 +216,9 @@ class ArgParser {
     } else if (v == "i") {
       opts_.mode = Mode::kNewAliases;
     } else if (v == "d" || v == "D") {
-      return Usage("daemon mode (-bd) is not here: start the node with "
-                   "`zmailer start`");
+      return Usage(
+          "daemon mode (-bd) is not here: start the node with "
+          "`zmailer start`");
     } else if (v == "t") {
       return Usage("address test mode (-bt) is not supported: use -bv");
     } else {

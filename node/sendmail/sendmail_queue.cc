@@ -9,8 +9,7 @@
 
 namespace zm::sendmail {
 
-int RunQueue(const NodeDir& node, const Options& opts, int out_fd,
-             int err_fd) {
+int RunQueue(const NodeDir& node, const Options& opts, int out_fd, int err_fd) {
   std::string command = "RUNQ";
   if (!opts.queue_site.empty()) {
     command = StrCat("ETRN ", opts.queue_site);
@@ -35,9 +34,8 @@ int RunQueue(const NodeDir& node, const Options& opts, int out_fd,
     Say(err_fd, "sendmail", StrCat(command, ": ", Message(reply.status())));
     if (absl::IsPermissionDenied(reply.status())) return EX_NOPERM;
     // The scheduler refuses ("-" reply) an id it does not hold.
-    if (!opts.queue_id.empty() &&
-        (absl::IsFailedPrecondition(reply.status()) ||
-         absl::IsNotFound(reply.status()))) {
+    if (!opts.queue_id.empty() && (absl::IsFailedPrecondition(reply.status()) ||
+                                   absl::IsNotFound(reply.status()))) {
       return EX_NOINPUT;
     }
     return EX_UNAVAILABLE;

@@ -41,8 +41,7 @@ namespace {
 
 uint64_t FileSize(const std::string& path) {
   struct stat st;
-  return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size)
-                                        : 0;
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
 }
 
 int SubmitMode(const Options& opts, const NodeDir& node, int in_fd,

@@ -39,9 +39,7 @@ struct Tracker {
       }
     }
   }
-  bool Done() const {
-    return removed || (nrcpt > 0 && statuses >= nrcpt);
-  }
+  bool Done() const { return removed || (nrcpt > 0 && statuses >= nrcpt); }
 };
 
 }  // namespace

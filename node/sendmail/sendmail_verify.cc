@@ -4,9 +4,9 @@
 
 #include "node/common/fs.h"
 #include "node/common/strings.h"
+#include "node/router/routing.h"
 #include "node/sendmail/sendmail_internal.h"
 #include "node/sendmail/submit.h"
-#include "node/router/routing.h"
 
 namespace zm::sendmail {
 
@@ -36,8 +36,9 @@ int Verify(const NodeDir& node, const std::vector<std::string>& args,
     for (const router::Route& r : (*routing)->RouteAddress(a)) {
       if (r.channel == "error") {
         all_ok = false;
-        StrAppend(&out, a, "... undeliverable: ",
-                  r.diag.empty() ? r.host : r.diag, "\n");
+        StrAppend(&out, a,
+                  "... undeliverable: ", r.diag.empty() ? r.host : r.diag,
+                  "\n");
       } else {
         StrAppend(&out, a, "... deliverable: channel=", r.channel,
                   " host=", r.host, " user=", r.user, "\n");

@@ -62,11 +62,11 @@ struct SubmitRequest {
   // Envelope sender. Used when sender_given; "" is the null sender <>.
   std::string sender;
   bool sender_given = false;
-  std::string full_name;                 // -F, for a generated From:
-  std::vector<std::string> recipients;   // arguments; each may be a list
-  bool extract_recipients = false;       // -t: add To/Cc/Bcc recipients
-  bool dot_terminates = true;            // false with -i / -oi
-  bool uucp_from = false;                // rmail: sender from From lines
+  std::string full_name;                // -F, for a generated From:
+  std::vector<std::string> recipients;  // arguments; each may be a list
+  bool extract_recipients = false;      // -t: add To/Cc/Bcc recipients
+  bool dot_terminates = true;           // false with -i / -oi
+  bool uucp_from = false;               // rmail: sender from From lines
   std::string notify;  // DSN NOTIFY for every recipient ("" = not given)
   std::string ret;     // "", "FULL", "HDRS"
   std::string envid;
@@ -79,12 +79,12 @@ struct SubmitRequest {
 // from the node and the calling user; tests may build one by hand.
 struct SubmitContext {
   NodeDir node;
-  std::string hostname;   // mail.conf hostname (Received:, Message-ID:)
-  std::string mydomain;   // qualifies the login for the default sender
-  std::string node_tag;   // goes into queue ids
+  std::string hostname;  // mail.conf hostname (Received:, Message-ID:)
+  std::string mydomain;  // qualifies the login for the default sender
+  std::string node_tag;  // goes into queue ids
   uid_t uid = 0;
-  std::string login;      // from getpwuid(getuid())
-  std::string gecos_name; // full name from the password file, may be ""
+  std::string login;       // from getpwuid(getuid())
+  std::string gecos_name;  // full name from the password file, may be ""
 };
 
 // EX_CONFIG if the node or its mail.conf/cluster.conf cannot be read.
@@ -112,7 +112,6 @@ absl::StatusOr<std::string> NormalizeNotify(std::string_view value);
 // InvalidArgument naming the argument that does not parse.
 absl::StatusOr<std::vector<std::string>> ParseRecipientArgs(
     const std::vector<std::string>& args);
-
 
 }  // namespace zm::submit
 

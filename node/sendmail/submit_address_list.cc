@@ -1,7 +1,6 @@
-#include "node/sendmail/address_list.h"
-
 #include "absl/status/status.h"
 #include "node/common/strings.h"
+#include "node/sendmail/address_list.h"
 
 namespace zm::submit {
 namespace {
@@ -10,8 +9,8 @@ enum class Kind { kWord, kQuoted, kLiteral, kSpecial };
 
 struct Token {
   Kind kind;
-  std::string_view text;   // raw, quotes and brackets included
-  bool space_before;       // white space or a comment precedes it
+  std::string_view text;  // raw, quotes and brackets included
+  bool space_before;      // white space or a comment precedes it
 };
 
 bool IsAtext(unsigned char c) {
@@ -26,9 +25,7 @@ bool IsAtext(unsigned char c) {
          std::string_view::npos;
 }
 
-bool IsSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 absl::Status Bad(std::string_view what) {
   return absl::InvalidArgumentError(std::string(what));
@@ -88,8 +85,7 @@ absl::StatusOr<std::vector<Token>> Tokenize(std::string_view s) {
       return Bad("unbalanced ')'");
     } else {
       return Bad(StrCat("unexpected character '",
-                        (static_cast<unsigned char>(c) < 0x20 ? '?' : c),
-                        "'"));
+                        (static_cast<unsigned char>(c) < 0x20 ? '?' : c), "'"));
     }
     out.push_back({kind, s.substr(start, i - start), space});
     space = false;
@@ -199,8 +195,7 @@ class Parser {
     std::string addr;
     if (!IsWord()) {
       return i_ < t_.size()
-                 ? Bad(StrCat("expected an address, found '", t_[i_].text,
-                              "'"))
+                 ? Bad(StrCat("expected an address, found '", t_[i_].text, "'"))
                  : Bad("expected an address");
     }
     // Local part: words (dot-atom pieces and quoted strings) that touch.

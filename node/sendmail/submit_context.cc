@@ -78,9 +78,9 @@ absl::StatusOr<std::string> NormalizeNotify(std::string_view value) {
     if (p == "NEVER") {
       never = true;
     } else if (p != "SUCCESS" && p != "FAILURE" && p != "DELAY") {
-      return absl::InvalidArgumentError(StrCat(
-          "bad DSN notify '", value,
-          "': use never, or a list of success, failure, delay"));
+      return absl::InvalidArgumentError(
+          StrCat("bad DSN notify '", value,
+                 "': use never, or a list of success, failure, delay"));
     }
     if (out.find(p) != std::string::npos) continue;
     if (!out.empty()) out += ',';
@@ -106,6 +106,5 @@ absl::StatusOr<std::vector<std::string>> ParseRecipientArgs(
   }
   return out;
 }
-
 
 }  // namespace zm::submit

@@ -1,8 +1,7 @@
-#include "node/sendmail/header_block.h"
-
 #include "absl/status/status.h"
 #include "node/common/strings.h"
 #include "node/sendmail/address_list.h"
+#include "node/sendmail/header_block.h"
 
 namespace zm::submit {
 namespace {
@@ -33,8 +32,7 @@ bool HeaderBlock::Has(std::string_view name) const {
   return false;
 }
 
-absl::StatusOr<HeaderBlock> ParseHeaderBlock(std::string_view text,
-                                             bool at_eof,
+absl::StatusOr<HeaderBlock> ParseHeaderBlock(std::string_view text, bool at_eof,
                                              const HeaderLimits& limits) {
   HeaderBlock hb;
   size_t pos = 0;
@@ -57,9 +55,9 @@ absl::StatusOr<HeaderBlock> ParseHeaderBlock(std::string_view text,
     if (IsContinuation(line) && !hb.fields.empty()) {
       HeaderField& f = hb.fields.back();
       if (f.raw.size() + (next - pos) > limits.max_field_bytes) {
-        return absl::InvalidArgumentError(StrCat(
-            f.name, ": header field larger than ", limits.max_field_bytes,
-            " bytes"));
+        return absl::InvalidArgumentError(
+            StrCat(f.name, ": header field larger than ",
+                   limits.max_field_bytes, " bytes"));
       }
       f.raw.append(text.substr(pos, next - pos));
       f.value.append(line);
@@ -105,7 +103,8 @@ absl::StatusOr<std::vector<std::string>> HeaderRecipients(
   std::vector<std::string> out;
   for (const auto& f : block.fields) {
     bool wanted = false;
-    for (std::string_view n : names) wanted = wanted || EqualsIgnoreCase(f.name, n);
+    for (std::string_view n : names)
+      wanted = wanted || EqualsIgnoreCase(f.name, n);
     if (!wanted) continue;
     auto list = ParseAddressList(f.value);
     if (!list.ok()) {

@@ -1,7 +1,6 @@
-#include "node/sendmail/input.h"
-
 #include "absl/status/status.h"
 #include "node/common/strings.h"
+#include "node/sendmail/input.h"
 
 namespace zm::submit {
 

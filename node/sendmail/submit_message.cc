@@ -35,10 +35,9 @@ class InputReader {
       ssize_t n = ::read(fd_, buf, sizeof buf);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
-        return WithSysexit(
-            absl::UnavailableError(StrCat("reading the message: ",
-                                          std::strerror(errno))),
-            EX_IOERR);
+        return WithSysexit(absl::UnavailableError(StrCat(
+                               "reading the message: ", std::strerror(errno))),
+                           EX_IOERR);
       }
       if (n == 0) {
         norm_.Finish(out);
@@ -187,9 +186,9 @@ absl::StatusOr<SubmitResult> Submit(const SubmitContext& ctx,
 
   // 6. The header section as stored: Received: first, the caller's fields
   // without Bcc:, then what is missing.
-  std::string head = StrCat("Received: by ", ctx.hostname,
-                            " (zmnode, from userid ", ctx.uid, ")\n\tid ", qid,
-                            "; ", mail::Rfc5322Date(now.tv_sec), "\n");
+  std::string head =
+      StrCat("Received: by ", ctx.hostname, " (zmnode, from userid ", ctx.uid,
+             ")\n\tid ", qid, "; ", mail::Rfc5322Date(now.tv_sec), "\n");
   for (const auto& f : hb->fields) {
     if (!IsBlindField(f.name)) head += f.raw;
   }
@@ -197,14 +196,16 @@ absl::StatusOr<SubmitResult> Submit(const SubmitContext& ctx,
     std::string addr = (sender_given && !sender.empty())
                            ? sender
                            : StrCat(ctx.login, "@", ctx.mydomain);
-    if (addr.find('@') == std::string::npos && addr.find('!') == std::string::npos) {
+    if (addr.find('@') == std::string::npos &&
+        addr.find('!') == std::string::npos) {
       StrAppend(&addr, "@", ctx.mydomain);
     }
     std::string name =
         !request.full_name.empty() ? request.full_name : ctx.gecos_name;
     head += FromField(name, addr);
   }
-  if (!hb->Has("Date")) StrAppend(&head, "Date: ", mail::Rfc5322Date(now.tv_sec), "\n");
+  if (!hb->Has("Date"))
+    StrAppend(&head, "Date: ", mail::Rfc5322Date(now.tv_sec), "\n");
   if (!hb->Has("Message-ID")) {
     StrAppend(&head, "Message-ID: <", qid, "@", ctx.hostname, ">\n");
   }
@@ -216,9 +217,8 @@ absl::StatusOr<SubmitResult> Submit(const SubmitContext& ctx,
     total += data.size();
     if (total > limits.max_message_bytes) {
       return WithSysexit(
-          absl::InvalidArgumentError(StrCat("message larger than ",
-                                            limits.max_message_bytes,
-                                            " bytes")),
+          absl::InvalidArgumentError(StrCat(
+              "message larger than ", limits.max_message_bytes, " bytes")),
           EX_DATAERR);
     }
     if (auto s = (*sub)->Append(data); !s.ok()) {

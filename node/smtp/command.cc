@@ -17,13 +17,13 @@ struct VerbName {
 };
 
 constexpr std::array<VerbName, 20> kVerbs = {{
-    {"HELO", Verb::kHelo},   {"EHLO", Verb::kEhlo}, {"MAIL", Verb::kMail},
-    {"RCPT", Verb::kRcpt},   {"DATA", Verb::kData}, {"RSET", Verb::kRset},
-    {"NOOP", Verb::kNoop},   {"QUIT", Verb::kQuit}, {"HELP", Verb::kHelp},
-    {"VRFY", Verb::kVrfy},   {"EXPN", Verb::kExpn}, {"ETRN", Verb::kEtrn},
-    {"STARTTLS", Verb::kStarttls}, {"AUTH", Verb::kAuth},
-    {"BDAT", Verb::kBdat},   {"TURN", Verb::kTurn}, {"ATRN", Verb::kAtrn},
-    {"VERB", Verb::kVerb},   {"SEND", Verb::kSend}, {"SOML", Verb::kSoml},
+    {"HELO", Verb::kHelo},         {"EHLO", Verb::kEhlo}, {"MAIL", Verb::kMail},
+    {"RCPT", Verb::kRcpt},         {"DATA", Verb::kData}, {"RSET", Verb::kRset},
+    {"NOOP", Verb::kNoop},         {"QUIT", Verb::kQuit}, {"HELP", Verb::kHelp},
+    {"VRFY", Verb::kVrfy},         {"EXPN", Verb::kExpn}, {"ETRN", Verb::kEtrn},
+    {"STARTTLS", Verb::kStarttls}, {"AUTH", Verb::kAuth}, {"BDAT", Verb::kBdat},
+    {"TURN", Verb::kTurn},         {"ATRN", Verb::kAtrn}, {"VERB", Verb::kVerb},
+    {"SEND", Verb::kSend},         {"SOML", Verb::kSoml},
 }};
 
 bool IsAlpha(unsigned char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
@@ -34,9 +34,25 @@ bool IsAlnum(unsigned char c) { return IsAlpha(c) || IsDigit(c); }
 bool IsAtext(unsigned char c) {
   if (IsAlnum(c)) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-    case '+': case '-': case '/': case '=': case '?': case '^': case '_':
-    case '`': case '{': case '|': case '}': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '/':
+    case '=':
+    case '?':
+    case '^':
+    case '_':
+    case '`':
+    case '{':
+    case '|':
+    case '}':
+    case '~':
       return true;
     default:
       return false;
@@ -110,7 +126,8 @@ std::string ParsePath(std::string_view* s, bool null_ok, bool require_domain,
     }
     for (std::string_view hop : Split(in.substr(i, colon - i), ',')) {
       bool u = false;
-      if (hop.size() < 2 || hop.front() != '@' || !ValidDomain(hop.substr(1), &u)) {
+      if (hop.size() < 2 || hop.front() != '@' ||
+          !ValidDomain(hop.substr(1), &u)) {
         return "bad source route";
       }
     }
@@ -123,7 +140,11 @@ std::string ParsePath(std::string_view* s, bool null_ok, bool require_domain,
     bool closed = false;
     while (i < in.size()) {
       unsigned char c = in[i];
-      if (c == '"') { closed = true; ++i; break; }
+      if (c == '"') {
+        closed = true;
+        ++i;
+        break;
+      }
       if (c == '\\') {
         if (i + 1 >= in.size()) break;
         unsigned char n = in[i + 1];
@@ -231,22 +252,30 @@ PathResult ParsePathArg(std::string_view arg, std::string_view keyword,
                         bool is_mail, const PathOptions& o,
                         std::vector<Param>* params) {
   if (!ConsumePrefixIgnoreCase(&arg, keyword)) {
-    return Fail(ReplyId::kSyntax, StrCat("Syntax: ", is_mail ? "MAIL FROM:<address>" : "RCPT TO:<address>"));
+    return Fail(ReplyId::kSyntax,
+                StrCat("Syntax: ",
+                       is_mail ? "MAIL FROM:<address>" : "RCPT TO:<address>"));
   }
   while (!arg.empty() && arg.front() == ' ') arg.remove_prefix(1);
   PathResult r;
   bool utf8 = false;
   std::string err = ParsePath(&arg, is_mail, is_mail ? false : o.require_domain,
                               &r.address, &utf8);
-  ReplyId bad = is_mail ? ReplyId::kBadSenderAddress : ReplyId::kBadRecipientAddress;
+  ReplyId bad =
+      is_mail ? ReplyId::kBadSenderAddress : ReplyId::kBadRecipientAddress;
   if (!err.empty()) {
     // A missing '<' is a command syntax error; the rest concern the address.
-    if (err == "address must be in <>") return Fail(ReplyId::kSyntax, StrCat("Syntax: ", is_mail ? "MAIL FROM:<address>" : "RCPT TO:<address>"));
+    if (err == "address must be in <>")
+      return Fail(ReplyId::kSyntax,
+                  StrCat("Syntax: ", is_mail ? "MAIL FROM:<address>"
+                                             : "RCPT TO:<address>"));
     return Fail(bad, StrCat("Bad address syntax: ", err));
   }
   if (!arg.empty()) {
-    if (arg.front() != ' ') return Fail(ReplyId::kSyntax, "Syntax error after address");
-    if (!SplitParams(arg, params)) return Fail(ReplyId::kSyntax, "Bad parameter syntax");
+    if (arg.front() != ' ')
+      return Fail(ReplyId::kSyntax, "Syntax error after address");
+    if (!SplitParams(arg, params))
+      return Fail(ReplyId::kSyntax, "Bad parameter syntax");
     if (!params->empty() && !o.ext.esmtp) {
       return Fail(ReplyId::kSyntaxParam, "Parameters need EHLO");
     }
@@ -277,7 +306,8 @@ Command ParseCommand(std::string_view line) {
   }
   auto sp = line.find(' ');
   c.name = line.substr(0, sp);
-  c.arg = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
+  c.arg =
+      sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
   c.verb = Verb::kUnknown;
   for (const VerbName& v : kVerbs) {
     if (EqualsIgnoreCase(v.name, c.name)) c.verb = v.verb;
@@ -305,7 +335,8 @@ PathResult ParseMailFrom(std::string_view arg, const PathOptions& o) {
       } else if (p.has_value && EqualsIgnoreCase(p.value, "8BITMIME")) {
         r.mail.body = "8BITMIME";
       } else if (p.has_value && EqualsIgnoreCase(p.value, "BINARYMIME")) {
-        return Fail(ReplyId::kSyntaxParam, "BODY=BINARYMIME needs CHUNKING, not offered");
+        return Fail(ReplyId::kSyntaxParam,
+                    "BODY=BINARYMIME needs CHUNKING, not offered");
       } else {
         return Fail(ReplyId::kSyntax, "Bad BODY value");
       }
@@ -349,7 +380,8 @@ PathResult ParseRcptTo(std::string_view arg, const PathOptions& o) {
       bool never = false;
       for (std::string_view v : Split(p.value, ',')) {
         std::string up;
-        for (char ch : v) up += static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
+        for (char ch : v)
+          up += static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
         if (up == "NEVER") {
           never = true;
         } else if (up != "SUCCESS" && up != "FAILURE" && up != "DELAY") {
@@ -360,7 +392,8 @@ PathResult ParseRcptTo(std::string_view arg, const PathOptions& o) {
         }
         seen.push_back(up);
       }
-      if (never && seen.size() > 1) return Fail(ReplyId::kSyntax, "NOTIFY=NEVER stands alone");
+      if (never && seen.size() > 1)
+        return Fail(ReplyId::kSyntax, "NOTIFY=NEVER stands alone");
       for (size_t i = 0; i < seen.size(); ++i) {
         if (i) r.rcpt.notify += ",";
         r.rcpt.notify += seen[i];
@@ -370,12 +403,14 @@ PathResult ParseRcptTo(std::string_view arg, const PathOptions& o) {
         return Fail(ReplyId::kSyntax, "Bad ORCPT value");
       }
       auto semi = p.value.find(';');
-      if (semi == std::string_view::npos || semi == 0 || semi + 1 >= p.value.size()) {
+      if (semi == std::string_view::npos || semi == 0 ||
+          semi + 1 >= p.value.size()) {
         return Fail(ReplyId::kSyntax, "Bad ORCPT value");
       }
       std::string_view type = p.value.substr(0, semi);
       for (unsigned char c : type) {
-        if (!IsAlnum(c) && c != '-') return Fail(ReplyId::kSyntax, "Bad ORCPT value");
+        if (!IsAlnum(c) && c != '-')
+          return Fail(ReplyId::kSyntax, "Bad ORCPT value");
       }
       std::string decoded;
       if (!ValidXtext(p.value.substr(semi + 1), &decoded)) {
@@ -396,7 +431,10 @@ std::string AddressDomain(std::string_view address) {
   bool quoted = false;
   for (size_t i = 0; i < address.size(); ++i) {
     char c = address[i];
-    if (c == '\\' && quoted) { ++i; continue; }
+    if (c == '\\' && quoted) {
+      ++i;
+      continue;
+    }
     if (c == '"') quoted = !quoted;
     if (c == '@' && !quoted) at = i;
   }

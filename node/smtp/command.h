@@ -30,10 +30,28 @@ inline constexpr size_t kMaxEnvid = 100;  // RFC 3461 section 4.4
 inline constexpr size_t kMaxOrcpt = 500;
 
 enum class Verb {
-  kHelo, kEhlo, kMail, kRcpt, kData, kRset, kNoop, kQuit, kHelp,
+  kHelo,
+  kEhlo,
+  kMail,
+  kRcpt,
+  kData,
+  kRset,
+  kNoop,
+  kQuit,
+  kHelp,
   // Known, but not offered by this server (502 5.5.1).
-  kVrfy, kExpn, kEtrn, kStarttls, kAuth, kBdat, kTurn, kAtrn, kVerb,
-  kSend, kSoml, kSaml,
+  kVrfy,
+  kExpn,
+  kEtrn,
+  kStarttls,
+  kAuth,
+  kBdat,
+  kTurn,
+  kAtrn,
+  kVerb,
+  kSend,
+  kSoml,
+  kSaml,
   kEmpty,    // empty line
   kUnknown,  // anything else
 };

@@ -21,33 +21,33 @@
 namespace zm::smtp {
 
 enum class ReplyId {
-  kOk,                 // 250 2.0.0
-  kSenderOk,           // 250 2.1.0
-  kRecipientOk,        // 250 2.1.5
-  kQueued,             // 250 2.0.0 Ok: queued as QID
-  kStartData,          // 354
-  kBye,                // 221 2.0.0
-  kHelp,               // 214 2.0.0
-  kShuttingDown,       // 421 4.3.2
-  kTooManyConnections, // 421 4.7.0
-  kIdleTimeout,        // 421 4.4.2
-  kTooManyErrors,      // 421 4.7.0
-  kLineTooLong,        // 500 5.5.2
-  kUnknownCommand,     // 500 5.5.1
-  kEmptyCommand,       // 500 5.5.2
-  kDisabledCommand,    // 502 5.5.1
-  kBadSequence,        // 503 5.5.1
-  kSyntax,             // 501 5.5.4
-  kSyntaxParam,        // 555 5.5.4 (unknown or unsupported MAIL/RCPT parameter)
-  kBadSenderAddress,   // 501 5.1.7
-  kBadRecipientAddress,// 501 5.1.3
-  kNeedSmtpUtf8,       // 553 5.6.7
-  kTooManyRecipients,  // 452 4.5.3
-  kRelayDenied,        // 554 5.7.1
-  kMessageTooBig,      // 552 5.3.4
-  kHeaderTooBig,       // 552 5.3.4
-  kSpoolError,         // 451 4.3.0
-  kDiskFull,           // 452 4.3.1
+  kOk,                  // 250 2.0.0
+  kSenderOk,            // 250 2.1.0
+  kRecipientOk,         // 250 2.1.5
+  kQueued,              // 250 2.0.0 Ok: queued as QID
+  kStartData,           // 354
+  kBye,                 // 221 2.0.0
+  kHelp,                // 214 2.0.0
+  kShuttingDown,        // 421 4.3.2
+  kTooManyConnections,  // 421 4.7.0
+  kIdleTimeout,         // 421 4.4.2
+  kTooManyErrors,       // 421 4.7.0
+  kLineTooLong,         // 500 5.5.2
+  kUnknownCommand,      // 500 5.5.1
+  kEmptyCommand,        // 500 5.5.2
+  kDisabledCommand,     // 502 5.5.1
+  kBadSequence,         // 503 5.5.1
+  kSyntax,              // 501 5.5.4
+  kSyntaxParam,       // 555 5.5.4 (unknown or unsupported MAIL/RCPT parameter)
+  kBadSenderAddress,  // 501 5.1.7
+  kBadRecipientAddress,  // 501 5.1.3
+  kNeedSmtpUtf8,         // 553 5.6.7
+  kTooManyRecipients,    // 452 4.5.3
+  kRelayDenied,          // 554 5.7.1
+  kMessageTooBig,        // 552 5.3.4
+  kHeaderTooBig,         // 552 5.3.4
+  kSpoolError,           // 451 4.3.0
+  kDiskFull,             // 452 4.3.1
 };
 
 struct Reply {

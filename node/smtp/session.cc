@@ -1,6 +1,5 @@
 #include "node/smtp/session.h"
 
-
 #include <time.h>
 
 #include <optional>
@@ -21,14 +20,15 @@ std::string Sanitize(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (unsigned char c : s) {
-    out += (c < 33 || c > 126 || c == '(' || c == ')') ? '?' : static_cast<char>(c);
+    out += (c < 33 || c > 126 || c == '(' || c == ')') ? '?'
+                                                       : static_cast<char>(c);
   }
   return out;
 }
 
-
 std::string AddressLiteral(std::string_view addr) {
-  if (addr.find(':') != std::string_view::npos) return StrCat("[ipv6:", ToLower(addr), "]");
+  if (addr.find(':') != std::string_view::npos)
+    return StrCat("[ipv6:", ToLower(addr), "]");
   return StrCat("[", addr, "]");
 }
 
@@ -124,7 +124,8 @@ bool Session::RecipientAllowed(std::string_view address) const {
   std::string domain = AddressDomain(address);
   if (domain.empty()) return true;  // <postmaster> or a local user name
   if (client_.trusted) return true;
-  if (!client_.local_addr.empty() && domain == AddressLiteral(client_.local_addr)) {
+  if (!client_.local_addr.empty() &&
+      domain == AddressLiteral(client_.local_addr)) {
     return true;
   }
   return domains_.IsLocal(domain);
@@ -212,7 +213,8 @@ Action Session::HandleCommand(std::string_view line) {
       }
       std::string_view arg = Trim(c.arg);
       if (arg.empty()) {
-        Send(ReplyId::kSyntax, StrCat("Syntax: ", ehlo ? "EHLO" : "HELO", " hostname"));
+        Send(ReplyId::kSyntax,
+             StrCat("Syntax: ", ehlo ? "EHLO" : "HELO", " hostname"));
         break;
       }
       ResetTransaction();
@@ -221,11 +223,13 @@ Action Session::HandleCommand(std::string_view line) {
       state_ = State::kHelo;
       Reply r;
       r.code = 250;
-      std::string peer = client_.addr.empty()
-                             ? StrCat("local user ", client_.local_user)
-                             : StrCat(client_.name.empty() ? "unknown" : client_.name,
-                                      " [", client_.addr, "]");
-      r.lines.push_back(StrCat(config_.hostname, " Hello ", Sanitize(arg), " (", peer, ")"));
+      std::string peer =
+          client_.addr.empty()
+              ? StrCat("local user ", client_.local_user)
+              : StrCat(client_.name.empty() ? "unknown" : client_.name, " [",
+                       client_.addr, "]");
+      r.lines.push_back(
+          StrCat(config_.hostname, " Hello ", Sanitize(arg), " (", peer, ")"));
       if (ehlo) {
         for (auto& k : EhloKeywords()) r.lines.push_back(std::move(k));
       }
@@ -290,7 +294,8 @@ Action Session::HandleCommand(std::string_view line) {
         break;
       }
       if (!RecipientAllowed(p.address)) {
-        Send(ReplyId::kRelayDenied, StrCat("<", p.address, ">: Relaying denied"));
+        Send(ReplyId::kRelayDenied,
+             StrCat("<", p.address, ">: Relaying denied"));
         break;
       }
       envelope_.recipients.push_back({p.address, p.rcpt.notify, p.rcpt.orcpt});
@@ -384,8 +389,8 @@ std::string Session::ReceivedHeader(int64_t now_usec) const {
   return h;
 }
 
-void Session::MessageBegun(const absl::Status& status, std::string_view queue_id,
-                           int64_t now_usec) {
+void Session::MessageBegun(const absl::Status& status,
+                           std::string_view queue_id, int64_t now_usec) {
   awaiting_begin_ = false;
   if (!status.ok()) {
     last_reply_ = ReplyForSpoolError(status);
@@ -458,7 +463,8 @@ Action Session::EndOfData() {
 
 void Session::MessageCommitted(const absl::Status& status) {
   if (status.ok()) {
-    last_reply_ = MakeReply(ReplyId::kQueued, StrCat("Ok: queued as ", queue_id_));
+    last_reply_ =
+        MakeReply(ReplyId::kQueued, StrCat("Ok: queued as ", queue_id_));
   } else {
     last_reply_ = ReplyForSpoolError(status);
   }

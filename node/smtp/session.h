@@ -53,9 +53,9 @@ namespace zm::smtp {
 // and mail.conf, immutable while sessions use it.
 struct SessionConfig {
   std::string hostname = "localhost";  // our name in replies and Received:
-  std::string greeting;  // 220 text; "" -> "<hostname> ESMTP zmnode"
+  std::string greeting;           // 220 text; "" -> "<hostname> ESMTP zmnode"
   std::vector<std::string> help;  // PARAM help lines; empty -> default
-  uint64_t max_message_size = 10000000;  // maxsize; 0 = no limit
+  uint64_t max_message_size = 10000000;   // maxsize; 0 = no limit
   uint64_t max_header_size = 256 * 1024;  // max-header-size
   size_t rcpt_limit = 10000;              // RcptLimitCount
   int max_unknown_commands = 10;          // then 421 and close; 0 = no limit
@@ -85,7 +85,7 @@ class LocalDomains {
 };
 
 struct ClientInfo {
-  std::string addr;        // peer IP ("" for local submission)
+  std::string addr;  // peer IP ("" for local submission)
   std::string port;
   std::string name;        // reverse DNS name; "" = unknown
   std::string local_addr;  // the address the client connected to
@@ -144,7 +144,9 @@ class Session {
   void RequestStop() { stop_requested_ = true; }
 
   State state() const { return state_; }
-  bool in_transaction() const { return state_ >= State::kMail && state_ <= State::kData; }
+  bool in_transaction() const {
+    return state_ >= State::kMail && state_ <= State::kData;
+  }
   const ClientInfo& client() const { return client_; }
   const std::string& helo() const { return helo_; }
   const std::string& queue_id() const { return queue_id_; }

@@ -32,13 +32,14 @@ int RunStdioSession(const NodeDir& node, Logger& log,
       settings.ok() ? config::LoadNodeTag(node) : settings.status();
   if (!tag.ok()) {
     log.Error("", StrCat("sendmail -bs: ", Message(tag.status())));
-    (void)fs::WriteAll(out_fd, "421 4.3.0 Local configuration error\r\n", "stdout");
+    (void)fs::WriteAll(out_fd, "421 4.3.0 Local configuration error\r\n",
+                       "stdout");
     return EX_CONFIG;
   }
   spool::Spool spool(node.spool(), *tag);
   SessionConfig config = (*settings)->session;
-  config.strict_dot = false;       // a terminal or pipe sends bare LF
-  config.require_domain = false;   // local users may name local users
+  config.strict_dot = false;      // a terminal or pipe sends bare LF
+  config.require_domain = false;  // local users may name local users
   ClientInfo client;
   client.trusted = true;
   client.local_user = std::string(local_user);
@@ -80,14 +81,16 @@ int RunStdioSession(const NodeDir& node, Logger& log,
           sub = std::move(*s);
           session.MessageBegun(absl::OkStatus(), sub->queue_id(), now);
         } else {
-          log.Warning("", StrCat("cannot start a message: ", Message(s.status())));
+          log.Warning("",
+                      StrCat("cannot start a message: ", Message(s.status())));
           session.MessageBegun(s.status(), "", now);
         }
         break;
       }
       case Action::kAppend:
         if (auto s = sub->Append(session.TakeData()); !s.ok()) {
-          log.Warning(sub->queue_id(), StrCat("spool write failed: ", Message(s)));
+          log.Warning(sub->queue_id(),
+                      StrCat("spool write failed: ", Message(s)));
           session.AppendFailed(s);
         }
         break;
@@ -95,10 +98,11 @@ int RunStdioSession(const NodeDir& node, Logger& log,
         absl::Status s = sub->Append(session.TakeData());
         if (s.ok()) s = sub->Commit();
         if (s.ok()) {
-          log.Info(sub->queue_id(),
-                   StrCat("uid=", ::getuid(), " from=<", session.envelope().sender, ">"));
+          log.Info(sub->queue_id(), StrCat("uid=", ::getuid(), " from=<",
+                                           session.envelope().sender, ">"));
         } else {
-          log.Warning(sub->queue_id(), StrCat("spool commit failed: ", Message(s)));
+          log.Warning(sub->queue_id(),
+                      StrCat("spool commit failed: ", Message(s)));
         }
         session.MessageCommitted(s);
         sub.reset();

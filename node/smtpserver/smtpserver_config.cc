@@ -252,7 +252,8 @@ absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& path) {
       p.refusal = std::string(Trim(tail.substr(1)));
     } else {
       if (tail.find_first_of(" \t") != std::string_view::npos) {
-        return err(StrCat("style flags '", tail, "' must be one word of letters"));
+        return err(
+            StrCat("style flags '", tail, "' must be one word of letters"));
       }
       for (char ch : tail) {
         if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))) {
@@ -283,9 +284,15 @@ std::string ExpandHdr220(const std::string& hdr220, const std::string& hostname,
     }
     char m = hdr220[++i];
     switch (m) {
-      case '%': out += '%'; break;
-      case 'H': out += hostname; break;
-      case 'V': StrAppend(&out, "zmnode ", kVersion); break;
+      case '%':
+        out += '%';
+        break;
+      case 'H':
+        out += hostname;
+        break;
+      case 'V':
+        StrAppend(&out, "zmnode ", kVersion);
+        break;
       case 'T': {
         time_t t = static_cast<time_t>(now_sec);
         struct tm tm;

@@ -42,19 +42,19 @@ struct ServerConfig {
   int listen_queue_size = 128;  // ListenQueueSize
 
   // Limits.
-  uint64_t max_size = 10000000;        // maxsize (0: no limit)
+  uint64_t max_size = 10000000;           // maxsize (0: no limit)
   uint64_t max_header_size = 256 * 1024;  // max-header-size (zmnode)
-  uint64_t min_availspace_kib = 5000;  // min-availspace
-  int max_same_ip_source = 10;         // MaxSameIpSource (0: no limit)
-  int max_parallel_connections = 800;  // MaxParallelConnections
-  int rcpt_limit = 10000;              // RcptLimitCount (at least 100)
-  int max_unknown_commands = 10;       // max-unknown-commands
-  int idle_timeout_sec = 300;          // idle-timeout (zmnode)
-  int drain_timeout_sec = 30;          // drain-timeout (zmnode)
+  uint64_t min_availspace_kib = 5000;     // min-availspace
+  int max_same_ip_source = 10;            // MaxSameIpSource (0: no limit)
+  int max_parallel_connections = 800;     // MaxParallelConnections
+  int rcpt_limit = 10000;                 // RcptLimitCount (at least 100)
+  int max_unknown_commands = 10;          // max-unknown-commands
+  int idle_timeout_sec = 300;             // idle-timeout (zmnode)
+  int drain_timeout_sec = 30;             // drain-timeout (zmnode)
 
   // Texts.
-  std::string hdr220;              // raw, with %H %V %T %% metatags
-  std::vector<std::string> help;   // PARAM help lines, in order
+  std::string hdr220;             // raw, with %H %V %T %% metatags
+  std::vector<std::string> help;  // PARAM help lines, in order
 
   // Extension disablers (PARAM NoXXX).
   bool no_ehlo = false, no_pipelining = false, no_8bitmime = false,

@@ -13,12 +13,12 @@ namespace zm::smtpserver {
 namespace {
 
 constexpr std::string_view kAttributes[] = {
-    "rejectnet",       "freezenet",        "rejectsource",    "freezesource",
-    "relaycustomer",   "relaycustnet",     "relaytarget",     "acceptifmx",
-    "acceptifdns",     "senderokwithdns",  "freeze",          "sendernorelay",
-    "message",         "test-dns-rbl",     "rcpt-dns-rbl",    "test-rcpt-dns-rbl",
-    "localdomain",     "maxinsize",        "maxoutsize",      "fulltrustnet",
-    "trustrecipients", "trust-whoson",     "spf",             "filtering",
+    "rejectnet",       "freezenet",       "rejectsource", "freezesource",
+    "relaycustomer",   "relaycustnet",    "relaytarget",  "acceptifmx",
+    "acceptifdns",     "senderokwithdns", "freeze",       "sendernorelay",
+    "message",         "test-dns-rbl",    "rcpt-dns-rbl", "test-rcpt-dns-rbl",
+    "localdomain",     "maxinsize",       "maxoutsize",   "fulltrustnet",
+    "trustrecipients", "trust-whoson",    "spf",          "filtering",
     "maxsameipsource", "ratelimitmsgs",
 };
 
@@ -81,7 +81,8 @@ std::optional<bool> RelayOpinion(
   return v;
 }
 
-bool AddressBytes(std::string_view ip, bool* v6, std::array<unsigned char, 16>* out) {
+bool AddressBytes(std::string_view ip, bool* v6,
+                  std::array<unsigned char, 16>* out) {
   std::string s(ip);
   out->fill(0);
   if (::inet_pton(AF_INET, s.c_str(), out->data()) == 1) {
@@ -90,7 +91,8 @@ bool AddressBytes(std::string_view ip, bool* v6, std::array<unsigned char, 16>* 
   }
   if (::inet_pton(AF_INET6, s.c_str(), out->data()) == 1) {
     // An IPv4-mapped address (::ffff:a.b.c.d) is the IPv4 client it is.
-    static constexpr unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static constexpr unsigned char kMapped[12] = {0, 0, 0, 0, 0,    0,
+                                                  0, 0, 0, 0, 0xff, 0xff};
     if (std::equal(kMapped, kMapped + 12, out->begin())) {
       std::array<unsigned char, 16> v4{};
       std::copy(out->begin() + 12, out->end(), v4.begin());
@@ -109,7 +111,8 @@ bool PrefixMatch(const Policy::Network& n, bool v6,
   if (n.v6 != v6) return false;
   int bits = n.len;
   for (int i = 0; bits > 0; ++i, bits -= 8) {
-    unsigned char mask = bits >= 8 ? 0xff : static_cast<unsigned char>(0xff << (8 - bits));
+    unsigned char mask =
+        bits >= 8 ? 0xff : static_cast<unsigned char>(0xff << (8 - bits));
     if ((n.addr[i] & mask) != (a[i] & mask)) return false;
   }
   return true;
@@ -131,7 +134,8 @@ bool ParseNetworkKey(std::string_view key, Policy::Network* out) {
   std::string_view addr = key.substr(1, close - 1);
   std::string_view rest = key.substr(close + 1);
   bool want_v6 = false;
-  if (StartsWithIgnoreCase(addr, "ipv6:") || StartsWithIgnoreCase(addr, "ipv6.")) {
+  if (StartsWithIgnoreCase(addr, "ipv6:") ||
+      StartsWithIgnoreCase(addr, "ipv6.")) {
     addr.remove_prefix(5);
     want_v6 = true;
   }
@@ -205,7 +209,8 @@ absl::StatusOr<Policy> Policy::Parse(
       if (!IsPolicyAttribute(name)) {
         return err(StrCat("unknown policy attribute '", tok[i], "'"));
       }
-      if (i + 1 >= tok.size()) return err(StrCat("attribute '", tok[i], "' needs a value"));
+      if (i + 1 >= tok.size())
+        return err(StrCat("attribute '", tok[i], "' needs a value"));
       e.attrs.emplace_back(name, tok[++i]);
     }
     if (e.key.front() == '[') {
@@ -215,7 +220,8 @@ absl::StatusOr<Policy> Policy::Parse(
                           "' (want [a.b.c.d]/len or [ipv6:addr]/len)"));
       }
     } else if (e.key.front() == '_') {
-      if (tags.count(e.key)) return err(StrCat("tag ", e.key, " defined twice"));
+      if (tags.count(e.key))
+        return err(StrCat("tag ", e.key, " defined twice"));
       tags[e.key] = entries.size();
     }
     entries.push_back(std::move(e));
@@ -229,7 +235,8 @@ absl::StatusOr<Policy> Policy::Parse(
       if (slash != std::string_view::npos) base.remove_prefix(slash + 1);
       if (base == c.file) tag = c.tag;
     }
-    if (tag.empty()) return absl::InvalidArgumentError(StrCat("no tag for ", file));
+    if (tag.empty())
+      return absl::InvalidArgumentError(StrCat("no tag for ", file));
     int n = 0;
     for (std::string_view raw : Split(text, '\n')) {
       ++n;
@@ -244,7 +251,8 @@ absl::StatusOr<Policy> Policy::Parse(
       if (e.key.front() == '[') {
         Network net;
         if (!ParseNetworkKey(e.key, &net)) {
-          return config::Error(file, n, StrCat("bad network key '", e.key, "'"));
+          return config::Error(file, n,
+                               StrCat("bad network key '", e.key, "'"));
         }
       }
       e.includes.emplace_back(tag);
@@ -253,9 +261,11 @@ absl::StatusOr<Policy> Policy::Parse(
   }
   // The companion files' tags, when smtp-policy.src does not define them
   // itself, mean what ZMailer's boilerplate makes them mean.
-  static constexpr std::pair<std::string_view, std::string_view> kBuiltinTags[] = {
-      {"_localnames", "localdomain"}, {"_full_rights", "relaycustnet"},
-      {"_relaytarget", "relaytarget"}, {"_bulk_mail", "rejectsource"}};
+  static constexpr std::pair<std::string_view, std::string_view>
+      kBuiltinTags[] = {{"_localnames", "localdomain"},
+                        {"_full_rights", "relaycustnet"},
+                        {"_relaytarget", "relaytarget"},
+                        {"_bulk_mail", "rejectsource"}};
   for (const auto& [tag, attr] : kBuiltinTags) {
     if (tags.count(std::string(tag))) continue;
     Entry e;
@@ -278,11 +288,14 @@ absl::StatusOr<Policy> Policy::Parse(
       todo.erase(todo.begin());
       auto it = tags.find(tag);
       if (it == tags.end()) {
-        return config::Error(e.file, e.line, StrCat("tag ", tag, " is not defined in ", src_name));
+        return config::Error(
+            e.file, e.line,
+            StrCat("tag ", tag, " is not defined in ", src_name));
       }
       if (depth > 3) {
-        return config::Error(e.file, e.line,
-                             StrCat("tag ", tag, " nested more than three levels (a loop?)"));
+        return config::Error(
+            e.file, e.line,
+            StrCat("tag ", tag, " nested more than three levels (a loop?)"));
       }
       const Entry& def = entries[it->second];
       attrs.insert(attrs.end(), def.attrs.begin(), def.attrs.end());

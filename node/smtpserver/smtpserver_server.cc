@@ -112,8 +112,10 @@ class Server {
         });
       });
     };
-    absl::Status st = co_await asio::async_initiate<
-        const asio::use_awaitable_t<>, void(absl::Status)>(init, asio::use_awaitable);
+    absl::Status st =
+        co_await asio::async_initiate<const asio::use_awaitable_t<>,
+                                      void(absl::Status)>(init,
+                                                          asio::use_awaitable);
     co_return st;
   }
 
@@ -151,8 +153,9 @@ absl::Status Server::Listen() {
     if (!ec) acc->bind(ep, ec);
     if (!ec) acc->listen(s->server.listen_queue_size, ec);
     if (ec) {
-      return absl::UnavailableError(StrCat("cannot listen on [", a, "]:",
-                                           s->server.bind_port, ": ", ec.message()));
+      return absl::UnavailableError(StrCat("cannot listen on [", a,
+                                           "]:", s->server.bind_port, ": ",
+                                           ec.message()));
     }
     acceptors_.push_back(std::move(acc));
   }
@@ -165,7 +168,8 @@ asio::awaitable<void> Server::Accept(tcp::acceptor* acceptor) {
     std::error_code ec;
     co_await acceptor->async_accept(socket, Token(ec));
     if (ec) {
-      if (!acceptor->is_open() || ec == asio::error::operation_aborted) co_return;
+      if (!acceptor->is_open() || ec == asio::error::operation_aborted)
+        co_return;
       log_.Warning("", StrCat("accept: ", ec.message()));
       // Out of descriptors and the like: back off briefly instead of spinning.
       asio::steady_timer t(co_await asio::this_coro::executor);
@@ -203,8 +207,8 @@ asio::awaitable<void> Server::Accept(tcp::acceptor* acceptor) {
       if (!ok && per_ip_[conn->ip] == 0) per_ip_.erase(conn->ip);
     }
     if (!ok) {
-      log_.Warning("", StrCat("refused connection from ", conn->label, ": ", why,
-                              " reached"));
+      log_.Warning("", StrCat("refused connection from ", conn->label, ": ",
+                              why, " reached"));
       auto ex = conn->socket.get_executor();
       asio::co_spawn(ex, Refuse(std::move(conn->socket)), asio::detached);
       continue;
@@ -214,7 +218,8 @@ asio::awaitable<void> Server::Accept(tcp::acceptor* acceptor) {
 }
 
 asio::awaitable<void> Server::Refuse(tcp::socket socket) {
-  std::string r = smtp::MakeReply(smtp::ReplyId::kTooManyConnections).Format(true);
+  std::string r =
+      smtp::MakeReply(smtp::ReplyId::kTooManyConnections).Format(true);
   std::error_code ec;
   // A few bytes always fit into a fresh socket's send buffer.
   co_await asio::async_write(socket, asio::buffer(r), Token(ec));
@@ -241,7 +246,8 @@ void Server::Release(const std::shared_ptr<Conn>& c) {
 asio::awaitable<bool> Server::Write(Conn& c, const std::string& data) {
   if (data.empty()) co_return true;
   if (!c.timed_out) {
-    c.deadline = Clock::now() + std::chrono::seconds(c.settings->server.idle_timeout_sec);
+    c.deadline = Clock::now() +
+                 std::chrono::seconds(c.settings->server.idle_timeout_sec);
   }
   std::error_code ec;
   co_await asio::async_write(c.socket, asio::buffer(data), Token(ec));
@@ -274,7 +280,8 @@ asio::awaitable<void> Server::Watchdog(std::shared_ptr<Conn> c) {
 
 asio::awaitable<void> Server::Serve(std::shared_ptr<Conn> c) {
   log_.Info("", StrCat("connect from ", c->label));
-  c->deadline = Clock::now() + std::chrono::seconds(c->settings->server.idle_timeout_sec);
+  c->deadline =
+      Clock::now() + std::chrono::seconds(c->settings->server.idle_timeout_sec);
   asio::co_spawn(c->socket.get_executor(), Watchdog(c), asio::detached);
   try {
     co_await Converse(*c);
@@ -288,7 +295,8 @@ asio::awaitable<void> Server::Serve(std::shared_ptr<Conn> c) {
   c->socket.close(ec);
   c->sub.reset();
   log_.Info("", StrCat("disconnect from ", c->label,
-                       c->session ? StrCat(" ", c->session->Stats()) : std::string()));
+                       c->session ? StrCat(" ", c->session->Stats())
+                                  : std::string()));
   Release(c);
 }
 
@@ -312,7 +320,8 @@ asio::awaitable<void> Server::Converse(Conn& c) {
   smtp::Session& session = *c.session;
   if (c.stop_requested) session.RequestStop();
 
-  std::string greeting = StrCat("220 ", s.GreetingText(NowUsec() / 1000000), "\r\n");
+  std::string greeting =
+      StrCat("220 ", s.GreetingText(NowUsec() / 1000000), "\r\n");
   if (!co_await Write(c, greeting)) co_return;
 
   std::vector<char> buf(64 * 1024);
@@ -335,8 +344,9 @@ asio::awaitable<void> Server::Converse(Conn& c) {
                   StrCat("discarded: ", session.last_reply().Summary()));
       }
       c.sub.reset();  // removes the temporary
-    } else {  // kClose
-      if (c.sub) log_.Info(c.sub->queue_id(), "discarded: connection closed in DATA");
+    } else {          // kClose
+      if (c.sub)
+        log_.Info(c.sub->queue_id(), "discarded: connection closed in DATA");
       c.sub.reset();
       co_await Flush(c);
       co_return;
@@ -354,7 +364,8 @@ asio::awaitable<bool> Server::ReadInput(Conn& c, std::vector<char>& buf) {
   size_t n = co_await c.socket.async_read_some(asio::buffer(buf), Token(ec));
   c.reading_command = false;
   if (c.timed_out) {
-    log_.Info("", StrCat("timeout after ", cfg.idle_timeout_sec, "s from ", c.label));
+    log_.Info(
+        "", StrCat("timeout after ", cfg.idle_timeout_sec, "s from ", c.label));
     std::string bye = smtp::MakeReply(smtp::ReplyId::kIdleTimeout)
                           .Format(c.settings->session.enhanced_status_codes);
     co_await Write(c, bye);
@@ -366,7 +377,8 @@ asio::awaitable<bool> Server::ReadInput(Conn& c, std::vector<char>& buf) {
   }
   if (ec) {
     if (session.state() == smtp::Session::State::kData) {
-      log_.Info(session.queue_id(), StrCat("lost connection after DATA from ", c.label));
+      log_.Info(session.queue_id(),
+                StrCat("lost connection after DATA from ", c.label));
     }
     session.InputEof();
   } else {
@@ -495,7 +507,8 @@ asio::awaitable<void> Server::Drain() {
 asio::awaitable<void> Server::Signals() {
   for (;;) {
     std::error_code ec;
-    co_await signals_.async_wait(asio::posix::stream_descriptor::wait_read, Token(ec));
+    co_await signals_.async_wait(asio::posix::stream_descriptor::wait_read,
+                                 Token(ec));
     if (ec) co_return;
     for (;;) {
       Daemon::Signal sig = daemon_.TakeSignal();
@@ -551,19 +564,23 @@ int Run(Daemon& daemon) {
   auto tag = config::LoadNodeTag(daemon.node());
   if (!tag.ok()) return Daemon::Fail(daemon.program(), tag.status());
   spool::Spool spool(daemon.node().spool(), *tag);
-  if (auto s = spool.CreateLayout(); !s.ok()) return Daemon::Fail(daemon.program(), s);
+  if (auto s = spool.CreateLayout(); !s.ok())
+    return Daemon::Fail(daemon.program(), s);
   Server server(daemon, *settings, *tag);
-  if (auto s = server.Listen(); !s.ok()) return Daemon::Fail(daemon.program(), s);
-  if (auto s = daemon.Ready(); !s.ok()) return Daemon::Fail(daemon.program(), s);
+  if (auto s = server.Listen(); !s.ok())
+    return Daemon::Fail(daemon.program(), s);
+  if (auto s = daemon.Ready(); !s.ok())
+    return Daemon::Fail(daemon.program(), s);
   const ServerConfig& c = (*settings)->server;
   std::string where;
-  for (const auto& a : c.bind_addresses.empty() ? std::vector<std::string>{"0.0.0.0"}
-                                                : c.bind_addresses) {
+  for (const auto& a : c.bind_addresses.empty()
+                           ? std::vector<std::string>{"0.0.0.0"}
+                           : c.bind_addresses) {
     StrAppend(&where, where.empty() ? "" : " ", "[", a, "]:", c.bind_port);
   }
-  daemon.log().Info("", StrCat("listening on ", where, "; ",
-                               (*settings)->policy.networks().size(),
-                               " policy networks"));
+  daemon.log().Info(
+      "", StrCat("listening on ", where, "; ",
+                 (*settings)->policy.networks().size(), " policy networks"));
   return server.Run();
 }
 

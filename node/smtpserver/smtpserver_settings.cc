@@ -21,7 +21,8 @@ std::string Settings::GreetingText(int64_t now_sec) const {
   return ExpandHdr220(server.hdr220, mail.hostname, now_sec);
 }
 
-absl::StatusOr<std::shared_ptr<const Settings>> LoadSettings(const NodeDir& node) {
+absl::StatusOr<std::shared_ptr<const Settings>> LoadSettings(
+    const NodeDir& node) {
   auto s = std::make_shared<Settings>();
   auto server = LoadServerConfig(node);
   if (!server.ok()) return server.status();

@@ -50,7 +50,8 @@ struct Settings {
 
 // Reads etc/smtpserver.conf, etc/mail.conf, etc/localnames and the policy
 // files. InvalidArgument "file:line: what" for a bad line.
-absl::StatusOr<std::shared_ptr<const Settings>> LoadSettings(const NodeDir& node);
+absl::StatusOr<std::shared_ptr<const Settings>> LoadSettings(
+    const NodeDir& node);
 
 }  // namespace zm::smtpserver
 

@@ -77,7 +77,8 @@ absl::Status Submission::Prepare() {
 }
 
 absl::Status Submission::Publish() {
-  if (!prepared_) return absl::FailedPreconditionError("publish before prepare");
+  if (!prepared_)
+    return absl::FailedPreconditionError("publish before prepare");
   if (auto s = fs::RenameNoReplace(temp_path_, spool_.Path(kRouter, queue_id_));
       !s.ok()) {
     return s;
@@ -125,8 +126,8 @@ absl::StatusOr<std::unique_ptr<Submission>> Spool::Begin(
   for (int attempt = 0; attempt < kMaxIdAttempts; ++attempt) {
     envelope.queue_id = mail::NewQueueId(node_tag_);
     std::string path = Path(kPublic, envelope.queue_id);
-    fs::UniqueFd fd(::open(path.c_str(),
-                           O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
+    fs::UniqueFd fd(
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
     if (!fd.valid()) {
       if (errno == EEXIST) continue;
       return fs::ErrnoStatus("create", path, errno);
@@ -144,8 +145,8 @@ absl::StatusOr<std::unique_ptr<Submission>> Spool::Begin(
       ::unlink(path.c_str());
       return s;
     }
-    return std::unique_ptr<Submission>(new Submission(
-        *this, envelope.queue_id, std::move(fd), size_offset));
+    return std::unique_ptr<Submission>(
+        new Submission(*this, envelope.queue_id, std::move(fd), size_offset));
   }
   return absl::InternalError("could not find a free queue id in public/");
 }

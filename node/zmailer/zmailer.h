@@ -38,9 +38,9 @@ int Main(int argc, char** argv);
 
 struct InitOptions {
   std::string dir;
-  bool force = false;          // write into a non-empty directory
-  std::string node_id;         // default: the short host name
-  std::string hostname;        // default: the system's host name
+  bool force = false;    // write into a non-empty directory
+  std::string node_id;   // default: the short host name
+  std::string hostname;  // default: the system's host name
   std::string smtp_address = "127.0.0.1";
   int smtp_port = 2525;
 };
@@ -61,7 +61,7 @@ std::string SubstitutePlaceholders(
 
 struct CertificateOptions {
   std::string common_name;
-  std::vector<std::string> dns_names;  // subjectAltName DNS entries
+  std::vector<std::string> dns_names;     // subjectAltName DNS entries
   std::vector<std::string> ip_addresses;  // subjectAltName IP entries
   int days = 3650;
 };
@@ -77,7 +77,7 @@ absl::Status WriteSelfSignedCertificate(const CertificateOptions& opts,
 struct SupervisorOptions {
   NodeDir node;
   std::vector<std::string> programs;  // start order; stopped in reverse
-  bool foreground = false;  // programs get -f and share our stderr
+  bool foreground = false;            // programs get -f and share our stderr
   // Background start: the supervisor writes "O<status text>" once every
   // program is up, or "F<reason>" when one fails to start, then closes
   // the descriptor. -1: nobody waits.

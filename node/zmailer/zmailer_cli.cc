@@ -1,8 +1,7 @@
 // The command line of zmailer (CLI11), dispatching to one function per
 // subcommand.
-#include <iostream>
-
 #include <CLI/CLI.hpp>
+#include <iostream>
 
 #include "node/zmailer/commands_internal.h"
 #include "node/zmailer/zmailer.h"
@@ -48,18 +47,19 @@ int Main(int argc, char** argv) {
       "kill", "SIGKILL the supervisor and every program at once");
   auto* reload =
       app.add_subcommand("reload", "tell every program to reload (SIGHUP)");
-  auto* freeze = app.add_subcommand(
-      "freeze", "keep the node from starting until 'thaw'");
+  auto* freeze =
+      app.add_subcommand("freeze", "keep the node from starting until 'thaw'");
   auto* thaw = app.add_subcommand("thaw", "undo 'freeze'");
-  auto* status = app.add_subcommand(
-      "status", "what runs and how full the spool is (exit 0 all up, "
-                "3 down, 1 partly up)");
+  auto* status =
+      app.add_subcommand("status",
+                         "what runs and how full the spool is (exit 0 all up, "
+                         "3 down, 1 partly up)");
   std::string relation;
   auto* newdb = app.add_subcommand(
       "newdb", "compile the relations of etc/dbases.conf into db/");
   newdb->add_option("RELATION", relation, "only this relation");
-  auto* newaliases =
-      app.add_subcommand("newaliases", "compile etc/aliases (as newdb aliases)");
+  auto* newaliases = app.add_subcommand(
+      "newaliases", "compile etc/aliases (as newdb aliases)");
 
   try {
     app.parse(argc, argv);

@@ -165,7 +165,8 @@ int CmdStart(const NodeDir& node, bool foreground) {
     std::string waiting = NotReady(node);
     StopForkedSupervisor(pid);
     return Fail(StrCat("timed out after ", kStartTimeoutMs / 1000,
-                       "s waiting for", waiting, " to start; the node is "
+                       "s waiting for", waiting,
+                       " to start; the node is "
                        "stopped. Last log lines:\n",
                        LastLogLines(node, "", 10, "  ")));
   }
@@ -193,8 +194,9 @@ int CmdStop(const NodeDir& node) {
   if (sup.running) {
     ::kill(sup.pid, SIGTERM);
     if (!WaitForExit(sup.pid, StopBoundMs())) {
-      return Fail(StrCat("the supervisor (pid ", sup.pid, ") did not stop within ",
-                         StopBoundMs() / 1000, "s; 'zmailer kill' forces it"));
+      return Fail(StrCat("the supervisor (pid ", sup.pid,
+                         ") did not stop within ", StopBoundMs() / 1000,
+                         "s; 'zmailer kill' forces it"));
     }
     std::cout << "node " << node.home << " stopped\n";
     return kExitOk;

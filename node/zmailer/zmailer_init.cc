@@ -137,8 +137,8 @@ absl::Status InitNode(const InitOptions& opts, std::string* report) {
   NodeDir node = LocateNode(opts.dir);
   if (auto s = CheckTarget(node.home, opts.force); !s.ok()) return s;
 
-  for (const std::string& d :
-       {node.home, node.etc(), node.db(), node.log(), node.run(), node.mail()}) {
+  for (const std::string& d : {node.home, node.etc(), node.db(), node.log(),
+                               node.run(), node.mail()}) {
     if (auto s = fs::MakeDirs(d, 0755); !s.ok()) return s;
   }
   // The node may hold other people's mail: its mail store is private.
@@ -159,8 +159,8 @@ absl::Status InitNode(const InitOptions& opts, std::string* report) {
   size_t count = 0;
   for (const EmbeddedFile& f : EmbeddedDefaults()) {
     std::string text = SubstitutePlaceholders(f.contents(), values);
-    if (auto s = fs::WriteFileAtomically(node.etc(), f.name, text,
-                                         ModeFor(f.name));
+    if (auto s =
+            fs::WriteFileAtomically(node.etc(), f.name, text, ModeFor(f.name));
         !s.ok()) {
       return s;
     }
@@ -179,9 +179,9 @@ absl::Status InitNode(const InitOptions& opts, std::string* report) {
       opts.smtp_address != "0.0.0.0" && opts.smtp_address != "::") {
     cert.ip_addresses.push_back(opts.smtp_address);
   }
-  if (auto s = WriteSelfSignedCertificate(
-          cert, tls_dir + "/smtpserver-cert.pem",
-          tls_dir + "/smtpserver-key.pem");
+  if (auto s =
+          WriteSelfSignedCertificate(cert, tls_dir + "/smtpserver-cert.pem",
+                                     tls_dir + "/smtpserver-key.pem");
       !s.ok()) {
     return s;
   }
@@ -200,9 +200,9 @@ absl::Status InitNode(const InitOptions& opts, std::string* report) {
   if (auto s = relations::NewDb(node, "", &db_report); !s.ok()) {
     *report = out;
     return absl::Status(
-        s.code(), StrCat("compiling the relations: ", Message(s),
-                         " (fix it, then run 'zmailer -C ", node.home,
-                         " newdb')"));
+        s.code(),
+        StrCat("compiling the relations: ", Message(s),
+               " (fix it, then run 'zmailer -C ", node.home, " newdb')"));
   }
   for (std::string_view line : Split(db_report, '\n', /*skip_empty=*/true)) {
     StrAppend(&out, "  db/        ", line, "\n");

@@ -1,10 +1,10 @@
 // Process helpers for the supervisor and the control subcommands.
-#include <signal.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -23,8 +23,8 @@ bool WaitForExit(pid_t pid, int timeout_ms) {
   using Clock = std::chrono::steady_clock;
   auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   auto left_ms = [&] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               deadline - Clock::now())
+    return std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                 Clock::now())
         .count();
   };
   // A pidfd turns readable when the process exits, child of ours or not.
@@ -51,7 +51,8 @@ bool WaitForExit(pid_t pid, int timeout_ms) {
 }
 
 std::string DescribeWaitStatus(int status) {
-  if (WIFEXITED(status)) return StrCat("exited with status ", WEXITSTATUS(status));
+  if (WIFEXITED(status))
+    return StrCat("exited with status ", WEXITSTATUS(status));
   if (WIFSIGNALED(status)) {
     int sig = WTERMSIG(status);
     const char* name = ::strsignal(sig);
@@ -87,7 +88,8 @@ std::string ReadEnd(const std::string& path, off_t offset, size_t max_bytes) {
   if (!fd.valid()) return "";
   struct stat st;
   if (::fstat(fd.get(), &st) != 0 || st.st_size <= offset) return "";
-  off_t start = std::max<off_t>(offset, st.st_size - static_cast<off_t>(max_bytes));
+  off_t start =
+      std::max<off_t>(offset, st.st_size - static_cast<off_t>(max_bytes));
   std::string buf(static_cast<size_t>(st.st_size - start), '\0');
   ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), start);
   if (n <= 0) return "";

@@ -184,8 +184,8 @@ void Supervisor::StartChild(Child& c) {
     if (::stat(path.c_str(), &st) == 0 && st.st_size > kMaxStderrBytes) {
       ::rename(path.c_str(), (path + ".old").c_str());
     }
-    err.reset(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-                     0640));
+    err.reset(
+        ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640));
     c.stderr_offset = 0;
     if (err.valid() && ::fstat(err.get(), &st) == 0) {
       c.stderr_offset = st.st_size;
@@ -253,8 +253,8 @@ void Supervisor::HandleExit(Child& c, int status) {
     return;
   }
   if (report_fd_ >= 0 && !was_ready) {
-    Report('F', StrCat(c.name, " failed to start (", how, ")\n",
-                       StartupOutput(c)));
+    Report('F',
+           StrCat(c.name, " failed to start (", how, ")\n", StartupOutput(c)));
   }
   int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   auto d = c.policy.OnExit(exit_code, was_ready, uptime_ms);
@@ -270,8 +270,8 @@ void Supervisor::HandleExit(Child& c, int status) {
   }
   if (d.give_up) {
     c.gave_up = true;
-    log_.Error("", StrCat(c.name, " (pid ", pid, ") ", how, said, "; it failed ",
-                          c.policy.config_failures(),
+    log_.Error("", StrCat(c.name, " (pid ", pid, ") ", how, said,
+                          "; it failed ", c.policy.config_failures(),
                           " times in a row right after start: giving up on "
                           "it (fix its configuration, then 'zmailer "
                           "reload')"));
@@ -430,8 +430,8 @@ int Supervisor::Run() {
   }
   std::string names;
   for (const Child& c : children_) StrAppend(&names, " ", c.name);
-  log_.Info("", StrCat("supervisor starting node ", opts_.node.home, ":",
-                       names));
+  log_.Info("",
+            StrCat("supervisor starting node ", opts_.node.home, ":", names));
   for (Child& c : children_) StartChild(c);
   // Children that fail at once are noticed before anything else.
   ReapChildren();

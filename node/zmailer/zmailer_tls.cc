@@ -1,11 +1,5 @@
 // The self-signed certificate `zmailer init` makes, so STARTTLS works from
 // the first start. OpenSSL 3 API only (no deprecated RSA_/EC_KEY_ calls).
-#include <sys/stat.h>
-
-#include <cerrno>
-#include <filesystem>
-#include <memory>
-
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -13,6 +7,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <memory>
 
 #include "node/common/fs.h"
 #include "node/common/strings.h"
@@ -29,8 +28,8 @@ using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
 using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
 using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
 using BnPtr = std::unique_ptr<BIGNUM, Deleter<BIGNUM, BN_free>>;
-using ExtPtr =
-    std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION, X509_EXTENSION_free>>;
+using ExtPtr = std::unique_ptr<X509_EXTENSION,
+                               Deleter<X509_EXTENSION, X509_EXTENSION_free>>;
 
 // The failing step and OpenSSL's most recent reason.
 absl::Status SslError(std::string_view what) {
@@ -77,8 +76,8 @@ absl::Status WriteSelfSignedCertificate(const CertificateOptions& opts,
   // A random 127-bit serial: clients that cached an older certificate of
   // the same name never see the same (issuer, serial) pair twice.
   BnPtr serial(BN_new());
-  if (!serial || BN_rand(serial.get(), 127, BN_RAND_TOP_ANY,
-                         BN_RAND_BOTTOM_ANY) != 1 ||
+  if (!serial ||
+      BN_rand(serial.get(), 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) != 1 ||
       BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert.get())) ==
           nullptr) {
     return SslError("serial number");
@@ -89,7 +88,8 @@ absl::Status WriteSelfSignedCertificate(const CertificateOptions& opts,
                       static_cast<long>(opts.days) * 86400L) == nullptr) {
     return SslError("validity");
   }
-  if (X509_set_pubkey(cert.get(), key.get()) != 1) return SslError("public key");
+  if (X509_set_pubkey(cert.get(), key.get()) != 1)
+    return SslError("public key");
   X509_NAME* name = X509_get_subject_name(cert.get());
   if (X509_NAME_add_entry_by_txt(
           name, "O", MBSTRING_UTF8,

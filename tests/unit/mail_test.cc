@@ -45,8 +45,8 @@ Envelope SampleEnvelope() {
   env.queue_id = "0GC4H8WY3TQ2K7PX-mx1";
   env.arrival_usec = 1763680000123456;
   env.sender = "alice@example.org";
-  env.recipients.push_back({"bob@example.net", "SUCCESS,FAILURE",
-                            "rfc822;bob@example.net"});
+  env.recipients.push_back(
+      {"bob@example.net", "SUCCESS,FAILURE", "rfc822;bob@example.net"});
   env.recipients.push_back({"\"odd user\"@example.net", "", ""});
   env.envid = "env 1";
   env.ret = "HDRS";
@@ -133,8 +133,8 @@ TEST(Control, RoundTripWithResults) {
   std::string file = SerializeControl(cf);
   file += SerializeResult({0, ResultStatus::kDelivered, 1700000000, "2.0.0",
                            "delivered to mailbox"});
-  file += SerializeResult({2, ResultStatus::kFailed, 1700000001, "5.1.1",
-                           "user unknown"});
+  file += SerializeResult(
+      {2, ResultStatus::kFailed, 1700000001, "5.1.1", "user unknown"});
   auto got = ParseControl(file);
   ASSERT_TRUE(got.ok()) << got.status();
   ASSERT_EQ(got->recipients.size(), 3u);
@@ -163,7 +163,7 @@ TEST(Control, UnfinishedFileIsDataLoss) {
 
 TEST(Control, TornAppendCompletedByALaterWriterIsSkipped) {
   std::string file = SerializeControl(SampleControl());
-  file += "d 0 ok 17000\n";  // torn, then the next writer added a newline
+  file += "d 0 ok 17000\n";      // torn, then the next writer added a newline
   file += "d 9 ok 1 2.0.0 x\n";  // no such recipient
   file += SerializeResult({2, ResultStatus::kFailed, 5, "5.1.1", "gone"});
   auto got = ParseControl(file);

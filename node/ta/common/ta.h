@@ -52,21 +52,19 @@ inline constexpr size_t kMaxDiag = 1000;
 struct Result {
   enum class Status { kOk, kError, kDeferred, kRetryAt };
   Status status = Status::kDeferred;
-  std::string dsn;          // enhanced status code, "2.0.0"
-  std::string relay;        // "local", "pipe", "file", "none", "host[ip]:port"
-  std::string diag;         // one line; cleaned by the loop
-  int64_t retry_at = 0;     // unix seconds, for kRetryAt
-  double connect_s = 0;     // set-up time; the loop measures the rest
+  std::string dsn;       // enhanced status code, "2.0.0"
+  std::string relay;     // "local", "pipe", "file", "none", "host[ip]:port"
+  std::string diag;      // one line; cleaned by the loop
+  int64_t retry_at = 0;  // unix seconds, for kRetryAt
+  double connect_s = 0;  // set-up time; the loop measures the rest
 
   static Result Ok(std::string dsn, std::string relay, std::string diag) {
     return {Status::kOk, std::move(dsn), std::move(relay), std::move(diag)};
   }
   static Result Error(std::string dsn, std::string relay, std::string diag) {
-    return {Status::kError, std::move(dsn), std::move(relay),
-            std::move(diag)};
+    return {Status::kError, std::move(dsn), std::move(relay), std::move(diag)};
   }
-  static Result Deferred(std::string dsn, std::string relay,
-                         std::string diag) {
+  static Result Deferred(std::string dsn, std::string relay, std::string diag) {
     return {Status::kDeferred, std::move(dsn), std::move(relay),
             std::move(diag)};
   }
@@ -110,10 +108,9 @@ absl::StatusOr<AgentStart> StartAgent(int argc, char** argv);
 // arguments (InvalidArgument), 1 otherwise), then RunAgent() on stdin and
 // stdout. Returns the process exit code: 0 at the end of input, 76
 // (EX_PROTOCOL) after a protocol error.
-int AgentMain(
-    std::string_view program, int argc, char** argv,
-    const std::function<absl::StatusOr<std::unique_ptr<Handler>>(
-        const AgentStart&, Logger&)>& make_handler);
+int AgentMain(std::string_view program, int argc, char** argv,
+              const std::function<absl::StatusOr<std::unique_ptr<Handler>>(
+                  const AgentStart&, Logger&)>& make_handler);
 
 // --- Pieces of the loop, public for tests and for other agents. ---
 
@@ -126,8 +123,8 @@ struct Job {
 absl::StatusOr<Job> ParseJob(std::string_view line);
 
 // The result line for the scheduler, ending in '\n'.
-std::string FormatResult(std::string_view queue_id, int index,
-                         const Result& r, double xfer_s);
+std::string FormatResult(std::string_view queue_id, int index, const Result& r,
+                         double xfer_s);
 
 // Makes `text` fit on a result line: control characters (TAB, CR, LF...)
 // become spaces, runs of spaces shrink, length is capped at kMaxDiag.

@@ -140,8 +140,7 @@ JobFiles LoadJob(const spool::Spool& spool, const std::string& queue_id) {
   return jf;
 }
 
-const mail::ControlResult* FinalResult(const mail::ControlFile& cf,
-                                       int index) {
+const mail::ControlResult* FinalResult(const mail::ControlFile& cf, int index) {
   const mail::ControlResult* found = nullptr;
   for (const auto& r : cf.results) {
     if (r.index == index) found = &r;  // the last one wins
@@ -196,8 +195,8 @@ absl::StatusOr<Job> ParseJob(std::string_view line) {
   return job;
 }
 
-std::string FormatResult(std::string_view queue_id, int index,
-                         const Result& r, double xfer_s) {
+std::string FormatResult(std::string_view queue_id, int index, const Result& r,
+                         double xfer_s) {
   std::string status = StatusWord(r.status);
   if (r.status == Result::Status::kRetryAt) {
     status = StrCat("retryat=", r.retry_at);
@@ -299,8 +298,8 @@ absl::Status RunAgent(const NodeDir& node, Handler& handler, Logger& log,
     if (!line->has_value()) return absl::OkStatus();  // scheduler is done
     auto job = ParseJob(**line);
     if (!job.ok()) {
-      log.Error("", StrCat("protocol error: ", Message(job.status()),
-                           ": '", CleanDiag(**line), "'"));
+      log.Error("", StrCat("protocol error: ", Message(job.status()), ": '",
+                           CleanDiag(**line), "'"));
       return job.status();
     }
     JobFiles files = LoadJob(spool, job->queue_id);
@@ -320,9 +319,8 @@ absl::Status RunAgent(const NodeDir& node, Handler& handler, Logger& log,
         r = Result::Deferred("4.3.0", "none", Message(files.status));
       } else if (static_cast<size_t>(index) >=
                  files.control.recipients.size()) {
-        r = Result::Deferred(
-            "4.3.0", "none",
-            StrCat("control file has no recipient ", index));
+        r = Result::Deferred("4.3.0", "none",
+                             StrCat("control file has no recipient ", index));
       } else if (const auto* done = FinalResult(files.control, index)) {
         // Delivered or failed by an earlier run that died before telling
         // the scheduler: report it again, do not deliver twice.
@@ -349,12 +347,11 @@ absl::Status RunAgent(const NodeDir& node, Handler& handler, Logger& log,
         cr.dsn = r.dsn;
         cr.diag = CleanDiag(r.diag);
         if (auto s = AppendResult(cpath, mail::SerializeResult(cr)); !s.ok()) {
-          log.Error(job->queue_id,
-                    StrCat("recipient ", index, " ",
-                           r.status == Result::Status::kOk ? "delivered"
-                                                           : "failed",
-                           " but the result could not be recorded: ",
-                           Message(s)));
+          log.Error(
+              job->queue_id,
+              StrCat("recipient ", index, " ",
+                     r.status == Result::Status::kOk ? "delivered" : "failed",
+                     " but the result could not be recorded: ", Message(s)));
           r = Result::Deferred(
               "4.3.0", r.relay,
               StrCat("result not recorded (", Message(s), ")"));

@@ -27,10 +27,9 @@ absl::StatusOr<AgentStart> StartAgent(int argc, char** argv) {
   return start;
 }
 
-int AgentMain(
-    std::string_view program, int argc, char** argv,
-    const std::function<absl::StatusOr<std::unique_ptr<Handler>>(
-        const AgentStart&, Logger&)>& make_handler) {
+int AgentMain(std::string_view program, int argc, char** argv,
+              const std::function<absl::StatusOr<std::unique_ptr<Handler>>(
+                  const AgentStart&, Logger&)>& make_handler) {
   auto fail = [&](const absl::Status& s) {
     std::fprintf(stderr, "%.*s: %s\n", static_cast<int>(program.size()),
                  program.data(), Message(s).c_str());

@@ -29,17 +29,17 @@
 namespace zm::mailbox {
 
 struct Options {
-  std::string mail_dir;        // -d DIR: the mail store (default node mail/)
-  bool new_maildir = false;    // -M: create new user mailboxes as Maildirs
-  bool eight_bit = false;      // -8: accepted; QP->8bit is not done yet
-  int pipe_timeout_s = 600;    // -t SECS: run-time bound of a |command
-  int lock_timeout_s = 30;     // -l SECS: wait for an mbox lock at most this
-  int dotlock_stale_s = 300;   // a dotlock older than this is removed
+  std::string mail_dir;       // -d DIR: the mail store (default node mail/)
+  bool new_maildir = false;   // -M: create new user mailboxes as Maildirs
+  bool eight_bit = false;     // -8: accepted; QP->8bit is not done yet
+  int pipe_timeout_s = 600;   // -t SECS: run-time bound of a |command
+  int lock_timeout_s = 30;    // -l SECS: wait for an mbox lock at most this
+  int dotlock_stale_s = 300;  // a dotlock older than this is removed
   // -u USER: who runs |command and writes /file targets when the agent
   // runs as root. Default: the owner of etc/aliases, or `nobody` when root
   // owns it. Ignored when not running as root.
   std::string run_as;
-  std::string hostname;        // mail.conf hostname (Delivered-To, Maildir)
+  std::string hostname;  // mail.conf hostname (Delivered-To, Maildir)
 };
 
 // Parses the agent's own flags (the common -C DIR is taken by the caller).
@@ -68,8 +68,7 @@ std::string FromLine(std::string_view sender, std::time_t when);
 // Appends `text` to *out with mboxrd quoting: every line that matches
 // `>*From ` gets one more '>'. `at_line_start` carries the state between
 // calls (start with true).
-void AppendQuoted(std::string_view text, bool* at_line_start,
-                  std::string* out);
+void AppendQuoted(std::string_view text, bool* at_line_start, std::string* out);
 
 // The lines put in front of the message:
 // `Return-Path: <sender>` and `Delivered-To: address`.

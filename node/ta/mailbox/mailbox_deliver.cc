@@ -204,8 +204,8 @@ ta::Result MailboxAgent::Deliver(const ta::Delivery& d) {
     delivered_to = StrCat(target, "@", opts_.hostname);
   }
   if (!delivered_to.empty() && HasDeliveredTo(d.message, delivered_to)) {
-    return ta::Result::Error(
-        "5.4.6", "local", StrCat("mail forwarding loop for ", delivered_to));
+    return ta::Result::Error("5.4.6", "local",
+                             StrCat("mail forwarding loop for ", delivered_to));
   }
   std::string prefix = TraceHeaders(d.control.sender, delivered_to);
   Content content{prefix, d.message, d.control.sender};
@@ -240,7 +240,8 @@ ta::Result MailboxAgent::Deliver(const ta::Delivery& d) {
     cmd = Trim(cmd);
     if (cmd.empty()) return ta::Result::Error("5.3.0", "pipe", "empty command");
     auto who = alias_identity();
-    if (!who.ok()) return ta::Result::Deferred("4.3.0", "pipe", Message(who.status()));
+    if (!who.ok())
+      return ta::Result::Deferred("4.3.0", "pipe", Message(who.status()));
     internal::PipeRequest req;
     req.command = std::string(cmd);
     req.run_as = *who;
@@ -271,11 +272,12 @@ ta::Result MailboxAgent::Deliver(const ta::Delivery& d) {
                                StrCat("not an absolute path: ", target));
     }
     auto who = alias_identity();
-    if (!who.ok()) return ta::Result::Deferred("4.3.0", "file", Message(who.status()));
+    if (!who.ok())
+      return ta::Result::Deferred("4.3.0", "file", Message(who.status()));
     internal::ScopedIdentity as(*who);
     if (!as.ok()) {
-      return ta::Result::Deferred(
-          "4.3.0", "file", StrCat("cannot switch to user ", who->name));
+      return ta::Result::Deferred("4.3.0", "file",
+                                  StrCat("cannot switch to user ", who->name));
     }
     if (target.back() == '/') {
       internal::MaildirRequest req;

@@ -47,7 +47,7 @@ struct MboxRequest {
 ta::Result DeliverMbox(const MboxRequest& req, const Content& c);
 
 struct MaildirRequest {
-  std::string dir;  // the Maildir (holding cur/ new/ tmp/)
+  std::string dir;      // the Maildir (holding cur/ new/ tmp/)
   bool create = false;  // create the folders if missing
   Identity owner;       // owner of created folders and files (when root)
   std::string hostname;
@@ -56,7 +56,7 @@ struct MaildirRequest {
 ta::Result DeliverMaildir(const MaildirRequest& req, const Content& c);
 
 struct PipeRequest {
-  std::string command;  // without the leading '|'
+  std::string command;           // without the leading '|'
   std::vector<std::string> env;  // NAME=value
   std::string cwd;
   Identity run_as;  // setgid/setuid in the child when set

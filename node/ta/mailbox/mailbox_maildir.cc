@@ -58,8 +58,8 @@ std::string UniqueName(std::string_view host) {
 
 ta::Result DeliverMaildir(const MaildirRequest& req, const Content& c) {
   const std::string& relay = req.relay;
-  for (const std::string& d : {req.dir, req.dir + "/tmp", req.dir + "/new",
-                               req.dir + "/cur"}) {
+  for (const std::string& d :
+       {req.dir, req.dir + "/tmp", req.dir + "/new", req.dir + "/cur"}) {
     if (!req.create && d == req.dir && !fs::Exists(d)) {
       return ErrnoResult(ENOENT, "open", d, relay);
     }
@@ -79,9 +79,8 @@ ta::Result DeliverMaildir(const MaildirRequest& req, const Content& c) {
   std::string name = UniqueName(req.hostname);
   std::string tmp = StrCat(req.dir, "/tmp/", name);
   std::string dst = StrCat(req.dir, "/new/", name);
-  fs::UniqueFd fd(::open(tmp.c_str(),
-                         O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                         0600));
+  fs::UniqueFd fd(::open(
+      tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd.valid()) return ErrnoResult(errno, "create", tmp, relay);
   auto fail = [&](int err, std::string_view what) {
     ::unlink(tmp.c_str());

@@ -45,9 +45,9 @@ class DotLock {
     path_ = mbox + ".lock";
     auto pause = std::chrono::milliseconds(10);
     for (;;) {
-      int fd = ::open(path_.c_str(),
-                      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                      0600);
+      int fd =
+          ::open(path_.c_str(),
+                 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
       if (fd >= 0) {
         std::string pid = StrCat(::getpid(), "\n");
         (void)!::write(fd, pid.data(), pid.size());
@@ -104,8 +104,8 @@ class DotLock {
       }
     }
     struct stat now;
-    if (!stale || ::lstat(path_.c_str(), &now) != 0 || now.st_ino != st.st_ino ||
-        now.st_dev != st.st_dev) {
+    if (!stale || ::lstat(path_.c_str(), &now) != 0 ||
+        now.st_ino != st.st_ino || now.st_dev != st.st_dev) {
       return false;
     }
     ::unlink(path_.c_str());
@@ -226,11 +226,12 @@ ta::Result DeliverMbox(const MboxRequest& req, const Content& c) {
     return ErrnoResult(errno, "open", path, relay);
   }
   struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return ErrnoResult(errno, "fstat", path, relay);
+  if (::fstat(fd.get(), &st) != 0)
+    return ErrnoResult(errno, "fstat", path, relay);
   bool plain = S_ISREG(st.st_mode) && (!req.strict || st.st_nlink == 1);
   if (!plain && !(S_ISCHR(st.st_mode) && !req.strict)) {
-    return ta::Result::Error(
-        "5.2.0", relay, StrCat("mailbox ", path, " is not a plain file"));
+    return ta::Result::Error("5.2.0", relay,
+                             StrCat("mailbox ", path, " is not a plain file"));
   }
   ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
   std::string ok_text = relay == "file" ? StrCat("delivered to file: ", path)
@@ -280,7 +281,8 @@ ta::Result DeliverMbox(const MboxRequest& req, const Content& c) {
   }
 
   // Under the lock, the size is ours to restore if anything fails.
-  if (::fstat(fd.get(), &st) != 0) return ErrnoResult(errno, "fstat", path, relay);
+  if (::fstat(fd.get(), &st) != 0)
+    return ErrnoResult(errno, "fstat", path, relay);
   off_t old_size = st.st_size;
   std::string lead;
   if (old_size > 0) {
@@ -310,8 +312,10 @@ ta::Result DeliverMbox(const MboxRequest& req, const Content& c) {
     if (::ftruncate(fd.get(), old_size) != 0 || ::fsync(fd.get()) != 0) {
       return ta::Result::Deferred(
           "4.3.0", relay,
-          StrCat(what, " ", path, " failed and the partial message could not "
-                 "be removed: ", std::strerror(errno)));
+          StrCat(what, " ", path,
+                 " failed and the partial message could not "
+                 "be removed: ",
+                 std::strerror(errno)));
     }
     return ErrnoResult(e, what, path, relay);
   }

@@ -33,20 +33,13 @@ struct SysExit {
 
 // sysexits.h, and what each means for the recipient.
 constexpr SysExit kSysExits[] = {
-    {64, "EX_USAGE", false, "5.3.0"},
-    {65, "EX_DATAERR", false, "5.6.0"},
-    {66, "EX_NOINPUT", false, "5.3.0"},
-    {67, "EX_NOUSER", false, "5.1.1"},
-    {68, "EX_NOHOST", false, "5.1.2"},
-    {69, "EX_UNAVAILABLE", false, "5.3.0"},
-    {70, "EX_SOFTWARE", false, "5.3.0"},
-    {71, "EX_OSERR", true, "4.3.0"},
-    {72, "EX_OSFILE", false, "5.3.0"},
-    {73, "EX_CANTCREAT", false, "5.2.0"},
-    {74, "EX_IOERR", true, "4.3.0"},
-    {75, "EX_TEMPFAIL", true, "4.3.0"},
-    {76, "EX_PROTOCOL", false, "5.5.0"},
-    {77, "EX_NOPERM", false, "5.7.0"},
+    {64, "EX_USAGE", false, "5.3.0"},    {65, "EX_DATAERR", false, "5.6.0"},
+    {66, "EX_NOINPUT", false, "5.3.0"},  {67, "EX_NOUSER", false, "5.1.1"},
+    {68, "EX_NOHOST", false, "5.1.2"},   {69, "EX_UNAVAILABLE", false, "5.3.0"},
+    {70, "EX_SOFTWARE", false, "5.3.0"}, {71, "EX_OSERR", true, "4.3.0"},
+    {72, "EX_OSFILE", false, "5.3.0"},   {73, "EX_CANTCREAT", false, "5.2.0"},
+    {74, "EX_IOERR", true, "4.3.0"},     {75, "EX_TEMPFAIL", true, "4.3.0"},
+    {76, "EX_PROTOCOL", false, "5.5.0"}, {77, "EX_NOPERM", false, "5.7.0"},
     {78, "EX_CONFIG", true, "4.3.5"},
 };
 
@@ -90,7 +83,8 @@ ta::Result DeliverPipe(const PipeRequest& req, const Content& c) {
 
   // Everything the child needs is prepared before fork().
   std::vector<char*> envp;
-  for (const std::string& e : req.env) envp.push_back(const_cast<char*>(e.c_str()));
+  for (const std::string& e : req.env)
+    envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
   bool drop = req.run_as.set && ::geteuid() == 0;
 
@@ -169,8 +163,9 @@ ta::Result DeliverPipe(const PipeRequest& req, const Content& c) {
         char buf[4096];
         ssize_t r = ::read(from_child.get(), buf, sizeof buf);
         if (r > 0) {
-          size_t keep = std::min(static_cast<size_t>(r),
-                                 kMaxOutput - std::min(kMaxOutput, output.size()));
+          size_t keep =
+              std::min(static_cast<size_t>(r),
+                       kMaxOutput - std::min(kMaxOutput, output.size()));
           output.append(buf, keep);
         } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
           from_child.reset();
@@ -206,8 +201,7 @@ ta::Result DeliverPipe(const PipeRequest& req, const Content& c) {
     }
     return ta::Result::Deferred(
         "4.3.0", relay,
-        StrCat("command timed out after ", req.timeout_s, " s: ",
-               req.command));
+        StrCat("command timed out after ", req.timeout_s, " s: ", req.command));
   }
   if (!exited) {
     while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
@@ -227,10 +221,9 @@ ta::Result DeliverPipe(const PipeRequest& req, const Content& c) {
   }
   for (const SysExit& se : kSysExits) {
     if (se.code != code) continue;
-    std::string diag = first.empty()
-                           ? StrCat("command failed with ", se.name, " (",
-                                    code, ")")
-                           : first;
+    std::string diag =
+        first.empty() ? StrCat("command failed with ", se.name, " (", code, ")")
+                      : first;
     return se.temporary ? ta::Result::Deferred(se.dsn, relay, diag)
                         : ta::Result::Error(se.dsn, relay, diag);
   }

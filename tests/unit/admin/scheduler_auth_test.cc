@@ -9,7 +9,8 @@ namespace {
 
 constexpr char kSeed[] =
     "# comment\n"
-    "nobody:nobody:SNMP QQ TT ETRN:[ipv6:::1]/128,[127.0.0.1]/32,[194.252.70.162]/32\n"
+    "nobody:nobody:SNMP QQ TT "
+    "ETRN:[ipv6:::1]/128,[127.0.0.1]/32,[194.252.70.162]/32\n"
     "#root:zzzzzz:ALL:[127.0.0.1]/32\n"
     "etrn:zzETRNzz:ETRN:[0.0.0.0]/0,[ipv6:::0]/0\n"
     "ops:pw1:ALL:[10.1.0.0]/16 [2001:db8::]/32\n"
@@ -33,7 +34,8 @@ TEST(SchedulerAuthTest, SeedLinesAndFirstMatchWins) {
   EXPECT_NE(auth->Find("nobody", Addr("194.252.70.162")), nullptr);
   EXPECT_NE(auth->Find("nobody", Addr("::1")), nullptr);
   EXPECT_EQ(auth->Find("nobody", Addr("194.252.70.163")), nullptr);
-  EXPECT_EQ(auth->Find("root", PeerAddress::Local()), nullptr);  // commented out
+  EXPECT_EQ(auth->Find("root", PeerAddress::Local()),
+            nullptr);  // commented out
 
   EXPECT_NE(auth->Find("etrn", Addr("203.0.113.9")), nullptr);
   EXPECT_NE(auth->Find("etrn", Addr("2001:db8::5")), nullptr);
@@ -56,8 +58,10 @@ TEST(SchedulerAuthTest, Errors) {
     EXPECT_FALSE(a.ok()) << text;
     return a.ok() ? std::string() : Message(a.status());
   };
-  EXPECT_EQ(bad("a:b:QQ\n"), "scheduler.auth:1: expected user:password:TOKENS:[ip]/len,...");
-  EXPECT_EQ(bad("\na:b:QQ XX:[127.0.0.1]/32\n"), "scheduler.auth:2: unknown token 'XX'");
+  EXPECT_EQ(bad("a:b:QQ\n"),
+            "scheduler.auth:1: expected user:password:TOKENS:[ip]/len,...");
+  EXPECT_EQ(bad("\na:b:QQ XX:[127.0.0.1]/32\n"),
+            "scheduler.auth:2: unknown token 'XX'");
   EXPECT_EQ(bad("a:b:QQ:[127.0.0.1]/33\n"),
             "scheduler.auth:1: bad address mask '[127.0.0.1]/33' ([ip]/len)");
   EXPECT_EQ(bad("a:b:QQ:[foo]/8\n"),

@@ -49,20 +49,20 @@ TEST(AddressTest, NullAddress) {
 
 TEST(AddressTest, RefusesMalformed) {
   const char* bad[] = {
-      "<bob@example.net",      // no '>'
-      "bob@example.net>",      // no '<'
-      "@example.net",          // empty local part
-      "bob@",                  // empty domain
-      "bob@exa mple.net",      // space
-      "bob smith@example.net", // space outside quotes
+      "<bob@example.net",       // no '>'
+      "bob@example.net>",       // no '<'
+      "@example.net",           // empty local part
+      "bob@",                   // empty domain
+      "bob@exa mple.net",       // space
+      "bob smith@example.net",  // space outside quotes
       "\"unterminated@example.net",
       "bo\"b\"x@example.net",  // quote inside an unquoted local part
       "bob@.example.net",
       "bob@example..net",
       "bob@[1.2.3.4",
       "bob@exa$mple.net",
-      "@relay:",               // nothing after the source route
-      "@:u@d.example",         // empty hop
+      "@relay:",        // nothing after the source route
+      "@:u@d.example",  // empty hop
       "a,b@example.net",
       "bob\r@example.net",
   };

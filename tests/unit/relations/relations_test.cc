@@ -49,7 +49,8 @@ TEST(DbasesConfTest, ZMailerSynonymsAndErrorsWithFileLine) {
     const char* what;
   } bad[] = {
       {"aliases bind,mxlocal - - - -1", "unsupported dbtype"},
-      {"aliases $DBTYPE priv -lq $MAILVAR/aliases", "unknown newdb option '-q'"},
+      {"aliases $DBTYPE priv -lq $MAILVAR/aliases",
+       "unknown newdb option '-q'"},
       {"aliases $DBTYPE priv -la $MAILVAR/aliases -lx", "unknown flag '-x'"},
       {"aliases $DBTYPE priv -la", "expected: relation"},
       {"al/ases $DBTYPE priv -la x", "bad relation name"},
@@ -69,7 +70,8 @@ TEST(DbasesConfTest, ZMailerSynonymsAndErrorsWithFileLine) {
   t.Write("etc/dbases.conf", "a rocksdb - - x\na rocksdb - - y\n");
   auto dup = LoadDbasesConf(t.node());
   ASSERT_FALSE(dup.ok());
-  EXPECT_THAT(Message(dup.status()), HasSubstr(":2: relation 'a' listed twice"));
+  EXPECT_THAT(Message(dup.status()),
+              HasSubstr(":2: relation 'a' listed twice"));
 }
 
 TEST(AliasesSourceTest, ParsesTargetsAndContinuations) {
@@ -139,7 +141,8 @@ TEST(NewDbTest, CompilesAllRelationsAndLooksUp) {
   t.Append("etc/routes", ".partner.example smtp!mx.partner.example\n");
   std::string report;
   ASSERT_TRUE(NewDb(t.node(), "", &report).ok());
-  EXPECT_THAT(report, HasSubstr("aliases: 13 keys from " + t.Path("etc/aliases")));
+  EXPECT_THAT(report,
+              HasSubstr("aliases: 13 keys from " + t.Path("etc/aliases")));
   EXPECT_THAT(report, HasSubstr("routesdb: 1 key from"));
   EXPECT_THAT(report, HasSubstr("thishost: 2 keys from"));
 

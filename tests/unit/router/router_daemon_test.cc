@@ -53,8 +53,9 @@ class RouterDaemonTest : public ::testing::Test {
               static_cast<char*>(nullptr));
       ::_exit(127);
     }
-    ASSERT_TRUE(WaitFor([&] { return fs::Exists(t_.node().pid_file("router")); }))
-        << TestNode::Read(t_.node().maillog());
+    ASSERT_TRUE(WaitFor([&] {
+      return fs::Exists(t_.node().pid_file("router"));
+    })) << TestNode::Read(t_.node().maillog());
   }
   int Stop() {
     if (pid_ <= 0) return -1;
@@ -131,10 +132,14 @@ TEST_F(RouterDaemonTest, RoutesAMessageIntoQueueAndTransport) {
   std::string routed =
       id + ": from=<alice@example.org>, size=18, nrcpt=4 (routed)";
   EXPECT_TRUE(WaitFor([&] {
-    return TestNode::Read(t_.node().maillog()).find(routed) != std::string::npos;
+    return TestNode::Read(t_.node().maillog()).find(routed) !=
+           std::string::npos;
   })) << TestNode::Read(t_.node().maillog());
   std::string log = TestNode::Read(t_.node().maillog());
-  EXPECT_THAT(log, HasSubstr("warning: " + id + ": to=<nosuchuser12345>, orig_to=<nosuchuser12345>: user unknown (error/nouser)"));
+  EXPECT_THAT(log,
+              HasSubstr("warning: " + id +
+                        ": to=<nosuchuser12345>, orig_to=<nosuchuser12345>: "
+                        "user unknown (error/nouser)"));
   EXPECT_EQ(WEXITSTATUS(Stop()), 0);
   EXPECT_FALSE(fs::Exists(t_.node().pid_file("router")));
 }
@@ -158,8 +163,9 @@ TEST_F(RouterDaemonTest, MalformedFilesGoToPostman) {
   Start();
   std::string bad = mail::NewQueueId("t1");
   t_.Write("spool/tmp/x", "this is not a message file\n");
-  ASSERT_EQ(::rename(t_.Path("spool/tmp/x").c_str(),
-                     P(spool::kRouter, bad).c_str()), 0);
+  ASSERT_EQ(
+      ::rename(t_.Path("spool/tmp/x").c_str(), P(spool::kRouter, bad).c_str()),
+      0);
   std::string strange = "not-a-queue-id";
   t_.Write("spool/router/" + strange, "junk");
   ASSERT_TRUE(WaitFor([&] {
@@ -172,7 +178,8 @@ TEST_F(RouterDaemonTest, MalformedFilesGoToPostman) {
   std::string warning =
       "warning: " + bad + ": moved to postman/" + bad + ".malformed";
   EXPECT_TRUE(WaitFor([&] {
-    return TestNode::Read(t_.node().maillog()).find(warning) != std::string::npos;
+    return TestNode::Read(t_.node().maillog()).find(warning) !=
+           std::string::npos;
   })) << TestNode::Read(t_.node().maillog());
   // The router is still alive and routing.
   std::string id = Submit("a@b.example", {"root"});
@@ -182,8 +189,8 @@ TEST_F(RouterDaemonTest, MalformedFilesGoToPostman) {
 TEST_F(RouterDaemonTest, TruncatedMessageGoesToPostman) {
   std::string id = Submit("a@b.example", {"root"});
   std::string path = P(spool::kRouter, id);
-  ASSERT_EQ(::truncate(path.c_str(),
-                       static_cast<off_t>(std::filesystem::file_size(path) - 3)),
+  ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(
+                                         std::filesystem::file_size(path) - 3)),
             0);
   Start();
   EXPECT_TRUE(WaitFor([&] {
@@ -195,12 +202,14 @@ TEST_F(RouterDaemonTest, StartupRecoversUnscheduledAndLeftovers) {
   // A crash between the two renames: queue/<id> without transport/<id>,
   // and a half-written control file in tmp/.
   std::string id = Submit("a@b.example", {"root"});
-  ASSERT_EQ(::rename(P(spool::kRouter, id).c_str(), P(spool::kQueue, id).c_str()), 0);
+  ASSERT_EQ(
+      ::rename(P(spool::kRouter, id).c_str(), P(spool::kQueue, id).c_str()), 0);
   t_.Write("spool/tmp/" + id, "zmnode-control 1\ni " + id + "\n");
   // A scheduled message must stay where it is.
   std::string done = Submit("a@b.example", {"root"});
-  ASSERT_EQ(::rename(P(spool::kRouter, done).c_str(),
-                     P(spool::kQueue, done).c_str()), 0);
+  ASSERT_EQ(
+      ::rename(P(spool::kRouter, done).c_str(), P(spool::kQueue, done).c_str()),
+      0);
   t_.Write("spool/transport/" + done, "scheduler's\n");
 
   Start();
@@ -211,8 +220,10 @@ TEST_F(RouterDaemonTest, StartupRecoversUnscheduledAndLeftovers) {
   EXPECT_TRUE(fs::Exists(P(spool::kQueue, id)));
   EXPECT_EQ(*fs::ReadFile(P(spool::kTransport, done)), "scheduler's\n");
   EXPECT_TRUE(fs::Exists(P(spool::kQueue, done)));
-  EXPECT_THAT(TestNode::Read(t_.node().maillog()),
-              HasSubstr(id + ": unscheduled message moved from queue/ back to router/"));
+  EXPECT_THAT(
+      TestNode::Read(t_.node().maillog()),
+      HasSubstr(id +
+                ": unscheduled message moved from queue/ back to router/"));
 }
 
 TEST_F(RouterDaemonTest, NewAliasesArePickedUpWithoutRestart) {

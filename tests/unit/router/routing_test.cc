@@ -35,16 +35,20 @@ class RoutingTest : public ::testing::Test {
               "loop1:     loop2\n"
               "loop2:     loop1\n"
               "ghostlist: ghost\n"
-              "list:      :include:" + t_.Path("etc/list.inc") + "\n"
-              "escaped:   \\prog\n");
-    t_.Write("etc/list.inc", "# members\nalice, \"|/bin/cat\"\n/tmp/list.log\n");
+              "list:      :include:" +
+                  t_.Path("etc/list.inc") +
+                  "\n"
+                  "escaped:   \\prog\n");
+    t_.Write("etc/list.inc",
+             "# members\nalice, \"|/bin/cat\"\n/tmp/list.log\n");
     t_.Append("etc/routes",
               "example.org        smtp![192.0.2.1]\n"
               ".partner.example   smtp!relay.partner.example\n"
               "closed.example     error!nouser\n"
               "gone.example       error!moved this domain has moved\n"
               "inside.example     local\n");
-    t_.Append("etc/fqdnaliases", "sales@example.org: alice, carol@remote.example\n");
+    t_.Append("etc/fqdnaliases",
+              "sales@example.org: alice, carol@remote.example\n");
     t_.Append("etc/localnames", "Other.Example\n");
     // Local users without system accounts: a mailbox file, a Maildir.
     t_.Write("mail/alice", "");
@@ -76,7 +80,8 @@ TEST_F(RoutingTest, LocalUsers) {
   EXPECT_THAT(R("dora@localhost"), ElementsAre(Local("dora")));
   EXPECT_THAT(R("dora@[127.0.0.1]"), ElementsAre(Local("dora")));
   EXPECT_THAT(R("dora@[IPv6:::1]"), ElementsAre(Local("dora")));
-  EXPECT_THAT(R("dora@other.example"), ElementsAre(Local("dora")));  // localnames
+  EXPECT_THAT(R("dora@other.example"),
+              ElementsAre(Local("dora")));  // localnames
 }
 
 TEST_F(RoutingTest, UnknownUserGoesToTheErrorChannel) {
@@ -93,17 +98,17 @@ TEST_F(RoutingTest, UnknownUserGoesToTheErrorChannel) {
 TEST_F(RoutingTest, AliasesNestedAndSelfCopy) {
   EXPECT_THAT(R("postmaster"), ElementsAre(Local("root")));
   EXPECT_THAT(R("MAILER-DAEMON@example.net"), ElementsAre(Local("root")));
-  EXPECT_THAT(R("alice"),
-              ElementsAre(Local("alice"),
-                          Route{"local", "file", "/var/mail-archive/alice", ""}));
-  EXPECT_THAT(R("outer"),
-              ElementsAre(Local("alice"),
-                          Route{"local", "file", "/var/mail-archive/alice", ""}));
-  EXPECT_THAT(R("team"),
-              ElementsAre(Local("alice"),
-                          Route{"local", "file", "/var/mail-archive/alice", ""},
-                          Route{"smtp", "relay.partner.example",
-                                "bob@partner.example", ""}));
+  EXPECT_THAT(R("alice"), ElementsAre(Local("alice"),
+                                      Route{"local", "file",
+                                            "/var/mail-archive/alice", ""}));
+  EXPECT_THAT(R("outer"), ElementsAre(Local("alice"),
+                                      Route{"local", "file",
+                                            "/var/mail-archive/alice", ""}));
+  EXPECT_THAT(
+      R("team"),
+      ElementsAre(
+          Local("alice"), Route{"local", "file", "/var/mail-archive/alice", ""},
+          Route{"smtp", "relay.partner.example", "bob@partner.example", ""}));
 }
 
 TEST_F(RoutingTest, AliasLoopIsAnError) {
@@ -131,7 +136,8 @@ TEST_F(RoutingTest, DeepNestingIsBounded) {
 TEST_F(RoutingTest, PipesAndFilesOnlyFromAliases) {
   EXPECT_THAT(R("prog"), ElementsAre(Route{"local", "pipe",
                                            "|/usr/bin/logger -t prog", ""}));
-  EXPECT_THAT(R("box"), ElementsAre(Route{"local", "file", "/srv/mail/box/", ""}));
+  EXPECT_THAT(R("box"),
+              ElementsAre(Route{"local", "file", "/srv/mail/box/", ""}));
   EXPECT_THAT(R("list"),
               ElementsAre(Local("alice"),
                           Route{"local", "file", "/var/mail-archive/alice", ""},
@@ -146,13 +152,13 @@ TEST_F(RoutingTest, PipesAndFilesOnlyFromAliases) {
     EXPECT_EQ(r[0].host, "refused") << a;
   }
   // `\prog` in an alias means the user prog, not the alias.
-  EXPECT_THAT(R("escaped"),
-              ElementsAre(Err("nouser", "prog", "user unknown")));
+  EXPECT_THAT(R("escaped"), ElementsAre(Err("nouser", "prog", "user unknown")));
 }
 
 TEST_F(RoutingTest, RemoteDomainsAndRoutes) {
-  EXPECT_THAT(R("Bob@Remote.Example"),
-              ElementsAre(Route{"smtp", "remote.example", "Bob@remote.example", ""}));
+  EXPECT_THAT(
+      R("Bob@Remote.Example"),
+      ElementsAre(Route{"smtp", "remote.example", "Bob@remote.example", ""}));
   EXPECT_THAT(R("x@example.org"),
               ElementsAre(Route{"smtp", "[192.0.2.1]", "x@example.org", ""}));
   EXPECT_THAT(R("x@a.b.partner.example"),
@@ -160,22 +166,22 @@ TEST_F(RoutingTest, RemoteDomainsAndRoutes) {
                                 "x@a.b.partner.example", ""}));
   EXPECT_THAT(R("x@closed.example"),
               ElementsAre(Err("nouser", "x@closed.example", "user unknown")));
-  EXPECT_THAT(R("x@gone.example"),
-              ElementsAre(Err("moved", "x@gone.example",
-                              "this domain has moved")));
+  EXPECT_THAT(R("x@gone.example"), ElementsAre(Err("moved", "x@gone.example",
+                                                   "this domain has moved")));
   EXPECT_THAT(R("dora@inside.example"), ElementsAre(Local("dora")));
   // Source routes are dropped; %-hack is not a relay.
-  EXPECT_THAT(R("<@hop.example:Bob@remote.example>"),
-              ElementsAre(Route{"smtp", "remote.example", "Bob@remote.example", ""}));
+  EXPECT_THAT(
+      R("<@hop.example:Bob@remote.example>"),
+      ElementsAre(Route{"smtp", "remote.example", "Bob@remote.example", ""}));
   EXPECT_EQ(R("bob%remote.example@mx1.example.net")[0].host, "nouser");
 }
 
 TEST_F(RoutingTest, FqdnAliases) {
-  EXPECT_THAT(R("Sales@example.org"),
-              ElementsAre(Local("alice"),
-                          Route{"local", "file", "/var/mail-archive/alice", ""},
-                          Route{"smtp", "remote.example", "carol@remote.example",
-                                ""}));
+  EXPECT_THAT(
+      R("Sales@example.org"),
+      ElementsAre(Local("alice"),
+                  Route{"local", "file", "/var/mail-archive/alice", ""},
+                  Route{"smtp", "remote.example", "carol@remote.example", ""}));
 }
 
 TEST_F(RoutingTest, BadSyntax) {

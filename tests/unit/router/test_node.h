@@ -22,12 +22,11 @@ class TestNode {
     for (auto d : {"etc", "db", "spool", "log", "run", "mail"}) {
       std::filesystem::create_directories(node_.home + "/" + d);
     }
-    for (auto f : {"dbases.conf", "aliases", "localnames", "routes",
-                   "fqdnaliases"}) {
+    for (auto f :
+         {"dbases.conf", "aliases", "localnames", "routes", "fqdnaliases"}) {
       Write("etc/" + std::string(f), Template(f));
     }
-    Write("etc/mail.conf",
-          "hostname=mx1.example.net\nmydomain=example.net\n");
+    Write("etc/mail.conf", "hostname=mx1.example.net\nmydomain=example.net\n");
     Write("etc/cluster.conf", "node-id t1\n");
   }
   ~TestNode() { std::filesystem::remove_all(node_.home); }

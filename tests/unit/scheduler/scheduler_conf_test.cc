@@ -105,10 +105,12 @@ TEST(SchedulerConfTest, SeedExampleParsesAndInherits) {
   EXPECT_TRUE(etrn.queueonly);
   EXPECT_EQ(etrn.interval_ms, 3'600'000);
   EXPECT_EQ(etrn.retries, std::vector<int>{12});
-  auto cmd = ExpandCommand(etrn.command, "smtp-etrn", "client.example", TestNode());
+  auto cmd =
+      ExpandCommand(etrn.command, "smtp-etrn", "client.example", TestNode());
   ASSERT_TRUE(cmd.ok()) << cmd.status();
   EXPECT_EQ(*cmd,
-            "smtp -S /opt/mail/smtp-tls.conf -s -c smtp-etrn -l /srv/node/log/smtp-etrn");
+            "smtp -S /opt/mail/smtp-tls.conf -s -c smtp-etrn -l "
+            "/srv/node/log/smtp-etrn");
 
   ThreadParams other = conf->Resolve("smtp", "example.zz");
   EXPECT_EQ(other.ring_name, "smtp/*");
@@ -189,7 +191,8 @@ TEST(SchedulerConfTest, DefaultTemplateParses) {
 TEST(SchedulerConfTest, CommandWords) {
   EXPECT_EQ(SplitCommandWords("sm -c \"a b\" x"),
             (std::vector<std::string>{"sm", "-c", "a b", "x"}));
-  EXPECT_EQ(SplitCommandWords("  mailbox  "), std::vector<std::string>{"mailbox"});
+  EXPECT_EQ(SplitCommandWords("  mailbox  "),
+            std::vector<std::string>{"mailbox"});
 }
 
 }  // namespace

@@ -1,12 +1,11 @@
 // Runs the real scheduler binary on a throw-away node with a fake transport
 // agent, and the real mailq against it.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdio>
@@ -73,9 +72,11 @@ class SchedulerDaemonTest : public ::testing::Test {
           "PARAMauthfile = \"$MAILVAR/scheduler.auth\"\n"
           "*/*  interval=1m expiry=3d idlemax=1m\n"
           "local/*\n"
-          "    command=\"" + ta + "\"\n"
-          "smtp/*\n"
-          "    command=\"zm-no-such-agent -s\"\n");
+          "    command=\"" +
+              ta +
+              "\"\n"
+              "smtp/*\n"
+              "    command=\"zm-no-such-agent -s\"\n");
     Write("scheduler.auth", "nobody:nobody:SNMP QQ TT ETRN:[127.0.0.1]/32\n");
     Write("mail.conf", "hostname=test.example\n");
     Write("cluster.conf", "node-id t1\n");
@@ -102,8 +103,9 @@ class SchedulerDaemonTest : public ::testing::Test {
       ::execl(bin.c_str(), "scheduler", "-C", home_.c_str(), nullptr);
       _exit(127);
     }
-    ASSERT_TRUE(WaitFor([&] { return fs::Exists(node_.pid_file("scheduler")); }))
-        << Log();
+    ASSERT_TRUE(WaitFor([&] {
+      return fs::Exists(node_.pid_file("scheduler"));
+    })) << Log();
   }
 
   std::string Log() {
@@ -118,12 +120,14 @@ class SchedulerDaemonTest : public ::testing::Test {
                       const std::string& ret = "") {
     mail::Envelope env;
     env.sender = sender;
-    for (const auto& r : rcpts) env.recipients.push_back({r.orig, r.notify, ""});
+    for (const auto& r : rcpts)
+      env.recipients.push_back({r.orig, r.notify, ""});
     env.arrival_usec = static_cast<int64_t>(::time(nullptr)) * 1000000;
     auto sub = spool_->Begin(env);
     EXPECT_TRUE(sub.ok());
     std::string id = (*sub)->queue_id();
-    EXPECT_TRUE((*sub)->Append("Subject: test\nMessage-ID: <m1@x>\n\nhello\n").ok());
+    EXPECT_TRUE(
+        (*sub)->Append("Subject: test\nMessage-ID: <m1@x>\n\nhello\n").ok());
     EXPECT_TRUE((*sub)->Commit().ok());
     std::string text = *fs::ReadFile(spool_->Path(spool::kRouter, id));
     auto mf = mail::ParseMessageFile(text);
@@ -175,15 +179,18 @@ TEST_F(SchedulerDaemonTest, DeliveredMessageIsRemoved) {
   EXPECT_NE(log.find(id + ": to=<okuser@test.example>, relay=local, delay="),
             std::string::npos)
       << log;
-  EXPECT_NE(log.find("dsn=2.0.0, status=sent (delivered to test box)"), std::string::npos);
+  EXPECT_NE(log.find("dsn=2.0.0, status=sent (delivered to test box)"),
+            std::string::npos);
   EXPECT_TRUE(spool_->Counts()[1].second == 0);  // no DSN in router/
 }
 
 TEST_F(SchedulerDaemonTest, FailedRecipientProducesDsn) {
   StartScheduler();
-  std::string id = Enqueue("alice@test.example", {Local("okay"), Local("failuser")});
-  ASSERT_TRUE(WaitFor([&] { return Log().find(id + ": removed") != std::string::npos; }))
-      << Log();
+  std::string id =
+      Enqueue("alice@test.example", {Local("okay"), Local("failuser")});
+  ASSERT_TRUE(WaitFor([&] {
+    return Log().find(id + ": removed") != std::string::npos;
+  })) << Log();
   EXPECT_FALSE(fs::Exists(spool_->Path(spool::kQueue, id)));
   auto names = fs::ListDir(spool_->Path(spool::kRouter));
   ASSERT_TRUE(names.ok());
@@ -196,21 +203,25 @@ TEST_F(SchedulerDaemonTest, FailedRecipientProducesDsn) {
   ASSERT_EQ(mf->envelope.recipients.size(), 1u);
   EXPECT_EQ(mf->envelope.recipients[0].address, "alice@test.example");
   std::string body = text->substr(mf->body_offset);
-  EXPECT_NE(body.find("Content-Type: multipart/report; report-type=delivery-status"),
+  EXPECT_NE(
+      body.find("Content-Type: multipart/report; report-type=delivery-status"),
+      std::string::npos);
+  EXPECT_NE(body.find("Final-Recipient: rfc822; failuser@test.example"),
             std::string::npos);
-  EXPECT_NE(body.find("Final-Recipient: rfc822; failuser@test.example"), std::string::npos);
   EXPECT_NE(body.find("Status: 5.1.1"), std::string::npos);
   EXPECT_NE(body.find(id), std::string::npos);
-  EXPECT_EQ(body.find("okay@test.example"), std::string::npos);  // NOTIFY default
-  EXPECT_NE(body.find("Subject: test"), std::string::npos);      // headers returned
+  EXPECT_EQ(body.find("okay@test.example"),
+            std::string::npos);                              // NOTIFY default
+  EXPECT_NE(body.find("Subject: test"), std::string::npos);  // headers returned
   EXPECT_NE(Log().find("status=bounced (user unknown)"), std::string::npos);
 }
 
 TEST_F(SchedulerDaemonTest, DoubleBounceGoesToPostman) {
   StartScheduler();
   std::string id = Enqueue("", {Local("failuser")});
-  ASSERT_TRUE(WaitFor([&] { return Log().find(id + ": removed") != std::string::npos; }))
-      << Log();
+  ASSERT_TRUE(WaitFor([&] {
+    return Log().find(id + ": removed") != std::string::npos;
+  })) << Log();
   EXPECT_TRUE(fs::Exists(spool_->Path(spool::kPostman, id + ".double-bounce")));
   EXPECT_TRUE(fs::ListDir(spool_->Path(spool::kRouter))->empty());
 }
@@ -226,33 +237,38 @@ TEST_F(SchedulerDaemonTest, MissingAgentKeepsMessageQueuedAndMailqShowsIt) {
   ASSERT_TRUE(WaitFor([&] {
     return Log().find(id + ": to=<bob@remote.example>") != std::string::npos;
   })) << Log();
-  EXPECT_NE(Log().find("status=deferred (transport agent "), std::string::npos) << Log();
+  EXPECT_NE(Log().find("status=deferred (transport agent "), std::string::npos)
+      << Log();
   EXPECT_TRUE(fs::Exists(spool_->Path(spool::kQueue, id)));
   EXPECT_TRUE(fs::Exists(spool_->Path(spool::kTransport, id)));
 
   std::string mailq = std::string(ZM_BIN_DIR) + "/mailq";
   RunResult list = RunProgram({mailq, "-C", home_});
   EXPECT_EQ(list.status, 0) << list.out;
-  EXPECT_NE(list.out.find("smtp/remote.example:\n  " + id + ": (1 try, expires in "),
-            std::string::npos)
+  EXPECT_NE(
+      list.out.find("smtp/remote.example:\n  " + id + ": (1 try, expires in "),
+      std::string::npos)
       << list.out;
   EXPECT_NE(list.out.find("zm-no-such-agent"), std::string::npos) << list.out;
 
   RunResult q = RunProgram({mailq, "-C", home_, "-Q"});
   EXPECT_EQ(q.status, 0) << q.out;
-  EXPECT_NE(q.out.find("smtp/*/0\nsmtp/remote.example/0"), std::string::npos) << q.out;
+  EXPECT_NE(q.out.find("smtp/*/0\nsmtp/remote.example/0"), std::string::npos)
+      << q.out;
   EXPECT_NE(q.out.find("Msgs in 1 out 0 stored 1"), std::string::npos) << q.out;
 
   RunResult js = RunProgram({mailq, "-C", home_, "--json"});
   EXPECT_EQ(js.status, 0) << js.out;
-  auto j = nlohmann::json::parse(js.out.substr(0, js.out.find('\n')), nullptr, false);
+  auto j = nlohmann::json::parse(js.out.substr(0, js.out.find('\n')), nullptr,
+                                 false);
   ASSERT_FALSE(j.is_discarded()) << js.out;
   EXPECT_EQ(j["queue_id"], id);
   EXPECT_EQ(j["node"], "t1");
   EXPECT_EQ(j["queue_name"], "deferred");
   EXPECT_EQ(j["sender"], "alice@test.example");
   EXPECT_EQ(j["recipients"][0]["address"], "bob@remote.example");
-  EXPECT_NE(j["recipients"][0]["delay_reason"].get<std::string>().find("zm-no-such-agent"),
+  EXPECT_NE(j["recipients"][0]["delay_reason"].get<std::string>().find(
+                "zm-no-such-agent"),
             std::string::npos);
 
   // ETRN for that domain is accepted (the agent is still missing).
@@ -261,7 +277,8 @@ TEST_F(SchedulerDaemonTest, MissingAgentKeepsMessageQueuedAndMailqShowsIt) {
   auto etrn = (*c)->Command("ETRN remote.example");
   ASSERT_TRUE(etrn.ok()) << etrn.status();
   ASSERT_EQ(etrn->size(), 1u);
-  EXPECT_EQ((*etrn)[0], "ETRN remote.example: 1 recipients scheduled for delivery");
+  EXPECT_EQ((*etrn)[0],
+            "ETRN remote.example: 1 recipients scheduled for delivery");
   EXPECT_FALSE((*c)->Command("KILL MSG " + id).ok());  // nobody lacks KILL
 }
 
@@ -279,10 +296,13 @@ TEST_F(SchedulerDaemonTest, ReloadRematchesThreadsAndRunqDelivers) {
   // A broken file is refused and the old configuration stays.
   Write("scheduler.conf", "*/*\n  bogus=1\n");
   ASSERT_EQ(::kill(pid_, SIGHUP), 0);
-  ASSERT_TRUE(WaitFor([&] { return Log().find("reload refused") != std::string::npos; }));
+  ASSERT_TRUE(WaitFor(
+      [&] { return Log().find("reload refused") != std::string::npos; }));
   std::string ta = std::string(ZM_TESTDATA) + "/fake_ta.py";
-  Write("scheduler.conf", "PARAMauthfile = \"$MAILVAR/scheduler.auth\"\n*/*\n"
-                          "    command=\"" + ta + "\"\n");
+  Write("scheduler.conf",
+        "PARAMauthfile = \"$MAILVAR/scheduler.auth\"\n*/*\n"
+        "    command=\"" +
+            ta + "\"\n");
   ASSERT_EQ(::kill(pid_, SIGHUP), 0);
   ASSERT_TRUE(WaitFor([&] {
     return Log().find("configuration reloaded") != std::string::npos;
@@ -291,9 +311,11 @@ TEST_F(SchedulerDaemonTest, ReloadRematchesThreadsAndRunqDelivers) {
   ASSERT_TRUE(c.ok()) << c.status();
   auto runq = (*c)->Command("RUNQ ID " + id);
   ASSERT_TRUE(runq.ok()) << runq.status();
-  ASSERT_TRUE(WaitFor([&] { return Log().find(id + ": removed") != std::string::npos; }))
-      << Log();
-  EXPECT_NE(Log().find("to=<okbob@remote.example>, relay=local"), std::string::npos);
+  ASSERT_TRUE(WaitFor([&] {
+    return Log().find(id + ": removed") != std::string::npos;
+  })) << Log();
+  EXPECT_NE(Log().find("to=<okbob@remote.example>, relay=local"),
+            std::string::npos);
 }
 
 TEST_F(SchedulerDaemonTest, AdminLoginRefusesWrongPassword) {
@@ -310,8 +332,8 @@ TEST_F(SchedulerDaemonTest, AdminLoginRefusesWrongPassword) {
   EXPECT_FALSE(counters->empty());
   auto unknown_cmd = (*good)->Command("FROB");
   EXPECT_FALSE(unknown_cmd.ok());
-  RunResult r = RunProgram({std::string(ZM_BIN_DIR) + "/mailq", "-C", home_, "-U",
-                            "nobody/wrong"});
+  RunResult r = RunProgram(
+      {std::string(ZM_BIN_DIR) + "/mailq", "-C", home_, "-U", "nobody/wrong"});
   EXPECT_EQ(r.status, 77) << r.out;
 }
 
@@ -339,9 +361,11 @@ TEST_F(SchedulerDaemonTest, MailqWithoutSchedulerExits69) {
 
 TEST_F(SchedulerDaemonTest, BadConfigRefusesToStart) {
   Write("scheduler.conf", "*/*\n  interval=1m\n  frobnicate=2\n");
-  RunResult r = RunProgram({std::string(ZM_BIN_DIR) + "/scheduler", "-C", home_});
+  RunResult r =
+      RunProgram({std::string(ZM_BIN_DIR) + "/scheduler", "-C", home_});
   EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.out.find("scheduler.conf:3: unknown parameter 'frobnicate'"), std::string::npos)
+  EXPECT_NE(r.out.find("scheduler.conf:3: unknown parameter 'frobnicate'"),
+            std::string::npos)
       << r.out;
 }
 

@@ -38,14 +38,14 @@ INSTANTIATE_TEST_SUITE_P(
     SendmailAddressList, SendmailGoodLists,
     ::testing::Values(
         Good{"alice@example.org", {"alice@example.org"}, {""}},
-        Good{"root", {"root"}},
-        Good{"  a@x ,b@y,  ", {"a@x", "b@y"}},
+        Good{"root", {"root"}}, Good{"  a@x ,b@y,  ", {"a@x", "b@y"}},
         Good{",,a@x,,", {"a@x"}},
         Good{"Bob Smith <bob@example.org>", {"bob@example.org"}, {"Bob Smith"}},
         Good{"\"Smith, Bob\" <bob@example.org>, c@d",
              {"bob@example.org", "c@d"},
              {"Smith, Bob", ""}},
-        Good{"John Q. Public <jqp@example.com>", {"jqp@example.com"},
+        Good{"John Q. Public <jqp@example.com>",
+             {"jqp@example.com"},
              {"John Q. Public"}},
         Good{"<bare@example.org>", {"bare@example.org"}, {""}},
         Good{"a@x (Alice (the (nested) one))", {"a@x"}},
@@ -55,14 +55,14 @@ INSTANTIATE_TEST_SUITE_P(
         Good{"user@[192.0.2.1]", {"user@[192.0.2.1]"}},
         Good{"undisclosed-recipients:;", {}},
         Good{"friends: a@x, B <b@y>;, c@z", {"a@x", "b@y", "c@z"}},
-        Good{"\"the team\": a@x;", {"a@x"}},
-        Good{"empty:;, x@y", {"x@y"}},
+        Good{"\"the team\": a@x;", {"a@x"}}, Good{"empty:;, x@y", {"x@y"}},
         Good{"<@relay.example,@r2.example:u@example.org>", {"u@example.org"}},
-        Good{"first.last+tag@sub.example.org", {"first.last+tag@sub.example.org"}},
-        Good{"J\xc3\xbcrgen <j@example.de>", {"j@example.de"},
+        Good{"first.last+tag@sub.example.org",
+             {"first.last+tag@sub.example.org"}},
+        Good{"J\xc3\xbcrgen <j@example.de>",
+             {"j@example.de"},
              {"J\xc3\xbcrgen"}},
-        Good{"a@x,\r\n\tb@y", {"a@x", "b@y"}},
-        Good{"", {}}));
+        Good{"a@x,\r\n\tb@y", {"a@x", "b@y"}}, Good{"", {}}));
 
 class SendmailBadLists : public ::testing::TestWithParam<std::string> {};
 
@@ -75,7 +75,7 @@ TEST_P(SendmailBadLists, AreRefusedWithAReason) {
 
 INSTANTIATE_TEST_SUITE_P(
     SendmailAddressList, SendmailBadLists,
-    ::testing::Values("Bob Smith bob@example.org",  // a name needs <>
+    ::testing::Values("Bob Smith bob@example.org",   // a name needs <>
                       "Bob <bob@example.org",        // missing '>'
                       "\"unterminated@example.org",  // quote
                       "a@x (open comment",           // comment

@@ -75,10 +75,11 @@ TEST(SendmailFlagsTest, NullSender) {
 }
 
 TEST(SendmailFlagsTest, IgnoredOptionsAreAccepted) {
-  Options o = Parse({"-em", "-ep", "-eq", "-ew", "-oem", "-oep", "-oee",
-                     "-odb", "-odi", "-odq", "-U", "-G", "-L", "tag", "-X",
-                     "/tmp/x", "-h", "5", "-O", "Timeout.x=1", "-A", "c",
-                     "-Am", "-o", "Q/tmp", "-m", "-n", "a@b"});
+  Options o =
+      Parse({"-em",  "-ep",    "-eq",  "-ew",   "-oem", "-oep",        "-oee",
+             "-odb", "-odi",   "-odq", "-U",    "-G",   "-L",          "tag",
+             "-X",   "/tmp/x", "-h",   "5",     "-O",   "Timeout.x=1", "-A",
+             "c",    "-Am",    "-o",   "Q/tmp", "-m",   "-n",          "a@b"});
   EXPECT_TRUE(o.request.dot_terminates);
   EXPECT_EQ(o.request.recipients, std::vector<std::string>{"a@b"});
   EXPECT_FALSE(o.ignored.empty());
@@ -137,8 +138,8 @@ TEST(SendmailFlagsTest, BadFlagsAreRefused) {
 }
 
 TEST(SendmailRmailFlagsTest, Recipients) {
-  auto o = ParseRmailArgs({"rmail", "-T", "-D", "uucp.example", "-C", "/n",
-                           "a", "host!b"});
+  auto o = ParseRmailArgs(
+      {"rmail", "-T", "-D", "uucp.example", "-C", "/n", "a", "host!b"});
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->node_dir, "/n");
   EXPECT_EQ(o->recipients, (std::vector<std::string>{"a", "host!b"}));

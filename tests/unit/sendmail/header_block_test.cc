@@ -68,8 +68,10 @@ TEST(SendmailHeaderBlockTest, SizeLimits) {
 
   HeaderLimits field;
   field.max_field_bytes = 16;
-  EXPECT_FALSE(ParseHeaderBlock("Subject: 0123456789abcdef\n\n", true, field).ok());
-  EXPECT_FALSE(ParseHeaderBlock("Subject: 0123\n 456789abcdef\n\n", true, field).ok());
+  EXPECT_FALSE(
+      ParseHeaderBlock("Subject: 0123456789abcdef\n\n", true, field).ok());
+  EXPECT_FALSE(
+      ParseHeaderBlock("Subject: 0123\n 456789abcdef\n\n", true, field).ok());
 
   HeaderLimits count;
   count.max_fields = 2;

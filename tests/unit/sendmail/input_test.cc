@@ -67,7 +67,8 @@ TEST(SendmailUucpFromTest, RemoteHostsMakeABangPath) {
 }
 
 TEST(SendmailUucpFromTest, PlainFromLine) {
-  auto f = ParseUucpFromLines("From alice@example.org Mon Nov 20 2026\r\nX: y\n");
+  auto f =
+      ParseUucpFromLines("From alice@example.org Mon Nov 20 2026\r\nX: y\n");
   ASSERT_TRUE(f.ok());
   EXPECT_EQ(f->sender, "alice@example.org");
 }

@@ -1,11 +1,10 @@
 // Runs the real sendmail and rmail binaries against a throw-away node and
 // checks what they leave in spool/router/.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -81,7 +80,8 @@ class SendmailProgramTest : public ::testing::Test {
   std::vector<std::string> RouterFiles() {
     auto names = zm::fs::ListDir(home_ + "/spool/router");
     EXPECT_TRUE(names.ok());
-    std::vector<std::string> v = names.ok() ? *names : std::vector<std::string>{};
+    std::vector<std::string> v =
+        names.ok() ? *names : std::vector<std::string>{};
     std::sort(v.begin(), v.end());
     return v;
   }
@@ -132,8 +132,9 @@ TEST_F(SendmailProgramTest, PlainSubmissionAddsHeadersAndLogs) {
   EXPECT_NE(s.env.sender.find("@example.net"), std::string::npos);
   EXPECT_EQ(s.env.protocol, "local");
   EXPECT_FALSE(s.env.local_user.empty());
-  EXPECT_EQ(s.message.rfind("Received: by mx1.example.net (zmnode, from userid ", 0),
-            0u)
+  EXPECT_EQ(
+      s.message.rfind("Received: by mx1.example.net (zmnode, from userid ", 0),
+      0u)
       << s.message;
   EXPECT_NE(s.message.find("\tid " + s.env.queue_id + "; "), std::string::npos);
   EXPECT_EQ(Header(s.message, "Message-ID"),
@@ -152,10 +153,10 @@ TEST_F(SendmailProgramTest, PlainSubmissionAddsHeadersAndLogs) {
 }
 
 TEST_F(SendmailProgramTest, ExistingHeadersAreKept) {
-  RunResult r = Sendmail(
-      {"a@x.org"},
-      "From: Me <me@x.org>\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n"
-      "Message-ID: <keep@x.org>\nSubject: s\n\nbody\n");
+  RunResult r =
+      Sendmail({"a@x.org"},
+               "From: Me <me@x.org>\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n"
+               "Message-ID: <keep@x.org>\nSubject: s\n\nbody\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Stored s = OnlyMessage();
   EXPECT_EQ(Header(s.message, "From"), " Me <me@x.org>");
@@ -193,8 +194,9 @@ TEST_F(SendmailProgramTest, CronFlags) {
 }
 
 TEST_F(SendmailProgramTest, MuttFlags) {
-  RunResult r = Sendmail({"-oem", "-oi", "--", "bob@example.org"},
-                         "From: alice@example.org\nTo: bob@example.org\n\nx\n.\n");
+  RunResult r =
+      Sendmail({"-oem", "-oi", "--", "bob@example.org"},
+               "From: alice@example.org\nTo: bob@example.org\n\nx\n.\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Stored s = OnlyMessage();
   EXPECT_EQ(s.rcpts, std::vector<std::string>{"bob@example.org"});
@@ -212,10 +214,10 @@ TEST_F(SendmailProgramTest, MailxFlags) {
 }
 
 TEST_F(SendmailProgramTest, GitSendEmailFlags) {
-  RunResult r = Sendmail({"-i", "-f", "dev@example.org", "a@example.org",
-                          "b@example.org"},
-                         "From: Dev <dev@example.org>\nSubject: [PATCH]\n\n"
-                         "diff\n.\n");
+  RunResult r = Sendmail(
+      {"-i", "-f", "dev@example.org", "a@example.org", "b@example.org"},
+      "From: Dev <dev@example.org>\nSubject: [PATCH]\n\n"
+      "diff\n.\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Stored s = OnlyMessage();
   EXPECT_EQ(s.env.sender, "dev@example.org");
@@ -248,8 +250,8 @@ TEST_F(SendmailProgramTest, FromSenderAndNullSender) {
 }
 
 TEST_F(SendmailProgramTest, DsnParameters) {
-  RunResult r = Sendmail({"-N", "success,delay", "-Rfull", "-V", "env-42",
-                          "-B", "7bit", "a@example.org", "b@example.org"},
+  RunResult r = Sendmail({"-N", "success,delay", "-Rfull", "-V", "env-42", "-B",
+                          "7bit", "a@example.org", "b@example.org"},
                          "x\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Stored s = OnlyMessage();
@@ -262,8 +264,9 @@ TEST_F(SendmailProgramTest, DsnParameters) {
 }
 
 TEST_F(SendmailProgramTest, DotEndsTheMessageWithoutI) {
-  RunResult r = Sendmail({"a@example.org"},
-                         "Subject: s\r\n\r\nbefore\r\n..stays\r\n.\r\nafter\r\n");
+  RunResult r =
+      Sendmail({"a@example.org"},
+               "Subject: s\r\n\r\nbefore\r\n..stays\r\n.\r\nafter\r\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Stored s = OnlyMessage();
   EXPECT_EQ(Body(s.message), "before\n..stays\n");
@@ -311,7 +314,8 @@ TEST_F(SendmailProgramTest, UnwritableSpoolIsTempFail) {
   // A file where public/ should be: fails for root too (unlike chmod).
   std::filesystem::remove_all(home_ + "/spool/public");
   ASSERT_TRUE(
-      zm::fs::WriteFileAtomically(home_ + "/spool", "public", "not a dir").ok());
+      zm::fs::WriteFileAtomically(home_ + "/spool", "public", "not a dir")
+          .ok());
   RunResult r = Sendmail({"a@example.org"}, "x\n");
   EXPECT_EQ(r.exit_code, 75) << r.err;
   EXPECT_NE(r.err.find("try again later"), std::string::npos) << r.err;
@@ -327,7 +331,8 @@ TEST_F(SendmailProgramTest, ChmoddedSpoolIsTempFailForUsers) {
 }
 
 TEST_F(SendmailProgramTest, MissingNodeIsConfigError) {
-  RunResult r = Sendmail({"-C", home_ + "/nonexistent", "a@example.org"}, "x\n");
+  RunResult r =
+      Sendmail({"-C", home_ + "/nonexistent", "a@example.org"}, "x\n");
   EXPECT_EQ(r.exit_code, 78) << r.err;
 }
 

@@ -1,7 +1,6 @@
 #include <fcntl.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -44,13 +43,14 @@ class SendmailFollowTest : public ::testing::Test {
 TEST_F(SendmailFollowTest, CopiesTheMessagesLinesUntilRemoved) {
   Append("Nov 20 23:00:00 h zmnode/router[1]: Q0-t1: from=<x>, nrcpt=1\n");
   uint64_t start = 62;
-  Append("Nov 20 23:00:01 h zmnode/router[1]: Q1-t1: from=<a@b>, size=3, "
-         "nrcpt=2 (routed)\n"
-         "Nov 20 23:00:01 h zmnode/router[1]: Q2-t1: from=<c@d>, nrcpt=1\n"
-         "Nov 20 23:00:02 h zmnode/scheduler[2]: Q1-t1: to=<r@x>, "
-         "relay=local, dsn=2.0.0, status=sent (delivered)\n"
-         "Nov 20 23:00:03 h zmnode/scheduler[2]: Q1-t1: removed\n"
-         "Nov 20 23:00:04 h zmnode/scheduler[2]: Q1-t1: after the end\n");
+  Append(
+      "Nov 20 23:00:01 h zmnode/router[1]: Q1-t1: from=<a@b>, size=3, "
+      "nrcpt=2 (routed)\n"
+      "Nov 20 23:00:01 h zmnode/router[1]: Q2-t1: from=<c@d>, nrcpt=1\n"
+      "Nov 20 23:00:02 h zmnode/scheduler[2]: Q1-t1: to=<r@x>, "
+      "relay=local, dsn=2.0.0, status=sent (delivered)\n"
+      "Nov 20 23:00:03 h zmnode/scheduler[2]: Q1-t1: removed\n"
+      "Nov 20 23:00:04 h zmnode/scheduler[2]: Q1-t1: after the end\n");
   std::string copied;
   EXPECT_TRUE(Follow(start, 5000, &copied));
   EXPECT_NE(copied.find("nrcpt=2 (routed)"), std::string::npos) << copied;
@@ -62,9 +62,10 @@ TEST_F(SendmailFollowTest, CopiesTheMessagesLinesUntilRemoved) {
 }
 
 TEST_F(SendmailFollowTest, EndsWhenEveryRecipientHasAStatus) {
-  Append("x zmnode/router[1]: Q1-t1: from=<a@b>, nrcpt=2 (routed)\n"
-         "x zmnode/scheduler[2]: Q1-t1: to=<a@x>, status=sent (ok)\n"
-         "x zmnode/scheduler[2]: Q1-t1: to=<b@y>, status=deferred (later)\n");
+  Append(
+      "x zmnode/router[1]: Q1-t1: from=<a@b>, nrcpt=2 (routed)\n"
+      "x zmnode/scheduler[2]: Q1-t1: to=<a@x>, status=sent (ok)\n"
+      "x zmnode/scheduler[2]: Q1-t1: to=<b@y>, status=deferred (later)\n");
   std::string copied;
   EXPECT_TRUE(Follow(0, 5000, &copied));
   EXPECT_NE(copied.find("status=deferred"), std::string::npos);

@@ -34,7 +34,8 @@ TEST_P(PathTable, Parses) {
   PathResult r = t.mail ? ParseMailFrom(t.arg, o) : ParseRcptTo(t.arg, o);
   if (t.error) {
     ASSERT_FALSE(r.ok()) << t.arg;
-    EXPECT_EQ(static_cast<int>(*r.error), static_cast<int>(*t.error)) << t.arg << ": " << r.detail;
+    EXPECT_EQ(static_cast<int>(*r.error), static_cast<int>(*t.error))
+        << t.arg << ": " << r.detail;
   } else {
     ASSERT_TRUE(r.ok()) << t.arg << ": " << r.detail;
     EXPECT_EQ(r.address, t.address);
@@ -48,10 +49,13 @@ INSTANTIATE_TEST_SUITE_P(
         PathCase{"from:<a@b.example>", true, std::nullopt, "a@b.example"},
         PathCase{"FROM: <a@b.example>", true, std::nullopt, "a@b.example"},
         PathCase{"FROM:<>", true, std::nullopt, ""},
-        PathCase{"FROM:<@relay.example,@r2.example:a@b.example>", true, std::nullopt, "a@b.example"},
-        PathCase{"FROM:<\"john doe\"@b.example>", true, std::nullopt, "\"john doe\"@b.example"},
+        PathCase{"FROM:<@relay.example,@r2.example:a@b.example>", true,
+                 std::nullopt, "a@b.example"},
+        PathCase{"FROM:<\"john doe\"@b.example>", true, std::nullopt,
+                 "\"john doe\"@b.example"},
         PathCase{"FROM:<a@[192.0.2.1]>", true, std::nullopt, "a@[192.0.2.1]"},
-        PathCase{"FROM:<a@[IPv6:2001:db8::1]>", true, std::nullopt, "a@[IPv6:2001:db8::1]"},
+        PathCase{"FROM:<a@[IPv6:2001:db8::1]>", true, std::nullopt,
+                 "a@[IPv6:2001:db8::1]"},
         PathCase{"FROM:a@b.example", true, ReplyId::kSyntax, ""},
         PathCase{"FROM <a@b.example>", true, ReplyId::kSyntax, ""},
         PathCase{"TO:<a@b.example>", true, ReplyId::kSyntax, ""},
@@ -64,17 +68,21 @@ INSTANTIATE_TEST_SUITE_P(
         PathCase{"FROM:<a@b.example>junk", true, ReplyId::kSyntax, ""},
         PathCase{"FROM:<a@b.example> BOGUS=1", true, ReplyId::kSyntaxParam, ""},
         PathCase{"FROM:<a@b.example> SIZE=abc", true, ReplyId::kSyntax, ""},
-        PathCase{"FROM:<a@b.example> SIZE=1 SIZE=2", true, ReplyId::kSyntax, ""},
-        PathCase{"FROM:<a@b.example> BODY=BINARYMIME", true, ReplyId::kSyntaxParam, ""},
+        PathCase{"FROM:<a@b.example> SIZE=1 SIZE=2", true, ReplyId::kSyntax,
+                 ""},
+        PathCase{"FROM:<a@b.example> BODY=BINARYMIME", true,
+                 ReplyId::kSyntaxParam, ""},
         PathCase{"FROM:<a@b.example> RET=MAYBE", true, ReplyId::kSyntax, ""},
         PathCase{"FROM:<a@b.example> ENVID=bad+Z1", true, ReplyId::kSyntax, ""},
         PathCase{"FROM:<\xC3\xA4@b.example>", true, ReplyId::kNeedSmtpUtf8, ""},
-        PathCase{"FROM:<\xC3\xA4@b.example> SMTPUTF8", true, std::nullopt, "\xC3\xA4@b.example"},
+        PathCase{"FROM:<\xC3\xA4@b.example> SMTPUTF8", true, std::nullopt,
+                 "\xC3\xA4@b.example"},
         PathCase{"TO:<postmaster>", false, std::nullopt, "postmaster"},
         PathCase{"TO:<PostMaster>", false, std::nullopt, "PostMaster"},
         PathCase{"TO:<root>", false, ReplyId::kBadRecipientAddress, ""},
         PathCase{"TO:<>", false, ReplyId::kBadRecipientAddress, ""},
-        PathCase{"TO:<a@b.example> NOTIFY=NEVER,SUCCESS", false, ReplyId::kSyntax, ""},
+        PathCase{"TO:<a@b.example> NOTIFY=NEVER,SUCCESS", false,
+                 ReplyId::kSyntax, ""},
         PathCase{"TO:<a@b.example> NOTIFY=MAYBE", false, ReplyId::kSyntax, ""},
         PathCase{"TO:<a@b.example> ORCPT=rfc822", false, ReplyId::kSyntax, ""},
         PathCase{"TO:<a@b.example> SIZE=1", false, ReplyId::kSyntaxParam, ""}));

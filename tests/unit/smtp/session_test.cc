@@ -24,7 +24,8 @@ struct Stored {
 class Driver {
  public:
   explicit Driver(SessionConfig config = {}, ClientInfo client = Client())
-      : config_(std::move(config)), session_(config_, domains_, std::move(client)) {}
+      : config_(std::move(config)),
+        session_(config_, domains_, std::move(client)) {}
 
   static ClientInfo Client() {
     ClientInfo c;
@@ -36,7 +37,8 @@ class Driver {
 
   // Feeds `input` in one piece; returns everything written back, and the
   // number of separate writes in *writes.
-  std::string Feed(std::string_view input, bool eof = false, int* writes = nullptr) {
+  std::string Feed(std::string_view input, bool eof = false,
+                   int* writes = nullptr) {
     session_.Input(input);
     if (eof) session_.InputEof();
     std::string out;
@@ -119,9 +121,11 @@ TEST(Session, GoldenTranscript) {
             "250-ENHANCEDSTATUSCODES\r\n"
             "250-SMTPUTF8\r\n"
             "250 X-RCPTLIMIT 10000\r\n");
-  EXPECT_EQ(d.Feed("MAIL FROM:<alice@client.example> BODY=8BITMIME ENVID=e1\r\n"),
-            "250 2.1.0 Ok\r\n");
-  EXPECT_EQ(d.Feed("RCPT TO:<bob@mx.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@mx.test\r\n"),
+  EXPECT_EQ(
+      d.Feed("MAIL FROM:<alice@client.example> BODY=8BITMIME ENVID=e1\r\n"),
+      "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(d.Feed("RCPT TO:<bob@mx.test> NOTIFY=SUCCESS,FAILURE "
+                   "ORCPT=rfc822;bob@mx.test\r\n"),
             "250 2.1.5 Ok\r\n");
   EXPECT_EQ(d.Feed("DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
   EXPECT_EQ(d.Feed("Subject: t\r\n\r\n..leading dot\r\nbody\r\n.\r\n"),
@@ -144,10 +148,16 @@ TEST(Session, GoldenTranscript) {
   // Received: on top, CRLF -> LF, dot-unstuffed.
   EXPECT_EQ(m.data.rfind("Received: from client.example (unknown [192.0.2.7])\n"
                          "\tby mx.test (zmnode) with ESMTP id QID1\n"
-                         "\tfor <bob@mx.test>; ", 0), 0u) << m.data;
-  EXPECT_NE(m.data.find("\nSubject: t\n\n.leading dot\nbody\n"), std::string::npos) << m.data;
+                         "\tfor <bob@mx.test>; ",
+                         0),
+            0u)
+      << m.data;
+  EXPECT_NE(m.data.find("\nSubject: t\n\n.leading dot\nbody\n"),
+            std::string::npos)
+      << m.data;
   EXPECT_EQ(m.data.find('\r'), std::string::npos);
-  EXPECT_EQ(d.session().Stats(), "ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5");
+  EXPECT_EQ(d.session().Stats(),
+            "ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5");
 }
 
 TEST(Session, PipelinedCommandsAreAnsweredInOneWrite) {
@@ -155,14 +165,17 @@ TEST(Session, PipelinedCommandsAreAnsweredInOneWrite) {
   d.Feed("EHLO c\r\n");
   int writes = 0;
   std::string out = d.Feed(
-      "MAIL FROM:<a@c.example>\r\nRCPT TO:<x@mx.test>\r\nRCPT TO:<y@mx.test>\r\nDATA\r\n",
+      "MAIL FROM:<a@c.example>\r\nRCPT TO:<x@mx.test>\r\nRCPT "
+      "TO:<y@mx.test>\r\nDATA\r\n",
       false, &writes);
   EXPECT_EQ(out,
             "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"
             "354 End data with <CR><LF>.<CR><LF>\r\n");
   EXPECT_EQ(writes, 1);
-  out = d.Feed("x\r\n.\r\nMAIL FROM:<>\r\nRCPT TO:<postmaster@mx.test>\r\nRSET\r\nQUIT\r\n",
-               false, &writes);
+  out = d.Feed(
+      "x\r\n.\r\nMAIL FROM:<>\r\nRCPT "
+      "TO:<postmaster@mx.test>\r\nRSET\r\nQUIT\r\n",
+      false, &writes);
   EXPECT_EQ(out,
             "250 2.0.0 Ok: queued as QID1\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
             "250 2.0.0 Ok\r\n221 2.0.0 Bye\r\n");
@@ -179,10 +192,12 @@ TEST_P(SequenceTable, Replies) {
   Driver d(Config());
   std::string out = d.Feed(GetParam().input);
   // The last reply line is the one under test.
-  std::string last = out.substr(out.rfind("\r\n", out.size() - 3) == std::string::npos
-                                    ? 0
-                                    : out.rfind("\r\n", out.size() - 3) + 2);
-  EXPECT_EQ(last.substr(0, std::string(GetParam().reply).size()), GetParam().reply)
+  std::string last =
+      out.substr(out.rfind("\r\n", out.size() - 3) == std::string::npos
+                     ? 0
+                     : out.rfind("\r\n", out.size() - 3) + 2);
+  EXPECT_EQ(last.substr(0, std::string(GetParam().reply).size()),
+            GetParam().reply)
       << GetParam().input << " -> " << out;
 }
 
@@ -193,25 +208,36 @@ INSTANTIATE_TEST_SUITE_P(
         SeqCase{"HELO c\r\nRCPT TO:<x@mx.test>\r\n", "503 5.5.1"},
         SeqCase{"HELO c\r\nDATA\r\n", "503 5.5.1"},
         SeqCase{"HELO c\r\nMAIL FROM:<a@b.example>\r\nDATA\r\n", "503 5.5.1"},
-        SeqCase{"HELO c\r\nMAIL FROM:<a@b.example>\r\nMAIL FROM:<a@b.example>\r\n", "503 5.5.1"},
+        SeqCase{
+            "HELO c\r\nMAIL FROM:<a@b.example>\r\nMAIL FROM:<a@b.example>\r\n",
+            "503 5.5.1"},
         SeqCase{"HELO\r\n", "501 5.5.4"},
         SeqCase{"HELO c\r\nMAIL FROM:<a@b.example> SIZE=1\r\n", "555 5.5.4"},
-        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example> SIZE=99999999\r\n", "552 5.3.4"},
+        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example> SIZE=99999999\r\n",
+                "552 5.3.4"},
         SeqCase{"EHLO c\r\nMAIL FROM a@b.example\r\n", "501 5.5.4"},
         SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example> FOO=BAR\r\n", "555 5.5.4"},
-        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@elsewhere.example>\r\n", "554 5.7.1"},
-        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@[192.0.2.1]>\r\n", "250 2.1.5"},
-        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@[192.0.2.9]>\r\n", "554 5.7.1"},
-        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<Postmaster>\r\n", "250 2.1.5"},
-        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<\xC3\xA4@mx.test>\r\n", "553 5.6.7"},
-        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA x\r\n", "501 5.5.4"},
-        SeqCase{"BOGUS\r\n", "500 5.5.1"},
-        SeqCase{"\r\n", "500 5.5.2"},
+        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT "
+                "TO:<x@elsewhere.example>\r\n",
+                "554 5.7.1"},
+        SeqCase{
+            "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@[192.0.2.1]>\r\n",
+            "250 2.1.5"},
+        SeqCase{
+            "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@[192.0.2.9]>\r\n",
+            "554 5.7.1"},
+        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<Postmaster>\r\n",
+                "250 2.1.5"},
+        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT "
+                "TO:<\xC3\xA4@mx.test>\r\n",
+                "553 5.6.7"},
+        SeqCase{"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT "
+                "TO:<x@mx.test>\r\nDATA x\r\n",
+                "501 5.5.4"},
+        SeqCase{"BOGUS\r\n", "500 5.5.1"}, SeqCase{"\r\n", "500 5.5.2"},
         SeqCase{"VRFY root\r\n", "502 5.5.1"},
-        SeqCase{"STARTTLS\r\n", "502 5.5.1"},
-        SeqCase{"NOOP\r\n", "250 2.0.0"},
-        SeqCase{"RSET\r\n", "250 2.0.0"},
-        SeqCase{"HELP\r\n", "214 2.0.0"}));
+        SeqCase{"STARTTLS\r\n", "502 5.5.1"}, SeqCase{"NOOP\r\n", "250 2.0.0"},
+        SeqCase{"RSET\r\n", "250 2.0.0"}, SeqCase{"HELP\r\n", "214 2.0.0"}));
 
 TEST(Session, LineTooLong) {
   Driver d(Config());
@@ -226,14 +252,16 @@ TEST(Session, RecipientLimit) {
   std::string out = d.Feed(
       "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<1@mx.test>\r\n"
       "RCPT TO:<2@mx.test>\r\nRCPT TO:<3@mx.test>\r\n");
-  EXPECT_NE(out.find("452 4.5.3 Too many recipients\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("452 4.5.3 Too many recipients\r\n"), std::string::npos)
+      << out;
 }
 
 TEST(Session, TrustedClientMayRelay) {
   ClientInfo ci = Driver::Client();
   ci.trusted = true;
   Driver d(Config(), ci);
-  std::string out = d.Feed("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@far.example>\r\n");
+  std::string out = d.Feed(
+      "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@far.example>\r\n");
   EXPECT_NE(out.find("250 2.1.5"), std::string::npos) << out;
 }
 
@@ -241,10 +269,12 @@ TEST(Session, MessageTooBigIsRefusedAtTheDot) {
   SessionConfig c = Config();
   c.max_message_size = 100;
   Driver d(c);
-  d.Feed("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n");
+  d.Feed(
+      "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n");
   std::string body;
   for (int i = 0; i < 10; ++i) body += "0123456789012345678901234567890\r\n";
-  EXPECT_EQ(d.Feed(body + ".\r\n"), "552 5.3.4 Message size exceeds fixed limit\r\n");
+  EXPECT_EQ(d.Feed(body + ".\r\n"),
+            "552 5.3.4 Message size exceeds fixed limit\r\n");
   EXPECT_TRUE(d.stored.empty());
   EXPECT_EQ(d.aborted, 1);
   // The session goes on.
@@ -255,7 +285,8 @@ TEST(Session, HeaderTooBig) {
   SessionConfig c = Config();
   c.max_header_size = 50;
   Driver d(c);
-  d.Feed("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n");
+  d.Feed(
+      "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n");
   EXPECT_EQ(d.Feed("X-A: " + std::string(60, 'a') + "\r\n\r\nbody\r\n.\r\n"),
             "552 5.3.4 Message header size exceeds limit\r\n");
   EXPECT_TRUE(d.stored.empty());
@@ -264,23 +295,28 @@ TEST(Session, HeaderTooBig) {
 TEST(Session, SpoolFailuresAreTemporary) {
   Driver d(Config());
   d.begin_error = absl::ResourceExhaustedError("disk full");
-  EXPECT_EQ(d.Feed("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n")
-                .substr(0),
-            std::string("250-mx.test Hello c (unknown [192.0.2.7])\r\n250-PIPELINING\r\n"
-                        "250-SIZE 10000000\r\n250-8BITMIME\r\n250-DSN\r\n"
-                        "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250 X-RCPTLIMIT 10000\r\n"
-                        "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
-                        "452 4.3.1 Insufficient system storage, try again later\r\n"));
+  EXPECT_EQ(
+      d.Feed("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT "
+             "TO:<x@mx.test>\r\nDATA\r\n")
+          .substr(0),
+      std::string(
+          "250-mx.test Hello c (unknown [192.0.2.7])\r\n250-PIPELINING\r\n"
+          "250-SIZE 10000000\r\n250-8BITMIME\r\n250-DSN\r\n"
+          "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250 X-RCPTLIMIT 10000\r\n"
+          "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+          "452 4.3.1 Insufficient system storage, try again later\r\n"));
   d.begin_error = absl::OkStatus();
   d.commit_error = absl::InternalError("fsync failed");
   d.Feed("MAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n");
-  EXPECT_EQ(d.Feed("x\r\n.\r\n"), "451 4.3.0 Local error in processing, try again later\r\n");
+  EXPECT_EQ(d.Feed("x\r\n.\r\n"),
+            "451 4.3.0 Local error in processing, try again later\r\n");
   EXPECT_TRUE(d.stored.empty());
 }
 
 TEST(Session, EofInDataAcknowledgesNothing) {
   Driver d(Config());
-  d.Feed("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n");
+  d.Feed(
+      "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n");
   d.Feed("Subject: half\r\n", /*eof=*/true);
   EXPECT_TRUE(d.closed);
   EXPECT_TRUE(d.stored.empty());
@@ -289,11 +325,13 @@ TEST(Session, EofInDataAcknowledgesNothing) {
 
 TEST(Session, BareLfDotDoesNotEndDataOnTheNetwork) {
   Driver d(Config());
-  d.Feed("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n");
+  d.Feed(
+      "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n");
   EXPECT_EQ(d.Feed("a\r\n.\nMAIL FROM:<evil@x>\r\n"), "");
   EXPECT_EQ(d.Feed(".\r\n"), "250 2.0.0 Ok: queued as QID1\r\n");
   ASSERT_EQ(d.stored.size(), 1u);
-  EXPECT_NE(d.stored[0].data.find("a\n\nMAIL FROM:<evil@x>\n"), std::string::npos);
+  EXPECT_NE(d.stored[0].data.find("a\n\nMAIL FROM:<evil@x>\n"),
+            std::string::npos);
 }
 
 TEST(Session, LocalSessionsAcceptBareLf) {
@@ -304,12 +342,15 @@ TEST(Session, LocalSessionsAcceptBareLf) {
   ci.trusted = true;
   ci.local_user = "alice";
   Driver d(c, ci);
-  std::string out = d.Feed("HELO me\nMAIL FROM:<alice>\nRCPT TO:<root>\nDATA\nhi\n.\nQUIT\n");
+  std::string out =
+      d.Feed("HELO me\nMAIL FROM:<alice>\nRCPT TO:<root>\nDATA\nhi\n.\nQUIT\n");
   EXPECT_NE(out.find("250 2.0.0 Ok: queued as QID1"), std::string::npos) << out;
   ASSERT_EQ(d.stored.size(), 1u);
   EXPECT_EQ(d.stored[0].env.protocol, "SMTP");
   EXPECT_EQ(d.stored[0].env.local_user, "alice");
-  EXPECT_EQ(d.stored[0].data.rfind("Received: by mx.test (zmnode, from user alice)", 0), 0u);
+  EXPECT_EQ(d.stored[0].data.rfind(
+                "Received: by mx.test (zmnode, from user alice)", 0),
+            0u);
 }
 
 TEST(Session, TooManyUnknownCommandsCloses) {
@@ -331,7 +372,9 @@ TEST(Session, DisablersHideExtensions) {
   std::string out = d.Feed("EHLO c\r\nMAIL FROM:<a@b.example> RET=FULL\r\n");
   EXPECT_EQ(out.find("PIPELINING"), std::string::npos);
   EXPECT_EQ(out.find("DSN"), std::string::npos);
-  EXPECT_NE(out.find("\r\n555 Unsupported MAIL parameter RET\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\r\n555 Unsupported MAIL parameter RET\r\n"),
+            std::string::npos)
+      << out;
 }
 
 TEST(Session, StopClosesAnIdleSessionButFinishesATransaction) {

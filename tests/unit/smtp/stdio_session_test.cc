@@ -37,11 +37,13 @@ TEST(StdioSession, SubmitsLikeTheServer) {
   ::close(out[1]);
   std::string replies;
   char buf[4096];
-  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) replies.append(buf, n);
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;)
+    replies.append(buf, n);
   ::close(in[0]);
   ::close(out[0]);
   EXPECT_EQ(rc, EX_OK);
-  EXPECT_NE(replies.find("250 2.0.0 Ok: queued as "), std::string::npos) << replies;
+  EXPECT_NE(replies.find("250 2.0.0 Ok: queued as "), std::string::npos)
+      << replies;
   EXPECT_NE(replies.find("221 2.0.0 Bye"), std::string::npos) << replies;
   auto files = fs::ListDir(dir + "/spool/router");
   ASSERT_TRUE(files.ok());

@@ -37,18 +37,20 @@ std::string Template(const std::string& name) {
   auto t = fs::ReadFile(std::string(ZM_DEFAULTS_DIR) + "/" + name);
   EXPECT_TRUE(t.ok()) << t.status();
   std::string s = t.ok() ? *t : "";
-  for (auto [k, v] : {std::pair{"@SMTP_ADDRESS@", "127.0.0.1"},
-                      std::pair{"@SMTP_PORT@", "2525"},
-                      std::pair{"@HOSTNAME@", "mx.test"},
-                      std::pair{"@NODE_ID@", "t1"}}) {
-    for (size_t p; (p = s.find(k)) != std::string::npos;) s.replace(p, strlen(k), v);
+  for (auto [k, v] :
+       {std::pair{"@SMTP_ADDRESS@", "127.0.0.1"},
+        std::pair{"@SMTP_PORT@", "2525"}, std::pair{"@HOSTNAME@", "mx.test"},
+        std::pair{"@NODE_ID@", "t1"}}) {
+    for (size_t p; (p = s.find(k)) != std::string::npos;)
+      s.replace(p, strlen(k), v);
   }
   return s;
 }
 
 TEST(ServerConfig, DefaultTemplateParses) {
   TempDir d;
-  auto c = ParseServerConfig(d.Write("smtpserver.conf", Template("smtpserver.conf")));
+  auto c = ParseServerConfig(
+      d.Write("smtpserver.conf", Template("smtpserver.conf")));
   ASSERT_TRUE(c.ok()) << c.status();
   ASSERT_EQ(c->bind_addresses.size(), 1u);
   EXPECT_EQ(c->bind_addresses[0], "127.0.0.1");
@@ -109,7 +111,8 @@ TEST_P(BadConfig, NamesFileAndLine) {
   std::string path = d.Write("smtpserver.conf", GetParam().text);
   auto c = ParseServerConfig(path);
   ASSERT_FALSE(c.ok()) << GetParam().text;
-  EXPECT_NE(std::string(c.status().message()).find(GetParam().error), std::string::npos)
+  EXPECT_NE(std::string(c.status().message()).find(GetParam().error),
+            std::string::npos)
       << c.status();
   EXPECT_EQ(std::string(c.status().message()).rfind(path, 0), 0u) << c.status();
 }
@@ -123,9 +126,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"PARAM BindPort 70000\n", ":1: BindPort needs a number"},
         BadCase{"PARAM BindPort x\n", ":1: BindPort needs a number"},
         BadCase{"PARAM maxsize -1\n", ":1: maxsize needs a number"},
-        BadCase{"PARAM RcptLimitCount 10\n", ":1: RcptLimitCount needs a number from 100"},
+        BadCase{"PARAM RcptLimitCount 10\n",
+                ":1: RcptLimitCount needs a number from 100"},
         BadCase{"PARAM MaxSameIpSource lots\n", ":1: MaxSameIpSource"},
-        BadCase{"PARAM MaxParallelConnections 0\n", ":1: MaxParallelConnections"},
+        BadCase{"PARAM MaxParallelConnections 0\n",
+                ":1: MaxParallelConnections"},
         BadCase{"PARAM ListenQueueSize 0\n", ":1: ListenQueueSize"},
         BadCase{"PARAM NoDSN please\n", ":1: NoDSN takes no value"},
         BadCase{"PARAM hdr220\n", ":1: hdr220 needs a text"},
@@ -188,8 +193,10 @@ TEST(Policy, BadLinesNameFileAndLine) {
     const char* text;
     const char* error;
   } cases[] = {
-      {"x.example frobnicate +\n", "smtp-policy.src:1: unknown policy attribute 'frobnicate'"},
-      {"\nx.example rejectnet\n", "smtp-policy.src:2: attribute 'rejectnet' needs a value"},
+      {"x.example frobnicate +\n",
+       "smtp-policy.src:1: unknown policy attribute 'frobnicate'"},
+      {"\nx.example rejectnet\n",
+       "smtp-policy.src:2: attribute 'rejectnet' needs a value"},
       {"[10.0.0.0]/33 relaycustnet +\n", "smtp-policy.src:1: bad network key"},
       {"[10.0.0]/8 relaycustnet +\n", "smtp-policy.src:1: bad network key"},
       {"x.example = _nope\n", "smtp-policy.src:1: tag _nope is not defined"},
@@ -200,13 +207,15 @@ TEST(Policy, BadLinesNameFileAndLine) {
   for (const Case& c : cases) {
     auto p = Policy::Parse("smtp-policy.src", c.text, {});
     ASSERT_FALSE(p.ok()) << c.text;
-    EXPECT_NE(std::string(p.status().message()).find(c.error), std::string::npos)
+    EXPECT_NE(std::string(p.status().message()).find(c.error),
+              std::string::npos)
         << c.text << " -> " << p.status();
   }
   auto p = Policy::Parse("smtp-policy.src", "",
                          {{"smtp-policy.relay", "# nets\n[10.0.0.0]/40\n"}});
   ASSERT_FALSE(p.ok());
-  EXPECT_NE(std::string(p.status().message()).find("smtp-policy.relay:2: bad network key"),
+  EXPECT_NE(std::string(p.status().message())
+                .find("smtp-policy.relay:2: bad network key"),
             std::string::npos)
       << p.status();
 }
@@ -225,7 +234,8 @@ TEST(Settings, LoadsTheNodesNames) {
   TempDir d;
   d.Write("etc/smtpserver.conf", Template("smtpserver.conf"));
   d.Write("etc/mail.conf", "hostname=mx1.example.net\nmydomain=example.net\n");
-  d.Write("etc/localnames", "# ours\nOther.Example.  canonical\n\nthird.example\n");
+  d.Write("etc/localnames",
+          "# ours\nOther.Example.  canonical\n\nthird.example\n");
   auto s = LoadSettings(NodeDir{d.path()});
   ASSERT_TRUE(s.ok()) << s.status();
   for (const char* n : {"mx1.example.net", "example.net", "localhost",
@@ -244,7 +254,8 @@ TEST(Settings, ErrorsComeFromTheRightFile) {
   d.Write("etc/smtp-policy.src", "\n\n[1.2.3.4]/99 relaycustnet +\n");
   auto s = LoadSettings(NodeDir{d.path()});
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(std::string(s.status().message()).find("smtp-policy.src:3: bad network key"),
+  EXPECT_NE(std::string(s.status().message())
+                .find("smtp-policy.src:3: bad network key"),
             std::string::npos)
       << s.status();
 }

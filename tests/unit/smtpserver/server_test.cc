@@ -169,8 +169,10 @@ TEST_F(SmtpServerTest, LocalMessageLandsInRouterWithItsEnvelope) {
   ASSERT_TRUE(c.connected());
   EXPECT_EQ(c.Reply(), "220 mx.test ESMTP zmnode\r\n");
   EXPECT_EQ(c.Cmd("EHLO client.example").substr(0, 20), "250-mx.test Hello cl");
-  EXPECT_EQ(c.Cmd("MAIL FROM:<alice@client.example> RET=HDRS ENVID=x1"), "250 2.1.0 Ok\r\n");
-  EXPECT_EQ(c.Cmd("RCPT TO:<root@localhost> NOTIFY=FAILURE"), "250 2.1.5 Ok\r\n");
+  EXPECT_EQ(c.Cmd("MAIL FROM:<alice@client.example> RET=HDRS ENVID=x1"),
+            "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(c.Cmd("RCPT TO:<root@localhost> NOTIFY=FAILURE"),
+            "250 2.1.5 Ok\r\n");
   EXPECT_EQ(c.Cmd("RCPT TO:<bob@other.example>"), "250 2.1.5 Ok\r\n");
   EXPECT_EQ(c.Cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
   std::string r = c.Cmd("Subject: hello\r\n\r\n..dotted\r\nbody\r\n.");
@@ -196,18 +198,25 @@ TEST_F(SmtpServerTest, LocalMessageLandsInRouterWithItsEnvelope) {
   EXPECT_EQ(e.client_addr, "127.0.0.1");
   EXPECT_EQ(e.helo, "client.example");
   std::string body = file->substr(mf->body_offset);
-  EXPECT_EQ(body.rfind("Received: from client.example (unknown [127.0.0.1])\n", 0), 0u) << body;
-  EXPECT_NE(body.find("\nSubject: hello\n\n.dotted\nbody\n"), std::string::npos) << body;
+  EXPECT_EQ(
+      body.rfind("Received: from client.example (unknown [127.0.0.1])\n", 0),
+      0u)
+      << body;
+  EXPECT_NE(body.find("\nSubject: hello\n\n.dotted\nbody\n"), std::string::npos)
+      << body;
   EXPECT_EQ(c.Cmd("QUIT"), "221 2.0.0 Bye\r\n");
   c.Close();
   // The event log has the contract's lines.
   EXPECT_TRUE(WaitFor([&] {
-    return fs::ReadFile(dir_ + "/log/maillog").value_or("").find("disconnect from unknown[127.0.0.1]") !=
-           std::string::npos;
+    return fs::ReadFile(dir_ + "/log/maillog")
+               .value_or("")
+               .find("disconnect from unknown[127.0.0.1]") != std::string::npos;
   }));
   std::string log = fs::ReadFile(dir_ + "/log/maillog").value_or("");
-  EXPECT_NE(log.find("connect from unknown[127.0.0.1]"), std::string::npos) << log;
-  EXPECT_NE(log.find(StrCat(qid, ": client=unknown[127.0.0.1], helo=<client.example>")),
+  EXPECT_NE(log.find("connect from unknown[127.0.0.1]"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find(StrCat(
+                qid, ": client=unknown[127.0.0.1], helo=<client.example>")),
             std::string::npos)
       << log;
   EXPECT_EQ(WEXITSTATUS(Stop()), 0);
@@ -265,7 +274,8 @@ TEST_F(SmtpServerTest, OversizeMessageIsRefused) {
   Client c(port_);
   c.Reply();
   c.Cmd("EHLO client.example");
-  EXPECT_EQ(c.Cmd("MAIL FROM:<a@client.example> SIZE=200000").substr(0, 9), "552 5.3.4");
+  EXPECT_EQ(c.Cmd("MAIL FROM:<a@client.example> SIZE=200000").substr(0, 9),
+            "552 5.3.4");
   c.Cmd("MAIL FROM:<a@client.example>");
   c.Cmd("RCPT TO:<root@localhost>");
   c.Cmd("DATA");
@@ -293,7 +303,9 @@ TEST_F(SmtpServerTest, ConfigErrorRefusesToStart) {
   int status = 0;
   ASSERT_FALSE(Start(&err, &status));
   EXPECT_EQ(WEXITSTATUS(status), 1);
-  EXPECT_NE(err.find("smtpserver.conf:2: unknown PARAM 'bogus'"), std::string::npos) << err;
+  EXPECT_NE(err.find("smtpserver.conf:2: unknown PARAM 'bogus'"),
+            std::string::npos)
+      << err;
 }
 
 TEST_F(SmtpServerTest, StopLetsATransactionFinish) {
@@ -309,7 +321,8 @@ TEST_F(SmtpServerTest, StopLetsATransactionFinish) {
   EXPECT_TRUE(WaitFor([&] { return !Client(port_).connected(); }));
   std::string r = c.Cmd("Subject: x\r\n\r\nbody\r\n.");
   EXPECT_EQ(r.rfind("250 2.0.0 Ok: queued as ", 0), 0u) << r;
-  EXPECT_EQ(c.Reply(), "421 4.3.2 Service shutting down, closing connection\r\n");
+  EXPECT_EQ(c.Reply(),
+            "421 4.3.2 Service shutting down, closing connection\r\n");
   int st = 0;
   ::waitpid(pid_, &st, 0);
   pid_ = -1;

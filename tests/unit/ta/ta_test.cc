@@ -1,7 +1,10 @@
 // Transport agents, driven like the scheduler drives them: the real
 // `mailbox` and `errormail` binaries over pipes, against a throw-away node
 // with real spool, control and message files.
+#include "node/ta/common/ta.h"
+
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -18,14 +21,11 @@
 #include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/mail/control.h"
 #include "node/mail/envelope.h"
 #include "node/spool/spool.h"
-#include "node/ta/common/ta.h"
 #include "node/ta/mailbox/mailbox.h"
 
 #ifndef ZM_BIN_DIR
@@ -392,9 +392,11 @@ TEST_F(TaTest, MboxDeliveryQuotesFromLinesAndAddsTraceHeaders) {
   std::string after = box.substr(box.find('\n') + 1);
   EXPECT_EQ(after,
             "Return-Path: <alice@example.org>\n"
-            "Delivered-To: " + user_ + "@mx1.example.net\n"
-            "Subject: quoting\n\n>From the start\n>>From once\n"
-            "not From here\nFrom\n\n");
+            "Delivered-To: " +
+                user_ +
+                "@mx1.example.net\n"
+                "Subject: quoting\n\n>From the start\n>>From once\n"
+                "not From here\nFrom\n\n");
   mail::ControlFile cf = Control(id);
   ASSERT_EQ(cf.results.size(), 1u);
   EXPECT_EQ(cf.results[0].status, mail::ResultStatus::kDelivered);
@@ -496,8 +498,8 @@ TEST_F(TaTest, LockNotReleasedInTimeDefers) {
 
 TEST_F(TaTest, FreshDotlockDefersStaleDotlockIsBroken) {
   std::string dotlock = Mbox() + ".lock";
-  ASSERT_TRUE(fs::WriteFileAtomically(home_ + "/mail", user_ + ".lock", "1\n")
-                  .ok());
+  ASSERT_TRUE(
+      fs::WriteFileAtomically(home_ + "/mail", user_ + ".lock", "1\n").ok());
   std::string id = Queue("a@b", {Local(user_, "")}, "x\n");
   auto r = DeliverOne(id, user_, {"-l", "1"});
   EXPECT_EQ(r[2], "deferred");
@@ -588,13 +590,14 @@ TEST_F(TaTest, OtherMailStoreWithDashD) {
 TEST_F(TaTest, PipeGetsMessageAndEnvironment) {
   std::string cmd = "|echo \"$SENDER $RECIPIENT $USER\" > " + out_ +
                     "/env; cat > " + out_ + "/msg";
-  std::string id = Queue("alice@example.org",
-                         {Special("pipe", cmd, "bob@mx1.example.net")},
-                         "Subject: p\n\nFrom here\n");
+  std::string id =
+      Queue("alice@example.org", {Special("pipe", cmd, "bob@mx1.example.net")},
+            "Subject: p\n\nFrom here\n");
   auto r = DeliverOne(id, "pipe");
   EXPECT_EQ(r[2], "ok") << r[7];
   EXPECT_EQ(r[4], "pipe");
-  EXPECT_EQ(Slurp(out_ + "/env"), "alice@example.org bob@mx1.example.net bob\n");
+  EXPECT_EQ(Slurp(out_ + "/env"),
+            "alice@example.org bob@mx1.example.net bob\n");
   EXPECT_EQ(Slurp(out_ + "/msg"),
             "Return-Path: <alice@example.org>\n"
             "Delivered-To: bob@mx1.example.net\nSubject: p\n\nFrom here\n");
@@ -602,13 +605,13 @@ TEST_F(TaTest, PipeGetsMessageAndEnvironment) {
 }
 
 TEST_F(TaTest, PipeExitCodesMapToResults) {
-  std::string id = Queue(
-      "a@b",
-      {Special("pipe", "|echo 'try later please'; exit 75", "x@y"),
-       Special("pipe", "|echo 'no such mailbox'; exit 67", "x@y"),
-       Special("pipe", "|exit 3", "x@y"),
-       Special("pipe", "|head -c 1 >/dev/null", "x@y")},
-      "Subject: p\n\n" + std::string(300000, 'q') + "\n");
+  std::string id =
+      Queue("a@b",
+            {Special("pipe", "|echo 'try later please'; exit 75", "x@y"),
+             Special("pipe", "|echo 'no such mailbox'; exit 67", "x@y"),
+             Special("pipe", "|exit 3", "x@y"),
+             Special("pipe", "|head -c 1 >/dev/null", "x@y")},
+            "Subject: p\n\n" + std::string(300000, 'q') + "\n");
   Agent agent("mailbox", home_, {});
   agent.ExpectHungry();
   agent.Send(StrCat(id, "\tpipe\t0,1,2,3"));
@@ -668,7 +671,8 @@ TEST_F(TaTest, FileTargetIsAppendedMboxStyle) {
             std::string::npos)
       << text;
   // /dev/null takes anything.
-  std::string id2 = Queue("a@b", {Special("file", "/dev/null", "n@mx1")}, "x\n");
+  std::string id2 =
+      Queue("a@b", {Special("file", "/dev/null", "n@mx1")}, "x\n");
   EXPECT_EQ(DeliverOne(id2, "file")[2], "ok");
 }
 
@@ -684,8 +688,8 @@ TEST_F(TaTest, FileTargetEndingInSlashIsAMaildir) {
 TEST(MailboxFormat, QuotingIsMboxrd) {
   std::string out;
   bool start = true;
-  mailbox::AppendQuoted("From a\n>From b\n>>From c\nFromage\n From d\nx", &start,
-                        &out);
+  mailbox::AppendQuoted("From a\n>From b\n>>From c\nFromage\n From d\nx",
+                        &start, &out);
   EXPECT_EQ(out, ">From a\n>>From b\n>>>From c\nFromage\n From d\nx");
   EXPECT_FALSE(start);
   mailbox::AppendQuoted("From still the same line\nFrom new\n", &start, &out);
@@ -715,14 +719,15 @@ TEST(AgentLoop, JobLinesAndResultLines) {
   EXPECT_FALSE(ParseJob("id\thost").ok());
   EXPECT_FALSE(ParseJob("id\thost\t1,x").ok());
   EXPECT_FALSE(ParseJob("id\thost\t-1").ok());
-  EXPECT_EQ(FormatResult("Q", 2, Result::Deferred("4.2.2", "local",
-                                                  "full\tnow\nreally"),
-                         0.5),
-            "Q\t2\tdeferred\t4.2.2\tlocal\t0.000\t0.500\tfull now really\n");
+  EXPECT_EQ(
+      FormatResult(
+          "Q", 2, Result::Deferred("4.2.2", "local", "full\tnow\nreally"), 0.5),
+      "Q\t2\tdeferred\t4.2.2\tlocal\t0.000\t0.500\tfull now really\n");
   Result r;
   r.status = Result::Status::kRetryAt;
   r.retry_at = 1763680000;
-  EXPECT_EQ(FormatResult("Q", 0, r, 0).substr(0, 23), "Q\t0\tretryat=1763680000\t");
+  EXPECT_EQ(FormatResult("Q", 0, r, 0).substr(0, 23),
+            "Q\t0\tretryat=1763680000\t");
   EXPECT_EQ(CleanDiag(std::string(5000, 'a')).size(), kMaxDiag);
 }
 

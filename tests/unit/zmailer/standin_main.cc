@@ -36,9 +36,8 @@ int main(int argc, char** argv) {
         return 0;
       case zm::Daemon::Signal::kReload: {
         std::string path = node.run() + "/" + name + ".reloads";
-        zm::fs::UniqueFd fd(::open(path.c_str(),
-                                   O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-                                   0644));
+        zm::fs::UniqueFd fd(::open(
+            path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
         (void)zm::fs::WriteAll(fd.get(), "reload\n", path);
         break;
       }

@@ -1,15 +1,14 @@
 // `zmailer init` and the command line, through the real binary.
+#include <gtest/gtest.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
-
-#include <gtest/gtest.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include "node/config/cluster_conf.h"
 #include "node/config/mail_conf.h"
@@ -34,9 +33,10 @@ class ZmailerInitTest : public ::testing::Test {
   void TearDown() override { ztest::RemoveTree(tmp_); }
 
   ztest::RunResult Init(std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {kZmailer, "init", node_, "--node-id",
-                                     "t1", "--hostname", "mx.test.example",
-                                     "--smtp-port", "2600"};
+    std::vector<std::string> argv = {
+        kZmailer,          "init",        node_,
+        "--node-id",       "t1",          "--hostname",
+        "mx.test.example", "--smtp-port", "2600"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return RunProgram(argv);
   }
@@ -67,8 +67,8 @@ TEST_F(ZmailerInitTest, WritesEveryTemplateWithPlaceholdersFilled) {
     std::string want =
         SubstitutePlaceholders(ReadAll(e.path().string()), values);
     EXPECT_EQ(ReadAll(written), want) << name;
-    for (const char* p : {"@HOSTNAME@", "@NODE_ID@", "@SMTP_ADDRESS@",
-                          "@SMTP_PORT@"}) {
+    for (const char* p :
+         {"@HOSTNAME@", "@NODE_ID@", "@SMTP_ADDRESS@", "@SMTP_PORT@"}) {
       EXPECT_EQ(want.find(p), std::string::npos) << name << " keeps " << p;
     }
   }
@@ -134,8 +134,8 @@ TEST_F(ZmailerInitTest, WritesACertificateOpenSslReads) {
   EVP_PKEY_free(key);
 
   if (std::filesystem::exists("/usr/bin/openssl")) {
-    auto o = RunProgram({"/usr/bin/openssl", "x509", "-noout", "-subject", "-in",
-                  cert_path});
+    auto o = RunProgram(
+        {"/usr/bin/openssl", "x509", "-noout", "-subject", "-in", cert_path});
     EXPECT_EQ(o.code, 0) << o.err;
     EXPECT_NE(o.out.find("CN = mx.test.example"), std::string::npos) << o.out;
   }

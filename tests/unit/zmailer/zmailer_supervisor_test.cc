@@ -3,13 +3,12 @@
 // (standin_main.cc on the real zm::Daemon skeleton) linked beside a copy
 // of zmailer, so these tests do not depend on the real daemons; one test
 // runs the real daemons when they are built.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 #include "node/daemon/health.h"
 #include "tests/unit/zmailer/zmailer_test_util.h"
@@ -43,8 +42,8 @@ class SupervisorTest : public ::testing::Test {
       stdfs::create_symlink(ZM_STANDIN, bin + "/" + p);
     }
     node_ = tmp_ + "/node";
-    auto r = RunProgram({zmailer_, "init", node_, "--node-id", "t1", "--smtp-port",
-                  std::to_string(ztest::FreePort())});
+    auto r = RunProgram({zmailer_, "init", node_, "--node-id", "t1",
+                         "--smtp-port", std::to_string(ztest::FreePort())});
     ASSERT_EQ(r.code, 0) << r.out << r.err;
   }
 
@@ -185,9 +184,9 @@ TEST_F(SupervisorTest, ReloadReachesEveryProgram) {
   auto r = Z({"reload"});
   EXPECT_EQ(r.code, 0) << r.err;
   for (const auto& p : health::DaemonPrograms()) {
-    EXPECT_TRUE(WaitFor(
-        [&] { return stdfs::exists(node_ + "/run/" + p + ".reloads"); },
-        kWaitMs))
+    EXPECT_TRUE(
+        WaitFor([&] { return stdfs::exists(node_ + "/run/" + p + ".reloads"); },
+                kWaitMs))
         << p;
   }
   ExpectAllRunning();
@@ -271,7 +270,7 @@ TEST(RealNodeTest, StartRestartStop) {
     return RunProgram(argv);
   };
   auto r = RunProgram({zmailer, "init", node, "--node-id", "t1", "--smtp-port",
-                std::to_string(ztest::FreePort())});
+                       std::to_string(ztest::FreePort())});
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   r = z({"start"});
   ASSERT_EQ(r.code, 0) << r.out << r.err;

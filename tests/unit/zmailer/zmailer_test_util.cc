@@ -39,7 +39,7 @@ void RemoveTree(const std::string& dir) {
 }
 
 RunResult RunProgram(const std::vector<std::string>& argv,
-              const std::vector<std::string>& env) {
+                     const std::vector<std::string>& env) {
   std::string scratch = MakeTempDir();
   std::string out = scratch + "/out", err = scratch + "/err";
   std::vector<std::string> args = argv;

@@ -17,7 +17,7 @@ struct RunResult {
 // Runs argv[0] with the rest as arguments, stdin from /dev/null, and
 // `env` ("NAME=value") added to this process's environment.
 RunResult RunProgram(const std::vector<std::string>& argv,
-              const std::vector<std::string>& env = {});
+                     const std::vector<std::string>& env = {});
 
 // Starts argv without waiting; stdout and stderr go to `output_path`.
 int Spawn(const std::vector<std::string>& argv, const std::string& output_path);
