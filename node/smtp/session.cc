@@ -102,6 +102,14 @@ std::vector<std::string> Session::EhloKeywords() const {
   return k;
 }
 
+PathOptions Session::PathOpts() const {
+  PathOptions o;
+  o.ext = {esmtp_, config_.size, config_.eightbitmime, config_.dsn,
+           config_.smtputf8 && config_.eightbitmime};
+  o.require_domain = config_.require_domain;
+  return o;
+}
+
 void Session::ResetTransaction() {
   envelope_ = mail::Envelope();
   awaiting_begin_ = false;
@@ -246,10 +254,7 @@ Action Session::HandleCommand(std::string_view line) {
         Send(ReplyId::kBadSequence, "Nested MAIL command");
         break;
       }
-      PathOptions o;
-      o.ext = {esmtp_, config_.size, config_.eightbitmime, config_.dsn,
-               config_.smtputf8 && config_.eightbitmime};
-      o.require_domain = config_.require_domain;
+      PathOptions o = PathOpts();
       PathResult p = ParseMailFrom(c.arg, o);
       if (!p.ok()) {
         Send(*p.error, p.detail);
@@ -276,10 +281,7 @@ Action Session::HandleCommand(std::string_view line) {
         Send(ReplyId::kBadSequence, "Need MAIL command");
         break;
       }
-      PathOptions o;
-      o.ext = {esmtp_, config_.size, config_.eightbitmime, config_.dsn,
-               config_.smtputf8 && config_.eightbitmime};
-      o.require_domain = config_.require_domain;
+      PathOptions o = PathOpts();
       PathResult p = ParseRcptTo(c.arg, o);
       if (!p.ok()) {
         Send(*p.error, p.detail);

@@ -166,6 +166,9 @@ class Session {
   Action DataLine(const LineReader::Line& line);
   Action EndOfData();
   void ResetTransaction();
+  // What MAIL and RCPT parameters this session accepts (EHLO or HELO, and
+  // the extensions the configuration enables).
+  PathOptions PathOpts() const;
   void Count(std::string_view what);
   bool RecipientAllowed(std::string_view address) const;
   std::string ReceivedHeader(int64_t now_usec) const;

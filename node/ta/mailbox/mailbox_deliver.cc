@@ -192,6 +192,30 @@ bool HasDeliveredTo(std::string_view message, std::string_view address) {
 MailboxAgent::MailboxAgent(Options opts, const NodeDir& node, Logger& log)
     : opts_(std::move(opts)), node_(node), log_(log) {}
 
+// Stores into a Maildir folder or an mbox file, with the agent's limits.
+static ta::Result Store(const Options& opts, const std::string& path,
+                        bool maildir, bool strict, const Identity& owner,
+                        std::string_view relay,
+                        const internal::Content& content) {
+  if (maildir) {
+    internal::MaildirRequest req;
+    req.dir = path;
+    req.create = true;  // a folder there is a Maildir: complete it
+    req.owner = owner;
+    req.hostname = opts.hostname;
+    req.relay = std::string(relay);
+    return internal::DeliverMaildir(req, content);
+  }
+  internal::MboxRequest req;
+  req.path = path;
+  req.strict = strict;
+  req.owner = owner;
+  req.lock_timeout_s = opts.lock_timeout_s;
+  req.dotlock_stale_s = opts.dotlock_stale_s;
+  req.relay = std::string(relay);
+  return internal::DeliverMbox(req, content);
+}
+
 ta::Result MailboxAgent::Deliver(const ta::Delivery& d) {
   const mail::ControlRecipient& r = d.recipient;
   std::string target = r.user.empty() ? r.host : r.user;
@@ -279,21 +303,9 @@ ta::Result MailboxAgent::Deliver(const ta::Delivery& d) {
       return ta::Result::Deferred("4.3.0", "file",
                                   StrCat("cannot switch to user ", who->name));
     }
-    if (target.back() == '/') {
-      internal::MaildirRequest req;
-      req.dir = target.substr(0, target.size() - 1);
-      req.create = true;
-      req.hostname = opts_.hostname;
-      req.relay = "file";
-      return internal::DeliverMaildir(req, content);
-    }
-    internal::MboxRequest req;
-    req.path = target;
-    req.strict = false;
-    req.lock_timeout_s = opts_.lock_timeout_s;
-    req.dotlock_stale_s = opts_.dotlock_stale_s;
-    req.relay = "file";
-    return internal::DeliverMbox(req, content);
+    bool maildir = target.back() == '/';
+    return Store(opts_, maildir ? target.substr(0, target.size() - 1) : target,
+                 maildir, /*strict=*/false, Identity{}, "file", content);
   }
 
   // A user's mailbox in the mail store.
@@ -315,23 +327,7 @@ ta::Result MailboxAgent::Deliver(const ta::Delivery& d) {
   } else {
     return internal::ErrnoResult(errno, "lstat", path, "local");
   }
-  if (maildir) {
-    internal::MaildirRequest req;
-    req.dir = path;
-    req.create = true;  // a folder in the store is a Maildir: complete it
-    req.owner = owner;
-    req.hostname = opts_.hostname;
-    req.relay = "local";
-    return internal::DeliverMaildir(req, content);
-  }
-  internal::MboxRequest req;
-  req.path = path;
-  req.strict = true;
-  req.owner = owner;
-  req.lock_timeout_s = opts_.lock_timeout_s;
-  req.dotlock_stale_s = opts_.dotlock_stale_s;
-  req.relay = "local";
-  return internal::DeliverMbox(req, content);
+  return Store(opts_, path, maildir, /*strict=*/true, owner, "local", content);
 }
 
 namespace internal {
