@@ -16,6 +16,13 @@ bool WantsDsn(std::string_view notify, bool failed) {
 
 namespace {
 
+// RET=FULL asks for the whole message back, within the size bound;
+// otherwise (RET=HDRS or none) only its headers are returned.
+bool ReturnsFullMessage(const DsnRequest& r) {
+  return EqualsIgnoreCase(r.ret, "FULL") &&
+         r.original.size() <= r.max_full_bytes;
+}
+
 // Keeps header values on one line and free of bare control characters.
 std::string OneLine(std::string_view s) {
   std::string out;
@@ -61,9 +68,9 @@ std::string RenderDsn(const DsnRequest& r) {
   out += "Content-Type: text/plain; charset=utf-8\n\n";
   StrAppend(&out, "This is the mail system at host ", r.hostname, ".\n\n");
   if (any_failed) {
-    out +=
-        "Your message could not be delivered to one or more recipients.\n"
-        "It is attached below.\n\n";
+    out += "Your message could not be delivered to one or more recipients.\n";
+    out += ReturnsFullMessage(r) ? "It is attached below.\n\n"
+                                 : "Its headers are attached below.\n\n";
   } else {
     out += "Your message was delivered to the recipients listed below.\n\n";
   }
@@ -114,8 +121,7 @@ std::string RenderDsn(const DsnRequest& r) {
   size_t hdr_end = orig.find("\n\n");
   std::string_view headers =
       hdr_end == std::string_view::npos ? orig : orig.substr(0, hdr_end + 1);
-  bool full =
-      EqualsIgnoreCase(r.ret, "FULL") && orig.size() <= r.max_full_bytes;
+  bool full = ReturnsFullMessage(r);
   StrAppend(&out, "--", boundary, "\n");
   if (full) {
     out += "Content-Description: Undelivered Message\n";

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <ctime>
+
 namespace zm::scheduler {
 namespace {
 
@@ -20,6 +23,8 @@ DsnRequest Request() {
 }
 
 TEST(DsnTest, FailureReportHasTheThreeParts) {
+  ::setenv("TZ", "UTC", 1);  // dates are rendered in local time
+  ::tzset();
   std::string m = RenderDsn(Request());
   EXPECT_NE(
       m.find("From: Mail Delivery System <MAILER-DAEMON@mx1.example.net>\n"),
@@ -44,7 +49,8 @@ TEST(DsnTest, FailureReportHasTheThreeParts) {
                    "Diagnostic-Code: X-Zmnode; user unknown\n"),
             std::string::npos)
       << m;
-  // Default RET: headers only.
+  // Default RET: headers only, and the text says so.
+  EXPECT_NE(m.find("Its headers are attached below.\n"), std::string::npos);
   EXPECT_NE(m.find("Content-Type: text/rfc822-headers\n\nSubject: hi\nFrom: "
                    "alice@example.org\n"),
             std::string::npos);
@@ -60,6 +66,7 @@ TEST(DsnTest, RetFullReturnsTheMessage) {
   EXPECT_NE(m.find("Content-Type: message/rfc822\n\nSubject: hi\n"),
             std::string::npos);
   EXPECT_NE(m.find("body line\n"), std::string::npos);
+  EXPECT_NE(m.find("It is attached below.\n"), std::string::npos);
   r.max_full_bytes = 10;  // too big: headers only
   EXPECT_EQ(RenderDsn(r).find("body line"), std::string::npos);
 }
