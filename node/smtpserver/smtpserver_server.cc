@@ -17,6 +17,7 @@
 #include "node/smtp/session.h"
 #include "node/smtpserver/smtpserver.h"
 #include "node/smtpserver/smtpserver_settings.h"
+#include "node/spool/group_commit.h"
 #include "node/spool/spool.h"
 
 namespace zm::smtpserver {
@@ -68,6 +69,7 @@ class Server {
         drain_timer_(control_),
         signals_(control_),
         pool_(2),
+        committer_(spool_),
         settings_(std::move(settings)) {}
 
   absl::Status Listen();
@@ -119,6 +121,26 @@ class Server {
     co_return st;
   }
 
+  // Hands `sub` to the group committer; resumes on the caller's strand
+  // once the message is durably in router/ (or failed). `sub` is a named
+  // local of the suspended caller (see InPool about GCC 12).
+  asio::awaitable<absl::Status> GroupCommit(
+      const std::shared_ptr<spool::Submission>& sub) {
+    auto ex = co_await asio::this_coro::executor;
+    auto init = [this, ex, &sub](auto handler) {
+      // std::function needs a copyable callable; the handler is move-only.
+      auto h = std::make_shared<decltype(handler)>(std::move(handler));
+      committer_.Submit(sub, [h, ex](absl::Status st) {
+        asio::post(ex, [h, st]() mutable { std::move (*h)(st); });
+      });
+    };
+    absl::Status st =
+        co_await asio::async_initiate<const asio::use_awaitable_t<>,
+                                      void(absl::Status)>(init,
+                                                          asio::use_awaitable);
+    co_return st;
+  }
+
   Daemon& daemon_;
   Logger& log_;
   spool::Spool spool_;
@@ -127,6 +149,9 @@ class Server {
   asio::steady_timer drain_timer_;
   asio::posix::stream_descriptor signals_;
   asio::thread_pool pool_;
+  // Shares the disk flushes of concurrent sessions' commits (group
+  // commit); destroyed before the io_context its callbacks post to.
+  spool::GroupCommitter committer_;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
   bool stopping_ = false;  // on control_
 
@@ -436,11 +461,9 @@ asio::awaitable<void> Server::AppendData(Conn& c) {
 asio::awaitable<void> Server::CommitMessage(Conn& c) {
   auto data = std::make_shared<std::string>(c.session->TakeData());
   std::shared_ptr<spool::Submission> sub = c.sub;
-  auto work = [sub, data]() {
-    absl::Status a = sub->Append(*data);
-    return a.ok() ? sub->Commit() : a;
-  };
+  auto work = [sub, data]() { return sub->Append(*data); };
   absl::Status st = co_await InPool(work);
+  if (st.ok()) st = co_await GroupCommit(sub);
   if (!st.ok()) {
     log_.Warning(sub->queue_id(), StrCat("spool commit failed: ", Message(st)));
   }

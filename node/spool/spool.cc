@@ -62,7 +62,7 @@ absl::Status Submission::Append(std::string_view data) {
   return absl::OkStatus();
 }
 
-absl::Status Submission::Prepare() {
+absl::Status Submission::Prepare(bool sync) {
   if (!fd_.valid()) return absl::FailedPreconditionError("submission closed");
   if (auto s = FlushBuffer(); !s.ok()) return s;
   std::string field = mail::FormatSizeField(size_);
@@ -71,7 +71,9 @@ absl::Status Submission::Prepare() {
       static_cast<ssize_t>(field.size())) {
     return fs::ErrnoStatus("pwrite", temp_path_, errno);
   }
-  if (auto s = fs::Fsync(fd_.get(), temp_path_); !s.ok()) return s;
+  if (sync) {
+    if (auto s = fs::Fsync(fd_.get(), temp_path_); !s.ok()) return s;
+  }
   prepared_ = true;
   return absl::OkStatus();
 }

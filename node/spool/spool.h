@@ -75,10 +75,12 @@ class Submission {
   absl::Status Commit();
 
   // The two halves of Commit() for callers that share one disk flush among
-  // many messages: Prepare() writes out and fsyncs the file; Publish()
-  // renames it into router/. The caller then calls Spool::SyncRouterDir()
-  // once for the batch before acknowledging any of them.
-  absl::Status Prepare();
+  // many messages (see GroupCommitter): Prepare() writes the file out and,
+  // with `sync`, fsyncs it (without, the caller must make it durable, e.g.
+  // by one syncfs for a batch); Publish() renames it into router/. The
+  // caller then calls Spool::SyncRouterDir() once for the batch before
+  // acknowledging any of them.
+  absl::Status Prepare(bool sync = true);
   absl::Status Publish();
 
   // Removes the temporary file (also done by the destructor).

@@ -6,8 +6,11 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <future>
+#include <thread>
 
 #include "node/common/fs.h"
+#include "node/spool/group_commit.h"
 
 namespace zm::spool {
 namespace {
@@ -86,6 +89,75 @@ TEST_F(SpoolTest, QuarantineKeepsTheFileUnderACause) {
   ASSERT_TRUE(fs::WriteFileAtomically(spool_->Path(kRouter), "junk", "y").ok());
   ASSERT_TRUE(spool_->Quarantine(kRouter, "junk", "malformed").ok());
   EXPECT_TRUE(fs::Exists(spool_->Path(kPostman, "junk.malformed.1")));
+}
+
+TEST_F(SpoolTest, GroupCommitLandsEveryMessageWhole) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 25;
+  std::vector<std::string> ids;
+  std::mutex ids_mu;
+  std::vector<std::future<absl::Status>> results;
+  {
+    GroupCommitter committer(*spool_);
+    std::vector<std::thread> threads;
+    std::mutex results_mu;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          mail::Envelope env;
+          env.sender = "a@example.org";
+          env.recipients.push_back({"b@example.net", "", ""});
+          auto sub = spool_->Begin(env);
+          ASSERT_TRUE(sub.ok()) << sub.status();
+          std::string body = "Subject: " + std::to_string(t) + "/" +
+                             std::to_string(i) + "\n\nbody\n";
+          ASSERT_TRUE((*sub)->Append(body).ok());
+          {
+            std::lock_guard<std::mutex> lock(ids_mu);
+            ids.push_back((*sub)->queue_id());
+          }
+          auto promise = std::make_shared<std::promise<absl::Status>>();
+          {
+            std::lock_guard<std::mutex> lock(results_mu);
+            results.push_back(promise->get_future());
+          }
+          committer.Submit(
+              std::shared_ptr<Submission>(std::move(*sub)),
+              [promise](absl::Status s) { promise->set_value(s); });
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    for (auto& f : results) EXPECT_TRUE(f.get().ok());
+    EXPECT_EQ(committer.messages(), uint64_t{kThreads * kPerThread});
+    EXPECT_LE(committer.batches(), committer.messages());
+  }
+  ASSERT_EQ(ids.size(), size_t{kThreads * kPerThread});
+  for (const auto& id : ids) {
+    auto data = fs::ReadFile(spool_->Path(kRouter, id));
+    ASSERT_TRUE(data.ok()) << id;
+    auto mf = mail::ParseMessageFile(*data);
+    ASSERT_TRUE(mf.ok()) << mf.status();
+    EXPECT_EQ(data->substr(mf->body_offset).find("Subject: "), 0u);
+  }
+  auto left = fs::ListDir(spool_->Path(kPublic));
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->empty());
+}
+
+TEST_F(SpoolTest, GroupCommitReportsAFailureAndLeavesNothing) {
+  GroupCommitter committer(*spool_);
+  auto sub = spool_->Begin(mail::Envelope{});
+  ASSERT_TRUE(sub.ok());
+  std::string id = (*sub)->queue_id();
+  ASSERT_TRUE((*sub)->Append("x\n").ok());
+  // router/ is gone: the rename cannot happen, the client must be told.
+  std::filesystem::remove_all(spool_->Path(kRouter));
+  std::promise<absl::Status> p;
+  committer.Submit(std::shared_ptr<Submission>(std::move(*sub)),
+                   [&p](absl::Status s) { p.set_value(s); });
+  EXPECT_FALSE(p.get_future().get().ok());
+  EXPECT_FALSE(fs::Exists(spool_->Path(kPublic, id)));
 }
 
 }  // namespace
