@@ -20,6 +20,7 @@
 #include "node/mail/control.h"
 #include "node/mail/envelope.h"
 #include "node/spool/spool.h"
+#include "tests/unit/testing/queued_message.h"
 
 namespace zm::scheduler {
 namespace {
@@ -118,38 +119,12 @@ class SchedulerDaemonTest : public ::testing::Test {
   std::string Enqueue(const std::string& sender,
                       std::vector<mail::ControlRecipient> rcpts,
                       const std::string& ret = "") {
-    mail::Envelope env;
-    env.sender = sender;
-    for (const auto& r : rcpts)
-      env.recipients.push_back({r.orig, r.notify, ""});
-    env.arrival_usec = static_cast<int64_t>(::time(nullptr)) * 1000000;
-    auto sub = spool_->Begin(env);
-    EXPECT_TRUE(sub.ok());
-    std::string id = (*sub)->queue_id();
-    EXPECT_TRUE(
-        (*sub)->Append("Subject: test\nMessage-ID: <m1@x>\n\nhello\n").ok());
-    EXPECT_TRUE((*sub)->Commit().ok());
-    std::string text = *fs::ReadFile(spool_->Path(spool::kRouter, id));
-    auto mf = mail::ParseMessageFile(text);
-    EXPECT_TRUE(mf.ok()) << mf.status();
-    if (!mf.ok()) return "";
-    EXPECT_EQ(::rename(spool_->Path(spool::kRouter, id).c_str(),
-                       spool_->Path(spool::kQueue, id).c_str()),
-              0);
-    mail::ControlFile cf;
-    cf.queue_id = id;
-    cf.body_offset = mf->body_offset;
-    cf.sender = sender;
-    cf.error_to = sender;
-    cf.ret = ret;
-    for (size_t i = 0; i < rcpts.size(); ++i) {
-      rcpts[i].index = static_cast<int>(i);
-      cf.recipients.push_back(rcpts[i]);
-    }
-    EXPECT_TRUE(fs::WriteFileAtomically(spool_->Path(spool::kTransport), id,
-                                        mail::SerializeControl(cf))
-                    .ok());
-    return id;
+    auto id = testing::QueueRoutedMessage(
+        *spool_, sender, std::move(rcpts),
+        "Subject: test\nMessage-ID: <m1@x>\n\nhello\n", ret,
+        static_cast<int64_t>(::time(nullptr)) * 1000000);
+    EXPECT_TRUE(id.ok()) << id.status();
+    return id.ok() ? *id : "";
   }
 
   static mail::ControlRecipient Local(const std::string& user) {

@@ -27,6 +27,7 @@
 #include "node/mail/envelope.h"
 #include "node/spool/spool.h"
 #include "node/ta/mailbox/mailbox.h"
+#include "tests/unit/testing/queued_message.h"
 
 #ifndef ZM_BIN_DIR
 #error "ZM_BIN_DIR must name the build's bin folder"
@@ -178,36 +179,10 @@ class TaTest : public ::testing::Test {
   std::string Queue(const std::string& sender,
                     std::vector<mail::ControlRecipient> rcpts,
                     const std::string& message) {
-    mail::Envelope env;
-    env.sender = sender;
-    for (const auto& r : rcpts) {
-      env.recipients.push_back(
-          {r.orig.empty() ? r.user : r.orig, r.notify, r.orcpt});
-    }
-    auto sub = spool_->Begin(env);
-    EXPECT_TRUE(sub.ok());
-    std::string id = (*sub)->queue_id();
-    EXPECT_TRUE((*sub)->Append(message).ok());
-    EXPECT_TRUE((*sub)->Commit().ok());
-    std::string qpath = spool_->Path(spool::kQueue, id);
-    EXPECT_EQ(::rename(spool_->Path(spool::kRouter, id).c_str(), qpath.c_str()),
-              0);
-    auto file = fs::ReadFile(qpath);
-    auto mf = mail::ParseMessageFile(*file);
-    EXPECT_TRUE(mf.ok());
-    mail::ControlFile cf;
-    cf.queue_id = id;
-    cf.body_offset = mf->body_offset;
-    cf.sender = sender;
-    cf.error_to = sender;
-    for (size_t i = 0; i < rcpts.size(); ++i) {
-      rcpts[i].index = static_cast<int>(i);
-      cf.recipients.push_back(rcpts[i]);
-    }
-    EXPECT_TRUE(fs::WriteFileAtomically(spool_->Path(spool::kTransport), id,
-                                        mail::SerializeControl(cf))
-                    .ok());
-    return id;
+    auto id =
+        testing::QueueRoutedMessage(*spool_, sender, std::move(rcpts), message);
+    EXPECT_TRUE(id.ok()) << id.status();
+    return id.ok() ? *id : "";
   }
 
   mail::ControlFile Control(const std::string& id) {
