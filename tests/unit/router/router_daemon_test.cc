@@ -18,22 +18,15 @@
 #include "node/relations/newdb.h"
 #include "node/spool/spool.h"
 #include "tests/unit/router/test_node.h"
+#include "tests/unit/testing/wait.h"
 
 namespace zm::router {
 namespace {
 
+using testutil::WaitFor;
+
 using ::testing::HasSubstr;
 using zm::test::TestNode;
-
-// Polls `done` until it holds or 30 s pass (the bound, not a timing claim).
-bool WaitFor(const std::function<bool()>& done) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return done();
-}
 
 class RouterDaemonTest : public ::testing::Test {
  protected:

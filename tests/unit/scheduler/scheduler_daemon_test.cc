@@ -21,22 +21,14 @@
 #include "node/mail/envelope.h"
 #include "node/spool/spool.h"
 #include "tests/unit/testing/queued_message.h"
+#include "tests/unit/testing/wait.h"
 
 namespace zm::scheduler {
 namespace {
 
-namespace stdfs = std::filesystem;
+using testutil::WaitFor;
 
-// Polls `pred` until it holds or 30 s pass (a readiness check, not a
-// timing assertion).
-bool WaitFor(const std::function<bool()>& pred) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
+namespace stdfs = std::filesystem;
 
 struct RunResult {
   int status = -1;
@@ -119,7 +111,7 @@ class SchedulerDaemonTest : public ::testing::Test {
   std::string Enqueue(const std::string& sender,
                       std::vector<mail::ControlRecipient> rcpts,
                       const std::string& ret = "") {
-    auto id = testing::QueueRoutedMessage(
+    auto id = testutil::QueueRoutedMessage(
         *spool_, sender, std::move(rcpts),
         "Subject: test\nMessage-ID: <m1@x>\n\nhello\n", ret,
         static_cast<int64_t>(::time(nullptr)) * 1000000);

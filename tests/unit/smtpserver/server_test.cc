@@ -17,34 +17,14 @@
 #include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/mail/envelope.h"
+#include "tests/unit/testing/wait.h"
 
 namespace zm {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-// Waits (bounded) for `pred`, polling: the readiness checks of this test.
-template <typename P>
-bool WaitFor(P pred, int seconds = 20) {
-  auto end = Clock::now() + std::chrono::seconds(seconds);
-  while (Clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
+using testutil::FreeLoopbackPort;
+using testutil::WaitFor;
 
 class Client {
  public:
@@ -99,7 +79,7 @@ class SmtpServerTest : public ::testing::Test {
   void SetUp() override {
     char t[] = "/tmp/zm-smtpserver-XXXXXX";
     dir_ = ::mkdtemp(t);
-    port_ = FreePort();
+    port_ = FreeLoopbackPort();
     for (const char* d : {"etc", "spool", "log", "run"}) {
       std::filesystem::create_directories(dir_ + "/" + d);
     }

@@ -179,8 +179,8 @@ class TaTest : public ::testing::Test {
   std::string Queue(const std::string& sender,
                     std::vector<mail::ControlRecipient> rcpts,
                     const std::string& message) {
-    auto id =
-        testing::QueueRoutedMessage(*spool_, sender, std::move(rcpts), message);
+    auto id = testutil::QueueRoutedMessage(*spool_, sender, std::move(rcpts),
+                                           message);
     EXPECT_TRUE(id.ok()) << id.status();
     return id.ok() ? *id : "";
   }

@@ -15,7 +15,7 @@
 #include "node/mail/envelope.h"
 #include "node/spool/spool.h"
 
-namespace zm::testing {
+namespace zm::testutil {
 
 // Recipients are numbered in order; their `orig` (or `user` when empty)
 // becomes the envelope recipient. Returns the queue id.
@@ -61,6 +61,6 @@ inline absl::StatusOr<std::string> QueueRoutedMessage(
   return id;
 }
 
-}  // namespace zm::testing
+}  // namespace zm::testutil
 
 #endif  // ZM_TESTS_UNIT_TESTING_QUEUED_MESSAGE_H_

@@ -42,8 +42,9 @@ class SupervisorTest : public ::testing::Test {
       stdfs::create_symlink(ZM_STANDIN, bin + "/" + p);
     }
     node_ = tmp_ + "/node";
-    auto r = RunProgram({zmailer_, "init", node_, "--node-id", "t1",
-                         "--smtp-port", std::to_string(ztest::FreePort())});
+    auto r =
+        RunProgram({zmailer_, "init", node_, "--node-id", "t1", "--smtp-port",
+                    std::to_string(ztest::FreeLoopbackPort())});
     ASSERT_EQ(r.code, 0) << r.out << r.err;
   }
 
@@ -270,7 +271,7 @@ TEST(RealNodeTest, StartRestartStop) {
     return RunProgram(argv);
   };
   auto r = RunProgram({zmailer, "init", node, "--node-id", "t1", "--smtp-port",
-                       std::to_string(ztest::FreePort())});
+                       std::to_string(ztest::FreeLoopbackPort())});
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   r = z({"start"});
   ASSERT_EQ(r.code, 0) << r.out << r.err;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/testing/wait.h"
+
 namespace zm::zmailer::ztest {
 
 struct RunResult {
@@ -28,11 +30,8 @@ void RemoveTree(const std::string& dir);
 
 std::string ReadAll(const std::string& path);
 
-// Calls `pred` until it is true or `timeout_ms` have passed.
-bool WaitFor(const std::function<bool()>& pred, int timeout_ms);
-
-// A TCP port on 127.0.0.1 that was free a moment ago.
-int FreePort();
+using testutil::FreeLoopbackPort;
+using testutil::WaitFor;
 
 // The pid in a pid file, 0 if none.
 int ReadPid(const std::string& path);
