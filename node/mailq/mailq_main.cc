@@ -15,6 +15,7 @@ namespace {
 constexpr int kExUsage = 64;
 constexpr int kExUnavailable = 69;
 constexpr int kExNoPerm = 77;
+constexpr int kExConfig = 78;  // no node there: as sendmail answers
 
 std::string Duration(long long s) {
   if (s <= 0) return "0s";
@@ -119,7 +120,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out,
   NodeDir node = LocateNode(dir);
   if (auto st = RequireNode(node); !st.ok()) {
     err << "mailq: " << st.message() << "\n";
-    return kExUnavailable;
+    return kExConfig;
   }
   if (s > 0) {
     out << health::Render(health::Collect(node));

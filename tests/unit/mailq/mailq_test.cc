@@ -32,6 +32,9 @@ TEST(MailqTest, UsageErrors) {
   std::ostringstream err2;
   EXPECT_EQ(Main({"-U", "nobody"}, out, err2), 64);
   EXPECT_NE(err2.str().find("-U needs user/password"), std::string::npos);
+  std::ostringstream err3;
+  EXPECT_EQ(Main({"-C", "/nonexistent/node"}, out, err3), 78);
+  EXPECT_NE(err3.str().find("no node at /nonexistent/node"), std::string::npos);
 }
 
 }  // namespace
