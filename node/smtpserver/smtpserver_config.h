@@ -62,6 +62,18 @@ struct ServerConfig {
        no_smtputf8 = false, no_chunking = false, no_etrn = false,
        no_starttls = false, no_auth = false, no_deliverby = false;
 
+  // Fields other modules read (parsed by smtpserver_config.cc).
+  std::string content_filter;         // contentfilter: program, "" = none
+  int content_filter_timeout_sec = 60;  // zmnode: per message
+  bool enable_router = false;         // enable-router: verify recipients
+  int auth_failrate = 20;             // auth-failrate (per window)
+  int ratelimit_auth_factor = 10;     // zmnode: AUTH users get N x limits
+  int max_error_recipients = 3;       // max-error-recipients (then 421)
+  int rate_slots = 8;                 // zmnode: rate-tracker window slots
+  int rate_slot_seconds = 450;        // zmnode: seconds per slot
+  // tarpit <initial> <exponent> <toplimit> (seconds); initial 0 = off.
+  double tarpit_initial = 0, tarpit_exponent = 0, tarpit_max = 0;
+
   // Kept for later issues (parsed, not acted on in this cut).
   std::vector<HeloPattern> helo_patterns;
   std::vector<std::string> other_params;  // "key value" of the rest
