@@ -1,0 +1,57 @@
+// The smtpserver's smtp::Checks: every policy decision of a session.
+//
+// Combines the compiled smtp-policy database (smtpserver_policy.h), the
+// HELO pattern lines of smtpserver.conf, the rate-tracker, recipient
+// verification against the router's relations (smtpserver_verify.h), AUTH
+// (Authenticator) and the content filter (ContentFilter):
+//
+//   CheckDeps deps{.node = &node, .log = &log, .rates = rates.get(),
+//                  .auth = auth.get(), .dns = resolver.get(),
+//                  .filter = filter.get()};
+//   std::unique_ptr<smtp::Checks> checks = MakePolicyChecks(settings, deps);
+//   smtp::Verdict v = checks->Decide(session, session.pending_check());
+//
+// Every dependency but `node` may be null: no rate-tracker means no rate
+// limits and no auth-failrate, no Authenticator means every AUTH fails
+// (535 5.7.8), no resolver means senderokwithdns is not enforced, no
+// filter means messages are accepted unfiltered. The dependencies must
+// outlive the Checks. Thread-safe (Decide runs on worker threads).
+#ifndef ZM_SMTPSERVER_SMTPSERVER_CHECKS_H_
+#define ZM_SMTPSERVER_SMTPSERVER_CHECKS_H_
+
+#include <memory>
+
+#include "node/common/node_dir.h"
+#include "node/smtp/check.h"
+#include "node/smtpserver/smtpserver_settings.h"
+
+namespace zm {
+class Logger;
+namespace ratetrack {
+class RateTracker;
+}
+namespace dns {
+class Resolver;
+}
+}  // namespace zm
+
+namespace zm::smtpserver {
+
+class Authenticator;  // smtpserver_auth.h
+class ContentFilter;  // smtpserver_filter.h
+
+struct CheckDeps {
+  const NodeDir* node = nullptr;
+  Logger* log = nullptr;
+  ratetrack::RateTracker* rates = nullptr;
+  Authenticator* auth = nullptr;
+  dns::Resolver* dns = nullptr;
+  ContentFilter* filter = nullptr;
+};
+
+std::unique_ptr<smtp::Checks> MakePolicyChecks(
+    std::shared_ptr<const Settings> settings, CheckDeps deps);
+
+}  // namespace zm::smtpserver
+
+#endif  // ZM_SMTPSERVER_SMTPSERVER_CHECKS_H_
