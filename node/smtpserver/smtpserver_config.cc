@@ -83,7 +83,9 @@ constexpr Key kKeys[] = {
     {"allowsourceroute", Kind::kAny},
     {"MSA-mode", Kind::kAny},
     {"smtp-auth", Kind::kAny},
-    {"SMTP-auth-pipe", Kind::kAny},
+    {"SMTP-auth-pipe", Kind::kText},
+    {"smtp-auth-pipe-timeout", Kind::kNumber, 1, 600},  // zmnode
+    {"smtp-auth-file", Kind::kText},                    // zmnode
     {"AUTH-LOGIN-also-without-TLS", Kind::kAny},
     {"auth-failrate", Kind::kAny},
     {"report-auth-file", Kind::kAny},
@@ -204,6 +206,14 @@ absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& path) {
       } else if (name == "hdr220") {
         if (value.empty()) return err("hdr220 needs a text");
         c.hdr220 = std::string(value);
+      } else if (name == "SMTP-auth-pipe") {
+        if (value.empty()) return err("SMTP-auth-pipe needs a program path");
+        c.auth_pipe = std::string(value);
+      } else if (name == "smtp-auth-pipe-timeout") {
+        c.auth_pipe_timeout_sec = static_cast<int>(n);
+      } else if (name == "smtp-auth-file") {
+        if (value.empty()) return err("smtp-auth-file needs a file path");
+        c.auth_file = std::string(value);
       } else if (name == "help") {
         c.help.emplace_back(value);
       } else if (name == "NoEHLO") {

@@ -63,14 +63,19 @@ struct ServerConfig {
        no_starttls = false, no_auth = false, no_deliverby = false;
 
   // Fields other modules read (parsed by smtpserver_config.cc).
-  std::string content_filter;         // contentfilter: program, "" = none
+  std::string content_filter;           // contentfilter: program, "" = none
   int content_filter_timeout_sec = 60;  // zmnode: per message
-  bool enable_router = false;         // enable-router: verify recipients
-  int auth_failrate = 20;             // auth-failrate (per window)
-  int ratelimit_auth_factor = 10;     // zmnode: AUTH users get N x limits
-  int max_error_recipients = 3;       // max-error-recipients (then 421)
-  int rate_slots = 8;                 // zmnode: rate-tracker window slots
-  int rate_slot_seconds = 450;        // zmnode: seconds per slot
+  bool enable_router = false;           // enable-router: verify recipients
+  int auth_failrate = 20;               // auth-failrate (per window)
+  int ratelimit_auth_factor = 10;       // zmnode: AUTH users get N x limits
+  int max_error_recipients = 3;         // max-error-recipients (then 421)
+  int rate_slots = 8;                   // zmnode: rate-tracker window slots
+  int rate_slot_seconds = 450;          // zmnode: seconds per slot
+  // AUTH backends (smtpserver_auth.h); paths may use $MAILVAR etc.
+  std::string auth_pipe;           // SMTP-auth-pipe: program, "" = none
+  int auth_pipe_timeout_sec = 10;  // smtp-auth-pipe-timeout (zmnode)
+  std::string auth_file;           // smtp-auth-file (zmnode); "" =
+                                   // etc/smtp-auth.passwd if present
   // tarpit <initial> <exponent> <toplimit> (seconds); initial 0 = off.
   double tarpit_initial = 0, tarpit_exponent = 0, tarpit_max = 0;
 
