@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 #include <time.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <functional>
 
 #include "node/common/fs.h"
@@ -17,9 +19,11 @@ constexpr std::string_view kVersion = "0.1";
 
 enum class Kind {
   kFlag,    // no value
+  kSwitch,  // no value (on), or 0/1, yes/no, on/off
   kNumber,  // non-negative integer, checked against bounds
   kText,    // free text (may be empty)
-  kAny,     // known, not used in this cut: value kept, not checked
+  kCustom,  // parsed by its own branch below
+  kAny,     // known, for a later issue: value kept, not checked
 };
 
 struct Key {
@@ -35,26 +39,30 @@ constexpr Key kKeys[] = {
     // Listening.
     {"BindAddress", Kind::kText},
     {"BindPort", Kind::kNumber, 1, 65535},
+    {"BindSubmit", Kind::kNumber, 0, 65535},
+    {"submission-port", Kind::kNumber, 0, 65535},  // zmnode alias
+    {"BindSmtpS", Kind::kNumber, 0, 65535},
+    {"listen-ssmtp", Kind::kCustom},        // no value: 465; or a port
+    {"BindSmtp", Kind::kNumber, 1, 65535},  // same as BindPort
     {"ListenQueueSize", Kind::kNumber, 1, 65535},
-    {"BindSmtp", Kind::kAny},
-    {"BindSmtpS", Kind::kAny},
-    {"BindSubmit", Kind::kAny},
-    {"listen-ssmtp", Kind::kAny},
-    {"TcpRcvBufferSize", Kind::kAny},
-    {"TcpXmitBufferSize", Kind::kAny},
+    {"TcpRcvBufferSize", Kind::kNumber, 0, 64 << 20},
+    {"TcpXmitBufferSize", Kind::kNumber, 0, 64 << 20},
+    {"user", Kind::kText},  // zmnode
     // Limits.
     {"maxsize", Kind::kNumber, 0, int64_t{1} << 40},
     {"max-header-size", Kind::kNumber, 1024, int64_t{1} << 30},  // zmnode
     {"min-availspace", Kind::kNumber, 0, int64_t{1} << 40},
-    {"max-error-recipients", Kind::kAny},
+    {"max-error-recipients", Kind::kNumber, 0, 1000000},
     {"MaxSameIpSource", Kind::kNumber, 0, 1000000},
     {"MaxParallelConnections", Kind::kNumber, 1, 1000000},
     {"RcptLimitCount", Kind::kNumber, 100, 10000000},
     {"max-unknown-commands", Kind::kNumber, 0, 1000000},
-    {"idle-timeout", Kind::kNumber, 1, 86400},   // zmnode, seconds
-    {"drain-timeout", Kind::kNumber, 0, 86400},  // zmnode, seconds
-    {"tarpit", Kind::kAny},
-    {"deliverby", Kind::kAny},
+    {"idle-timeout", Kind::kNumber, 1, 86400},      // zmnode, seconds
+    {"data-timeout", Kind::kNumber, 1, 86400},      // zmnode, seconds
+    {"data-end-timeout", Kind::kNumber, 1, 86400},  // zmnode, seconds
+    {"drain-timeout", Kind::kNumber, 0, 86400},     // zmnode, seconds
+    {"tarpit", Kind::kCustom},
+    {"deliverby", Kind::kCustom},
     // Texts.
     {"hdr220", Kind::kText},
     {"help", Kind::kText},
@@ -72,46 +80,51 @@ constexpr Key kKeys[] = {
     {"NoSTARTTLS", Kind::kFlag},
     {"NoAUTH", Kind::kFlag},
     {"NoDELIVERBY", Kind::kFlag},
-    {"no-multiline-replies", Kind::kAny},
-    // Commands and helpers (later issues).
-    {"DEBUGcmd", Kind::kAny},
-    {"EXPNcmd", Kind::kAny},
-    {"VRFYcmd", Kind::kAny},
-    {"enable-router", Kind::kAny},
-    {"contentfilter", Kind::kAny},
-    {"policydb", Kind::kAny},
-    {"allowsourceroute", Kind::kAny},
-    {"MSA-mode", Kind::kAny},
-    {"smtp-auth", Kind::kAny},
+    {"no-multiline-replies", Kind::kFlag},
+    {"normalise-bare-newlines", Kind::kFlag},  // zmnode
+    // Commands and helpers.
+    {"DEBUGcmd", Kind::kFlag},
+    {"EXPNcmd", Kind::kFlag},
+    {"VRFYcmd", Kind::kFlag},
+    {"enable-router", Kind::kFlag},
+    {"contentfilter", Kind::kText},
+    {"contentfilter-timeout", Kind::kNumber, 1, 3600},  // zmnode
+    {"policydb", Kind::kText},
+    {"allowsourceroute", Kind::kFlag},
+    {"MSA-mode", Kind::kFlag},
+    {"smtp-auth", Kind::kFlag},
     {"SMTP-auth-pipe", Kind::kText},
     {"smtp-auth-pipe-timeout", Kind::kNumber, 1, 600},  // zmnode
     {"smtp-auth-file", Kind::kText},                    // zmnode
-    {"AUTH-LOGIN-also-without-TLS", Kind::kAny},
-    {"auth-failrate", Kind::kAny},
-    {"report-auth-file", Kind::kAny},
+    {"AUTH-LOGIN-also-without-TLS", Kind::kFlag},
+    {"auth-failrate", Kind::kNumber, 0, 1000000},
+    {"ratelimit-auth-factor", Kind::kNumber, 1, 1000},  // zmnode
+    {"rate-slots", Kind::kNumber, 1, 1000},             // zmnode
+    {"rate-slot-seconds", Kind::kNumber, 1, 86400},     // zmnode
+    {"report-auth-file", Kind::kText},
     {"etrn-cluster", Kind::kAny},
     {"tracking-cluster", Kind::kAny},
     {"spf-received", Kind::kAny},
-    {"spf-threshold", Kind::kAny},
+    {"spf-threshold", Kind::kCustom},
     // TLS.
-    {"use-tls", Kind::kAny},
-    {"tls-CAfile", Kind::kAny},
-    {"tls-CApath", Kind::kAny},
-    {"tls-cert-file", Kind::kAny},
-    {"tls-key-file", Kind::kAny},
-    {"tls-use-scache", Kind::kAny},
-    {"tls-scache-timeout", Kind::kAny},
-    {"tls-loglevel", Kind::kAny},
-    {"tls-ccert-vd", Kind::kAny},
-    {"tls-ask-cert", Kind::kAny},
-    {"tls-require-cert", Kind::kAny},
-    {"tls-enforce-tls", Kind::kAny},
+    {"use-tls", Kind::kFlag},
+    {"tls-CAfile", Kind::kText},
+    {"tls-CApath", Kind::kText},
+    {"tls-cert-file", Kind::kText},
+    {"tls-key-file", Kind::kText},
+    {"tls-use-scache", Kind::kSwitch},
+    {"tls-scache-timeout", Kind::kNumber, 0, 86400 * 7},
+    {"tls-loglevel", Kind::kNumber, 0, 4},
+    {"tls-ccert-vd", Kind::kNumber, 0, 1},
+    {"tls-ask-cert", Kind::kSwitch},
+    {"tls-require-cert", Kind::kSwitch},
+    {"tls-enforce-tls", Kind::kSwitch},
     // Received: header comment elements.
-    {"rcvd-ident", Kind::kAny},
-    {"rcvd-whoson", Kind::kAny},
-    {"rcvd-auth-user", Kind::kAny},
-    {"rcvd-tls-mode", Kind::kAny},
-    {"rcvd-tls-ccert", Kind::kAny},
+    {"rcvd-ident", Kind::kFlag},
+    {"rcvd-whoson", Kind::kFlag},
+    {"rcvd-auth-user", Kind::kFlag},
+    {"rcvd-tls-mode", Kind::kFlag},
+    {"rcvd-tls-ccert", Kind::kFlag},
 };
 
 const Key* FindKey(std::string_view name) {
@@ -169,10 +182,26 @@ absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& path) {
                               k->max, ", not '", value, "'"));
           }
           break;
+        case Kind::kSwitch:
+          if (value.empty() || value == "1" || EqualsIgnoreCase(value, "yes") ||
+              EqualsIgnoreCase(value, "on")) {
+            n = 1;
+          } else if (value == "0" || EqualsIgnoreCase(value, "no") ||
+                     EqualsIgnoreCase(value, "off")) {
+            n = 0;
+          } else {
+            return err(StrCat(k->name, " takes 0 or 1, not '", value, "'"));
+          }
+          break;
         case Kind::kText:
+        case Kind::kCustom:
         case Kind::kAny:
           break;
       }
+      auto need_text = [&]() -> absl::Status {
+        if (value.empty()) return err(StrCat(k->name, " needs a value"));
+        return absl::OkStatus();
+      };
       std::string_view name = k->name;
       if (name == "BindAddress") {
         std::string addr;
@@ -183,6 +212,143 @@ absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& path) {
         c.bind_addresses.push_back(addr);
       } else if (name == "BindPort") {
         c.bind_port = static_cast<int>(n);
+      } else if (name == "BindSmtp") {
+        c.bind_port = static_cast<int>(n);
+      } else if (name == "BindSubmit" || name == "submission-port") {
+        c.submission_port = static_cast<int>(n);
+      } else if (name == "BindSmtpS") {
+        c.smtps_port = static_cast<int>(n);
+      } else if (name == "listen-ssmtp") {
+        c.smtps_port = 465;
+        if (!value.empty() && (!ParseNumber(value, &c.smtps_port) ||
+                               c.smtps_port < 0 || c.smtps_port > 65535)) {
+          return err(StrCat("listen-ssmtp takes no value or a port, not '",
+                            value, "'"));
+        }
+      } else if (name == "TcpRcvBufferSize") {
+        c.tcp_rcv_buffer = static_cast<int>(n);
+      } else if (name == "TcpXmitBufferSize") {
+        c.tcp_xmit_buffer = static_cast<int>(n);
+      } else if (name == "user") {
+        if (auto st = need_text(); !st.ok()) return st;
+        c.run_as_user = std::string(value);
+      } else if (name == "max-error-recipients") {
+        c.max_error_recipients = static_cast<int>(n);
+      } else if (name == "data-timeout") {
+        c.data_timeout_sec = static_cast<int>(n);
+      } else if (name == "data-end-timeout") {
+        c.data_end_timeout_sec = static_cast<int>(n);
+      } else if (name == "tarpit") {
+        // tarpit <initial> <exponent> [<toplimit>], seconds.
+        auto w = SplitWhitespace(value);
+        double v[3] = {0, 0, 300};
+        bool ok = w.size() == 2 || w.size() == 3;
+        for (size_t i = 0; ok && i < w.size(); ++i) {
+          std::string t(w[i]);
+          char* end = nullptr;
+          v[i] = std::strtod(t.c_str(), &end);
+          ok = end && *end == '\0' && !t.empty() && v[i] >= 0 && v[i] <= 3600;
+        }
+        if (!ok) {
+          return err(StrCat("tarpit needs <initial> <exponent> [<toplimit>] ",
+                            "(seconds, 0 to 3600), not '", value, "'"));
+        }
+        c.tarpit_initial = v[0];
+        c.tarpit_exponent = v[1];
+        c.tarpit_max = std::max(v[2], v[0]);
+      } else if (name == "deliverby") {
+        if (!value.empty() && (!ParseNumber(value, &c.deliverby_min_sec) ||
+                               c.deliverby_min_sec < 0)) {
+          return err(
+              StrCat("deliverby takes a number of seconds, not '", value, "'"));
+        }
+      } else if (name == "no-multiline-replies") {
+        c.no_multiline_replies = true;
+      } else if (name == "normalise-bare-newlines") {
+        c.normalise_bare_newlines = true;
+      } else if (name == "DEBUGcmd") {
+        c.debug_cmd = true;
+      } else if (name == "EXPNcmd") {
+        c.expn = true;
+      } else if (name == "VRFYcmd") {
+        c.vrfy = true;
+      } else if (name == "enable-router") {
+        c.enable_router = true;
+      } else if (name == "contentfilter") {
+        if (auto st = need_text(); !st.ok()) return st;
+        c.content_filter = std::string(value);
+      } else if (name == "contentfilter-timeout") {
+        c.content_filter_timeout_sec = static_cast<int>(n);
+      } else if (name == "policydb") {
+        if (auto st = need_text(); !st.ok()) return st;
+        c.policydb = std::string(value);
+      } else if (name == "allowsourceroute") {
+        c.allow_source_route = true;
+      } else if (name == "MSA-mode") {
+        c.msa_mode = true;
+      } else if (name == "smtp-auth") {
+        c.smtp_auth = true;
+      } else if (name == "AUTH-LOGIN-also-without-TLS") {
+        c.auth_without_tls = true;
+      } else if (name == "auth-failrate") {
+        c.auth_failrate = static_cast<int>(n);
+      } else if (name == "ratelimit-auth-factor") {
+        c.ratelimit_auth_factor = static_cast<int>(n);
+      } else if (name == "rate-slots") {
+        c.rate_slots = static_cast<int>(n);
+      } else if (name == "rate-slot-seconds") {
+        c.rate_slot_seconds = static_cast<int>(n);
+      } else if (name == "report-auth-file") {
+        if (auto st = need_text(); !st.ok()) return st;
+        c.report_auth_file = std::string(value);
+      } else if (name == "spf-threshold") {
+        static constexpr std::string_view kLevels[] = {
+            "fail", "softfail", "none", "neutral", "pass"};
+        bool ok = false;
+        for (auto l : kLevels) ok = ok || EqualsIgnoreCase(value, l);
+        if (!ok) {
+          return err(StrCat("spf-threshold takes fail, softfail, none, ",
+                            "neutral or pass, not '", value, "'"));
+        }
+        c.other_params.push_back(StrCat(name, " ", value));
+      } else if (name == "use-tls") {
+        c.tls.use_tls = true;
+      } else if (name == "tls-CAfile") {
+        if (auto st = need_text(); !st.ok()) return st;
+        c.tls.ca_file = std::string(value);
+      } else if (name == "tls-CApath") {
+        if (auto st = need_text(); !st.ok()) return st;
+        c.tls.ca_path = std::string(value);
+      } else if (name == "tls-cert-file") {
+        if (auto st = need_text(); !st.ok()) return st;
+        c.tls.cert_file = std::string(value);
+      } else if (name == "tls-key-file") {
+        if (auto st = need_text(); !st.ok()) return st;
+        c.tls.key_file = std::string(value);
+      } else if (name == "tls-use-scache") {
+        c.tls.use_scache = n != 0;
+      } else if (name == "tls-scache-timeout") {
+        c.tls.scache_timeout_sec = static_cast<int>(n);
+      } else if (name == "tls-loglevel") {
+        c.tls.loglevel = static_cast<int>(n);
+      } else if (name == "tls-ccert-vd") {
+        c.tls.ccert_vd = static_cast<int>(n);
+      } else if (name == "tls-ask-cert") {
+        c.tls.ask_cert = n != 0;
+      } else if (name == "tls-require-cert") {
+        c.tls.require_cert = n != 0;
+      } else if (name == "tls-enforce-tls") {
+        c.tls.enforce_tls = n != 0;
+      } else if (name == "rcvd-ident") {
+        c.rcvd_ident = true;
+      } else if (name == "rcvd-whoson") {
+        c.rcvd_whoson = true;
+      } else if (name == "rcvd-auth-user") {
+        c.rcvd_auth_user = true;
+      } else if (name == "rcvd-tls-mode") {
+        c.rcvd_tls_mode = true;
+      } else if (name == "rcvd-tls-ccert") {
+        c.rcvd_tls_ccert = true;
       } else if (name == "ListenQueueSize") {
         c.listen_queue_size = static_cast<int>(n);
       } else if (name == "maxsize") {

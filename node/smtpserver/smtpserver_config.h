@@ -37,9 +37,15 @@ struct HeloPattern {
 
 struct ServerConfig {
   // Listening. Empty bind_addresses: all IPv4 addresses ("0.0.0.0").
+  // Every address listens on each port that is not 0.
   std::vector<std::string> bind_addresses;  // plain IPs: "127.0.0.1", "::1"
-  int bind_port = 25;
+  int bind_port = 25;           // BindPort: MX and relay (Listener::kSmtp)
+  int submission_port = 0;      // BindSubmit / submission-port (587); 0 off
+  int smtps_port = 0;           // BindSmtpS / listen-ssmtp (465); 0 off
   int listen_queue_size = 128;  // ListenQueueSize
+  int tcp_rcv_buffer = 0;       // TcpRcvBufferSize (0: the kernel's)
+  int tcp_xmit_buffer = 0;      // TcpXmitBufferSize
+  std::string run_as_user;      // user (zmnode): setuid after binding as root
 
   // Limits.
   uint64_t max_size = 10000000;           // maxsize (0: no limit)
@@ -49,7 +55,9 @@ struct ServerConfig {
   int max_parallel_connections = 800;     // MaxParallelConnections
   int rcpt_limit = 10000;                 // RcptLimitCount (at least 100)
   int max_unknown_commands = 10;          // max-unknown-commands
-  int idle_timeout_sec = 300;             // idle-timeout (zmnode)
+  int idle_timeout_sec = 300;             // idle-timeout: per command
+  int data_timeout_sec = 180;             // data-timeout: per DATA block
+  int data_end_timeout_sec = 600;         // data-end-timeout: our reply
   int drain_timeout_sec = 30;             // drain-timeout (zmnode)
 
   // Texts.
@@ -61,6 +69,35 @@ struct ServerConfig {
        no_size = false, no_dsn = false, no_enhancedstatuscodes = false,
        no_smtputf8 = false, no_chunking = false, no_etrn = false,
        no_starttls = false, no_auth = false, no_deliverby = false;
+
+  // Commands and session behaviour.
+  bool vrfy = false, expn = false, debug_cmd = false;  // VRFYcmd EXPNcmd ...
+  bool smtp_auth = false;                              // smtp-auth: offer AUTH
+  bool auth_without_tls = false;    // AUTH-LOGIN-also-without-TLS
+  bool msa_mode = false;            // MSA-mode on the BindPort listener too
+  bool allow_source_route = false;  // allowsourceroute
+  bool no_multiline_replies = false;
+  bool normalise_bare_newlines = false;  // zmnode: else 550 5.6.0
+  int deliverby_min_sec = 0;             // deliverby <seconds>
+  std::string policydb;                  // policydb (kept as written)
+  std::string report_auth_file;          // report-auth-file
+  // Received: header comment parts.
+  bool rcvd_ident = false, rcvd_whoson = false, rcvd_auth_user = false,
+       rcvd_tls_mode = false, rcvd_tls_ccert = false;
+
+  // TLS (STARTTLS and the smtps port). Paths as written ($MAILVAR ...);
+  // empty cert/key: etc/tls/smtpserver-{cert,key}.pem when present.
+  struct Tls {
+    bool use_tls = false;  // use-tls (TLS is on whenever a cert is found)
+    std::string cert_file, key_file, ca_file, ca_path;
+    bool use_scache = false;  // tls-use-scache: server-side cache
+    int scache_timeout_sec = 3600;
+    int loglevel = 0;
+    int ccert_vd = 0;
+    bool ask_cert = false;      // tls-ask-cert: request a client cert
+    bool require_cert = false;  // tls-require-cert
+    bool enforce_tls = false;   // tls-enforce-tls: no MAIL without TLS
+  } tls;
 
   // Fields other modules read (parsed by smtpserver_config.cc).
   std::string content_filter;           // contentfilter: program, "" = none
@@ -79,7 +116,7 @@ struct ServerConfig {
   // tarpit <initial> <exponent> <toplimit> (seconds); initial 0 = off.
   double tarpit_initial = 0, tarpit_exponent = 0, tarpit_max = 0;
 
-  // Kept for later issues (parsed, not acted on in this cut).
+  // HELO/EHLO pattern lines, in file order (the policy checks match them).
   std::vector<HeloPattern> helo_patterns;
   std::vector<std::string> other_params;  // "key value" of the rest
 };

@@ -78,10 +78,12 @@ absl::Status Submission::Prepare(bool sync) {
   return absl::OkStatus();
 }
 
-absl::Status Submission::Publish() {
+absl::Status Submission::Publish(std::string_view folder,
+                                 std::string_view name) {
   if (!prepared_)
     return absl::FailedPreconditionError("publish before prepare");
-  if (auto s = fs::RenameNoReplace(temp_path_, spool_.Path(kRouter, queue_id_));
+  if (auto s = fs::RenameNoReplace(
+          temp_path_, spool_.Path(folder, name.empty() ? queue_id_ : name));
       !s.ok()) {
     return s;
   }

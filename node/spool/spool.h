@@ -63,6 +63,8 @@ class Submission {
   Submission& operator=(const Submission&) = delete;
 
   const std::string& queue_id() const { return queue_id_; }
+  // The file being written in public/ (a content filter may read it).
+  const std::string& path() const { return temp_path_; }
   // Bytes of message appended so far.
   uint64_t size() const { return size_; }
 
@@ -81,7 +83,10 @@ class Submission {
   // caller then calls Spool::SyncRouterDir() once for the batch before
   // acknowledging any of them.
   absl::Status Prepare(bool sync = true);
-  absl::Status Publish();
+  // `folder`/`name` instead: the smtpserver freezes a message with
+  // Publish(kFreezer, "<id>.<cause>") (then fsyncs that folder itself).
+  absl::Status Publish(std::string_view folder = kRouter,
+                       std::string_view name = {});
 
   // Removes the temporary file (also done by the destructor).
   void Abort();

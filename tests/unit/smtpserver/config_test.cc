@@ -138,7 +138,73 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"localhost\n", ":1: HELO pattern 'localhost' needs"},
         BadCase{"localhost high veR\n", ":1: HELO pattern"},
         BadCase{"localhost 999 v e\n", ":1: style flags"},
-        BadCase{"localhost 999 v9\n", ":1: bad style flag '9'"}));
+        BadCase{"localhost 999 v9\n", ":1: bad style flag '9'"},
+        BadCase{"PARAM tarpit 20\n", ":1: tarpit needs"},
+        BadCase{"PARAM tarpit 20 x 30\n", ":1: tarpit needs"},
+        BadCase{"PARAM tls-ask-cert maybe\n", ":1: tls-ask-cert takes 0 or 1"},
+        BadCase{"PARAM tls-cert-file\n", ":1: tls-cert-file needs a value"},
+        BadCase{"PARAM BindSubmit 99999\n", ":1: BindSubmit needs a number"},
+        BadCase{"PARAM listen-ssmtp x\n", ":1: listen-ssmtp takes"},
+        BadCase{"PARAM spf-threshold maybe\n", ":1: spf-threshold takes"},
+        BadCase{"PARAM enable-router yes\n", ":1: enable-router takes no"},
+        BadCase{"PARAM deliverby soon\n", ":1: deliverby takes"},
+        BadCase{"PARAM data-timeout 0\n", ":1: data-timeout needs"}));
+
+TEST(ServerConfig, EveryActedOnKeyIsParsed) {
+  TempDir d;
+  auto c = ParseServerConfig(d.Write("smtpserver.conf", R"(
+PARAM BindSubmit 2587
+PARAM listen-ssmtp
+PARAM user mail
+PARAM TcpRcvBufferSize 32000
+PARAM tarpit 0.5 2 4
+PARAM deliverby 60
+PARAM VRFYcmd
+PARAM EXPNcmd
+PARAM enable-router
+PARAM contentfilter $MAILBIN/filter
+PARAM smtp-auth
+PARAM AUTH-LOGIN-also-without-TLS
+PARAM auth-failrate 5
+PARAM max-error-recipients 7
+PARAM data-timeout 60
+PARAM data-end-timeout 90
+PARAM tls-cert-file $MAILVAR/c.pem
+PARAM tls-key-file $MAILVAR/k.pem
+PARAM tls-CAfile $MAILVAR/ca.pem
+PARAM tls-use-scache
+PARAM tls-scache-timeout 600
+PARAM tls-ask-cert 1
+PARAM tls-require-cert 0
+PARAM rcvd-auth-user
+PARAM rcvd-tls-mode
+PARAM spf-threshold softfail
+)"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->submission_port, 2587);
+  EXPECT_EQ(c->smtps_port, 465);
+  EXPECT_EQ(c->run_as_user, "mail");
+  EXPECT_EQ(c->tcp_rcv_buffer, 32000);
+  EXPECT_DOUBLE_EQ(c->tarpit_initial, 0.5);
+  EXPECT_DOUBLE_EQ(c->tarpit_exponent, 2);
+  EXPECT_DOUBLE_EQ(c->tarpit_max, 4);
+  EXPECT_EQ(c->deliverby_min_sec, 60);
+  EXPECT_TRUE(c->vrfy && c->expn && c->enable_router && c->smtp_auth &&
+              c->auth_without_tls);
+  EXPECT_EQ(c->content_filter, "$MAILBIN/filter");
+  EXPECT_EQ(c->auth_failrate, 5);
+  EXPECT_EQ(c->max_error_recipients, 7);
+  EXPECT_EQ(c->data_timeout_sec, 60);
+  EXPECT_EQ(c->data_end_timeout_sec, 90);
+  EXPECT_EQ(c->tls.cert_file, "$MAILVAR/c.pem");
+  EXPECT_EQ(c->tls.ca_file, "$MAILVAR/ca.pem");
+  EXPECT_TRUE(c->tls.use_scache);
+  EXPECT_EQ(c->tls.scache_timeout_sec, 600);
+  EXPECT_TRUE(c->tls.ask_cert);
+  EXPECT_FALSE(c->tls.require_cert);
+  EXPECT_TRUE(c->rcvd_auth_user && c->rcvd_tls_mode);
+  EXPECT_FALSE(c->rcvd_ident);
+}
 
 TEST(Policy, DefaultsTrustLoopbackOnly) {
   Policy p;
