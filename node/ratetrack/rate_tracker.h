@@ -20,6 +20,7 @@
 #ifndef ZM_RATETRACK_RATE_TRACKER_H_
 #define ZM_RATETRACK_RATE_TRACKER_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -34,6 +35,9 @@ namespace zm::ratetrack {
 struct RateWindow {
   int slots = 8;
   int slot_seconds = 450;
+  // Memory bound: at most this many source keys are kept; past it the key
+  // used least recently is forgotten (in memory and in RocksDB).
+  size_t max_keys = 200000;
 };
 
 struct Counts {
@@ -45,6 +49,11 @@ struct Counts {
 
   Counts& operator+=(const Counts& o);
 };
+
+// The count fields by name: "messages", "recipients", "auth_failures",
+// "aborts", "excesses". FieldValue is 0 for an unknown name.
+bool IsCountField(std::string_view field);
+uint64_t FieldValue(const Counts& c, std::string_view field);
 
 // "ip4:192.0.2.7", "ip6:2001:db8:1:2::/64" (the /64 of an IPv6 address;
 // IPv4-mapped IPv6 counts as IPv4), "user:alice" (lower-cased).
@@ -70,6 +79,12 @@ class RateTracker {
  public:
   static absl::StatusOr<std::unique_ptr<RateTracker>> Open(
       const NodeDir& node, std::string node_id, RateWindow window);
+  // A read-only view of the state another process (the smtpserver) keeps
+  // open: RocksDB's read-only mode takes no lock. A snapshot as of the
+  // call (the writer flushes every second); Add/MergePeer change only
+  // this view, Flush writes nothing.
+  static absl::StatusOr<std::unique_ptr<RateTracker>> OpenReadOnly(
+      const NodeDir& node, RateWindow window);
   // In memory only (tests, sendmail -bs).
   static std::unique_ptr<RateTracker> InMemory(std::string node_id,
                                                RateWindow window);
@@ -91,8 +106,11 @@ class RateTracker {
   virtual std::vector<SlotCount> LocalSlotsSince(int64_t since_sec) const = 0;
   virtual void MergePeer(const std::vector<SlotCount>& slots) = 0;
 
-  // Writes what is pending to RocksDB.
+  // Writes what is pending to RocksDB (a no-op in memory).
   virtual absl::Status Flush() = 0;
+
+  // Keys held in memory (for tests and the memory bound).
+  virtual size_t KeyCount() const = 0;
 };
 
 }  // namespace zm::ratetrack
