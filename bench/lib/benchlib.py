@@ -1,0 +1,424 @@
+"""Shared pieces of the side-by-side benchmarks (bench/smtp-accept, bench/relay).
+
+- netns: re-run the calling script inside a private network namespace
+  (`unshare --net`, loopback up), so fixed ports are free and nothing leaks.
+- Process trees: CPU seconds and proportional memory (Pss) of a server and
+  every process below it, from /proc.
+- Servers: a zmnode node (`zmailer init`, then either the smtpserver alone
+  or the whole node) and a private Postfix (bench/peers/postfix).
+- Clients: an asyncio SMTP client that times end-of-data -> 250 per
+  message and stamps each message with an id; an asyncio sink that records
+  when each id arrives; an idle-connection opener.
+
+Every wait is bounded; nothing here asserts, the scripts print figures.
+"""
+
+import asyncio
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(BENCH)
+PEER_POSTFIX = os.path.join(BENCH, "peers", "postfix")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ----- environment -----
+
+def enter_netns():
+    """Re-executes this script in a private network namespace, once."""
+    if os.environ.get("ZMBENCH_NETNS") == "1":
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        return True
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        return False
+    env = dict(os.environ, ZMBENCH_NETNS="1")
+    r = subprocess.run(["unshare", "--net", sys.executable] + sys.argv, env=env)
+    sys.exit(r.returncode)
+
+
+def raise_nofile(want):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    new = min(max(soft, want), hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    return new
+
+
+def uptime():
+    with open("/proc/loadavg") as f:
+        return "load " + " ".join(f.read().split()[:3])
+
+
+def wait_port(host, port, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+# ----- /proc accounting -----
+
+def _children_map():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        ppid = int(st.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def tree(root):
+    """The pid `root` and every live descendant."""
+    kids = _children_map()
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def cpu_seconds(root):
+    """utime+stime of the tree, plus reaped children (cutime+cstime)."""
+    total = 0
+    for p in tree(root):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is state (field 3); utime is field 14 -> index 11.
+        total += sum(int(x) for x in fields[11:15])
+    return total / CLK_TCK
+
+
+def pss_kib(root):
+    """Proportional set size of the tree, KiB (shared pages split fairly)."""
+    total = 0
+    for p in tree(root):
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+    return total
+
+
+# ----- servers -----
+
+class Zmnode:
+    """A throw-away zmnode node. mode 'accept': the smtpserver alone;
+    mode 'relay': the whole node under its supervisor."""
+
+    name = "zmnode"
+
+    def __init__(self, bindir, home, port, mode="accept", conns=20000,
+                 smtp_conf_extra=(), scheduler_conf=None):
+        self.bindir = os.path.abspath(bindir)
+        self.home = home
+        self.node = os.path.join(home, "zmnode")
+        self.port = port
+        self.mode = mode
+        self.proc = None
+        self.env = dict(os.environ, ZMAILER_HOME=self.node)
+        self.env.pop("ZMBENCH_NETNS", None)
+        zmailer = os.path.join(self.bindir, "zmailer")
+        subprocess.run([zmailer, "init", self.node, "--smtp-port", str(port),
+                        "--node-id", "bench", "--hostname", "zmnode.bench.example"],
+                       check=True, stdout=subprocess.DEVNULL, env=self.env)
+        conf = os.path.join(self.node, "etc", "smtpserver.conf")
+        with open(conf) as f:
+            text = f.read()
+        text = text.replace("PARAM MaxSameIpSource    10 ",
+                            f"PARAM MaxSameIpSource    {conns} ")
+        text = text.replace("PARAM MaxParallelConnections 800 ",
+                            f"PARAM MaxParallelConnections {conns} ")
+        for line in smtp_conf_extra:
+            text = line + "\n" + text
+        with open(conf, "w") as f:
+            f.write(text)
+        if scheduler_conf is not None:
+            with open(os.path.join(self.node, "etc", "scheduler.conf"), "w") as f:
+                f.write(scheduler_conf)
+
+    def start(self):
+        if self.mode == "accept":
+            self.proc = subprocess.Popen(
+                [os.path.join(self.bindir, "smtpserver"), "-C", self.node, "-f"],
+                env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            self.proc = subprocess.Popen(
+                [os.path.join(self.bindir, "zmailer"), "start", "-f"],
+                env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_port("127.0.0.1", self.port):
+            raise RuntimeError("zmnode smtpserver did not come up")
+
+    @property
+    def root_pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def version(self):
+        r = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                           capture_output=True, text=True)
+        return "zmnode " + (r.stdout.strip() or "?")
+
+
+class Postfix:
+    """A private Postfix instance (bench/peers/postfix)."""
+
+    name = "postfix"
+
+    def __init__(self, home, port, mode="accept", sink_port=None, procs=100):
+        os.chmod(home, 0o755)  # its daemons run as nobody and must reach the queue
+        self.dir = os.path.join(home, "postfix")
+        self.port = port
+        args = [PEER_POSTFIX, "setup", self.dir, "--port", str(port), "--mode", mode,
+                "--procs", str(procs)]
+        if sink_port:
+            args += ["--sink-port", str(sink_port)]
+        subprocess.run([PEER_POSTFIX, "install"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+
+    def start(self):
+        subprocess.run([PEER_POSTFIX, "start", self.dir], check=True,
+                       stdout=subprocess.DEVNULL)
+
+    @property
+    def root_pid(self):
+        with open(os.path.join(self.dir, "queue", "pid", "master.pid")) as f:
+            return int(f.read().strip())
+
+    def stop(self):
+        subprocess.run([PEER_POSTFIX, "stop", self.dir], stdout=subprocess.DEVNULL)
+
+    def version(self):
+        r = subprocess.run([PEER_POSTFIX, "exec", "postconf", "-d", "-h", "mail_version"],
+                           capture_output=True, text=True)
+        return "Postfix " + r.stdout.strip()
+
+
+def postfix_bin(name):
+    r = subprocess.run([PEER_POSTFIX, "bin", name], check=True, capture_output=True,
+                       text=True)
+    return r.stdout.strip()
+
+
+def postfix_env():
+    root = os.environ.get("ZMBENCH_PREFIX", "/opt/zmbench/postfix")
+    return dict(os.environ, LD_LIBRARY_PATH=os.path.join(root, "root/usr/lib/postfix"))
+
+
+def smtp_source(port, messages, sessions, size, timeout, per_session=False):
+    """Postfix's smtp-source; returns (seconds, returncode)."""
+    args = [postfix_bin("smtp-source"), "-s", str(sessions), "-m", str(messages),
+            "-l", str(size), "-f", "bench@source.example", "-t", "rcpt@sink.example",
+            "-M", "source.example"]
+    if per_session:
+        args.append("-d")
+    args.append(f"127.0.0.1:{port}")
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run(args, env=postfix_env(), timeout=timeout,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        rc = r.returncode
+        if rc:
+            print("  smtp-source:", r.stderr.strip()[:300], file=sys.stderr)
+    except subprocess.TimeoutExpired:
+        rc = "timeout"
+    return time.monotonic() - t0, rc
+
+
+# ----- asyncio SMTP client and sink -----
+
+async def read_reply(reader):
+    """One SMTP reply: (code, last line). Bounded by the caller's timeout."""
+    while True:
+        line = await reader.readline()
+        if not line:
+            raise ConnectionError("connection closed")
+        if len(line) < 4 or line[3:4] != b"-":
+            return int(line[:3]), line
+
+
+async def send_one(host, port, body, msg_id, stamps, latencies, errors):
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        code, line = await read_reply(reader)
+        if code != 220:
+            raise ConnectionError(f"banner {line!r}")
+        for cmd, want in ((b"EHLO client.bench.example\r\n", 250),
+                          (b"MAIL FROM:<bench@source.example>\r\n", 250),
+                          (b"RCPT TO:<rcpt@sink.example>\r\n", 250),
+                          (b"DATA\r\n", 354)):
+            writer.write(cmd)
+            code, line = await read_reply(reader)
+            if code != want:
+                raise ConnectionError(f"{cmd.split()[0].decode()}: {line!r}")
+        writer.write(f"Subject: bench {msg_id}\r\nX-Bench-Id: {msg_id}\r\n"
+                     f"From: <bench@source.example>\r\nTo: <rcpt@sink.example>\r\n\r\n"
+                     .encode() + body + b".\r\n")
+        await writer.drain()
+        t0 = time.monotonic()
+        code, line = await read_reply(reader)
+        t1 = time.monotonic()
+        if code != 250:
+            raise ConnectionError(f"end of data: {line!r}")
+        latencies.append(t1 - t0)
+        stamps[msg_id] = time.time()
+        writer.write(b"QUIT\r\n")
+        await writer.drain()
+        try:
+            await asyncio.wait_for(read_reply(reader), 5)
+        except (asyncio.TimeoutError, ConnectionError):
+            pass
+    except (OSError, ConnectionError) as e:
+        errors.append(repr(e))
+    finally:
+        writer.close()
+
+
+def make_body(size):
+    line = b"x" * 76 + b"\r\n"
+    return line * max(1, size // len(line))
+
+
+async def _timed_load(port, messages, sessions, size, timeout, tag):
+    body = make_body(size)
+    latencies, errors, stamps = [], [], {}
+    counter = iter(range(messages))
+
+    async def worker():
+        for k in counter:
+            await send_one("127.0.0.1", port, body, f"{tag}-{k}", stamps, latencies, errors)
+
+    t0 = time.monotonic()
+    tasks = [asyncio.create_task(worker()) for _ in range(sessions)]
+    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for t in pending:
+        t.cancel()
+    return time.monotonic() - t0, latencies, errors, stamps
+
+
+def timed_load(port, messages, sessions, size, timeout, tag="m"):
+    """N messages over `sessions` parallel connections, one message per
+    connection (as smtp-source does by default); returns (seconds,
+    latencies end-of-data->250, errors, {id: wall-clock acceptance})."""
+    return asyncio.run(_timed_load(port, messages, sessions, size, timeout, tag))
+
+
+def percentile(values, q):
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+class Sink:
+    """An SMTP sink in its own process: accepts everything and appends
+    `<wall-clock time> <X-Bench-Id>` per message to a file."""
+
+    def __init__(self, port, log_path):
+        self.port = port
+        self.log_path = log_path
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(BENCH, "lib", "sink.py"), str(port), log_path])
+        if not wait_port("127.0.0.1", port):
+            raise RuntimeError("sink did not come up")
+
+    def arrivals_all(self):
+        """[(id, time)] in arrival order, every message (id '-' for
+        messages without X-Bench-Id, as smtp-source sends them)."""
+        out = []
+        try:
+            with open(self.log_path) as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) == 2:
+                        out.append((parts[1], float(parts[0])))
+        except FileNotFoundError:
+            pass
+        return out
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+async def _open_idle(port, count, sources, timeout):
+    """Opens `count` connections from 127.0.0.x sources, waits for each
+    banner; returns (writers, banners received, errors)."""
+    writers, errors = [], []
+    got = 0
+    sem = asyncio.Semaphore(200)  # connect in waves, not 10,000 SYNs at once
+
+    async def one(i):
+        nonlocal got
+        src = f"127.0.0.{2 + i % sources}"
+        async with sem:
+            try:
+                r, w = await asyncio.wait_for(
+                    asyncio.open_connection("127.0.0.1", port, local_addr=(src, 0)), timeout)
+                writers.append((r, w))
+                line = await asyncio.wait_for(r.readline(), timeout)
+                if line.startswith(b"220"):
+                    got += 1
+                else:
+                    errors.append(line[:80])
+            except (OSError, asyncio.TimeoutError) as e:
+                errors.append(repr(e)[:80])
+
+    await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(count))), timeout * 4)
+    return writers, got, errors
+
+
+def idle_connections(server, count, sources=40, timeout=60.0, probe=None):
+    """Memory per idle connection: Pss of the server tree before and after
+    `count` connections got their banner. `probe()` runs while they are
+    open (e.g. one normal message) and its result is returned."""
+
+    async def run():
+        before = pss_kib(server.root_pid)
+        t0 = time.monotonic()
+        writers, got, errors = await _open_idle(server.port, count, sources, timeout)
+        opened_s = time.monotonic() - t0
+        await asyncio.sleep(1)  # let the server settle its buffers
+        after = pss_kib(server.root_pid)
+        procs = len(tree(server.root_pid))
+        probe_result = await asyncio.get_running_loop().run_in_executor(None, probe) \
+            if probe else None
+        for r, w in writers:
+            w.close()
+        return dict(before_kib=before, after_kib=after, served=got, errors=errors,
+                    opened_s=opened_s, processes=procs, probe=probe_result)
+
+    return asyncio.run(run())
