@@ -123,6 +123,35 @@ def pss_kib(root):
     return total
 
 
+class FlushTrace:
+    """strace -f -c -w over a process tree: how many fsync/fdatasync/syncfs
+    calls it makes and the wall-clock seconds spent in them. strace slows
+    the traced processes; rates of a traced phase are not comparable."""
+
+    CALLS = ("fsync", "fdatasync", "syncfs")
+
+    def __init__(self, root, out_path):
+        self.out_path = out_path
+        args = ["strace", "-f", "-qq", "-c", "-w", "-o", out_path,
+                "-e", "trace=" + ",".join(self.CALLS)]
+        for p in tree(root):
+            args += ["-p", str(p)]
+        self.proc = subprocess.Popen(args, stderr=subprocess.DEVNULL)
+        time.sleep(1)  # strace has no readiness signal; attaching settles
+
+    def stop(self):
+        """{call: (count, seconds)}"""
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=30)
+        out = {}
+        with open(self.out_path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 5 and parts[-1] in self.CALLS:
+                    out[parts[-1]] = (int(parts[3]), float(parts[1]))
+        return out
+
+
 # ----- servers -----
 
 class Zmnode:
