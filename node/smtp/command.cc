@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <array>
 #include <vector>
 
@@ -256,11 +257,29 @@ PathResult ParsePathArg(std::string_view arg, std::string_view keyword,
                 StrCat("Syntax: ",
                        is_mail ? "MAIL FROM:<address>" : "RCPT TO:<address>"));
   }
-  while (!arg.empty() && arg.front() == ' ') arg.remove_prefix(1);
+  if (o.sloppy) {
+    while (!arg.empty() && arg.front() == ' ') arg.remove_prefix(1);
+  }
   PathResult r;
   bool utf8 = false;
-  std::string err = ParsePath(&arg, is_mail, is_mail ? false : o.require_domain,
-                              &r.address, &utf8);
+  // Sloppy clients leave out the angle brackets: the path is the first
+  // word.
+  std::string wrapped;
+  if (o.sloppy && !arg.empty() && arg.front() != '<') {
+    size_t end = std::min(arg.find(' '), arg.size());
+    wrapped = StrCat("<", arg.substr(0, end), ">");
+    arg.remove_prefix(end);
+  }
+  std::string err;
+  if (!wrapped.empty()) {
+    std::string_view w = wrapped;
+    err = ParsePath(&w, is_mail, is_mail ? false : o.require_domain, &r.address,
+                    &utf8);
+    if (err.empty() && !w.empty()) err = "bad address";
+  } else {
+    err = ParsePath(&arg, is_mail, is_mail ? false : o.require_domain,
+                    &r.address, &utf8);
+  }
   ReplyId bad =
       is_mail ? ReplyId::kBadSenderAddress : ReplyId::kBadRecipientAddress;
   if (!err.empty()) {
@@ -288,6 +307,30 @@ bool ValidXtext(std::string_view v, std::string* decoded) {
   auto d = mail::XtextDecode(v);
   if (!d.ok()) return false;
   *decoded = std::move(*d);
+  return true;
+}
+
+// RFC 2852: by-value = by-time ";" by-mode [ by-trace ]; by-time is a
+// signed decimal of at most 9 digits, by-mode "N" or "R", by-trace "T".
+// In R mode the time must be positive.
+bool ValidBy(std::string_view v) {
+  auto semi = v.find(';');
+  if (semi == std::string_view::npos) return false;
+  std::string_view time = v.substr(0, semi);
+  std::string_view mode = v.substr(semi + 1);
+  bool negative = false;
+  if (!time.empty() && (time.front() == '-' || time.front() == '+')) {
+    negative = time.front() == '-';
+    time.remove_prefix(1);
+  }
+  if (time.empty() || time.size() > 9) return false;
+  uint64_t n = 0;
+  if (!ParseNumber(time, &n)) return false;
+  if (mode.empty() || mode.size() > 2) return false;
+  char m = static_cast<char>(mode[0] & ~0x20);
+  if (m != 'N' && m != 'R') return false;
+  if (mode.size() == 2 && (mode[1] & ~0x20) != 'T') return false;
+  if (m == 'R' && (negative || n == 0)) return false;
   return true;
 }
 
@@ -356,6 +399,16 @@ PathResult ParseMailFrom(std::string_view arg, const PathOptions& o) {
     } else if (EqualsIgnoreCase(p.key, "SMTPUTF8") && o.ext.smtputf8) {
       if (p.has_value) return Fail(ReplyId::kSyntax, "SMTPUTF8 takes no value");
       r.mail.smtputf8 = true;
+    } else if (EqualsIgnoreCase(p.key, "AUTH") && o.ext.auth) {
+      if (!p.has_value || p.value.size() > kMaxPath + 2 ||
+          !ValidXtext(p.value, &r.mail.auth)) {
+        return Fail(ReplyId::kSyntax, "Bad AUTH value");
+      }
+    } else if (EqualsIgnoreCase(p.key, "BY") && o.ext.deliverby) {
+      if (!p.has_value || !ValidBy(p.value)) {
+        return Fail(ReplyId::kSyntax, "Bad BY value");
+      }
+      r.mail.by = std::string(p.value);
     } else {
       return Fail(ReplyId::kSyntaxParam,
                   StrCat("Unsupported MAIL parameter ", p.key));
@@ -423,6 +476,11 @@ PathResult ParseRcptTo(std::string_view arg, const PathOptions& o) {
     }
   }
   return r;
+}
+
+bool ValidDomainName(std::string_view domain) {
+  bool utf8 = false;
+  return ValidDomain(domain, &utf8);
 }
 
 std::string AddressDomain(std::string_view address) {

@@ -73,6 +73,8 @@ struct Extensions {
   bool eightbitmime = true;
   bool dsn = true;
   bool smtputf8 = true;
+  bool auth = true;       // MAIL ... AUTH=<mailbox> (RFC 4954 section 5)
+  bool deliverby = true;  // MAIL ... BY=<seconds>;<R|N>[T] (RFC 2852)
 };
 
 struct PathOptions {
@@ -80,6 +82,10 @@ struct PathOptions {
   // Strict RFC 5321: a recipient needs a domain (except <postmaster>).
   // Local trusted submission (sendmail -bs) may give bare user names.
   bool require_domain = true;
+  // Sloppy syntax (a HELO pattern without the R style flag): spaces after
+  // the colon and a path without angle brackets are accepted. Strict
+  // syntax refuses both with 501 5.5.4.
+  bool sloppy = false;
 };
 
 // MAIL FROM parameters (RFC 1870, 6152, 3461, 6531).
@@ -89,6 +95,8 @@ struct MailParams {
   std::string ret;    // "", "FULL", "HDRS"
   std::string envid;  // decoded xtext
   bool smtputf8 = false;
+  std::string auth;   // AUTH= decoded ("<>" = unknown submitter)
+  std::string by;     // BY= as given ("3600;R", "-60;NT")
 };
 
 // RCPT TO parameters (RFC 3461).
@@ -110,6 +118,10 @@ struct PathResult {
 PathResult ParseMailFrom(std::string_view arg, const PathOptions& options);
 // `arg` is the whole argument of RCPT ("TO:<path> params").
 PathResult ParseRcptTo(std::string_view arg, const PathOptions& options);
+
+// A domain name or address literal ("[192.0.2.1]", "[IPv6:...]"), as HELO,
+// ETRN and addresses use them; non-ASCII labels (U-labels) are accepted.
+bool ValidDomainName(std::string_view domain);
 
 // The domain of an address ("" when it has none), without a trailing dot,
 // lower-cased; address literals keep their brackets ("[127.0.0.1]").

@@ -1,5 +1,7 @@
 #include "node/smtp/line_reader.h"
 
+#include <algorithm>
+
 namespace zm::smtp {
 
 void LineReader::Append(std::string_view bytes) {
@@ -67,6 +69,20 @@ bool LineReader::Next(Mode mode, Line* out) {
     mid_line_ = false;
     return true;
   }
+}
+
+std::string_view LineReader::TakeRaw(size_t max) {
+  size_t n = std::min(max, buf_.size() - pos_);
+  std::string_view out = std::string_view(buf_).substr(pos_, n);
+  pos_ += n;
+  return out;
+}
+
+void LineReader::Clear() {
+  buf_.clear();
+  pos_ = 0;
+  discarding_ = false;
+  mid_line_ = false;
 }
 
 }  // namespace zm::smtp

@@ -41,6 +41,12 @@ class LineReader {
   void Append(std::string_view bytes);
   // Next line in `mode`; false if more input is needed.
   bool Next(Mode mode, Line* out);
+  // BDAT: up to `max` bytes exactly as received, no line framing; ""
+  // when nothing is buffered. Valid until the next Append() or Next().
+  std::string_view TakeRaw(size_t max);
+  // Throws away everything buffered (STARTTLS: plaintext the client
+  // pipelined before the handshake must not be read as commands).
+  void Clear();
   // Bytes waiting (part of a line not yet complete).
   size_t buffered() const { return buf_.size() - pos_; }
   // Whether a complete line (or a data fragment) is waiting.

@@ -48,6 +48,20 @@ enum class ReplyId {
   kHeaderTooBig,         // 552 5.3.4
   kSpoolError,           // 451 4.3.0
   kDiskFull,             // 452 4.3.1
+  kStartTls,             // 220 2.0.0 Ready to start TLS
+  kTlsUnavailable,       // 454 4.7.0
+  kAuthOk,               // 235 2.7.0
+  kAuthFailed,           // 535 5.7.8
+  kAuthRequired,         // 530 5.7.0
+  kAuthCancelled,        // 501 5.0.0
+  kAuthBadBase64,        // 501 5.5.2
+  kEncryptionRequired,   // 538 5.7.11
+  kUnknownMechanism,     // 504 5.5.4
+  kBareNewline,          // 550 5.6.0
+  kConnectRefused,       // 554 5.7.1
+  kCannotVerify,         // 252 2.1.5
+  kEtrnStarted,          // 250 2.0.0
+  kChunkOk,              // 250 2.0.0 n octets received
 };
 
 struct Reply {

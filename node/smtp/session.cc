@@ -1,11 +1,11 @@
 #include "node/smtp/session.h"
 
-#include <time.h>
-
+#include <algorithm>
 #include <optional>
 
 #include "node/common/strings.h"
 #include "node/mail/rfc5322.h"
+#include "node/smtp/sasl.h"
 
 namespace zm::smtp {
 namespace {
@@ -15,6 +15,8 @@ namespace {
 constexpr size_t kFlushBytes = 16 * 1024;
 // Message bytes handed to the spool in chunks of about this size.
 constexpr size_t kAppendBytes = 64 * 1024;
+// The tarpit never makes one write wait longer than this.
+constexpr uint32_t kMaxDelayMs = 10 * 60 * 1000;
 
 std::string Sanitize(std::string_view s) {
   std::string out;
@@ -26,20 +28,39 @@ std::string Sanitize(std::string_view s) {
   return out;
 }
 
-std::string AddressLiteral(std::string_view addr) {
-  if (addr.find(':') != std::string_view::npos)
-    return StrCat("[ipv6:", ToLower(addr), "]");
-  return StrCat("[", addr, "]");
+// Text safe inside an RFC 5322 comment (spaces kept).
+std::string CommentText(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    out += (c < 32 || c > 126 || c == '(' || c == ')' || c == '\\')
+               ? '?'
+               : static_cast<char>(c);
+  }
+  return out;
+}
+
+Reply SimpleReply(int code, std::string_view enhanced, std::string text) {
+  Reply r;
+  r.code = code;
+  r.enhanced = std::string(enhanced);
+  r.lines.push_back(std::move(text));
+  return r;
 }
 
 }  // namespace
 
-Session::Session(const SessionConfig& config, const LocalDomains& domains,
-                 ClientInfo client)
-    : config_(config), domains_(domains), client_(std::move(client)) {}
+Session::Session(const SessionConfig& config, ClientInfo client)
+    : config_(config),
+      client_(std::move(client)),
+      style_(config.style_flags),
+      tls_(client_.tls),
+      tls_info_(client_.tls_info),
+      relay_allowed_(client_.trusted) {}
 
 std::string Session::Greeting() const {
-  std::string text = config_.greeting.empty()
+  std::string text = !greeting_.empty() ? greeting_
+                     : config_.greeting.empty()
                          ? StrCat(config_.hostname, " ESMTP zmnode")
                          : config_.greeting;
   return StrCat("220 ", text, "\r\n");
@@ -51,6 +72,12 @@ std::string Session::TakeOutput() {
   return out;
 }
 
+uint32_t Session::TakeDelayMs() {
+  uint32_t d = delay_ms_;
+  delay_ms_ = 0;
+  return d;
+}
+
 std::string Session::TakeData() {
   std::string out;
   out.swap(data_);
@@ -59,6 +86,18 @@ std::string Session::TakeData() {
 
 void Session::Send(const Reply& r) {
   out_ += r.Format(config_.enhanced_status_codes);
+  if (r.code >= 400 && config_.tarpit_initial_ms > 0) {
+    if (tarpit_ms_ == 0) {
+      tarpit_ms_ = config_.tarpit_initial_ms;
+    } else {
+      double next = tarpit_ms_ + tarpit_ms_ * config_.tarpit_exponent;
+      uint32_t cap = config_.tarpit_max_ms ? config_.tarpit_max_ms
+                                           : kMaxDelayMs;
+      tarpit_ms_ = next >= cap ? cap : static_cast<uint32_t>(next);
+    }
+    delay_ms_ = std::min<uint64_t>(uint64_t{delay_ms_} + tarpit_ms_,
+                                   kMaxDelayMs);
+  }
 }
 
 void Session::Send(ReplyId id, std::string_view text) {
@@ -86,6 +125,10 @@ std::string Session::Stats() const {
   return out;
 }
 
+bool Session::AuthOffered() const {
+  return config_.auth && (tls_ || config_.auth_without_tls);
+}
+
 std::vector<std::string> Session::EhloKeywords() const {
   std::vector<std::string> k;
   if (config_.pipelining) k.push_back("PIPELINING");
@@ -95,8 +138,17 @@ std::vector<std::string> Session::EhloKeywords() const {
                     : std::string("SIZE"));
   }
   if (config_.eightbitmime) k.push_back("8BITMIME");
+  if (config_.chunking) k.push_back("CHUNKING");
   if (config_.dsn) k.push_back("DSN");
+  if (config_.etrn) k.push_back("ETRN");
   if (config_.enhanced_status_codes) k.push_back("ENHANCEDSTATUSCODES");
+  if (config_.starttls && !tls_) k.push_back("STARTTLS");
+  if (AuthOffered()) k.push_back("AUTH PLAIN LOGIN");
+  if (config_.deliverby) {
+    k.push_back(config_.deliverby_min_sec
+                    ? StrCat("DELIVERBY ", config_.deliverby_min_sec)
+                    : std::string("DELIVERBY"));
+  }
   if (config_.smtputf8 && config_.eightbitmime) k.push_back("SMTPUTF8");
   k.push_back(StrCat("X-RCPTLIMIT ", config_.rcpt_limit));
   return k;
@@ -104,9 +156,15 @@ std::vector<std::string> Session::EhloKeywords() const {
 
 PathOptions Session::PathOpts() const {
   PathOptions o;
-  o.ext = {esmtp_, config_.size, config_.eightbitmime, config_.dsn,
-           config_.smtputf8 && config_.eightbitmime};
+  o.ext.esmtp = esmtp_;
+  o.ext.size = config_.size;
+  o.ext.eightbitmime = config_.eightbitmime;
+  o.ext.dsn = config_.dsn;
+  o.ext.smtputf8 = config_.smtputf8 && config_.eightbitmime;
+  o.ext.auth = AuthOffered();
+  o.ext.deliverby = config_.deliverby;
   o.require_domain = config_.require_domain;
+  o.sloppy = !HasStyle('R');
   return o;
 }
 
@@ -114,6 +172,17 @@ void Session::ResetTransaction() {
   envelope_ = mail::Envelope();
   awaiting_begin_ = false;
   data_started_ = false;
+  end_of_data_ = false;
+  bdat_ = false;
+  bdat_reading_ = false;
+  bdat_last_ = false;
+  bdat_discard_ = false;
+  bdat_remaining_ = 0;
+  bdat_chunk_ = 0;
+  bdat_cr_ = false;
+  bdat_fail_.reset();
+  frozen_ = false;
+  freeze_reason_.clear();
   data_.clear();
   data_size_ = 0;
   header_size_ = 0;
@@ -122,34 +191,66 @@ void Session::ResetTransaction() {
   prev_crlf_ = true;
   too_big_ = false;
   header_too_big_ = false;
+  bare_newline_ = false;
   append_status_ = absl::OkStatus();
   if (state_ != State::kGreeting && state_ != State::kClosed) {
     state_ = State::kHelo;
   }
 }
 
-bool Session::RecipientAllowed(std::string_view address) const {
-  std::string domain = AddressDomain(address);
-  if (domain.empty()) return true;  // <postmaster> or a local user name
-  if (client_.trusted) return true;
-  if (!client_.local_addr.empty() &&
-      domain == AddressLiteral(client_.local_addr)) {
-    return true;
+Action Session::Ask(CheckKind kind, std::string arg) {
+  check_ = Check();
+  check_.kind = kind;
+  check_.arg = std::move(arg);
+  switch (kind) {
+    case CheckKind::kConnect: pending_ = Pending::kConnect; break;
+    case CheckKind::kHelo: pending_ = Pending::kHelo; break;
+    case CheckKind::kAuth: pending_ = Pending::kAuth; break;
+    case CheckKind::kMailFrom: pending_ = Pending::kMail; break;
+    case CheckKind::kRcptTo: pending_ = Pending::kRcpt; break;
+    case CheckKind::kData: pending_ = Pending::kData; break;
+    case CheckKind::kMessage: pending_ = Pending::kMessage; break;
+    case CheckKind::kEtrn: pending_ = Pending::kEtrn; break;
+    case CheckKind::kVrfy: pending_ = Pending::kVrfy; break;
+    case CheckKind::kExpn: pending_ = Pending::kExpn; break;
   }
-  return domains_.IsLocal(domain);
+  return Action::kCheck;
 }
 
 Action Session::Step() {
   for (;;) {
+    if (abort_pending_) {
+      abort_pending_ = false;
+      return Action::kAbortMessage;
+    }
     if (state_ == State::kClosed) return Action::kClose;
     if (close_after_flush_) {
       state_ = State::kClosed;
       return Action::kClose;
     }
+    if (pending_ != Pending::kNone) return Action::kCheck;
+    if (!connected_) {
+      connected_ = true;
+      return Ask(CheckKind::kConnect, client_.addr);
+    }
+    if (starttls_pending_) return Action::kStartTls;
     if (awaiting_begin_) return Action::kBeginMessage;
+    if (end_of_data_) return Action::kCommit;
     if (out_.size() > kFlushBytes) return Action::kFlush;
     LineReader::Line line;
-    if (state_ == State::kData && data_started_) {
+    if (bdat_reading_) {
+      if (bdat_remaining_ > 0 && reader_.buffered() == 0) {
+        if (eof_) {
+          state_ = State::kClosed;  // nothing acknowledged; dropped
+          return Action::kClose;
+        }
+        return Action::kNeedInput;
+      }
+      Action a = BdatBytes();
+      if (a != Action::kNeedInput) return a;
+      continue;
+    }
+    if (state_ == State::kData && data_started_ && !bdat_) {
       if (data_.size() >= kAppendBytes && append_status_.ok()) {
         return Action::kAppend;
       }
@@ -165,7 +266,6 @@ Action Session::Step() {
       if (a != Action::kNeedInput) return a;
       continue;
     }
-    if (state_ == State::kData) return Action::kCommit;  // awaiting commit
     if (stop_requested_ && !in_transaction()) {
       Send(ReplyId::kShuttingDown);
       state_ = State::kClosed;
@@ -181,8 +281,10 @@ Action Session::Step() {
     Action a;
     if (line.too_long) {
       Count("toolong");
-      Send(ReplyId::kLineTooLong);
-      a = Action::kNeedInput;
+      auth_stage_ = AuthStage::kNone;
+      a = Bad(ReplyId::kLineTooLong);
+    } else if (auth_stage_ != AuthStage::kNone) {
+      a = AuthResponse(line.text);
     } else {
       a = HandleCommand(line.text);
     }
@@ -190,155 +292,73 @@ Action Session::Step() {
   }
 }
 
+// A command the client got wrong. Too many of them end the session.
+Action Session::Bad(ReplyId id, std::string_view text) {
+  Send(id, text);
+  ++unknown_commands_;
+  if (config_.max_unknown_commands > 0 &&
+      unknown_commands_ >= config_.max_unknown_commands) {
+    Send(ReplyId::kTooManyErrors);
+    state_ = State::kClosed;
+    return Action::kClose;
+  }
+  return Action::kNeedInput;
+}
+
 // kNeedInput from here means "carry on with the next line".
 Action Session::HandleCommand(std::string_view line) {
+  if (line.find('\0') != std::string_view::npos) {
+    Count("nul");
+    return Bad(ReplyId::kEmptyCommand, "NUL character in command");
+  }
   Command c = ParseCommand(line);
-  auto bad = [&](ReplyId id, std::string_view text = {}) {
-    Send(id, text);
-    ++unknown_commands_;
-    if (config_.max_unknown_commands > 0 &&
-        unknown_commands_ >= config_.max_unknown_commands) {
-      Send(ReplyId::kTooManyErrors);
-      state_ = State::kClosed;
-      return Action::kClose;
-    }
-    return Action::kNeedInput;
-  };
+  if (refused_ && c.verb != Verb::kQuit) {
+    Count("refused");
+    return Bad(ReplyId::kBadSequence, "Service refused; only QUIT allowed");
+  }
+  // Between BDAT chunks only the chunking commands make sense.
+  if (bdat_ && state_ == State::kData && c.verb != Verb::kBdat &&
+      c.verb != Verb::kRset && c.verb != Verb::kQuit &&
+      c.verb != Verb::kNoop && c.verb != Verb::kHelp) {
+    Count(c.verb == Verb::kUnknown ? std::string("unknown") : ToLower(c.name));
+    return Bad(ReplyId::kBadSequence, "Send BDAT, RSET, NOOP or QUIT");
+  }
   switch (c.verb) {
     case Verb::kEmpty:
       Count("empty");
-      return bad(ReplyId::kEmptyCommand);
+      return Bad(ReplyId::kEmptyCommand);
     case Verb::kUnknown:
       Count("unknown");
-      return bad(ReplyId::kUnknownCommand);
+      return Bad(ReplyId::kUnknownCommand);
     case Verb::kHelo:
-    case Verb::kEhlo: {
-      bool ehlo = c.verb == Verb::kEhlo;
-      Count(ehlo ? "ehlo" : "helo");
-      if (ehlo && !config_.ehlo) {
-        Send(ReplyId::kDisabledCommand, "EHLO not available; use HELO");
-        break;
-      }
-      std::string_view arg = Trim(c.arg);
-      if (arg.empty()) {
-        Send(ReplyId::kSyntax,
-             StrCat("Syntax: ", ehlo ? "EHLO" : "HELO", " hostname"));
-        break;
-      }
-      ResetTransaction();
-      helo_ = std::string(arg);
-      esmtp_ = ehlo;
-      state_ = State::kHelo;
-      Reply r;
-      r.code = 250;
-      std::string peer =
-          client_.addr.empty()
-              ? StrCat("local user ", client_.local_user)
-              : StrCat(client_.name.empty() ? "unknown" : client_.name, " [",
-                       client_.addr, "]");
-      r.lines.push_back(
-          StrCat(config_.hostname, " Hello ", Sanitize(arg), " (", peer, ")"));
-      if (ehlo) {
-        for (auto& k : EhloKeywords()) r.lines.push_back(std::move(k));
-      }
-      Send(r);
-      break;
-    }
-    case Verb::kMail: {
-      Count("mail");
-      if (state_ == State::kGreeting) {
-        Send(ReplyId::kBadSequence, "Send HELO/EHLO first");
-        break;
-      }
-      if (in_transaction()) {
-        Send(ReplyId::kBadSequence, "Nested MAIL command");
-        break;
-      }
-      PathOptions o = PathOpts();
-      PathResult p = ParseMailFrom(c.arg, o);
-      if (!p.ok()) {
-        Send(*p.error, p.detail);
-        break;
-      }
-      if (p.mail.size && config_.max_message_size &&
-          *p.mail.size > config_.max_message_size) {
-        Send(ReplyId::kMessageTooBig);
-        break;
-      }
-      ResetTransaction();
-      envelope_.sender = p.address;
-      envelope_.bodytype = p.mail.body;
-      envelope_.ret = p.mail.ret;
-      envelope_.envid = p.mail.envid;
-      envelope_.smtputf8 = p.mail.smtputf8;
-      state_ = State::kMail;
-      Send(ReplyId::kSenderOk);
-      break;
-    }
-    case Verb::kRcpt: {
-      Count("rcpt");
-      if (state_ != State::kMail && state_ != State::kRcpt) {
-        Send(ReplyId::kBadSequence, "Need MAIL command");
-        break;
-      }
-      PathOptions o = PathOpts();
-      PathResult p = ParseRcptTo(c.arg, o);
-      if (!p.ok()) {
-        Send(*p.error, p.detail);
-        break;
-      }
-      if (p.mail.smtputf8 && !envelope_.smtputf8) {
-        Send(ReplyId::kNeedSmtpUtf8);
-        break;
-      }
-      if (envelope_.recipients.size() >= config_.rcpt_limit) {
-        Send(ReplyId::kTooManyRecipients);
-        break;
-      }
-      if (!RecipientAllowed(p.address)) {
-        Send(ReplyId::kRelayDenied,
-             StrCat("<", p.address, ">: Relaying denied"));
-        break;
-      }
-      envelope_.recipients.push_back({p.address, p.rcpt.notify, p.rcpt.orcpt});
-      state_ = State::kRcpt;
-      Send(ReplyId::kRecipientOk);
-      break;
-    }
-    case Verb::kData: {
-      Count("data");
-      if (!c.arg.empty()) {
-        Send(ReplyId::kSyntax, "Syntax: DATA");
-        break;
-      }
-      if (state_ == State::kMail) {
-        Send(ReplyId::kBadSequence, "Need RCPT command");
-        break;
-      }
-      if (state_ != State::kRcpt) {
-        Send(ReplyId::kBadSequence, "Need MAIL command");
-        break;
-      }
-      envelope_.protocol = esmtp_ ? "ESMTP" : "SMTP";
-      envelope_.client_addr = client_.addr;
-      envelope_.client_port = client_.port;
-      envelope_.client_name = client_.name;
-      envelope_.helo = helo_;
-      envelope_.local_user = client_.local_user;
-      queue_id_.clear();
-      state_ = State::kData;
-      awaiting_begin_ = true;
-      return Action::kBeginMessage;
-    }
-    case Verb::kRset:
+    case Verb::kEhlo:
+      return Helo(c);
+    case Verb::kMail:
+      return Mail(c);
+    case Verb::kRcpt:
+      return Rcpt(c);
+    case Verb::kData:
+      return Data(c);
+    case Verb::kBdat:
+      return Bdat(c);
+    case Verb::kAuth:
+      return Auth(c);
+    case Verb::kStarttls:
+      return StartTls(c);
+    case Verb::kEtrn:
+      return Etrn(c);
+    case Verb::kVrfy:
+    case Verb::kExpn:
+      return VrfyExpn(c);
+    case Verb::kRset: {
       Count("rset");
-      if (!c.arg.empty()) {
-        Send(ReplyId::kSyntax, "Syntax: RSET");
-        break;
-      }
+      if (!c.arg.empty()) return Bad(ReplyId::kSyntax, "Syntax: RSET");
+      bool open = data_started_;
       ResetTransaction();
       Send(ReplyId::kOk);
+      if (open) return Action::kAbortMessage;
       break;
+    }
     case Verb::kNoop:
       Count("noop");
       Send(ReplyId::kOk);
@@ -362,90 +382,193 @@ Action Session::HandleCommand(std::string_view line) {
     }
     default:
       Count(ToLower(c.name));
-      Send(ReplyId::kDisabledCommand,
-           StrCat(Sanitize(c.name), " command not implemented"));
-      break;
+      return Bad(ReplyId::kDisabledCommand,
+                 StrCat(Sanitize(c.name), " command not implemented"));
   }
   return Action::kNeedInput;
 }
 
-std::string Session::ReceivedHeader(int64_t now_usec) const {
-  std::string h = "Received: ";
-  if (client_.addr.empty()) {
-    StrAppend(&h, "by ", config_.hostname, " (zmnode, from user ",
-              Sanitize(client_.local_user), ")\n\twith ", envelope_.protocol,
-              " id ", queue_id_);
-  } else {
-    std::string lit = client_.addr.find(':') != std::string::npos
-                          ? StrCat("IPv6:", client_.addr)
-                          : client_.addr;
-    StrAppend(&h, "from ", Sanitize(helo_), " (",
-              client_.name.empty() ? "unknown" : Sanitize(client_.name), " [",
-              lit, "])\n\tby ", config_.hostname, " (zmnode) with ",
-              envelope_.protocol, " id ", queue_id_);
+Action Session::Helo(const Command& c) {
+  bool ehlo = c.verb == Verb::kEhlo;
+  Count(ehlo ? "ehlo" : "helo");
+  if (ehlo && !config_.ehlo) {
+    return Bad(ReplyId::kDisabledCommand, "EHLO not available; use HELO");
   }
-  if (envelope_.recipients.size() == 1) {
-    StrAppend(&h, "\n\tfor <", Sanitize(envelope_.recipients[0].address), ">");
+  std::string_view arg = Trim(c.arg);
+  // Strict syntax: one word (a domain or an address literal; clients
+  // name themselves badly too often to insist on more).
+  if (arg.empty() ||
+      (HasStyle('R') && arg.find_first_of(" \t") != std::string_view::npos)) {
+    return Bad(ReplyId::kSyntax,
+               StrCat("Syntax: ", ehlo ? "EHLO" : "HELO", " hostname"));
   }
-  StrAppend(&h, "; ", mail::Rfc5322Date(now_usec / 1000000), "\n");
-  return h;
+  pending_ehlo_ = ehlo;
+  return Ask(CheckKind::kHelo, std::string(arg));
 }
 
-void Session::MessageBegun(const absl::Status& status,
-                           std::string_view queue_id, int64_t now_usec) {
-  awaiting_begin_ = false;
-  if (!status.ok()) {
-    last_reply_ = ReplyForSpoolError(status);
-    Send(last_reply_);
-    ResetTransaction();
-    return;
+Action Session::Mail(const Command& c) {
+  Count("mail");
+  if (state_ == State::kGreeting) {
+    return Bad(ReplyId::kBadSequence, "Send HELO/EHLO first");
   }
-  queue_id_ = std::string(queue_id);
-  data_started_ = true;
-  data_ = ReceivedHeader(now_usec);
-  Send(ReplyId::kStartData);
+  if (in_transaction()) return Bad(ReplyId::kBadSequence, "Nested MAIL command");
+  if ((client_.listener == Listener::kSubmission ||
+       client_.listener == Listener::kSmtps) &&
+      !relay_allowed()) {
+    Send(ReplyId::kAuthRequired);
+    return Action::kNeedInput;
+  }
+  path_ = ParseMailFrom(c.arg, PathOpts());
+  if (!path_.ok()) return Bad(*path_.error, path_.detail);
+  if (path_.mail.size && config_.max_message_size &&
+      *path_.mail.size > config_.max_message_size) {
+    Send(ReplyId::kMessageTooBig);
+    return Action::kNeedInput;
+  }
+  Ask(CheckKind::kMailFrom, path_.address);
+  check_.mail = path_.mail;
+  return Action::kCheck;
 }
 
-void Session::AppendFailed(const absl::Status& status) {
-  append_status_ = status;
-  data_.clear();
+Action Session::Rcpt(const Command& c) {
+  Count("rcpt");
+  if (state_ != State::kMail && state_ != State::kRcpt) {
+    return Bad(ReplyId::kBadSequence, "Need MAIL command");
+  }
+  path_ = ParseRcptTo(c.arg, PathOpts());
+  if (!path_.ok()) return Bad(*path_.error, path_.detail);
+  if (path_.mail.smtputf8 && !envelope_.smtputf8) {
+    Send(ReplyId::kNeedSmtpUtf8);
+    return Action::kNeedInput;
+  }
+  if (envelope_.recipients.size() >= config_.rcpt_limit) {
+    Send(ReplyId::kTooManyRecipients);
+    return Action::kNeedInput;
+  }
+  Ask(CheckKind::kRcptTo, path_.address);
+  check_.mail.smtputf8 = envelope_.smtputf8;
+  check_.rcpt = path_.rcpt;
+  return Action::kCheck;
 }
 
-Action Session::DataLine(const LineReader::Line& line) {
-  if (line.complete && at_line_start_ && line.text == "." &&
-      (!config_.strict_dot || (line.crlf && prev_crlf_))) {
-    return EndOfData();
+Action Session::Data(const Command& c) {
+  Count("data");
+  if (!c.arg.empty()) return Bad(ReplyId::kSyntax, "Syntax: DATA");
+  if (state_ == State::kMail) {
+    return Bad(ReplyId::kBadSequence, "Need RCPT command");
   }
-  std::string_view t = line.text;
-  if (at_line_start_ && !t.empty() && t.front() == '.') t.remove_prefix(1);
-  uint64_t bytes = t.size() + (line.complete ? 1 : 0);
-  data_size_ += bytes;
-  if (in_header_) {
-    if (at_line_start_ && line.complete && t.empty()) {
-      in_header_ = false;
+  if (state_ != State::kRcpt) {
+    return Bad(ReplyId::kBadSequence, "Need MAIL command");
+  }
+  bdat_ = false;
+  return Ask(CheckKind::kData, "");
+}
+
+// BDAT <size> [LAST] (RFC 3030). Once the size is known the chunk's bytes
+// are always read, even when the command fails, so they are never taken
+// for commands.
+Action Session::Bdat(const Command& c) {
+  Count("bdat");
+  std::vector<std::string_view> words = Split(c.arg, ' ', true);
+  uint64_t size = 0;
+  bool last = words.size() == 2 && EqualsIgnoreCase(words[1], "LAST");
+  if (words.empty() || words.size() > 2 || (words.size() == 2 && !last) ||
+      words[0].size() > 18 || !ParseNumber(words[0], &size)) {
+    return Bad(ReplyId::kSyntax, "Syntax: BDAT size [LAST]");
+  }
+  bdat_chunk_ = size;
+  bdat_remaining_ = size;
+  bdat_last_ = last;
+  auto fail = [&](Reply r) {
+    bdat_discard_ = true;
+    bdat_fail_ = std::move(r);
+    bdat_reading_ = true;
+    ++unknown_commands_;
+    return Action::kNeedInput;
+  };
+  if (!config_.chunking || !esmtp_) {
+    return fail(MakeReply(ReplyId::kDisabledCommand, "BDAT not available"));
+  }
+  if (state_ == State::kData && bdat_) {  // a further chunk
+    bdat_reading_ = true;
+    return Action::kNeedInput;
+  }
+  if (state_ == State::kMail) {
+    return fail(MakeReply(ReplyId::kBadSequence, "Need RCPT command"));
+  }
+  if (state_ != State::kRcpt) {
+    return fail(MakeReply(ReplyId::kBadSequence, "Need MAIL command"));
+  }
+  bdat_ = true;
+  return Ask(CheckKind::kData, "");
+}
+
+Action Session::BdatBytes() {
+  if (bdat_remaining_ == 0) return ChunkDone();
+  if (!bdat_discard_ && data_.size() >= kAppendBytes && append_status_.ok()) {
+    return Action::kAppend;
+  }
+  std::string_view raw =
+      reader_.TakeRaw(std::min<uint64_t>(bdat_remaining_, kAppendBytes));
+  bdat_remaining_ -= raw.size();
+  if (!bdat_discard_) BodyBytes(raw);
+  return Action::kNeedInput;
+}
+
+// Chunk bytes: CRLF becomes LF (the spool's line end); a CR at the end of
+// a chunk waits for the next one.
+void Session::BodyBytes(std::string_view bytes) {
+  if (bdat_cr_) {
+    bdat_cr_ = false;
+    if (!bytes.empty() && bytes.front() == '\n') {
+      BodyLine("", true);
+      bytes.remove_prefix(1);
     } else {
-      header_size_ += bytes;
-      if (config_.max_header_size && header_size_ > config_.max_header_size) {
-        header_too_big_ = true;
-      }
+      BodyLine("\r", false);
     }
   }
-  if (config_.max_message_size && data_size_ > config_.max_message_size) {
-    too_big_ = true;
+  while (!bytes.empty()) {
+    size_t nl = bytes.find('\n');
+    if (nl == std::string_view::npos) {
+      if (bytes.back() == '\r') {
+        bdat_cr_ = true;
+        bytes.remove_suffix(1);
+      }
+      if (!bytes.empty()) BodyLine(bytes, false);
+      return;
+    }
+    std::string_view text = bytes.substr(0, nl);
+    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+    BodyLine(text, true);
+    bytes.remove_prefix(nl + 1);
   }
-  if (!too_big_ && !header_too_big_ && append_status_.ok()) {
-    data_.append(t);
-    if (line.complete) data_ += '\n';
-  } else {
-    data_.clear();
-  }
-  at_line_start_ = line.complete;
-  if (line.complete) prev_crlf_ = line.crlf;
-  return Action::kNeedInput;
 }
 
-Action Session::EndOfData() {
-  data_started_ = false;
+Action Session::ChunkDone() {
+  bdat_reading_ = false;
+  if (bdat_discard_) {
+    bdat_discard_ = false;
+    Reply r = std::move(*bdat_fail_);
+    bdat_fail_.reset();
+    bool open = data_started_;
+    ResetTransaction();
+    if (r.code >= 500 && r.code < 510 && r.enhanced == "5.5.1") {
+      // A sequence error counts against the client like any bad command.
+      if (config_.max_unknown_commands > 0 &&
+          unknown_commands_ >= config_.max_unknown_commands) {
+        Send(r);
+        Send(ReplyId::kTooManyErrors);
+        state_ = State::kClosed;
+        return Action::kClose;
+      }
+    }
+    Send(r);
+    if (open) {
+      last_reply_ = r;
+      return Action::kAbortMessage;
+    }
+    return Action::kNeedInput;
+  }
   std::optional<Reply> fail;
   if (too_big_) {
     fail = MakeReply(ReplyId::kMessageTooBig);
@@ -460,7 +583,465 @@ Action Session::EndOfData() {
     ResetTransaction();
     return Action::kAbortMessage;
   }
-  return Action::kCommit;
+  if (!bdat_last_) {
+    Send(ReplyId::kChunkOk, StrCat(bdat_chunk_, " octets received"));
+    return Action::kNeedInput;
+  }
+  if (bdat_cr_) {
+    bdat_cr_ = false;
+    BodyLine("\r", false);
+  }
+  return EndOfData();
+}
+
+Action Session::Auth(const Command& c) {
+  Count("auth");
+  if (!config_.auth) {
+    return Bad(ReplyId::kDisabledCommand, "AUTH command not implemented");
+  }
+  if (!esmtp_) return Bad(ReplyId::kBadSequence, "Send EHLO first");
+  if (authenticated()) return Bad(ReplyId::kBadSequence, "Already authenticated");
+  if (in_transaction()) {
+    return Bad(ReplyId::kBadSequence, "AUTH not allowed during a transaction");
+  }
+  if (!AuthOffered()) {
+    Send(ReplyId::kEncryptionRequired);
+    return Action::kNeedInput;
+  }
+  std::vector<std::string_view> words = Split(c.arg, ' ', true);
+  if (words.empty() || words.size() > 2) {
+    return Bad(ReplyId::kSyntax, "Syntax: AUTH mechanism [initial-response]");
+  }
+  std::string mech = EqualsIgnoreCase(words[0], "PLAIN")   ? "PLAIN"
+                     : EqualsIgnoreCase(words[0], "LOGIN") ? "LOGIN"
+                                                           : "";
+  if (mech.empty()) {
+    Send(ReplyId::kUnknownMechanism);
+    return Action::kNeedInput;
+  }
+  check_ = Check();
+  check_.mechanism = mech;
+  auth_stage_ = mech == "PLAIN" ? AuthStage::kPlain : AuthStage::kLoginUser;
+  if (words.size() == 2) return AuthResponse(words[1]);
+  // An empty challenge for PLAIN; "Username:" for LOGIN.
+  Send(SimpleReply(334, "", mech == "PLAIN" ? "" : Base64Encode("Username:")));
+  return Action::kNeedInput;
+}
+
+Action Session::AuthResponse(std::string_view line) {
+  AuthStage stage = auth_stage_;
+  auth_stage_ = AuthStage::kNone;
+  if (line == "*") {
+    Send(ReplyId::kAuthCancelled);
+    return Action::kNeedInput;
+  }
+  std::string raw;
+  if (!Base64Decode(line, &raw)) return Bad(ReplyId::kAuthBadBase64);
+  switch (stage) {
+    case AuthStage::kPlain: {
+      PlainCredentials pc;
+      if (!ParsePlain(raw, &pc)) {
+        return Bad(ReplyId::kAuthBadBase64, "Bad PLAIN credentials");
+      }
+      return AuthDecoded(pc.user, pc.password, pc.authzid);
+    }
+    case AuthStage::kLoginUser:
+      if (raw.empty()) return Bad(ReplyId::kAuthBadBase64, "Empty user name");
+      auth_login_user_ = std::move(raw);
+      auth_stage_ = AuthStage::kLoginPassword;
+      Send(SimpleReply(334, "", Base64Encode("Password:")));
+      return Action::kNeedInput;
+    case AuthStage::kLoginPassword: {
+      std::string user = std::move(auth_login_user_);
+      auth_login_user_.clear();
+      return AuthDecoded(user, raw, "");
+    }
+    case AuthStage::kNone:
+      break;
+  }
+  return Action::kNeedInput;
+}
+
+Action Session::AuthDecoded(std::string_view user, std::string_view password,
+                            std::string_view authzid) {
+  std::string mech = std::move(check_.mechanism);
+  Ask(CheckKind::kAuth, "");
+  check_.mechanism = std::move(mech);
+  check_.user = std::string(user);
+  check_.password = std::string(password);
+  check_.authzid = std::string(authzid);
+  return Action::kCheck;
+}
+
+Action Session::StartTls(const Command& c) {
+  Count("starttls");
+  if (tls_) return Bad(ReplyId::kBadSequence, "TLS already active");
+  if (!config_.starttls) {
+    return Bad(ReplyId::kDisabledCommand, "STARTTLS command not implemented");
+  }
+  if (!c.arg.empty()) return Bad(ReplyId::kSyntax, "Syntax: STARTTLS");
+  if (in_transaction()) {
+    return Bad(ReplyId::kBadSequence, "STARTTLS not allowed during a transaction");
+  }
+  Send(ReplyId::kStartTls);
+  starttls_pending_ = true;
+  return Action::kStartTls;
+}
+
+void Session::TlsStarted(TlsInfo info) {
+  starttls_pending_ = false;
+  // RFC 3207 section 4.2: forget everything learnt from the client before
+  // the handshake, and never read plaintext sent before it as commands.
+  reader_.Clear();
+  tls_ = true;
+  tls_info_ = std::move(info);
+  helo_.clear();
+  esmtp_ = false;
+  auth_user_.clear();
+  auth_stage_ = AuthStage::kNone;
+  ResetTransaction();
+  state_ = State::kGreeting;
+}
+
+void Session::TlsFailed() {
+  starttls_pending_ = false;
+  reader_.Clear();
+  state_ = State::kClosed;
+}
+
+Action Session::Etrn(const Command& c) {
+  Count("etrn");
+  if (!config_.etrn) {
+    return Bad(ReplyId::kDisabledCommand, "ETRN command not implemented");
+  }
+  if (state_ == State::kGreeting) {
+    return Bad(ReplyId::kBadSequence, "Send HELO/EHLO first");
+  }
+  if (in_transaction()) {
+    return Bad(ReplyId::kBadSequence, "ETRN not allowed during a transaction");
+  }
+  // RFC 1985: ETRN SP [ "@" / "#" ] node-name.
+  std::string_view arg = c.arg;
+  bool ok = !arg.empty() && arg.find(' ') == std::string_view::npos;
+  if (ok && arg.front() == '#') {
+    ok = arg.size() > 1 && arg.size() <= kMaxDomain;
+    for (unsigned char ch : arg.substr(1)) {
+      if (ch < 33 || ch > 126) ok = false;
+    }
+  } else if (ok) {
+    ok = ValidDomainName(arg.front() == '@' ? arg.substr(1) : arg);
+  }
+  if (!ok) return Bad(ReplyId::kSyntax, "Syntax: ETRN [@|#]node-name");
+  return Ask(CheckKind::kEtrn, std::string(arg));
+}
+
+Action Session::VrfyExpn(const Command& c) {
+  bool vrfy = c.verb == Verb::kVrfy;
+  Count(vrfy ? "vrfy" : "expn");
+  if (vrfy ? !config_.vrfy : !config_.expn) {
+    return Bad(ReplyId::kDisabledCommand,
+               StrCat(vrfy ? "VRFY" : "EXPN", " command disabled"));
+  }
+  std::string_view arg = Trim(c.arg);
+  if (arg.empty()) {
+    return Bad(ReplyId::kSyntax,
+               StrCat("Syntax: ", vrfy ? "VRFY" : "EXPN", " address"));
+  }
+  return Ask(vrfy ? CheckKind::kVrfy : CheckKind::kExpn, std::string(arg));
+}
+
+void Session::FillEnvelope() {
+  std::string proto =
+      envelope_.smtputf8 ? "UTF8SMTP" : (esmtp_ ? "ESMTP" : "SMTP");
+  // RFC 3848 and RFC 6531 3.7.3: S for TLS, A for AUTH.
+  if (esmtp_ || envelope_.smtputf8) {
+    if (tls_) proto += "S";
+    if (authenticated()) proto += "A";
+  }
+  envelope_.protocol = proto;
+  envelope_.client_addr = client_.addr;
+  envelope_.client_port = client_.port;
+  envelope_.client_name = client_.name;
+  envelope_.helo = helo_;
+  envelope_.local_user = client_.local_user;
+  envelope_.auth_user = auth_user_;
+  envelope_.tls = tls_ ? StrCat(tls_info_.version, ":", tls_info_.cipher) : "";
+}
+
+void Session::CheckDone(Verdict v) {
+  Pending p = pending_;
+  pending_ = Pending::kNone;
+  check_.password.clear();
+  if (p == Pending::kNone) return;
+  delay_ms_ = std::min<uint64_t>(uint64_t{delay_ms_} + v.delay_ms, kMaxDelayMs);
+  if (!v.style_flags.empty()) style_ = v.style_flags == "-" ? "" : v.style_flags;
+  if (v.relay_allowed) relay_allowed_ = true;
+  const bool ok = v.outcome != Verdict::Outcome::kReject;
+  const bool freeze = v.outcome == Verdict::Outcome::kFreeze;
+  auto reply = [&](Reply fallback) { return v.reply ? *v.reply : fallback; };
+  Reply refused = MakeReply(ReplyId::kConnectRefused, "Rejected by policy");
+  if (!ok) {
+    // The command has no effect; the verdict's reply says why.
+    Reply r = reply(p == Pending::kAuth ? MakeReply(ReplyId::kAuthFailed)
+                                        : refused);
+    switch (p) {
+      case Pending::kConnect:
+        refused_ = true;
+        Send(r);
+        break;
+      case Pending::kData:
+        if (bdat_) {  // the chunk is read, then refused
+          bdat_discard_ = true;
+          bdat_fail_ = r;
+          bdat_reading_ = true;
+        } else {
+          Send(r);
+        }
+        break;
+      case Pending::kMessage:
+        last_reply_ = r;
+        Send(r);
+        ResetTransaction();
+        abort_pending_ = true;
+        break;
+      default:
+        Send(r);
+        break;
+    }
+    if (v.close) close_after_flush_ = true;
+    return;
+  }
+  switch (p) {
+    case Pending::kNone:
+      break;
+    case Pending::kConnect:
+      if (v.reply) {
+        Send(*v.reply);
+      } else {
+        out_ += Greeting();
+      }
+      break;
+    case Pending::kHelo: {
+      ResetTransaction();
+      helo_ = check_.arg;
+      esmtp_ = pending_ehlo_;
+      state_ = State::kHelo;
+      if (v.reply) {
+        Send(*v.reply);
+        break;
+      }
+      Reply r;
+      r.code = 250;
+      std::string peer =
+          client_.addr.empty()
+              ? StrCat("local user ", client_.local_user)
+              : StrCat(client_.name.empty() ? "unknown" : client_.name, " [",
+                       client_.addr, "]");
+      r.lines.push_back(StrCat(config_.hostname, " Hello ", Sanitize(helo_),
+                               " (", peer, ")"));
+      if (esmtp_) {
+        for (auto& k : EhloKeywords()) r.lines.push_back(std::move(k));
+      }
+      Send(r);
+      break;
+    }
+    case Pending::kAuth:
+      auth_user_ = v.auth_user.empty() ? check_.user : v.auth_user;
+      Send(reply(MakeReply(ReplyId::kAuthOk)));
+      break;
+    case Pending::kMail:
+      ResetTransaction();
+      envelope_.sender = path_.address;
+      envelope_.bodytype = path_.mail.body;
+      envelope_.ret = path_.mail.ret;
+      envelope_.envid = path_.mail.envid;
+      envelope_.smtputf8 = path_.mail.smtputf8;
+      envelope_.deliverby = path_.mail.by;
+      state_ = State::kMail;
+      Send(reply(MakeReply(ReplyId::kSenderOk)));
+      break;
+    case Pending::kRcpt:
+      envelope_.recipients.push_back(
+          {path_.address, path_.rcpt.notify, path_.rcpt.orcpt});
+      state_ = State::kRcpt;
+      Send(reply(MakeReply(ReplyId::kRecipientOk)));
+      break;
+    case Pending::kData:
+      FillEnvelope();
+      queue_id_.clear();
+      state_ = State::kData;
+      awaiting_begin_ = true;
+      break;
+    case Pending::kMessage:
+      end_of_data_ = true;
+      break;
+    case Pending::kEtrn:
+      Send(reply(MakeReply(ReplyId::kEtrnStarted,
+                           StrCat("Queuing for node ", check_.arg, " started"))));
+      break;
+    case Pending::kVrfy:
+    case Pending::kExpn:
+      Send(reply(MakeReply(ReplyId::kCannotVerify)));
+      break;
+  }
+  if (freeze && (p == Pending::kMail || p == Pending::kRcpt ||
+                 p == Pending::kData || p == Pending::kMessage)) {
+    frozen_ = true;
+    freeze_reason_ = v.freeze_reason;
+  }
+  if (v.close) close_after_flush_ = true;
+}
+
+std::string Session::ReceivedHeader(int64_t now_usec) const {
+  std::string h = "Received: ";
+  if (client_.addr.empty()) {
+    StrAppend(&h, "by ", config_.hostname, " (zmnode, from user ",
+              Sanitize(client_.local_user), ")\n\twith ", envelope_.protocol,
+              " id ", queue_id_);
+  } else {
+    std::string lit = client_.addr.find(':') != std::string::npos
+                          ? StrCat("IPv6:", client_.addr)
+                          : client_.addr;
+    StrAppend(&h, "from ", Sanitize(helo_), " (",
+              client_.name.empty() ? "unknown" : Sanitize(client_.name), " [",
+              lit, "])");
+    if (config_.rcvd_ident && !client_.ident.empty()) {
+      StrAppend(&h, " (ident ", CommentText(client_.ident), ")");
+    }
+    StrAppend(&h, "\n\tby ", config_.hostname, " (zmnode) with ",
+              envelope_.protocol, " id ", queue_id_);
+  }
+  if (config_.rcvd_auth_user && authenticated()) {
+    StrAppend(&h, "\n\t(authenticated user ", CommentText(auth_user_), ")");
+  }
+  if (config_.rcvd_tls_mode && tls_) {
+    StrAppend(&h, "\n\t(using ", CommentText(tls_info_.version),
+              " with cipher ", CommentText(tls_info_.cipher), " (",
+              tls_info_.bits, " bits)", tls_info_.resumed ? ", resumed" : "",
+              ")");
+  }
+  if (config_.rcvd_tls_ccert && tls_ && !tls_info_.peer_subject.empty()) {
+    StrAppend(&h, "\n\t(client certificate ",
+              CommentText(tls_info_.peer_subject),
+              tls_info_.peer_verified ? ", verified" : ", not verified", ")");
+  }
+  if (envelope_.recipients.size() == 1) {
+    StrAppend(&h, "\n\tfor <", Sanitize(envelope_.recipients[0].address), ">");
+  }
+  StrAppend(&h, "; ", mail::Rfc5322Date(now_usec / 1000000), "\n");
+  return h;
+}
+
+void Session::MessageBegun(const absl::Status& status,
+                           std::string_view queue_id, int64_t now_usec) {
+  awaiting_begin_ = false;
+  if (!status.ok()) {
+    last_reply_ = ReplyForSpoolError(status);
+    if (bdat_) {  // read the chunk, then answer
+      bdat_discard_ = true;
+      bdat_fail_ = last_reply_;
+      bdat_reading_ = true;
+      return;
+    }
+    Send(last_reply_);
+    ResetTransaction();
+    return;
+  }
+  queue_id_ = std::string(queue_id);
+  data_started_ = true;
+  data_ = ReceivedHeader(now_usec);
+  if (bdat_) {
+    bdat_reading_ = true;
+  } else {
+    Send(ReplyId::kStartData);
+  }
+}
+
+void Session::AppendFailed(const absl::Status& status) {
+  append_status_ = status;
+  data_.clear();
+}
+
+// One line (or fragment) of message text, after dot-unstuffing: counted,
+// checked against the limits and kept for the spool.
+void Session::BodyLine(std::string_view t, bool complete) {
+  uint64_t bytes = t.size() + (complete ? 1 : 0);
+  data_size_ += bytes;
+  if (in_header_) {
+    if (at_line_start_ && complete && t.empty()) {
+      in_header_ = false;
+    } else {
+      header_size_ += bytes;
+      if (config_.max_header_size && header_size_ > config_.max_header_size) {
+        header_too_big_ = true;
+      }
+    }
+  }
+  if (config_.max_message_size && data_size_ > config_.max_message_size) {
+    too_big_ = true;
+  }
+  if (!too_big_ && !header_too_big_ && append_status_.ok()) {
+    data_.append(t);
+    if (complete) data_ += '\n';
+  } else {
+    data_.clear();
+  }
+  at_line_start_ = complete;
+}
+
+Action Session::DataLine(const LineReader::Line& line) {
+  bool line_start = at_line_start_;
+  if (line.complete && line_start && line.text == "." &&
+      (!config_.strict_dot || (line.crlf && prev_crlf_))) {
+    return EndOfData();
+  }
+  std::string_view t = line.text;
+  if (line_start && !t.empty() && t.front() == '.') t.remove_prefix(1);
+  if (config_.strict_dot) {
+    // RFC 5321 2.3.8: CR and LF only as CRLF. A bare LF ends the line
+    // here but never ends the data; a bare CR stays inside the line.
+    bool bare = (line.complete && !line.crlf) ||
+                t.find('\r') != std::string_view::npos;
+    if (bare && !config_.bare_newline_normalise) bare_newline_ = true;
+    if (bare && config_.bare_newline_normalise &&
+        t.find('\r') != std::string_view::npos) {
+      std::string clean;
+      for (char ch : t) {
+        if (ch != '\r') clean += ch;
+      }
+      BodyLine(clean, line.complete);
+      if (line.complete) prev_crlf_ = line.crlf;
+      return Action::kNeedInput;
+    }
+  }
+  BodyLine(t, line.complete);
+  if (line.complete) prev_crlf_ = line.crlf;
+  return Action::kNeedInput;
+}
+
+Action Session::EndOfData() {
+  data_started_ = false;
+  std::optional<Reply> fail;
+  if (too_big_) {
+    fail = MakeReply(ReplyId::kMessageTooBig);
+  } else if (header_too_big_) {
+    fail = MakeReply(ReplyId::kHeaderTooBig);
+  } else if (!append_status_.ok()) {
+    fail = ReplyForSpoolError(append_status_);
+  } else if (bare_newline_) {
+    fail = MakeReply(ReplyId::kBareNewline);
+  }
+  if (fail) {
+    last_reply_ = *fail;
+    Send(*fail);
+    ResetTransaction();
+    return Action::kAbortMessage;
+  }
+  // The content check sees the whole message before anything is
+  // acknowledged; the driver stages the data first (TakeData()).
+  Ask(CheckKind::kMessage, "");
+  check_.queue_id = queue_id_;
+  return Action::kCheck;
 }
 
 void Session::MessageCommitted(const absl::Status& status) {

@@ -10,6 +10,7 @@
 #include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/config/cluster_conf.h"
+#include "node/smtp/basic_checks.h"
 #include "node/smtp/session.h"
 #include "node/smtpserver/smtpserver_settings.h"
 #include "node/spool/spool.h"
@@ -40,14 +41,14 @@ int RunStdioSession(const NodeDir& node, Logger& log,
   SessionConfig config = (*settings)->session;
   config.strict_dot = false;      // a terminal or pipe sends bare LF
   config.require_domain = false;  // local users may name local users
+  config.style_flags = "";        // sloppy syntax is fine locally
   ClientInfo client;
   client.trusted = true;
   client.local_user = std::string(local_user);
-  Session session(config, (*settings)->domains, client);
-
-  std::string greeting =
-      StrCat("220 ", (*settings)->GreetingText(NowUsec() / 1000000), "\r\n");
-  if (!fs::WriteAll(out_fd, greeting, "stdout").ok()) return EX_IOERR;
+  client.listener = Listener::kLocal;
+  Session session(config, client);
+  session.SetGreeting((*settings)->GreetingText(NowUsec() / 1000000));
+  BasicChecks checks((*settings)->domains);
 
   std::unique_ptr<spool::Submission> sub;
   char buf[64 * 1024];
@@ -71,6 +72,12 @@ int RunStdioSession(const NodeDir& node, Logger& log,
       }
       case Action::kFlush:
         if (!flush()) return EX_IOERR;
+        break;
+      case Action::kCheck:  // BasicChecks needs no staged message
+        session.CheckDone(checks.Decide(session, session.pending_check()));
+        break;
+      case Action::kStartTls:  // never offered on a pipe
+        session.TlsFailed();
         break;
       case Action::kBeginMessage: {
         int64_t now = NowUsec();

@@ -14,6 +14,7 @@
 #include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/config/cluster_conf.h"
+#include "node/smtp/basic_checks.h"
 #include "node/smtp/session.h"
 #include "node/smtpserver/smtpserver.h"
 #include "node/smtpserver/smtpserver_settings.h"
@@ -341,13 +342,11 @@ asio::awaitable<void> Server::Converse(Conn& c) {
     ci.local_addr = la.to_string();
   }
   ci.trusted = s.policy.IsTrusted(c.ip);
-  c.session = std::make_unique<smtp::Session>(s.session, s.domains, ci);
+  c.session = std::make_unique<smtp::Session>(s.session, ci);
   smtp::Session& session = *c.session;
+  session.SetGreeting(s.GreetingText(NowUsec() / 1000000));
+  smtp::BasicChecks checks(s.domains);
   if (c.stop_requested) session.RequestStop();
-
-  std::string greeting =
-      StrCat("220 ", s.GreetingText(NowUsec() / 1000000), "\r\n");
-  if (!co_await Write(c, greeting)) co_return;
 
   std::vector<char> buf(64 * 1024);
   for (;;) {
@@ -357,6 +356,10 @@ asio::awaitable<void> Server::Converse(Conn& c) {
       if (!co_await ReadInput(c, buf)) co_return;
     } else if (a == smtp::Action::kFlush) {
       if (!co_await Flush(c)) co_return;
+    } else if (a == smtp::Action::kCheck) {
+      session.CheckDone(checks.Decide(session, session.pending_check()));
+    } else if (a == smtp::Action::kStartTls) {
+      session.TlsFailed();  // STARTTLS is not offered yet
     } else if (a == smtp::Action::kBeginMessage) {
       co_await BeginMessage(c);  // its reply joins the pipelined batch
     } else if (a == smtp::Action::kAppend) {

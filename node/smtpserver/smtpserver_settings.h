@@ -6,7 +6,7 @@
 // keep the one they started with. `sendmail -bs` loads the same snapshot.
 //
 //   auto s = zm::smtpserver::LoadSettings(node);   // file:line errors
-//   zm::smtp::Session session((*s)->session, (*s)->domains, client);
+//   zm::smtp::Session session((*s)->session, client);
 #ifndef ZM_SMTPSERVER_SMTPSERVER_SETTINGS_H_
 #define ZM_SMTPSERVER_SMTPSERVER_SETTINGS_H_
 
@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "node/common/node_dir.h"
 #include "node/config/mail_conf.h"
+#include "node/smtp/basic_checks.h"
 #include "node/smtp/session.h"
 #include "node/smtpserver/smtpserver_config.h"
 #include "node/smtpserver/smtpserver_policy.h"

@@ -47,7 +47,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         PathCase{"FROM:<a@b.example>", true, std::nullopt, "a@b.example"},
         PathCase{"from:<a@b.example>", true, std::nullopt, "a@b.example"},
-        PathCase{"FROM: <a@b.example>", true, std::nullopt, "a@b.example"},
+        PathCase{"FROM: <a@b.example>", true, ReplyId::kSyntax, ""},
         PathCase{"FROM:<>", true, std::nullopt, ""},
         PathCase{"FROM:<@relay.example,@r2.example:a@b.example>", true,
                  std::nullopt, "a@b.example"},

@@ -3,122 +3,28 @@
 
 #include <gtest/gtest.h>
 
-#include <set>
+#include "tests/unit/smtp/session_driver.h"
 
 namespace zm::smtp {
 namespace {
 
-class FakeDomains : public LocalDomains {
- public:
-  bool IsLocal(std::string_view d) const override {
-    return d == "mx.test" || d == "localhost";
-  }
-};
-
-struct Stored {
-  mail::Envelope env;
-  std::string data;
-};
-
-// Drives a Session like the servers do, with an in-memory spool.
-class Driver {
- public:
-  explicit Driver(SessionConfig config = {}, ClientInfo client = Client())
-      : config_(std::move(config)),
-        session_(config_, domains_, std::move(client)) {}
-
-  static ClientInfo Client() {
-    ClientInfo c;
-    c.addr = "192.0.2.7";
-    c.port = "40000";
-    c.local_addr = "192.0.2.1";
-    return c;
-  }
-
-  // Feeds `input` in one piece; returns everything written back, and the
-  // number of separate writes in *writes.
-  std::string Feed(std::string_view input, bool eof = false,
-                   int* writes = nullptr) {
-    session_.Input(input);
-    if (eof) session_.InputEof();
-    std::string out;
-    int n = 0;
-    for (;;) {
-      Action a = session_.Step();
-      auto flush = [&] {
-        std::string o = session_.TakeOutput();
-        if (!o.empty()) {
-          out += o;
-          ++n;
-        }
-      };
-      if (a == Action::kNeedInput) {
-        flush();
-        break;
-      } else if (a == Action::kFlush) {
-        flush();
-      } else if (a == Action::kBeginMessage) {
-        if (begin_error.ok()) {
-          current_ = Stored{session_.envelope(), ""};
-          open_ = true;
-          session_.MessageBegun(absl::OkStatus(), "QID1", 1763680000000000);
-        } else {
-          session_.MessageBegun(begin_error, "", 1763680000000000);
-        }
-      } else if (a == Action::kAppend) {
-        current_.data += session_.TakeData();
-      } else if (a == Action::kCommit) {
-        current_.data += session_.TakeData();
-        if (commit_error.ok()) stored.push_back(current_);
-        open_ = false;
-        session_.MessageCommitted(commit_error);
-      } else if (a == Action::kAbortMessage) {
-        open_ = false;
-        ++aborted;
-      } else {  // kClose
-        if (open_) ++aborted;
-        open_ = false;
-        flush();
-        closed = true;
-        break;
-      }
-    }
-    if (writes) *writes = n;
-    return out;
-  }
-
-  Session& session() { return session_; }
-
-  absl::Status begin_error;
-  absl::Status commit_error;
-  std::vector<Stored> stored;
-  int aborted = 0;
-  bool closed = false;
-
- private:
-  SessionConfig config_;
-  FakeDomains domains_;
-  Session session_;
-  Stored current_;
-  bool open_ = false;
-};
-
-SessionConfig Config() {
-  SessionConfig c;
-  c.hostname = "mx.test";
-  return c;
-}
+using sessiontest::Config;
+using sessiontest::Driver;
+using sessiontest::Stored;
 
 TEST(Session, GoldenTranscript) {
   Driver d(Config());
-  EXPECT_EQ(d.session().Greeting(), "220 mx.test ESMTP zmnode\r\n");
+  EXPECT_EQ(d.greeting, "220 mx.test ESMTP zmnode\r\n");
   EXPECT_EQ(d.Feed("EHLO client.example\r\n"),
             "250-mx.test Hello client.example (unknown [192.0.2.7])\r\n"
             "250-PIPELINING\r\n"
             "250-SIZE 10000000\r\n"
             "250-8BITMIME\r\n"
+            "250-CHUNKING\r\n"
             "250-DSN\r\n"
+            "250-ETRN\r\n"
             "250-ENHANCEDSTATUSCODES\r\n"
+            "250-DELIVERBY\r\n"
             "250-SMTPUTF8\r\n"
             "250 X-RCPTLIMIT 10000\r\n");
   EXPECT_EQ(
@@ -301,8 +207,9 @@ TEST(Session, SpoolFailuresAreTemporary) {
           .substr(0),
       std::string(
           "250-mx.test Hello c (unknown [192.0.2.7])\r\n250-PIPELINING\r\n"
-          "250-SIZE 10000000\r\n250-8BITMIME\r\n250-DSN\r\n"
-          "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250 X-RCPTLIMIT 10000\r\n"
+          "250-SIZE 10000000\r\n250-8BITMIME\r\n250-CHUNKING\r\n250-DSN\r\n"
+          "250-ETRN\r\n250-ENHANCEDSTATUSCODES\r\n250-DELIVERBY\r\n"
+          "250-SMTPUTF8\r\n250 X-RCPTLIMIT 10000\r\n"
           "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
           "452 4.3.1 Insufficient system storage, try again later\r\n"));
   d.begin_error = absl::OkStatus();
@@ -327,11 +234,32 @@ TEST(Session, BareLfDotDoesNotEndDataOnTheNetwork) {
   Driver d(Config());
   d.Feed(
       "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n");
-  EXPECT_EQ(d.Feed("a\r\n.\nMAIL FROM:<evil@x>\r\n"), "");
-  EXPECT_EQ(d.Feed(".\r\n"), "250 2.0.0 Ok: queued as QID1\r\n");
+  // The 2023 smuggling family: <LF>.<LF>, <CR>.<CR>, <LF>.<CRLF>.
+  EXPECT_EQ(d.Feed("a\r\n.\nMAIL FROM:<evil@x>\r\nRCPT TO:<x@mx.test>\r\n"
+                   "DATA\r\nsmuggled\r\n\r.\rX\n.\r\nZ\r\n"),
+            "");
+  // Only CRLF.CRLF ends the data, and the message with bare newlines is
+  // refused as a whole: never a second message.
+  EXPECT_EQ(d.Feed(".\r\n"),
+            "550 5.6.0 Message contains bare CR or LF (RFC 5321 section "
+            "2.3.8)\r\n");
+  EXPECT_TRUE(d.stored.empty());
+  EXPECT_EQ(d.aborted, 1);
+  EXPECT_EQ(d.Feed("MAIL FROM:<a@b.example>\r\n"), "250 2.1.0 Ok\r\n");
+}
+
+TEST(Session, BareNewlinesCanBeNormalised) {
+  SessionConfig c = Config();
+  c.bare_newline_normalise = true;
+  Driver d(c);
+  d.Feed(
+      "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n");
+  EXPECT_EQ(d.Feed("a\r\n.\nMAIL FROM:<evil@x>\r\nb\rc\r\n.\r\n"),
+            "250 2.0.0 Ok: queued as QID1\r\n");
   ASSERT_EQ(d.stored.size(), 1u);
-  EXPECT_NE(d.stored[0].data.find("a\n\nMAIL FROM:<evil@x>\n"),
-            std::string::npos);
+  EXPECT_NE(d.stored[0].data.find("\na\n\nMAIL FROM:<evil@x>\nbc\n"),
+            std::string::npos)
+      << d.stored[0].data;
 }
 
 TEST(Session, LocalSessionsAcceptBareLf) {
