@@ -182,4 +182,29 @@ absl::StatusOr<std::vector<std::string>> AdminClient::Command(
   return out;
 }
 
+absl::Status AdminClient::WatchEvents() {
+  if (auto s = fs::WriteAll(fd_.get(), "WATCH EVENTS\n", "admin socket");
+      !s.ok()) {
+    return s;
+  }
+  auto first = ReadLine();
+  if (!first.ok()) return first.status();
+  if (first->empty() || (*first)[0] != '+') {
+    std::string_view text = *first;
+    if (!text.empty() && text[0] == '-') text = Trim(text.substr(1));
+    return absl::FailedPreconditionError(std::string(text));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> AdminClient::NextEvent() {
+  auto l = ReadLine();
+  if (!l.ok()) return l.status();
+  std::string_view v = *l;
+  if (!ConsumePrefix(&v, "event ")) {
+    return absl::DataLossError(StrCat("not an event line: ", *l));
+  }
+  return std::string(v);
+}
+
 }  // namespace zm::admin

@@ -47,6 +47,11 @@ class AdminClient {
   // carrying the server's "-" text.
   absl::StatusOr<std::vector<std::string>> Command(std::string_view line);
 
+  // WATCH EVENTS: after this, NextEvent() returns one delivery event per
+  // call ("QID: to=<...>, ... status=sent (...)", "QID: removed", ...).
+  absl::Status WatchEvents();
+  absl::StatusOr<std::string> NextEvent();
+
  private:
   explicit AdminClient(fs::UniqueFd fd) : fd_(std::move(fd)) {}
   absl::StatusOr<std::string> ReadLine();

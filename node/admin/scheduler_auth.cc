@@ -179,6 +179,7 @@ uint32_t RequiredToken(std::string_view command) {
   if (verb == "quit") return 0;
   if (verb == "etrn" || verb == "runq") return kTokenEtrn;
   if (verb == "kill") return kTokenKill;
+  if (verb == "watch") return kTokenTt;  // WATCH EVENTS
   if (verb == "show") {
     if (what == "snmp" || what == "counters") return kTokenSnmp;
     if (what == "queue" && third == "short") return kTokenQq;

@@ -1,11 +1,15 @@
+#include <sys/stat.h>
 #include <time.h>
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "node/admin/admin_client.h"
+#include "node/common/fs.h"
 #include "node/common/strings.h"
+#include "node/config/cluster_conf.h"
 #include "node/daemon/health.h"
 #include "node/mailq/mailq.h"
 
@@ -75,6 +79,59 @@ std::string RenderListing(const std::vector<std::string>& json_lines,
     }
   }
   return out;
+}
+
+std::vector<HeldFile> ListHeld(const std::string& spool_dir) {
+  std::vector<HeldFile> out;
+  for (std::string folder : {"freezer", "postman"}) {
+    std::string dir = StrCat(spool_dir, "/", folder);
+    auto names = fs::ListDir(dir);
+    if (!names.ok()) continue;
+    std::sort(names->begin(), names->end());
+    for (const auto& n : *names) {
+      HeldFile f;
+      f.folder = folder;
+      f.name = n;
+      size_t dot = n.find('.');
+      f.queue_id = n.substr(0, dot);
+      if (dot != std::string::npos) f.cause = n.substr(dot + 1);
+      struct stat st;
+      if (::stat(StrCat(dir, "/", n).c_str(), &st) == 0) {
+        f.size = static_cast<uint64_t>(st.st_size);
+        f.mtime = static_cast<long long>(st.st_mtime);
+      }
+      out.push_back(std::move(f));
+    }
+  }
+  return out;
+}
+
+std::string RenderHeld(const std::vector<HeldFile>& files, long long now) {
+  std::string out, folder;
+  for (const auto& f : files) {
+    if (f.folder != folder) {
+      folder = f.folder;
+      StrAppend(&out, folder == "freezer" ? "Frozen" : "Postman", " (spool/",
+                folder, "/):\n");
+    }
+    StrAppend(&out, "  ", f.queue_id, ": (",
+              f.cause.empty() ? "no cause" : f.cause, ", ", f.size, " bytes, ",
+              Duration(now - f.mtime), " old)\n");
+  }
+  return out;
+}
+
+std::string HeldJson(const HeldFile& f, const std::string& node_tag) {
+  nlohmann::json j;
+  j["node"] = node_tag;
+  j["queue_name"] = f.folder == "freezer" ? "hold" : "corrupt";
+  j["queue_id"] = f.queue_id;
+  j["file"] = StrCat(f.folder, "/", f.name);
+  j["cause"] = f.cause;
+  j["arrival_time"] = f.mtime;
+  j["message_size"] = f.size;
+  j["recipients"] = nlohmann::json::array();
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 int Main(const std::vector<std::string>& args, std::ostream& out,
@@ -159,6 +216,11 @@ int Main(const std::vector<std::string>& args, std::ostream& out,
       }
       out << j.dump() << "\n";
     }
+    if (channel.empty() && host.empty()) {
+      auto tag = config::LoadNodeTag(node);
+      for (const auto& f : ListHeld(node.spool()))
+        out << HeldJson(f, tag.ok() ? *tag : "") << "\n";
+    }
     return 0;
   }
   if (q >= 2) {
@@ -196,6 +258,8 @@ int Main(const std::vector<std::string>& args, std::ostream& out,
   auto lines = run("SHOW MESSAGES");
   if (!lines.ok()) return kExUnavailable;
   out << RenderListing(*lines, channel, host, now);
+  if (channel.empty() && host.empty())
+    out << RenderHeld(ListHeld(node.spool()), now);
   return 0;
 }
 

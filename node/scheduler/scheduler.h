@@ -13,6 +13,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -27,14 +28,19 @@
 #include "node/common/fs.h"
 #include "node/common/log.h"
 #include "node/common/node_dir.h"
+#include "node/common/strings.h"
 #include "node/daemon/daemon.h"
 #include "node/mail/control.h"
 #include "node/scheduler/scheduler_conf.h"
+#include "node/scheduler/scheduler_dsn.h"
 #include "node/spool/spool.h"
 
 namespace zm::scheduler {
 
 int Run(Daemon& daemon);
+
+// Real time, milliseconds since the epoch.
+int64_t NowMs();
 
 using ThreadKey = std::pair<std::string, std::string>;  // channel, host
 
@@ -48,6 +54,8 @@ struct Rcpt {
   int64_t next_ms = 0;  // earliest next attempt
   std::string last_dsn, last_diag, relay;
   int64_t result_time = 0;
+  bool warned = false;  // a delay DSN went out for it
+  bool killed = false;  // failed by KILL MSG / KILL THREAD: no DSN
 };
 
 struct Message {
@@ -57,8 +65,19 @@ struct Message {
   int64_t seen_ms = 0;
   uint64_t size = 0;
   std::vector<Rcpt> rcpts;  // parallel to cf.recipients
-  bool killed = false;
 };
+
+// Retry state of one message's waiting recipients, kept in spool/retry/<id>
+// so that a restart does not retry everything at once (docs/scheduler.md).
+struct RetryRecord {
+  int index = 0;
+  int attempts = 0;
+  int64_t next_ms = 0;
+  bool warned = false;
+  std::string dsn, diag;
+};
+std::string SerializeRetry(const std::vector<RetryRecord>& records);
+std::vector<RetryRecord> ParseRetry(std::string_view text);
 
 struct Thread {
   std::string channel, host;
@@ -69,6 +88,9 @@ struct Thread {
   bool kicked = false;           // ETRN/RUNQ asked for a run (queueonly)
   int attempts = 0;
   std::string last_diag;
+  // No waiting recipient is due before this (a cache for Pump; lowered by
+  // Wake() whenever a recipient becomes due earlier).
+  int64_t next_due_ms = 0;
 };
 
 struct Job {
@@ -103,6 +125,7 @@ struct AdminConn {
   bool authed = false;
   uint32_t tokens = 0;
   bool closing = false;
+  bool events = false;  // WATCH EVENTS: delivery events are streamed
   int64_t last_ms = 0;
 };
 
@@ -110,6 +133,7 @@ struct Counters {
   uint64_t msgs_in = 0, msgs_out = 0, rcpts_in = 0, rcpts_out = 0;
   uint64_t delivered = 0, failed = 0, deferred = 0, expired = 0;
   uint64_t dsns = 0, agents_started = 0, quarantined = 0;
+  uint64_t delay_dsns = 0;
 };
 
 class Scheduler {
@@ -138,6 +162,26 @@ class Scheduler {
   int Etrn(std::string_view domain);
   int RunQueue(std::string_view qid);  // "" = everything
   absl::Status Kill(std::string_view qid);
+  int KillThread(std::string_view channel, std::string_view host);
+  // The scheduler's clock: real time, plus an offset that tests may advance
+  // (CLOCK ADVANCE, only with ZM_SCHEDULER_TEST_CLOCK=1 in the environment).
+  int64_t Now() const { return NowMs() + clock_offset_ms_; }
+  // Recipient(s) of thread t may be due at `at_ms`.
+  static void Wake(Thread& t, int64_t at_ms) {
+    t.next_due_ms = std::min(t.next_due_ms, at_ms);
+  }
+  void LoadRetryState(Message& m);
+  void SaveRetryState();
+  void MaybeWarnDelay(Message& m);
+  bool SubmitDsn(Message& m, std::vector<DsnRecipient> report, bool delay,
+                 const std::string& to, const std::string& sender);
+  // Sends `line` to every admin connection that asked for WATCH EVENTS.
+  void Event(std::string_view line);
+  // The envelope sender of reports about failed bounces.
+  std::string DoubleBounceSender() const {
+    return StrCat("double-bounce@", hostname_);
+  }
+  void FailByAdmin(Message& m, Rcpt& rc);
 
   // Agents (scheduler_agents.cc).
   void Pump();
@@ -170,6 +214,8 @@ class Scheduler {
                  std::string_view dsn, std::string_view relay, double c,
                  double d, std::string_view diag, int64_t dispatch_ms);
   bool Ready(const Thread& t, const Rcpt& r, int64_t now) const;
+  bool ThreadHasReady(Thread& t, int64_t now);
+  int ServeThread(Thread& t, int64_t now);
   bool StartAgent(Thread& t);
   bool Dispatch(Agent& a, Thread& t, int64_t now);
   void FinishMessage(Message& m);
@@ -195,9 +241,12 @@ class Scheduler {
   bool stopping_ = false;
   int64_t stop_deadline_ms_ = 0;
   uint64_t rng_ = 0;
+  int64_t clock_offset_ms_ = 0;
+  int64_t next_check_ms_ = 0;  // CheckExpiry has nothing to do before
+  bool test_clock_ = false;
+  ThreadKey rr_last_;                  // the thread Pump served last
+  std::set<std::string> retry_dirty_;  // messages whose retry file is stale
 };
-
-int64_t NowMs();
 
 // "1d3h", "21m34s", "0s".
 std::string FormatDuration(int64_t seconds);

@@ -22,6 +22,7 @@ namespace {
 
 constexpr size_t kMaxAdminLine = 4096;
 constexpr size_t kMaxAdminConns = 64;
+constexpr size_t kMaxEventBacklog = 1u << 20;
 constexpr char kDefaultAuth[] =
     "nobody:nobody:SNMP QQ TT ETRN:[ipv6:::1]/128,[127.0.0.1]/32\n";
 
@@ -269,6 +270,31 @@ void Scheduler::AdminLine(AdminConn& c, std::string_view line) {
       reply({StrCat("RUNQ ID ", w[2], ": ", RunQueue(w[2]),
                     " recipients scheduled")});
     }
+  } else if (verb == "kill" && what == "thread" &&
+             (w.size() == 4 || w.size() == 3)) {
+    std::string_view ch = w[2], host;
+    if (w.size() == 4) {
+      host = w[3];
+    } else if (size_t slash = ch.find('/'); slash != std::string_view::npos) {
+      host = ch.substr(slash + 1);
+      ch = ch.substr(0, slash);
+    }
+    int n = KillThread(ch, host);
+    log_.Info("", StrCat("KILL THREAD ", ch, "/", host, ": ", n,
+                         " recipients deleted"));
+    reply({StrCat("thread ", ch, "/", host, ": ", n, " recipients deleted")});
+  } else if (verb == "watch" && what == "events" && w.size() == 2) {
+    c.outbuf += "+ OK\n";
+    c.events = true;  // event lines follow until the client closes
+  } else if (verb == "clock" && what == "advance" && w.size() == 3 &&
+             test_clock_) {
+    int64_t secs = 0;
+    if (!ParseNumber(w[2], &secs) || secs < 0) {
+      refuse("CLOCK ADVANCE seconds");
+    } else {
+      clock_offset_ms_ += secs * 1000;
+      reply({StrCat("clock advanced by ", secs, "s")});
+    }
   } else if (verb == "kill" && what == "msg" && w.size() == 3) {
     if (auto s = Kill(w[2]); !s.ok()) {
       refuse(zm::Message(s));
@@ -282,7 +308,7 @@ void Scheduler::AdminLine(AdminConn& c, std::string_view line) {
 
 std::vector<std::string> Scheduler::ShowQueueThreads() const {
   std::vector<std::string> out;
-  int64_t now = NowMs();
+  int64_t now = Now();
   // Group threads by ring (the clause that gave their command).
   std::map<int, std::vector<const Thread*>> rings;
   for (const auto& [key, t] : threads_) {
@@ -394,7 +420,7 @@ std::vector<std::string> Scheduler::ShowThread(std::string_view ch,
 
 std::vector<std::string> Scheduler::ShowMessages() const {
   std::vector<std::string> out;
-  int64_t now = NowMs();
+  int64_t now = Now();
   for (const auto& [qid, mp] : msgs_) {
     const Message& m = *mp;
     nlohmann::json j;
@@ -455,6 +481,19 @@ std::vector<std::string> Scheduler::ShowCounters() const {
       StrCat("quarantined ", c.quarantined),
   };
   return out;
+}
+
+void Scheduler::Event(std::string_view line) {
+  for (auto& c : admin_) {
+    if (!c->events || c->closing) continue;
+    if (c->outbuf.size() > kMaxEventBacklog) {
+      c->outbuf.clear();  // a reader that does not keep up is dropped
+      c->closing = true;
+      continue;
+    }
+    StrAppend(&c->outbuf, "event ", line, "\n");
+    FlushAdmin(*c);
+  }
 }
 
 }  // namespace zm::scheduler

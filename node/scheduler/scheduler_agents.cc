@@ -42,7 +42,7 @@ bool Scheduler::Ready(const Thread& t, const Rcpt& r, int64_t now) const {
 bool Scheduler::StartAgent(Thread& t) {
   int ring = t.params.ring;
   auto failed_start = [&](const std::string& why) {
-    int64_t now = NowMs();
+    int64_t now = Now();
     std::vector<std::string> touched;
     for (const auto& qid : t.msgs) {
       auto it = msgs_.find(qid);
@@ -210,78 +210,103 @@ bool Scheduler::Dispatch(Agent& a, Thread& t, int64_t now) {
   return false;
 }
 
+bool Scheduler::ThreadHasReady(Thread& t, int64_t now) {
+  if (t.params.queueonly && !t.kicked) return false;
+  if (t.next_due_ms > now) return false;
+  int64_t earliest = INT64_MAX;
+  for (const auto& qid : t.msgs) {
+    auto it = msgs_.find(qid);
+    if (it == msgs_.end()) continue;
+    const Message& m = *it->second;
+    for (const auto& rc : m.rcpts) {
+      if (rc.state != RcptState::kWaiting) continue;
+      const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
+      if (r.channel != t.channel || r.host != t.host) continue;
+      if (rc.next_ms <= now) return true;
+      earliest = std::min(earliest, rc.next_ms);
+    }
+  }
+  t.next_due_ms = earliest;  // nothing due before this
+  t.kicked = false;
+  return false;
+}
+
+// Gives thread t (which has ready recipients) one job: to a hungry agent
+// of its ring, or by starting an agent. Returns 1 if a job went out, 0 if
+// nothing could be done now, -1 if the thread's recipients were deferred
+// (the agent could not start).
+int Scheduler::ServeThread(Thread& t, int64_t now) {
+  ThreadKey key{t.channel, t.host};
+  // A hungry agent of this ring running the same command; prefer the one
+  // that served this thread last, then the least loaded.
+  Agent* best = nullptr;
+  for (auto& a : agents_) {
+    if (a->closing || a->eof || !a->ready || a->ring != t.params.ring ||
+        a->command != t.command ||
+        static_cast<int>(a->jobs.size()) >= a->capacity) {
+      continue;
+    }
+    if (!best || (a->last_thread == key && best->last_thread != key) ||
+        ((a->last_thread == key) == (best->last_thread == key) &&
+         a->jobs.size() < best->jobs.size())) {
+      best = a.get();
+    }
+  }
+  if (best) return Dispatch(*best, t, now) ? 1 : 0;
+  // Agents still starting up will say #hungry soon; do not pile on.
+  for (auto& a : agents_) {
+    if (!a->ready && !a->closing && !a->eof && a->command == t.command)
+      return 0;
+  }
+  int ring_n = CountIf(agents_, [&](const Agent& a) {
+    return a.ring == t.params.ring && !a.eof;
+  });
+  int chan_n = CountIf(agents_, [&](const Agent& a) {
+    return a.channel == t.channel && !a.eof;
+  });
+  int total = CountIf(agents_, [](const Agent& a) { return !a.eof; });
+  bool limited = (t.params.maxring > 0 && ring_n >= t.params.maxring) ||
+                 (t.params.maxchannel > 0 && chan_n >= t.params.maxchannel) ||
+                 total >= conf_.EffectiveMaxTa();
+  if (limited) {
+    // Make room: an idle agent of this ring for another command goes.
+    for (auto& a : agents_) {
+      if (a->ring == t.params.ring && a->ready && a->jobs.empty() &&
+          !a->closing && a->command != t.command) {
+        CloseAgent(*a);
+        break;
+      }
+    }
+    return 0;
+  }
+  return StartAgent(t) ? 0 : -1;
+}
+
+// Even-handed service: every thread with due recipients gets one job per
+// round, starting after the thread served last, so that a destination with
+// 100,000 messages takes turns with one that has a single message.
 void Scheduler::Pump() {
   if (stopping_) return;
-  int64_t now = NowMs();
-  int maxta = conf_.EffectiveMaxTa();
-  for (auto& [key, t] : threads_) {
-    while (true) {
-      bool has_ready = false;
-      for (const auto& qid : t.msgs) {
-        auto it = msgs_.find(qid);
-        if (it == msgs_.end()) continue;
-        for (const auto& rc : it->second->rcpts) {
-          const auto& r =
-              it->second->cf.recipients[static_cast<size_t>(rc.index)];
-          if (r.channel == t.channel && r.host == t.host && Ready(t, rc, now)) {
-            has_ready = true;
-            break;
-          }
-        }
-        if (has_ready) break;
-      }
-      if (!has_ready) {
-        t.kicked = false;
-        break;
-      }
-      // A ready agent of this ring running the same command; prefer one
-      // that served this thread last, then an idle one.
-      Agent* best = nullptr;
-      for (auto& a : agents_) {
-        if (a->closing || a->eof || !a->ready || a->ring != t.params.ring ||
-            a->command != t.command ||
-            static_cast<int>(a->jobs.size()) >= a->capacity) {
-          continue;
-        }
-        if (!best || (a->last_thread == key && best->last_thread != key) ||
-            (a->jobs.size() < best->jobs.size())) {
-          best = a.get();
-        }
-      }
-      if (best) {
-        if (!Dispatch(*best, t, now)) break;
-        continue;
-      }
-      // Agents still starting up will say #hungry soon; do not pile on.
-      bool starting = false;
-      for (auto& a : agents_) {
-        starting |=
-            !a->ready && !a->closing && !a->eof && a->command == t.command;
-      }
-      if (starting) break;
-      int ring_n = CountIf(
-          agents_, [&](const Agent& a) { return a.ring == t.params.ring; });
-      int chan_n = CountIf(
-          agents_, [&](const Agent& a) { return a.channel == t.channel; });
-      int total = static_cast<int>(agents_.size());
-      bool limited =
-          (t.params.maxring > 0 && ring_n >= t.params.maxring) ||
-          (t.params.maxchannel > 0 && chan_n >= t.params.maxchannel) ||
-          total >= maxta;
-      if (limited) {
-        // Make room: an idle agent of this ring for another command goes.
-        for (auto& a : agents_) {
-          if (a->ring == t.params.ring && a->ready && a->jobs.empty() &&
-              !a->closing) {
-            CloseAgent(*a);
-            break;
-          }
-        }
-        break;
-      }
-      if (!StartAgent(t)) continue;  // recipients deferred; loop re-checks
-      break;
+  int64_t now = Now();
+  std::vector<Thread*> order;
+  order.reserve(threads_.size());
+  auto split = threads_.upper_bound(rr_last_);
+  for (auto it = split; it != threads_.end(); ++it)
+    order.push_back(&it->second);
+  for (auto it = threads_.begin(); it != split; ++it)
+    order.push_back(&it->second);
+  std::vector<Thread*> busy;
+  for (Thread* t : order) {
+    if (ThreadHasReady(*t, now)) busy.push_back(t);
+  }
+  for (int round = 0; !busy.empty() && round < 100000; ++round) {
+    std::vector<Thread*> again;
+    for (Thread* t : busy) {
+      int r = ServeThread(*t, now);
+      if (r > 0) rr_last_ = {t->channel, t->host};
+      if (r != 0 && ThreadHasReady(*t, now)) again.push_back(t);
     }
+    busy.swap(again);
   }
 }
 

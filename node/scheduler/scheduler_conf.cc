@@ -1,5 +1,8 @@
 #include "node/scheduler/scheduler_conf.h"
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <cctype>
 #include <functional>
 #include <map>
@@ -10,6 +13,16 @@
 #include "node/config/config_file.h"
 
 namespace zm::scheduler {
+
+int AutoMaxTa() {
+  struct rlimit rl;
+  int64_t fds = 1024;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    fds = rl.rlim_cur == RLIM_INFINITY ? (1 << 20)
+                                       : static_cast<int64_t>(rl.rlim_cur);
+  }
+  return static_cast<int>(std::clamp<int64_t>((fds - 100) / 2, 10, 1000));
+}
 namespace {
 
 using config::Error;
@@ -78,7 +91,7 @@ bool IsKnownKey(std::string_view key) {
   static constexpr std::string_view kKeys[] = {
       "maxta",    "maxchannel", "maxring",     "interval", "idlemax", "expiry",
       "retries",  "skew",       "overfeed",    "user",     "group",   "nice",
-      "priority", "sysnice",    "syspriority", "command"};
+      "priority", "sysnice",    "syspriority", "command",  "warning"};
   if (IsFlag(key)) return true;
   for (auto k : kKeys) {
     if (k == key) return true;
@@ -140,6 +153,7 @@ absl::Status ApplyParam(const Param& prm, ThreadParams* p) {
   if (k == "interval") return duration(&p->interval_ms, false);
   if (k == "idlemax") return duration(&p->idlemax_ms, true);
   if (k == "expiry") return duration(&p->expiry_ms, false);
+  if (k == "warning") return duration(&p->warning_ms, true);
   if (k == "maxchannel") return integer(0, 100000, &p->maxchannel);
   if (k == "maxring") return integer(0, 100000, &p->maxring);
   if (k == "maxta") return integer(0, 100000, &dummy);

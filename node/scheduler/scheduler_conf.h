@@ -35,14 +35,17 @@
 
 namespace zm::scheduler {
 
-// Default process limit when maxta=0 ("let the scheduler decide").
-inline constexpr int kAutoMaxTa = 200;
+// The process limit when maxta=0 ("let the scheduler decide"): half of the
+// file descriptors the scheduler may open (two pipes per agent), less 100
+// for the admin connections and files, within 10..1000.
+int AutoMaxTa();
 
 // The parameters a channel/host thread runs under.
 struct ThreadParams {
   int64_t interval_ms = 60'000;
   int64_t idlemax_ms = 180'000;
   int64_t expiry_ms = 3 * 86'400'000LL;
+  int64_t warning_ms = 0;  // delay DSN after this long in the queue; 0: none
   std::vector<int> retries = {1, 1, 2, 3, 5, 8, 13, 21, 34};
   int maxchannel = 0;  // 0 = no limit
   int maxring = 0;     // 0 = no limit
@@ -86,7 +89,7 @@ struct SchedulerConf {
 
   // The parameters of thread channel/host.
   ThreadParams Resolve(std::string_view channel, std::string_view host) const;
-  int EffectiveMaxTa() const { return maxta > 0 ? maxta : kAutoMaxTa; }
+  int EffectiveMaxTa() const { return maxta > 0 ? maxta : AutoMaxTa(); }
 };
 
 // Parses `text` as the contents of `file` (named in errors). `node` gives

@@ -14,6 +14,13 @@ bool WantsDsn(std::string_view notify, bool failed) {
   return n.find(failed ? "failure" : "success") != std::string::npos;
 }
 
+bool WantsDelayDsn(std::string_view notify) {
+  std::string n = ToLower(notify);
+  if (n.empty()) return true;
+  return n.find("delay") != std::string::npos &&
+         n.find("never") == std::string::npos;
+}
+
 namespace {
 
 // RET=FULL asks for the whole message back, within the size bound;
@@ -40,16 +47,20 @@ std::string OriginalRecipientField(std::string_view orcpt) {
 }  // namespace
 
 std::string RenderDsn(const DsnRequest& r) {
-  bool any_failed = false;
-  for (const auto& rc : r.recipients) any_failed |= rc.action == "failed";
+  bool any_failed = false, all_delayed = !r.recipients.empty();
+  for (const auto& rc : r.recipients) {
+    any_failed |= rc.action == "failed";
+    all_delayed &= rc.action == "delayed";
+  }
   std::string boundary = StrCat(r.queue_id, "/", r.now, "/", r.hostname);
   std::string out;
   StrAppend(&out, "From: Mail Delivery System <MAILER-DAEMON@", r.hostname,
             ">\n");
   StrAppend(&out, "To: <", OneLine(r.original_sender), ">\n");
   StrAppend(&out, "Subject: ",
-            any_failed ? "Undelivered Mail Returned to Sender"
-                       : "Successful Mail Delivery Report",
+            any_failed    ? "Undelivered Mail Returned to Sender"
+            : all_delayed ? "Delayed Mail (still being retried)"
+                          : "Successful Mail Delivery Report",
             "\n");
   StrAppend(&out, "Date: ", mail::Rfc5322Date(r.now), "\n");
   StrAppend(&out, "Message-ID: <", r.queue_id, ".", r.now, ".dsn@", r.hostname,
@@ -71,6 +82,11 @@ std::string RenderDsn(const DsnRequest& r) {
     out += "Your message could not be delivered to one or more recipients.\n";
     out += ReturnsFullMessage(r) ? "It is attached below.\n\n"
                                  : "Its headers are attached below.\n\n";
+  } else if (all_delayed) {
+    out +=
+        "Your message could not be delivered yet to the recipients below.\n"
+        "The mail system keeps trying; you need not send it again.\n"
+        "Its headers are attached below.\n\n";
   } else {
     out += "Your message was delivered to the recipients listed below.\n\n";
   }
@@ -113,6 +129,11 @@ std::string RenderDsn(const DsnRequest& r) {
       StrAppend(&out, "Last-Attempt-Date: ", mail::Rfc5322Date(rc.last_attempt),
                 "\n");
     }
+    if (rc.will_retry_until > 0) {
+      StrAppend(&out,
+                "Will-Retry-Until: ", mail::Rfc5322Date(rc.will_retry_until),
+                "\n");
+    }
   }
   out += "\n";
 
@@ -121,7 +142,7 @@ std::string RenderDsn(const DsnRequest& r) {
   size_t hdr_end = orig.find("\n\n");
   std::string_view headers =
       hdr_end == std::string_view::npos ? orig : orig.substr(0, hdr_end + 1);
-  bool full = ReturnsFullMessage(r);
+  bool full = ReturnsFullMessage(r) && !all_delayed;
   StrAppend(&out, "--", boundary, "\n");
   if (full) {
     out += "Content-Description: Undelivered Message\n";

@@ -24,6 +24,7 @@ struct DsnRecipient {
   std::string diagnostic;          // one line
   std::string remote_mta;          // relay, "" for local
   int64_t last_attempt = 0;        // unix seconds
+  int64_t will_retry_until = 0;    // "delayed": when it expires (unix s)
 };
 
 struct DsnRequest {
@@ -42,6 +43,13 @@ struct DsnRequest {
 // Whether a recipient with DSN NOTIFY `notify` ("" = default) is reported
 // when it ended `failed` (true) or delivered (false).
 bool WantsDsn(std::string_view notify, bool failed);
+
+// Whether a recipient with NOTIFY `notify` gets a delay report ("delayed").
+// No NOTIFY: yes (this MTA's default is FAILURE,DELAY, RFC 3461 4.1).
+bool WantsDelayDsn(std::string_view notify);
+
+// A report whose recipients are all "delayed" is a delay warning: its own
+// subject and text, and only the original's headers are attached.
 
 std::string RenderDsn(const DsnRequest& r);
 

@@ -49,6 +49,11 @@ Scheduler::~Scheduler() {
 
 absl::Status Scheduler::Start() {
   if (auto s = spool_.CreateLayout(); !s.ok()) return s;
+  if (auto s = fs::MakeDirs(spool_.Path("retry"), 0750); !s.ok()) return s;
+  if (const char* c = ::getenv("ZM_SCHEDULER_TEST_CLOCK"); c && *c == '1') {
+    test_clock_ = true;
+    log_.Warning("", "test clock enabled (CLOCK ADVANCE)");
+  }
   if (auto s = LoadAuth(); !s.ok()) return s;
   if (conf_.syspriority) ::setpriority(PRIO_PROCESS, 0, *conf_.syspriority);
   if (conf_.sysnice) (void)::nice(*conf_.sysnice);
@@ -96,10 +101,11 @@ int Scheduler::Loop() {
         it = it->second.msgs.empty() ? threads_.erase(it) : std::next(it);
       }
       for (auto& c : admin_) {
-        if (now - c->last_ms > kAdminIdleMs) c->closing = true;
+        if (!c->events && now - c->last_ms > kAdminIdleMs) c->closing = true;
       }
     }
     Pump();
+    if (!retry_dirty_.empty()) SaveRetryState();
     admin_.erase(std::remove_if(admin_.begin(), admin_.end(),
                                 [](const std::unique_ptr<AdminConn>& c) {
                                   return c->closing && c->outbuf.empty();

@@ -12,6 +12,7 @@
 #include "node/common/strings.h"
 #include "node/mail/envelope.h"
 #include "node/mail/queue_id.h"
+#include "node/mail/xtext.h"
 #include "node/scheduler/scheduler.h"
 #include "node/scheduler/scheduler_dsn.h"
 
@@ -21,6 +22,7 @@ namespace {
 constexpr size_t kMaxControlBytes = 16u << 20;
 constexpr size_t kMaxHeadBytes = 64u << 10;
 constexpr size_t kMaxDsnOriginalBytes = 32u << 20;
+constexpr std::string_view kRetryFolder = "retry";
 }  // namespace
 
 int64_t NowMs() {
@@ -83,6 +85,7 @@ Thread& Scheduler::GetThread(const std::string& channel,
 
 void Scheduler::ResolveThread(Thread& t) {
   t.params = conf_.Resolve(t.channel, t.host);
+  t.next_due_ms = 0;  // look again
   t.command.clear();
   t.command_error.clear();
   if (t.params.command.empty()) {
@@ -161,7 +164,7 @@ void Scheduler::LoadMessage(const std::string& qid) {
   }
   auto m = std::make_unique<Message>();
   m->id = qid;
-  m->seen_ms = NowMs();
+  m->seen_ms = Now();
   // Arrival time and size from the message file's envelope lines.
   struct stat st;
   if (::fstat(qfd.get(), &st) == 0) {
@@ -201,7 +204,7 @@ void Scheduler::LoadMessage(const std::string& qid) {
   }
   m->cf = std::move(*cf);
   ++counters_.msgs_in;
-  int64_t now = NowMs();
+  int64_t now = Now();
   for (const auto& r : m->cf.recipients) {
     Rcpt rc;
     rc.index = r.index;
@@ -216,11 +219,18 @@ void Scheduler::LoadMessage(const std::string& qid) {
     } else {
       rc.next_ms = now;
       Thread& t = GetThread(r.channel, r.host);
+      Wake(t, now);
       if (t.msgs.empty() || t.msgs.back() != qid) t.msgs.push_back(qid);
+      next_check_ms_ = std::min(
+          next_check_ms_,
+          m->arrival_ms + std::min(t.params.expiry_ms, t.params.warning_ms > 0
+                                                           ? t.params.warning_ms
+                                                           : INT64_MAX));
     }
     m->rcpts.push_back(std::move(rc));
   }
   Message& ref = *m;
+  LoadRetryState(ref);
   msgs_[qid] = std::move(m);
   MaybeFinish(ref.id);
 }
@@ -239,7 +249,7 @@ void Scheduler::LogResult(const Message& m, int index,
                           std::string_view relay, double c, double d,
                           std::string_view diag, int64_t dispatch_ms) {
   const auto& r = m.cf.recipients[static_cast<size_t>(index)];
-  int64_t now = NowMs();
+  int64_t now = Now();
   double a = std::max<int64_t>(0, m.seen_ms - m.arrival_ms) / 1000.0;
   double b = dispatch_ms > 0
                  ? std::max<int64_t>(0, dispatch_ms - m.seen_ms) / 1000.0
@@ -255,6 +265,7 @@ void Scheduler::LogResult(const Message& m, int index,
             ", dsn=", dsn.empty() ? "4.0.0" : dsn, ", status=", status_word,
             " (", diag, ")");
   log_.Info(m.id, line);
+  Event(StrCat(m.id, ": ", line));
 }
 
 void Scheduler::ResultFor(Message& m, int index, std::string_view status,
@@ -269,7 +280,7 @@ void Scheduler::ResultFor(Message& m, int index, std::string_view status,
     rc.failed = status == "error";
     rc.last_dsn = std::string(dsn);
     rc.last_diag = std::string(diag);
-    rc.result_time = NowMs() / 1000;
+    rc.result_time = Now() / 1000;
     ++(rc.failed ? counters_.failed : counters_.delivered);
     LogResult(m, index, rc.failed ? "bounced" : "sent", dsn, relay, c, d, diag,
               dispatch_ms);
@@ -297,9 +308,17 @@ void Scheduler::Defer(Message& m, int index, std::string_view dsn,
   t.attempts++;
   t.last_diag = rc.last_diag;
   ++counters_.deferred;
-  int64_t now = NowMs();
+  int64_t now = Now();
+  rc.result_time = now / 1000;
   rc.next_ms =
       std::max(retry_at_ms, NextAttemptMs(t.params, rc.attempts, now, &rng_));
+  Wake(t, rc.next_ms);
+  retry_dirty_.insert(m.id);
+  next_check_ms_ = std::min(next_check_ms_, m.arrival_ms + t.params.expiry_ms);
+  if (t.params.warning_ms > 0) {
+    next_check_ms_ =
+        std::min(next_check_ms_, m.arrival_ms + t.params.warning_ms);
+  }
   if (now - m.arrival_ms >= t.params.expiry_ms) FailExpired(m, index);
 }
 
@@ -308,7 +327,7 @@ void Scheduler::FailExpired(Message& m, int index) {
   mail::ControlResult res;
   res.index = index;
   res.status = mail::ResultStatus::kFailed;
-  res.time = NowMs() / 1000;
+  res.time = Now() / 1000;
   res.dsn = "4.4.7";
   res.diag =
       rc.last_diag.empty() ? "expired" : StrCat("expired: ", rc.last_diag);
@@ -330,8 +349,29 @@ void Scheduler::FailExpired(Message& m, int index) {
             0, 0, res.diag, 0);
 }
 
+namespace {
+
+// Whether recipient rc of m (in thread t) may expire now if old enough: it
+// was tried at least once, or its thread only runs on ETRN.
+bool MayExpire(const Thread& t, const Rcpt& rc) {
+  return rc.state == RcptState::kWaiting &&
+         (rc.attempts > 0 || t.params.queueonly);
+}
+
+// Whether a delay DSN is due for rc once the message is old enough.
+bool MayWarn(const Message& m, const Thread& t, const Rcpt& rc) {
+  const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
+  return t.params.warning_ms > 0 && !rc.warned && MayExpire(t, rc) &&
+         !m.cf.sender.empty() && !m.cf.error_to.empty() &&
+         WantsDelayDsn(r.notify);
+}
+
+}  // namespace
+
 void Scheduler::CheckExpiry() {
-  int64_t now = NowMs();
+  int64_t now = Now();
+  if (now < next_check_ms_) return;
+  int64_t next = INT64_MAX;
   std::vector<std::string> touched;
   for (auto& [qid, m] : msgs_) {
     bool any = false;
@@ -339,14 +379,98 @@ void Scheduler::CheckExpiry() {
       if (rc.state != RcptState::kWaiting) continue;
       const auto& r = m->cf.recipients[static_cast<size_t>(rc.index)];
       const Thread& t = GetThread(r.channel, r.host);
-      if (now - m->arrival_ms >= t.params.expiry_ms && rc.attempts > 0) {
+      if (!MayExpire(t, rc)) continue;
+      int64_t expires = m->arrival_ms + t.params.expiry_ms;
+      if (now >= expires) {
         FailExpired(*m, rc.index);
         any = true;
+        continue;
+      }
+      next = std::min(next, expires);
+      if (MayWarn(*m, t, rc)) {
+        next = std::min(next, m->arrival_ms + t.params.warning_ms);
       }
     }
+    MaybeWarnDelay(*m);
     if (any) touched.push_back(qid);
   }
+  next_check_ms_ = next;
   for (const auto& q : touched) MaybeFinish(q);
+}
+
+void Scheduler::MaybeWarnDelay(Message& m) {
+  int64_t now = Now();
+  std::vector<DsnRecipient> report;
+  for (auto& rc : m.rcpts) {
+    const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
+    const Thread& t = GetThread(r.channel, r.host);
+    if (!MayWarn(m, t, rc) || now - m.arrival_ms < t.params.warning_ms)
+      continue;
+    DsnRecipient d;
+    d.final_recipient = ToAddress(m, r);
+    d.original_recipient = r.orcpt;
+    d.action = "delayed";
+    d.status = rc.last_dsn.rfind("4.", 0) == 0 ? rc.last_dsn : "4.0.0";
+    d.diagnostic = rc.last_diag;
+    d.remote_mta = rc.relay;
+    d.last_attempt = rc.result_time;
+    d.will_retry_until = (m.arrival_ms + t.params.expiry_ms) / 1000;
+    report.push_back(std::move(d));
+    rc.warned = true;
+  }
+  if (report.empty()) return;
+  retry_dirty_.insert(m.id);
+  if (SubmitDsn(m, std::move(report), true, m.cf.error_to, "")) {
+    ++counters_.delay_dsns;
+  }
+}
+
+bool Scheduler::SubmitDsn(Message& m, std::vector<DsnRecipient> report,
+                          bool delay, const std::string& to,
+                          const std::string& sender) {
+  std::string qpath = spool_.Path(spool::kQueue, m.id);
+  auto text = fs::ReadFile(qpath, kMaxDsnOriginalBytes + (1u << 20));
+  std::string original;
+  if (text.ok() && text->size() >= m.cf.body_offset) {
+    original = text->substr(m.cf.body_offset);
+  }
+  DsnRequest req;
+  req.queue_id = m.id;
+  req.hostname = hostname_;
+  req.original_sender = to;
+  req.envid = m.cf.envid;
+  req.ret = delay ? "HDRS" : m.cf.ret;  // delay reports: headers only
+  req.arrival = m.arrival_ms / 1000;
+  req.now = Now() / 1000;
+  req.recipients = std::move(report);
+  req.original = original;
+  std::string dsn = RenderDsn(req);
+  mail::Envelope env;
+  env.sender = sender;
+  env.recipients.push_back({to, "NEVER", ""});
+  env.protocol = "local";
+  env.arrival_usec = NowMs() * 1000;
+  env.local_user = "MAILER-DAEMON";
+  absl::Status s;
+  auto sub = spool_.Begin(env);
+  if (!sub.ok()) {
+    s = sub.status();
+  } else {
+    s = (*sub)->Append(dsn);
+    if (s.ok()) s = (*sub)->Commit();
+  }
+  if (!s.ok()) {
+    log_.Error(m.id,
+               StrCat("cannot write the DSN, message kept: ", zm::Message(s)));
+    return false;
+  }
+  ++counters_.dsns;
+  std::string line =
+      StrCat("sender ", delay ? "delay" : "non-delivery",
+             " notification: ", (*sub)->queue_id(), " to=<", to, ">");
+  log_.Info(m.id, line);
+  Event(StrCat(m.id, ": ", line));
+  return true;
 }
 
 void Scheduler::MaybeFinish(const std::string& qid) {
@@ -363,11 +487,16 @@ void Scheduler::FinishMessage(Message& m) {
   std::string qpath = spool_.Path(spool::kQueue, qid);
   std::string cpath = spool_.Path(spool::kTransport, qid);
   bool any_failed = false;
+  bool null_sender = m.cf.sender.empty();
   std::vector<DsnRecipient> report;
   for (const auto& rc : m.rcpts) {
     const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
+    if (rc.killed) continue;  // deleted by the administrator: no report
     any_failed |= rc.failed;
-    if (!WantsDsn(r.notify, rc.failed)) continue;
+    // A failed bounce is reported to the postmaster whatever its NOTIFY.
+    if (null_sender ? !rc.failed : !WantsDsn(r.notify, rc.failed)) continue;
+    // hold released it to the router: the new message reports delivery.
+    if (!rc.failed && r.channel == "hold") continue;
     DsnRecipient d;
     d.final_recipient = ToAddress(m, r);
     d.original_recipient = r.orcpt;
@@ -380,55 +509,27 @@ void Scheduler::FinishMessage(Message& m) {
     report.push_back(std::move(d));
   }
   bool moved_to_postman = false;
-  if (!m.killed && any_failed && m.cf.sender.empty()) {
-    // A bounce that bounced: keep a copy for the postmaster, send nothing.
+  if (any_failed && EqualsIgnoreCase(m.cf.sender, DoubleBounceSender())) {
+    // Our report about a failed bounce failed too: keep it, send nothing.
     if (auto s = spool_.Quarantine(spool::kQueue, qid, "double-bounce");
         !s.ok()) {
       log_.Error(qid,
                  StrCat("cannot keep the double bounce: ", zm::Message(s)));
       return;  // keep everything; tried again on the next scan
     }
-    log_.Warning(qid, "undeliverable bounce, copy kept in postman/");
+    log_.Warning(qid,
+                 "undeliverable postmaster notification, copy kept in "
+                 "postman/");
     moved_to_postman = true;
-  } else if (!m.killed && !report.empty() && !m.cf.error_to.empty()) {
-    auto text = fs::ReadFile(qpath, kMaxDsnOriginalBytes + (1u << 20));
-    std::string original;
-    if (text.ok() && text->size() >= m.cf.body_offset) {
-      original = text->substr(m.cf.body_offset);
+  } else if (any_failed && null_sender) {
+    // A bounce that bounced: the postmaster hears about it, once (the
+    // report's sender is double-bounce@, whose failures are only kept).
+    if (!SubmitDsn(m, std::move(report), false,
+                   StrCat("postmaster@", hostname_), DoubleBounceSender())) {
+      return;
     }
-    DsnRequest req;
-    req.queue_id = qid;
-    req.hostname = hostname_;
-    req.original_sender = m.cf.error_to;
-    req.envid = m.cf.envid;
-    req.ret = m.cf.ret;
-    req.arrival = m.arrival_ms / 1000;
-    req.now = NowMs() / 1000;
-    req.recipients = std::move(report);
-    req.original = original;
-    std::string dsn = RenderDsn(req);
-    mail::Envelope env;
-    env.sender = "";
-    env.recipients.push_back({m.cf.error_to, "NEVER", ""});
-    env.protocol = "local";
-    env.arrival_usec = NowMs() * 1000;
-    env.local_user = "MAILER-DAEMON";
-    absl::Status s;
-    auto sub = spool_.Begin(env);
-    if (!sub.ok()) {
-      s = sub.status();
-    } else {
-      s = (*sub)->Append(dsn);
-      if (s.ok()) s = (*sub)->Commit();
-    }
-    if (!s.ok()) {
-      log_.Error(
-          qid, StrCat("cannot write the DSN, message kept: ", zm::Message(s)));
-      return;  // retried at the next scan of transport/
-    }
-    ++counters_.dsns;
-    log_.Info(qid, StrCat("sender non-delivery notification: ",
-                          (*sub)->queue_id(), " to=<", m.cf.error_to, ">"));
+  } else if (!report.empty() && !m.cf.error_to.empty() && !null_sender) {
+    if (!SubmitDsn(m, std::move(report), false, m.cf.error_to, "")) return;
   }
   if (!moved_to_postman && ::unlink(qpath.c_str()) != 0 && errno != ENOENT) {
     log_.Error(qid,
@@ -439,15 +540,98 @@ void Scheduler::FinishMessage(Message& m) {
     log_.Error(qid,
                StrCat("cannot remove ", cpath, ": ", std::strerror(errno)));
   }
+  ::unlink(spool_.Path(kRetryFolder, qid).c_str());
+  retry_dirty_.erase(qid);
   log_.Info(qid, "removed");
+  Event(StrCat(qid, ": removed"));
   ++counters_.msgs_out;
   counters_.rcpts_out += m.rcpts.size();
-  for (auto& [key, t] : threads_) {
-    t.msgs.erase(std::remove(t.msgs.begin(), t.msgs.end(), qid), t.msgs.end());
+  for (const auto& rc : m.rcpts) {
+    const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
+    auto t = threads_.find(ThreadKey{r.channel, r.host});
+    if (t == threads_.end()) continue;
+    auto& q = t->second.msgs;
+    q.erase(std::remove(q.begin(), q.end(), qid), q.end());
   }
   msgs_.erase(qid);
   // Empty threads are removed by the loop's tick, not here: callers may
   // be iterating over threads_.
+}
+
+std::string SerializeRetry(const std::vector<RetryRecord>& records) {
+  std::string out;
+  for (const auto& r : records) {
+    StrAppend(&out, r.index, " ", r.attempts, " ", r.next_ms, " ",
+              r.warned ? 1 : 0, " ", r.dsn.empty() ? "-" : r.dsn, " ",
+              mail::XtextEncode(r.diag.empty() ? "-" : r.diag), "\n");
+  }
+  return out;
+}
+
+std::vector<RetryRecord> ParseRetry(std::string_view text) {
+  std::vector<RetryRecord> out;
+  for (std::string_view line : Split(text, '\n')) {
+    std::vector<std::string_view> f = SplitWhitespace(line);
+    RetryRecord r;
+    int warned = 0;
+    if (f.size() != 6 || !ParseNumber(f[0], &r.index) ||
+        !ParseNumber(f[1], &r.attempts) || !ParseNumber(f[2], &r.next_ms) ||
+        !ParseNumber(f[3], &warned)) {
+      continue;  // a torn or foreign line: that recipient is simply due
+    }
+    r.warned = warned != 0;
+    if (f[4] != "-") r.dsn = std::string(f[4]);
+    if (auto d = mail::XtextDecode(f[5]); d.ok() && *d != "-") r.diag = *d;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+void Scheduler::LoadRetryState(Message& m) {
+  auto text = fs::ReadFile(spool_.Path(kRetryFolder, m.id), 1u << 20);
+  if (!text.ok()) return;
+  for (const auto& rec : ParseRetry(*text)) {
+    if (rec.index < 0 || static_cast<size_t>(rec.index) >= m.rcpts.size())
+      continue;
+    Rcpt& rc = m.rcpts[static_cast<size_t>(rec.index)];
+    if (rc.state != RcptState::kWaiting) continue;
+    rc.attempts = rec.attempts;
+    rc.next_ms = rec.next_ms;
+    rc.warned = rec.warned;
+    rc.last_dsn = rec.dsn;
+    rc.last_diag = rec.diag;
+  }
+}
+
+void Scheduler::SaveRetryState() {
+  std::string dir = spool_.Path(kRetryFolder);
+  for (const auto& qid : retry_dirty_) {
+    auto it = msgs_.find(qid);
+    if (it == msgs_.end()) continue;
+    std::vector<RetryRecord> recs;
+    for (const auto& rc : it->second->rcpts) {
+      if (rc.state == RcptState::kDone || (rc.attempts == 0 && !rc.warned))
+        continue;
+      recs.push_back({rc.index, rc.attempts, rc.next_ms, rc.warned, rc.last_dsn,
+                      rc.last_diag});
+    }
+    std::string path = StrCat(dir, "/", qid);
+    if (recs.empty()) {
+      ::unlink(path.c_str());
+      continue;
+    }
+    // Not synced: after a power loss a recipient is at worst tried early.
+    std::string tmp = StrCat(dir, "/.", qid, ".tmp");
+    fs::UniqueFd fd(
+        ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+    if (!fd.valid() ||
+        !fs::WriteAll(fd.get(), SerializeRetry(recs), tmp).ok() ||
+        ::rename(tmp.c_str(), path.c_str()) != 0) {
+      log_.Warning(qid, StrCat("cannot save the retry state in ", path));
+      ::unlink(tmp.c_str());
+    }
+  }
+  retry_dirty_.clear();
 }
 
 void Scheduler::Reload() {
@@ -459,6 +643,7 @@ void Scheduler::Reload() {
   }
   conf_ = std::move(*conf);
   for (auto& [key, t] : threads_) ResolveThread(t);
+  next_check_ms_ = 0;
   if (auto s = LoadAuth(); !s.ok())
     log_.Error("", StrCat("scheduler.auth not reloaded: ", zm::Message(s)));
   log_.Info("", "configuration reloaded");
@@ -466,7 +651,7 @@ void Scheduler::Reload() {
 
 int Scheduler::Etrn(std::string_view domain) {
   int n = 0;
-  int64_t now = NowMs();
+  int64_t now = Now();
   for (auto& [key, t] : threads_) {
     if (!EqualsIgnoreCase(t.host, domain)) continue;
     t.kicked = true;
@@ -481,6 +666,7 @@ int Scheduler::Etrn(std::string_view domain) {
           rc.next_ms = now;
           ++n;
         }
+        Wake(t, now);
       }
     }
   }
@@ -489,7 +675,7 @@ int Scheduler::Etrn(std::string_view domain) {
 
 int Scheduler::RunQueue(std::string_view qid) {
   int n = 0;
-  int64_t now = NowMs();
+  int64_t now = Now();
   for (auto& [id, m] : msgs_) {
     if (!qid.empty() && id != qid) continue;
     for (auto& rc : m->rcpts) {
@@ -499,37 +685,67 @@ int Scheduler::RunQueue(std::string_view qid) {
       if (t.params.queueonly && qid.empty()) continue;  // those wait for ETRN
       if (t.params.queueonly) t.kicked = true;
       rc.next_ms = now;
+      Wake(t, now);
       ++n;
     }
   }
   return n;
 }
 
+void Scheduler::FailByAdmin(Message& m, Rcpt& rc) {
+  mail::ControlResult res;
+  res.index = rc.index;
+  res.status = mail::ResultStatus::kFailed;
+  res.time = Now() / 1000;
+  res.dsn = "5.0.0";
+  res.diag = "deleted by the administrator";
+  std::string cpath = spool_.Path(spool::kTransport, m.id);
+  fs::UniqueFd fd(::open(cpath.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
+  if (fd.valid())
+    (void)fs::WriteAll(fd.get(), mail::SerializeResult(res), cpath);
+  rc.state = RcptState::kDone;
+  rc.failed = true;
+  rc.killed = true;
+  rc.last_dsn = res.dsn;
+  rc.last_diag = res.diag;
+  rc.result_time = res.time;
+}
+
 absl::Status Scheduler::Kill(std::string_view qid) {
   auto it = msgs_.find(std::string(qid));
   if (it == msgs_.end()) return absl::NotFoundError(StrCat("no message ", qid));
   Message& m = *it->second;
-  m.killed = true;
-  std::string cpath = spool_.Path(spool::kTransport, m.id);
   for (auto& rc : m.rcpts) {
-    if (rc.state != RcptState::kWaiting) continue;
-    mail::ControlResult res;
-    res.index = rc.index;
-    res.status = mail::ResultStatus::kFailed;
-    res.time = NowMs() / 1000;
-    res.dsn = "5.0.0";
-    res.diag = "deleted by the administrator";
-    fs::UniqueFd fd(::open(cpath.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
-    if (fd.valid())
-      (void)fs::WriteAll(fd.get(), mail::SerializeResult(res), cpath);
-    rc.state = RcptState::kDone;
-    rc.failed = true;
-    rc.last_dsn = res.dsn;
-    rc.last_diag = res.diag;
+    if (rc.state == RcptState::kWaiting) FailByAdmin(m, rc);
   }
   log_.Info(m.id, "deleted by the administrator (KILL MSG)");
   MaybeFinish(m.id);  // recipients in flight finish first
   return absl::OkStatus();
+}
+
+int Scheduler::KillThread(std::string_view channel, std::string_view host) {
+  auto ti = threads_.find(ThreadKey{std::string(channel), std::string(host)});
+  if (ti == threads_.end()) return 0;
+  int n = 0;
+  std::vector<std::string> qids(ti->second.msgs.begin(), ti->second.msgs.end());
+  for (const auto& qid : qids) {
+    auto it = msgs_.find(qid);
+    if (it == msgs_.end()) continue;
+    Message& m = *it->second;
+    for (auto& rc : m.rcpts) {
+      const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
+      if (rc.state != RcptState::kWaiting || r.channel != channel ||
+          r.host != host) {
+        continue;
+      }
+      FailByAdmin(m, rc);
+      ++n;
+    }
+    log_.Info(qid, StrCat("recipients for ", channel, "/", host,
+                          " deleted by the administrator (KILL THREAD)"));
+  }
+  for (const auto& qid : qids) MaybeFinish(qid);
+  return n;
 }
 
 }  // namespace zm::scheduler

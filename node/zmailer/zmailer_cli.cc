@@ -5,6 +5,7 @@
 
 #include "node/zmailer/commands_internal.h"
 #include "node/zmailer/zmailer.h"
+#include "node/zmailer/zmailer_queue.h"
 
 namespace zm::zmailer {
 
@@ -49,7 +50,19 @@ int Main(int argc, char** argv) {
       app.add_subcommand("reload", "tell every program to reload (SIGHUP)");
   auto* freeze =
       app.add_subcommand("freeze", "keep the node from starting until 'thaw'");
-  auto* thaw = app.add_subcommand("thaw", "undo 'freeze'");
+  auto* thaw = app.add_subcommand(
+      "thaw", "undo 'freeze'; with QID: send a frozen message to the router");
+  std::string qid, etrn_domain;
+  thaw->add_option("QID", qid, "a message in the freezer");
+  auto* requeue = app.add_subcommand(
+      "requeue", "retry a queued message now, or reroute a postman/ copy");
+  requeue->add_option("QID", qid)->required();
+  auto* del = app.add_subcommand(
+      "delete", "delete a message (queue: no DSN; freezer/, postman/)");
+  del->add_option("QID", qid)->required();
+  auto* etrn = app.add_subcommand(
+      "etrn", "deliver everything queued for DOMAIN now (queueonly too)");
+  etrn->add_option("DOMAIN", etrn_domain)->required();
   auto* status =
       app.add_subcommand("status",
                          "what runs and how full the spool is (exit 0 all up, "
@@ -75,7 +88,12 @@ int Main(int argc, char** argv) {
   if (kill->parsed()) return internal::CmdKill(node);
   if (reload->parsed()) return internal::CmdReload(node);
   if (freeze->parsed()) return internal::CmdFreeze(node);
+  if (thaw->parsed() && !qid.empty())
+    return internal::CmdThawMessage(node, qid);
   if (thaw->parsed()) return internal::CmdThaw(node);
+  if (requeue->parsed()) return internal::CmdRequeue(node, qid);
+  if (del->parsed()) return internal::CmdDelete(node, qid);
+  if (etrn->parsed()) return internal::CmdEtrn(node, etrn_domain);
   if (status->parsed()) return internal::CmdStatus(node);
   if (newdb->parsed()) return internal::CmdNewDb(node, relation);
   if (newaliases->parsed()) return internal::CmdNewDb(node, "aliases");

@@ -57,7 +57,9 @@ TEST(SchedulerConfTest, SeedExampleParsesAndInherits) {
   EXPECT_EQ(conf->authfile, "/opt/mail/scheduler.auth");
   EXPECT_EQ(conf->mailsock, "UNIX:/srv/node/run/mailq.sock");
   EXPECT_EQ(conf->maxta, 0);
-  EXPECT_EQ(conf->EffectiveMaxTa(), kAutoMaxTa);
+  EXPECT_EQ(conf->EffectiveMaxTa(), AutoMaxTa());
+  EXPECT_GE(AutoMaxTa(), 10);
+  EXPECT_LE(AutoMaxTa(), 1000);
   ASSERT_FALSE(conf->clauses.empty());
   EXPECT_EQ(conf->clauses[0].selectors, std::vector<std::string>{"*/*"});
 
@@ -184,6 +186,9 @@ TEST(SchedulerConfTest, DefaultTemplateParses) {
   ASSERT_TRUE(conf.ok()) << conf.status();
   EXPECT_EQ(conf->Resolve("local", "root").command, "mailbox");
   EXPECT_EQ(conf->Resolve("error", "nouser").command, "errormail");
+  EXPECT_EQ(conf->Resolve("hold", "dns:example.org").command, "hold");
+  EXPECT_EQ(conf->Resolve("smtp", "example.net").warning_ms, 4 * 3'600'000);
+  EXPECT_EQ(conf->Resolve("smtp", "example.net").interval_ms, 60'000);
   EXPECT_FALSE(conf->Resolve("smtp", "example.net").command.empty());
   EXPECT_EQ(conf->authfile, "/srv/node/etc/scheduler.auth");
 }

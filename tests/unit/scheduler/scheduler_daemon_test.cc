@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -70,7 +71,9 @@ class SchedulerDaemonTest : public ::testing::Test {
               "\"\n"
               "smtp/*\n"
               "    command=\"zm-no-such-agent -s\"\n");
-    Write("scheduler.auth", "nobody:nobody:SNMP QQ TT ETRN:[127.0.0.1]/32\n");
+    Write("scheduler.auth",
+          "nobody:nobody:SNMP QQ TT ETRN:[127.0.0.1]/32\n"
+          "root:secret:ALL:[127.0.0.1]/32\n");
     Write("mail.conf", "hostname=test.example\n");
     Write("cluster.conf", "node-id t1\n");
   }
@@ -92,6 +95,7 @@ class SchedulerDaemonTest : public ::testing::Test {
     pid_ = ::fork();
     if (pid_ == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a crashed test
+      ::setenv("ZM_SCHEDULER_TEST_CLOCK", "1", 1);
       std::string bin = std::string(ZM_BIN_DIR) + "/scheduler";
       ::execl(bin.c_str(), "scheduler", "-C", home_.c_str(), nullptr);
       _exit(127);
@@ -99,6 +103,55 @@ class SchedulerDaemonTest : public ::testing::Test {
     ASSERT_TRUE(WaitFor([&] {
       return fs::Exists(node_.pid_file("scheduler"));
     })) << Log();
+  }
+
+  void StopScheduler() {
+    ASSERT_EQ(::kill(pid_, SIGTERM), 0);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+    ::unlink(node_.pid_file("scheduler").c_str());
+  }
+
+  // scheduler.conf with the fake agent for local/* and `params` on it.
+  void ConfWith(const std::string& params) {
+    std::string ta = std::string(ZM_TESTDATA) + "/fake_ta.py";
+    Write("scheduler.conf",
+          "PARAMauthfile = \"$MAILVAR/scheduler.auth\"\n"
+          "*/*  interval=1m expiry=3d idlemax=1m\n"
+          "local/*\n    " +
+              params + "\n    command=\"" + ta + "\"\n");
+  }
+
+  std::unique_ptr<admin::AdminClient> Root() {
+    auto c = admin::AdminClient::Connect(node_, "root", "secret");
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? std::move(*c) : nullptr;
+  }
+
+  // The messages now in router/ (DSNs the scheduler submitted).
+  std::vector<std::string> RouterMessages() {
+    std::vector<std::string> out;
+    auto names = fs::ListDir(spool_->Path(spool::kRouter));
+    if (!names.ok()) return out;
+    std::sort(names->begin(), names->end());
+    for (const auto& n : *names) {
+      auto t = fs::ReadFile(spool_->Path(spool::kRouter, n));
+      if (t.ok()) out.push_back(*t);
+    }
+    return out;
+  }
+
+  nlohmann::json MessageJson(const std::string& id) {
+    auto c = admin::AdminClient::Connect(node_);
+    if (!c.ok()) return nullptr;
+    auto lines = (*c)->Command("SHOW MESSAGES");
+    if (!lines.ok()) return nullptr;
+    for (const auto& l : *lines) {
+      auto j = nlohmann::json::parse(l, nullptr, false);
+      if (!j.is_discarded() && j["queue_id"] == id) return j;
+    }
+    return nullptr;
   }
 
   std::string Log() {
@@ -183,14 +236,192 @@ TEST_F(SchedulerDaemonTest, FailedRecipientProducesDsn) {
   EXPECT_NE(Log().find("status=bounced (user unknown)"), std::string::npos);
 }
 
-TEST_F(SchedulerDaemonTest, DoubleBounceGoesToPostman) {
+TEST_F(SchedulerDaemonTest, BounceOfBounceGoesToPostmasterOnce) {
   StartScheduler();
   std::string id = Enqueue("", {Local("failuser")});
   ASSERT_TRUE(WaitFor([&] {
     return Log().find(id + ": removed") != std::string::npos;
   })) << Log();
-  EXPECT_TRUE(fs::Exists(spool_->Path(spool::kPostman, id + ".double-bounce")));
-  EXPECT_TRUE(fs::ListDir(spool_->Path(spool::kRouter))->empty());
+  EXPECT_FALSE(
+      fs::Exists(spool_->Path(spool::kPostman, id + ".double-bounce")));
+  auto dsns = RouterMessages();
+  ASSERT_EQ(dsns.size(), 1u);
+  auto mf = mail::ParseMessageFile(dsns[0]);
+  ASSERT_TRUE(mf.ok()) << mf.status();
+  EXPECT_EQ(mf->envelope.sender, "double-bounce@test.example");
+  ASSERT_EQ(mf->envelope.recipients.size(), 1u);
+  EXPECT_EQ(mf->envelope.recipients[0].address, "postmaster@test.example");
+  EXPECT_NE(dsns[0].find("Final-Recipient: rfc822; failuser@test.example"),
+            std::string::npos);
+  // That report failing too: kept for the postmaster, nothing sent.
+  std::string id2 = Enqueue("double-bounce@test.example", {Local("failpm")});
+  ASSERT_TRUE(WaitFor([&] {
+    return Log().find(id2 + ": removed") != std::string::npos;
+  })) << Log();
+  EXPECT_TRUE(
+      fs::Exists(spool_->Path(spool::kPostman, id2 + ".double-bounce")));
+  EXPECT_EQ(RouterMessages().size(), 1u);
+}
+
+TEST_F(SchedulerDaemonTest, RetryStateSurvivesRestartAndFollowsTheClock) {
+  ConfWith("interval=1h retries=\"1 2\"");
+  StartScheduler();
+  std::string id = Enqueue("alice@test.example", {Local("later")});
+  ASSERT_TRUE(WaitFor([&] {
+    return Log().find(id + ": to=<later@test.example>") != std::string::npos;
+  })) << Log();
+  ASSERT_TRUE(
+      WaitFor([&] { return fs::Exists(spool_->Path("retry") + "/" + id); }));
+  StopScheduler();
+  StartScheduler();
+  nlohmann::json j = MessageJson(id);
+  ASSERT_FALSE(j.is_null()) << Log();
+  EXPECT_EQ(j["recipients"][0]["attempts"], 1);
+  EXPECT_GT(j["recipients"][0]["next_attempt"].get<int64_t>(),
+            ::time(nullptr) + 1800);  // an hour after the try, not now
+  EXPECT_EQ(j["recipients"][0]["delay_reason"], "mailbox busy");
+  // The clock moves an hour: the second try happens, the next is 2h away.
+  auto root = Root();
+  ASSERT_TRUE(root);
+  ASSERT_TRUE(root->Command("CLOCK ADVANCE 3700").ok());
+  ASSERT_TRUE(WaitFor([&] {
+    nlohmann::json k = MessageJson(id);
+    return !k.is_null() && k["recipients"][0]["attempts"] == 2;
+  })) << Log();
+  j = MessageJson(id);
+  EXPECT_GT(j["recipients"][0]["next_attempt"].get<int64_t>(),
+            ::time(nullptr) + 3700 + 5400);
+  // Without the test clock the command does not exist.
+  auto nobody = admin::AdminClient::Connect(node_);
+  ASSERT_TRUE(nobody.ok());
+  EXPECT_FALSE((*nobody)->Command("CLOCK ADVANCE 1").ok());
+}
+
+TEST_F(SchedulerDaemonTest, DelayWarningThenExpiryBounce) {
+  ConfWith("interval=10m warning=4h expiry=1d");
+  StartScheduler();
+  std::string id = Enqueue("alice@test.example", {Local("later")});
+  ASSERT_TRUE(WaitFor([&] {
+    return Log().find("status=deferred (mailbox busy)") != std::string::npos;
+  })) << Log();
+  EXPECT_TRUE(RouterMessages().empty());
+  auto root = Root();
+  ASSERT_TRUE(root);
+  ASSERT_TRUE(root->Command("CLOCK ADVANCE 14500").ok());
+  ASSERT_TRUE(WaitFor([&] {
+    return RouterMessages().size() == 1 &&
+           Log().find(id + ": sender delay notification: ") !=
+               std::string::npos;
+  })) << Log();
+  std::string delay = RouterMessages()[0];
+  EXPECT_NE(delay.find("Action: delayed"), std::string::npos) << delay;
+  EXPECT_NE(delay.find("Status: 4.2.2"), std::string::npos) << delay;
+  EXPECT_NE(delay.find("Will-Retry-Until: "), std::string::npos) << delay;
+  EXPECT_NE(delay.find("text/rfc822-headers"), std::string::npos) << delay;
+  EXPECT_NE(Log().find(id + ": sender delay notification: "),
+            std::string::npos);
+  // Only once, even after more tries.
+  ASSERT_TRUE(root->Command("RUNQ ID " + id).ok());
+  ASSERT_TRUE(root->Command("CLOCK ADVANCE 86400").ok());
+  ASSERT_TRUE(WaitFor([&] {
+    return Log().find(id + ": removed") != std::string::npos;
+  })) << Log();
+  auto all = RouterMessages();
+  ASSERT_EQ(all.size(), 2u) << Log();
+  std::string bounce = all[0] == delay ? all[1] : all[0];
+  EXPECT_NE(bounce.find("Action: failed"), std::string::npos) << bounce;
+  EXPECT_NE(bounce.find("Status: 4.4.7"), std::string::npos) << bounce;
+  EXPECT_NE(Log().find("status=expired (expired: mailbox busy)"),
+            std::string::npos)
+      << Log();
+}
+
+TEST_F(SchedulerDaemonTest, MaxringBoundsConcurrentAgentsAndRingIsFedOn) {
+  ConfWith("maxring=2 overfeed=0");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    mail::ControlRecipient r = Local("hold" + std::to_string(i));
+    ids.push_back(Enqueue("alice@test.example", {r}));
+  }
+  StartScheduler();
+  std::string busy = home_ + "/busy";
+  ASSERT_TRUE(WaitFor([&] {
+    auto n = fs::ListDir(busy);
+    return n.ok() && n->size() == 2;
+  })) << Log();
+  auto c = admin::AdminClient::Connect(node_);
+  ASSERT_TRUE(c.ok());
+  auto counters = (*c)->Command("SHOW COUNTERS");
+  ASSERT_TRUE(counters.ok());
+  EXPECT_NE(std::find(counters->begin(), counters->end(), "agents.running 2"),
+            counters->end());
+  ASSERT_TRUE(fs::WriteFileAtomically(home_, "release", "").ok());
+  // The two agents are fed the other three threads of their ring.
+  ASSERT_TRUE(WaitFor([&] {
+    std::string log = Log();
+    for (const auto& id : ids) {
+      if (log.find(id + ": to=<hold") == std::string::npos) return false;
+    }
+    return true;
+  })) << Log();
+  auto conc = fs::ReadFile(home_ + "/concurrency");
+  ASSERT_TRUE(conc.ok());
+  for (auto n : Split(*conc, '\n')) {
+    if (!n.empty()) EXPECT_LE(n, "2");
+  }
+  counters = (*c)->Command("SHOW COUNTERS");
+  ASSERT_TRUE(counters.ok());
+  EXPECT_NE(std::find(counters->begin(), counters->end(), "agents.started 2"),
+            counters->end());
+}
+
+TEST_F(SchedulerDaemonTest, BigDestinationDoesNotStarveASmallOne) {
+  ConfWith("maxring=1 overfeed=0");
+  mail::ControlRecipient big = Local("okbig");
+  big.host = "big";
+  for (int i = 0; i < 30; ++i) Enqueue("alice@test.example", {big});
+  mail::ControlRecipient small = Local("oksmall");
+  small.host = "small";
+  std::string sid = Enqueue("alice@test.example", {small});
+  StartScheduler();
+  ASSERT_TRUE(WaitFor([&] {
+    return Log().find(sid + ": removed") != std::string::npos;
+  })) << Log();
+  // Result lines in order: the small destination's comes second, right
+  // after the big one's first job, not after its 30 messages.
+  std::vector<std::string> results;
+  std::string log = Log();
+  for (auto line : Split(log, '\n')) {
+    if (line.find(": to=<") != std::string_view::npos)
+      results.emplace_back(line);
+  }
+  ASSERT_GE(results.size(), 2u);
+  EXPECT_NE(results[1].find("oksmall@"), std::string::npos) << Log();
+}
+
+TEST_F(SchedulerDaemonTest, KillThreadAndEventStream) {
+  StartScheduler();
+  auto watch = Root();
+  ASSERT_TRUE(watch);
+  ASSERT_TRUE(watch->WatchEvents().ok());
+  std::string id =
+      Enqueue("alice@test.example", {Local("later"), Local("okfine")});
+  std::vector<std::string> events;
+  while (events.size() < 2) {
+    auto e = watch->NextEvent();
+    ASSERT_TRUE(e.ok()) << e.status();
+    events.push_back(*e);
+  }
+  for (const auto& e : events) EXPECT_EQ(e.rfind(id + ": to=<", 0), 0u) << e;
+  auto root = Root();
+  ASSERT_TRUE(root);
+  auto k = root->Command("KILL THREAD local later");
+  ASSERT_TRUE(k.ok()) << k.status();
+  EXPECT_EQ((*k)[0], "thread local/later: 1 recipients deleted");
+  auto e = watch->NextEvent();
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(*e, id + ": removed");
+  EXPECT_TRUE(RouterMessages().empty());  // no DSN for deleted recipients
 }
 
 TEST_F(SchedulerDaemonTest, MissingAgentKeepsMessageQueuedAndMailqShowsIt) {

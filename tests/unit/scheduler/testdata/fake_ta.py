@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 # A transport agent for the scheduler tests (docs/ta-protocol.md). The
 # recipient's user decides: "ok*" delivered, "fail*" failed (5.1.1),
-# anything else deferred. Final results are appended to the control file
-# first, as real agents do.
+# "hold*" waits (at most 20 s) for the file $ZMAILER_HOME/release, then is
+# deferred; while it waits, $ZMAILER_HOME/busy/<pid> exists and the number
+# of such files is appended to $ZMAILER_HOME/concurrency (so tests can see
+# how many agents worked at once); anything else deferred. Final results
+# are appended to the control file first, as real agents do.
 import os
 import sys
 import time
@@ -40,6 +43,18 @@ for job in sys.stdin:
             with open(control, "a") as f:
                 f.write("d %d failed %d 5.1.1 %s\n" % (i, now, xtext("user unknown")))
             say("%s\t%d\terror\t5.1.1\tlocal\t0\t0\tuser unknown" % (qid, i))
+        elif user.startswith("hold"):
+            busy = os.path.join(home, "busy")
+            os.makedirs(busy, exist_ok=True)
+            mine = os.path.join(busy, str(os.getpid()))
+            open(mine, "w").close()
+            with open(os.path.join(home, "concurrency"), "a") as f:
+                f.write("%d\n" % len(os.listdir(busy)))
+            deadline = time.time() + 20
+            while not os.path.exists(os.path.join(home, "release")) and time.time() < deadline:
+                time.sleep(0.02)
+            os.unlink(mine)
+            say("%s\t%d\tdeferred\t4.4.1\tlocal\t0\t0\theld" % (qid, i))
         else:
             say("%s\t%d\tdeferred\t4.2.2\tlocal\t0\t0\tmailbox busy" % (qid, i))
     say("#hungry")

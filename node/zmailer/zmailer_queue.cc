@@ -1,0 +1,163 @@
+#include "node/zmailer/zmailer_queue.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <optional>
+#include <vector>
+
+#include "node/admin/admin_client.h"
+#include "node/admin/scheduler_auth.h"
+#include "node/common/fs.h"
+#include "node/common/strings.h"
+#include "node/mail/envelope.h"
+#include "node/mail/queue_id.h"
+#include "node/scheduler/scheduler_conf.h"
+#include "node/spool/spool.h"
+#include "node/zmailer/zmailer.h"
+
+namespace zm::zmailer::internal {
+namespace {
+
+constexpr int kExNoInput = 66;      // EX_NOINPUT: no such message
+constexpr int kExUnavailable = 69;  // EX_UNAVAILABLE: scheduler down
+constexpr int kExNoPerm = 77;       // EX_NOPERM
+
+bool CheckId(const std::string& qid) {
+  if (mail::IsQueueId(qid)) return true;
+  std::cerr << "zmailer: '" << qid << "' is not a queue id\n";
+  return false;
+}
+
+// The file in spool/<folder>/ for qid: "qid" or "qid.<cause>".
+std::optional<std::string> FindIn(const NodeDir& node, std::string_view folder,
+                                  const std::string& qid) {
+  auto names = fs::ListDir(StrCat(node.spool(), "/", folder));
+  if (!names.ok()) return std::nullopt;
+  for (const auto& n : *names) {
+    if (n == qid || n.rfind(qid + ".", 0) == 0) return n;
+  }
+  return std::nullopt;
+}
+
+// Moves spool/<folder>/<name> to router/<qid> if it is a whole message
+// file (the router then processes it again).
+int BackToRouter(const NodeDir& node, std::string_view folder,
+                 const std::string& name, const std::string& qid,
+                 std::string_view what) {
+  std::string from = StrCat(node.spool(), "/", folder, "/", name);
+  auto text = fs::ReadFile(from);
+  if (!text.ok() || !mail::ParseMessageFile(*text).ok()) {
+    std::cerr << "zmailer: " << folder << "/" << name
+              << " is not a message file; it stays where it is\n";
+    return kExitFailure;
+  }
+  std::string to = StrCat(node.spool(), "/", spool::kRouter, "/", qid);
+  if (auto s = fs::RenameNoReplace(from, to); !s.ok()) {
+    std::cerr << "zmailer: " << s.message() << "\n";
+    return kExitFailure;
+  }
+  (void)fs::FsyncDir(StrCat(node.spool(), "/", spool::kRouter));
+  std::cout << qid << ": " << what << ", back to the router\n";
+  return kExitOk;
+}
+
+absl::StatusOr<std::unique_ptr<admin::AdminClient>> ConnectWith(
+    const NodeDir& node, uint32_t token) {
+  if (token == admin::kTokenKill) {
+    auto conf = scheduler::LoadSchedulerConf(node);
+    if (!conf.ok()) return conf.status();
+    auto auth = admin::LoadSchedulerAuth(conf->authfile);
+    if (!auth.ok()) return auth.status();
+    for (const auto& e : auth->entries) {
+      if ((e.tokens & token) != token) continue;
+      bool local = false;
+      for (const auto& m : e.masks)
+        local |= m.Matches(admin::PeerAddress::Local());
+      if (local) return admin::AdminClient::Connect(node, e.user, e.password);
+    }
+    return absl::PermissionDeniedError(
+        StrCat(conf->authfile,
+               " has no user allowed KILL from this host (e.g. "
+               "root:secret:ALL:[127.0.0.1]/32)"));
+  }
+  return admin::AdminClient::Connect(node);
+}
+
+int AdminError(const absl::Status& s) {
+  std::cerr << "zmailer: " << s.message() << "\n";
+  if (s.code() == absl::StatusCode::kPermissionDenied) return kExNoPerm;
+  if (s.code() == absl::StatusCode::kUnavailable ||
+      s.code() == absl::StatusCode::kDeadlineExceeded) {
+    return kExUnavailable;
+  }
+  return kExitFailure;
+}
+
+// Runs one admin command; prints its reply lines.
+int AdminCommand(const NodeDir& node, uint32_t token, const std::string& cmd,
+                 bool not_found_is_noinput) {
+  auto c = ConnectWith(node, token);
+  if (!c.ok()) return AdminError(c.status());
+  auto r = (*c)->Command(cmd);
+  if (!r.ok()) {
+    std::cerr << "zmailer: " << r.status().message() << "\n";
+    return not_found_is_noinput ? kExNoInput : kExitFailure;
+  }
+  for (const auto& l : *r) std::cout << l << "\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+int CmdThawMessage(const NodeDir& node, const std::string& qid) {
+  if (!CheckId(qid)) return kExitUsage;
+  auto name = FindIn(node, spool::kFreezer, qid);
+  if (!name) {
+    std::cerr << "zmailer: no frozen message " << qid << "\n";
+    return kExNoInput;
+  }
+  return BackToRouter(node, spool::kFreezer, *name, qid, "thawed");
+}
+
+int CmdRequeue(const NodeDir& node, const std::string& qid) {
+  if (!CheckId(qid)) return kExitUsage;
+  if (auto name = FindIn(node, spool::kPostman, qid)) {
+    return BackToRouter(node, spool::kPostman, *name, qid, "requeued");
+  }
+  if (auto name = FindIn(node, spool::kFreezer, qid)) {
+    return BackToRouter(node, spool::kFreezer, *name, qid, "requeued");
+  }
+  return AdminCommand(node, admin::kTokenEtrn, StrCat("RUNQ ID ", qid), true);
+}
+
+int CmdDelete(const NodeDir& node, const std::string& qid) {
+  if (!CheckId(qid)) return kExitUsage;
+  bool removed = false;
+  for (std::string_view folder : {spool::kFreezer, spool::kPostman}) {
+    if (auto name = FindIn(node, folder, qid)) {
+      std::string path = StrCat(node.spool(), "/", folder, "/", *name);
+      if (::unlink(path.c_str()) != 0) {
+        std::cerr << "zmailer: cannot remove " << path << ": "
+                  << std::strerror(errno) << "\n";
+        return kExitFailure;
+      }
+      std::cout << qid << ": removed from " << folder << "/\n";
+      removed = true;
+    }
+  }
+  if (removed) return kExitOk;
+  return AdminCommand(node, admin::kTokenKill, StrCat("KILL MSG ", qid), true);
+}
+
+int CmdEtrn(const NodeDir& node, const std::string& domain) {
+  if (domain.empty() || domain.find_first_of(" \t\r\n") != std::string::npos) {
+    std::cerr << "zmailer: etrn needs a domain\n";
+    return kExitUsage;
+  }
+  return AdminCommand(node, admin::kTokenEtrn, StrCat("ETRN ", domain), false);
+}
+
+}  // namespace zm::zmailer::internal
