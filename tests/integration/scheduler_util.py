@@ -1,0 +1,49 @@
+"""Helpers for the scheduler's integration tests: a test-clock node and
+MAILQv2 admin commands as an ALL user (see docs/admin-protocol.md)."""
+
+import hashlib
+import socket
+
+ADMIN_USER, ADMIN_PASS = "root", "itest-secret"
+
+
+def enable_test_clock(node):
+    """setup= hook: scheduler with ZM_SCHEDULER_TEST_CLOCK=1 and an ALL
+    admin user."""
+    node.env["ZM_SCHEDULER_TEST_CLOCK"] = "1"
+    add_admin_user(node)
+
+
+def add_admin_user(node):
+    with open(node.etc / "scheduler.auth", "a") as f:
+        f.write(f"{ADMIN_USER}:{ADMIN_PASS}:ALL:[127.0.0.1]/32\n")
+
+
+def admin_command(node, command, user=ADMIN_USER, password=ADMIN_PASS,
+                  timeout=20):
+    """Runs one command on the scheduler's UNIX socket; the reply's data
+    lines, or None if refused."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(str(node.home / "run" / "mailq.sock"))
+        f = s.makefile("rw", newline="\n")
+        greeting = f.readline().split()
+        proof = hashlib.md5((greeting[-1] + password).encode()).hexdigest()
+        f.write(f"AUTH {user} {proof}\n")
+        f.flush()
+        if not f.readline().startswith("+"):
+            return None
+        f.write(command + "\n")
+        f.flush()
+        if not f.readline().startswith("+"):
+            return None
+        lines = []
+        for _ in range(100000):
+            line = f.readline()
+            if not line or line == ".\n":
+                break
+            lines.append(line.rstrip("\n"))
+        return lines or [""]
+    finally:
+        s.close()
