@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <unordered_set>
 #include <nlohmann/json.hpp>
 
 #include "node/common/strings.h"
@@ -315,7 +316,7 @@ std::vector<std::string> Scheduler::ShowQueueThreads() const {
     if (!t.msgs.empty()) rings[t.params.ring].push_back(&t);
   }
   size_t total_rcpts = 0, total_threads = 0;
-  std::set<std::string> total_msgs;
+  std::unordered_set<const Message*> total_msgs;
   for (const auto& [ring, threads] : rings) {
     int procs = 0, idle = 0;
     for (const auto& a : agents_) {
@@ -325,7 +326,7 @@ std::vector<std::string> Scheduler::ShowQueueThreads() const {
     }
     const ThreadParams& p = threads.front()->params;
     out.push_back(StrCat(ring < 0 ? "(no command)" : p.ring_name, "/", procs));
-    std::set<std::string> ring_msgs;
+    std::unordered_set<const Message*> ring_msgs;
     for (const Thread* t : threads) {
       int rcpts = 0, attempts = 0;
       int64_t next = 0, oldest = now;
@@ -347,8 +348,8 @@ std::vector<std::string> Scheduler::ShowQueueThreads() const {
           }
         }
         oldest = std::min(oldest, m.arrival_ms);
-        ring_msgs.insert(qid);
-        total_msgs.insert(qid);
+        ring_msgs.insert(&m);
+        total_msgs.insert(&m);
       }
       total_rcpts += static_cast<size_t>(rcpts);
       ++total_threads;
