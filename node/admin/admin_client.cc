@@ -153,6 +153,17 @@ absl::StatusOr<std::string> AdminClient::ReadLine() {
   }
 }
 
+absl::Status AdminClient::ReadStatusLine() {
+  auto first = ReadLine();
+  if (!first.ok()) return first.status();
+  if (first->empty() || (*first)[0] != '+') {
+    std::string_view text = *first;
+    if (!text.empty() && text[0] == '-') text = Trim(text.substr(1));
+    return absl::FailedPreconditionError(std::string(text));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<std::string>> AdminClient::Command(
     std::string_view line) {
   if (line.find('\n') != std::string_view::npos || line.size() > 4096) {
@@ -162,13 +173,7 @@ absl::StatusOr<std::vector<std::string>> AdminClient::Command(
       !s.ok()) {
     return s;
   }
-  auto first = ReadLine();
-  if (!first.ok()) return first.status();
-  if (first->empty() || (*first)[0] != '+') {
-    std::string_view text = *first;
-    if (!text.empty() && text[0] == '-') text = Trim(text.substr(1));
-    return absl::FailedPreconditionError(std::string(text));
-  }
+  if (auto s = ReadStatusLine(); !s.ok()) return s;
   std::vector<std::string> out;
   while (true) {
     auto l = ReadLine();
@@ -187,13 +192,7 @@ absl::Status AdminClient::WatchEvents() {
       !s.ok()) {
     return s;
   }
-  auto first = ReadLine();
-  if (!first.ok()) return first.status();
-  if (first->empty() || (*first)[0] != '+') {
-    std::string_view text = *first;
-    if (!text.empty() && text[0] == '-') text = Trim(text.substr(1));
-    return absl::FailedPreconditionError(std::string(text));
-  }
+  if (auto s = ReadStatusLine(); !s.ok()) return s;
   return absl::OkStatus();
 }
 

@@ -55,6 +55,9 @@ class AdminClient {
  private:
   explicit AdminClient(fs::UniqueFd fd) : fd_(std::move(fd)) {}
   absl::StatusOr<std::string> ReadLine();
+  // The reply's first line: OK for "+ ...", the "-" text as
+  // FailedPrecondition otherwise.
+  absl::Status ReadStatusLine();
 
   fs::UniqueFd fd_;
   std::string buffer_;

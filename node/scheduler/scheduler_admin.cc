@@ -11,8 +11,8 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
-#include <unordered_set>
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 
 #include "node/common/strings.h"
 #include "node/mail/queue_id.h"
@@ -39,6 +39,19 @@ std::string RandomChallenge(const std::string& host) {
   std::string hex;
   for (unsigned char c : b) hex += fmt::format("{:02x}", c);
   return StrCat("<", hex, ".", ::getpid(), "@", host, ">");
+}
+
+// "... channel host" or "... channel/host" from word 2 on.
+std::pair<std::string_view, std::string_view> ThreadArgs(
+    const std::vector<std::string_view>& w) {
+  std::string_view ch = w[2], host;
+  if (w.size() == 4) {
+    host = w[3];
+  } else if (size_t slash = ch.find('/'); slash != std::string_view::npos) {
+    host = ch.substr(slash + 1);
+    ch = ch.substr(0, slash);
+  }
+  return {ch, host};
 }
 
 }  // namespace
@@ -243,13 +256,7 @@ void Scheduler::AdminLine(AdminConn& c, std::string_view line) {
     reply(ShowQueueShort());
   } else if (verb == "show" && what == "thread" &&
              (w.size() == 4 || w.size() == 3)) {
-    std::string_view ch = w[2], host;
-    if (w.size() == 4) {
-      host = w[3];
-    } else if (size_t slash = ch.find('/'); slash != std::string_view::npos) {
-      host = ch.substr(slash + 1);
-      ch = ch.substr(0, slash);
-    }
+    auto [ch, host] = ThreadArgs(w);
     reply(ShowThread(ch, host));
   } else if (verb == "show" && (what == "snmp" || what == "counters") &&
              w.size() == 2) {
@@ -273,13 +280,7 @@ void Scheduler::AdminLine(AdminConn& c, std::string_view line) {
     }
   } else if (verb == "kill" && what == "thread" &&
              (w.size() == 4 || w.size() == 3)) {
-    std::string_view ch = w[2], host;
-    if (w.size() == 4) {
-      host = w[3];
-    } else if (size_t slash = ch.find('/'); slash != std::string_view::npos) {
-      host = ch.substr(slash + 1);
-      ch = ch.substr(0, slash);
-    }
+    auto [ch, host] = ThreadArgs(w);
     int n = KillThread(ch, host);
     log_.Info("", StrCat("KILL THREAD ", ch, "/", host, ": ", n,
                          " recipients deleted"));
