@@ -57,6 +57,7 @@ struct Result {
   std::string diag;      // one line; cleaned by the loop
   int64_t retry_at = 0;  // unix seconds, for kRetryAt
   double connect_s = 0;  // set-up time; the loop measures the rest
+  double xfer_s = -1;    // transfer time if the handler measured it (>= 0)
 
   static Result Ok(std::string dsn, std::string relay, std::string diag) {
     return {Status::kOk, std::move(dsn), std::move(relay), std::move(diag)};
@@ -85,6 +86,16 @@ class Handler {
   virtual ~Handler() = default;
   // Delivers one recipient. Must not throw; must return a result.
   virtual Result Deliver(const Delivery& d) = 0;
+
+  // Delivers every recipient of one job that still needs delivery, at once
+  // (the smtp agent sends them in one transaction). Returns one Result per
+  // element of `rcpts`, in the same order; a missing one is deferred. The
+  // default calls Deliver() for each and measures each one's xfer_s.
+  virtual std::vector<Result> DeliverJob(
+      const std::string& queue_id, const std::string& host,
+      const mail::ControlFile& control,
+      const std::vector<const mail::ControlRecipient*>& rcpts,
+      std::string_view message);
 };
 
 // Runs the conversation over `in_fd` (jobs) and `out_fd` (results) until

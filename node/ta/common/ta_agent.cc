@@ -150,6 +150,23 @@ const mail::ControlResult* FinalResult(const mail::ControlFile& cf, int index) {
 
 }  // namespace
 
+std::vector<Result> Handler::DeliverJob(
+    const std::string& queue_id, const std::string& host,
+    const mail::ControlFile& control,
+    const std::vector<const mail::ControlRecipient*>& rcpts,
+    std::string_view message) {
+  std::vector<Result> out;
+  out.reserve(rcpts.size());
+  for (const mail::ControlRecipient* rcpt : rcpts) {
+    auto start = std::chrono::steady_clock::now();
+    Result r = Deliver(Delivery{queue_id, host, control, *rcpt, message});
+    r.xfer_s = Seconds(std::chrono::steady_clock::now() - start) - r.connect_s;
+    if (r.xfer_s < 0) r.xfer_s = 0;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 std::string CleanDiag(std::string_view text) {
   std::string out;
   out.reserve(std::min(text.size(), kMaxDiag));
@@ -311,10 +328,16 @@ absl::Status RunAgent(const NodeDir& node, Handler& handler, Logger& log,
     // what the scheduler sent; keep it to one token.
     std::string qid = CleanDiag(job->queue_id);
     std::string cpath = spool.Path(spool::kTransport, job->queue_id);
-    for (int index : job->indexes) {
-      Result r;
-      double xfer = 0;
-      bool record = false;
+    // First what needs no delivery, then one DeliverJob() for the rest.
+    const size_t n = job->indexes.size();
+    std::vector<Result> results(n);
+    std::vector<double> xfers(n, 0);
+    std::vector<bool> records(n, false);
+    std::vector<size_t> todo_pos;
+    std::vector<const mail::ControlRecipient*> todo;
+    for (size_t i = 0; i < n; ++i) {
+      int index = job->indexes[i];
+      Result& r = results[i];
       if (!files.status.ok()) {
         r = Result::Deferred("4.3.0", "none", Message(files.status));
       } else if (static_cast<size_t>(index) >=
@@ -328,15 +351,35 @@ absl::Status RunAgent(const NodeDir& node, Handler& handler, Logger& log,
                 ? Result::Ok(done->dsn, "none", done->diag)
                 : Result::Error(done->dsn, "none", done->diag);
       } else {
-        const mail::ControlRecipient& rcpt = files.control.recipients[index];
-        auto start = std::chrono::steady_clock::now();
-        r = handler.Deliver(Delivery{job->queue_id, job->host, files.control,
-                                     rcpt, files.message});
-        xfer = Seconds(std::chrono::steady_clock::now() - start) - r.connect_s;
-        if (xfer < 0) xfer = 0;
-        record = r.status == Result::Status::kOk ||
-                 r.status == Result::Status::kError;
+        todo_pos.push_back(i);
+        todo.push_back(&files.control.recipients[index]);
       }
+    }
+    if (!todo.empty()) {
+      auto start = std::chrono::steady_clock::now();
+      std::vector<Result> got = handler.DeliverJob(
+          job->queue_id, job->host, files.control, todo, files.message);
+      double all = Seconds(std::chrono::steady_clock::now() - start);
+      for (size_t k = 0; k < todo_pos.size(); ++k) {
+        size_t i = todo_pos[k];
+        if (k < got.size()) {
+          results[i] = std::move(got[k]);
+        } else {
+          results[i] = Result::Deferred("4.3.0", "none",
+                                        "transport agent gave no result");
+        }
+        Result& r = results[i];
+        xfers[i] = r.xfer_s >= 0 ? r.xfer_s : all - r.connect_s;
+        if (xfers[i] < 0) xfers[i] = 0;
+        records[i] = r.status == Result::Status::kOk ||
+                     r.status == Result::Status::kError;
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      int index = job->indexes[i];
+      Result& r = results[i];
+      double xfer = xfers[i];
+      bool record = records[i];
       if (record) {
         mail::ControlResult cr;
         cr.index = index;

@@ -1,0 +1,269 @@
+// SmtpAgent: finding the servers, connecting, TLS, and the results.
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <chrono>
+
+#include "node/common/strings.h"
+#include "node/ta/smtp/smtp.h"
+
+namespace zm::smtp {
+namespace {
+
+constexpr size_t kMaxServers = 10;
+
+double Since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t)
+      .count();
+}
+
+ta::Result FromOutcome(const smtpclient::Outcome& o, std::string relay) {
+  if (o.klass == 2) return ta::Result::Ok(o.dsn, std::move(relay), o.diag);
+  if (o.klass == 5) return ta::Result::Error(o.dsn, std::move(relay), o.diag);
+  return ta::Result::Deferred(o.dsn, std::move(relay), o.diag);
+}
+
+std::string RelayName(const Server& s) {
+  return s.name == s.ip ? StrCat("[", s.ip, "]:", s.port)
+                        : StrCat(s.name, "[", s.ip, "]:", s.port);
+}
+
+}  // namespace
+
+SmtpAgent::SmtpAgent(Options options, TlsPolicies tls,
+                     std::unique_ptr<dns::Resolver> resolver, Logger& log)
+    : o_(std::move(options)),
+      tls_(std::move(tls)),
+      resolver_(std::move(resolver)),
+      log_(log) {}
+
+SmtpAgent::~SmtpAgent() {
+  if (client_) client_->Quit();
+}
+
+ta::Result SmtpAgent::Deliver(const ta::Delivery& d) {
+  std::vector<const mail::ControlRecipient*> one{&d.recipient};
+  return DeliverJob(d.queue_id, d.host, d.control, one, d.message)[0];
+}
+
+absl::StatusOr<std::vector<std::string>> SmtpAgent::Addresses(
+    const std::string& name) {
+  std::vector<std::string> out;
+  if (resolver_) {
+    auto a = resolver_->LookupA(name);
+    auto aaaa = resolver_->LookupAaaa(name);
+    if (a.ok()) out.insert(out.end(), a->begin(), a->end());
+    if (aaaa.ok()) out.insert(out.end(), aaaa->begin(), aaaa->end());
+    if (!out.empty()) return out;
+    if (!a.ok() && absl::IsUnavailable(a.status())) return a.status();
+    if (!aaaa.ok() && absl::IsUnavailable(aaaa.status())) return aaaa.status();
+    if (!a.ok()) return a.status();
+    return absl::NotFoundError(StrCat("no address for ", name));
+  }
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int rc = ::getaddrinfo(name.c_str(), nullptr, &hints, &res);
+  if (rc != 0) {
+    std::string why = StrCat(name, ": ", ::gai_strerror(rc));
+    if (rc == EAI_AGAIN || rc == EAI_SYSTEM || rc == EAI_MEMORY) {
+      return absl::UnavailableError(why);
+    }
+    return absl::NotFoundError(why);
+  }
+  for (addrinfo* p = res; p != nullptr; p = p->ai_next) {
+    char buf[NI_MAXHOST];
+    if (::getnameinfo(p->ai_addr, p->ai_addrlen, buf, sizeof buf, nullptr, 0,
+                      NI_NUMERICHOST) == 0) {
+      std::string ip = buf;
+      bool dup = false;
+      for (const auto& x : out) dup = dup || x == ip;
+      if (!dup) out.push_back(ip);
+    }
+  }
+  ::freeaddrinfo(res);
+  if (out.empty()) return absl::NotFoundError(StrCat("no address for ", name));
+  return out;
+}
+
+absl::StatusOr<std::vector<Server>> SmtpAgent::Servers(const Destination& dest,
+                                                       ta::Result* failure) {
+  std::vector<Server> out;
+  if (dest.literal) {
+    out.push_back(Server{dest.name, dest.name, dest.port});
+    return out;
+  }
+  auto fail = [&](bool permanent, std::string dsn, std::string diag) {
+    *failure = permanent ? ta::Result::Error(dsn, "none", diag)
+                         : ta::Result::Deferred(dsn, "none", diag);
+    return absl::NotFoundError(diag);
+  };
+  std::vector<std::string> hosts;
+  if (resolver_ && !dest.no_mx && !o_.address_only) {
+    auto mx = resolver_->LookupMx(dest.name);
+    if (!mx.ok()) {
+      if (absl::IsUnavailable(mx.status())) {
+        return fail(false, "4.4.3",
+                    StrCat("smtp; MX lookup of ", dest.name,
+                           " failed temporarily: ", Message(mx.status())));
+      }
+      return fail(true, "5.1.2",
+                  StrCat("smtp; host ", dest.name, " not found (",
+                         Message(mx.status()), ")"));
+    }
+    if (mx->size() == 1 && (*mx)[0].host.empty()) {
+      return fail(true, "5.1.10",
+                  StrCat("smtp; domain ", dest.name,
+                         " accepts no mail (null MX)"));
+    }
+    for (const auto& r : *mx) {
+      if (!r.host.empty()) hosts.push_back(r.host);
+    }
+  }
+  if (hosts.empty()) hosts.push_back(dest.name);  // the implicit MX
+  bool temporary = false;
+  std::string last;
+  for (const auto& h : hosts) {
+    auto addrs = Addresses(h);
+    if (!addrs.ok()) {
+      temporary = temporary || absl::IsUnavailable(addrs.status());
+      last = Message(addrs.status());
+      continue;
+    }
+    for (const auto& ip : *addrs) {
+      if (out.size() < kMaxServers) out.push_back(Server{h, ip, dest.port});
+    }
+  }
+  if (out.empty()) {
+    if (temporary || hosts.size() > 1 || hosts[0] != dest.name) {
+      return fail(false, "4.4.3",
+                  StrCat("smtp; no address for the servers of ", dest.name,
+                         ": ", last));
+    }
+    return fail(true, "5.1.2",
+                StrCat("smtp; host ", dest.name, " not found (", last, ")"));
+  }
+  return out;
+}
+
+std::vector<ta::Result> SmtpAgent::DeliverJob(
+    const std::string& queue_id, const std::string& host,
+    const mail::ControlFile& control,
+    const std::vector<const mail::ControlRecipient*>& rcpts,
+    std::string_view message) {
+  auto start = std::chrono::steady_clock::now();
+  const std::string& target = o_.relay.empty() ? host : o_.relay;
+  auto all = [&](const ta::Result& r) {
+    return std::vector<ta::Result>(rcpts.size(), r);
+  };
+  auto dest = ParseDestination(target, o_.port);
+  if (!dest.ok()) {
+    return all(ta::Result::Error(
+        "5.1.2", "none", StrCat("smtp; bad destination: ", Message(dest.status()))));
+  }
+
+  smtpclient::Envelope env;
+  env.sender = control.sender;
+  env.ret = control.ret;
+  env.envid = control.envid;
+  for (const auto* r : rcpts) {
+    env.recipients.push_back({r->user, r->notify, r->orcpt});
+  }
+
+  // The connection of the previous job, if it goes to the same place.
+  if (client_ && (client_dest_ != target || !client_->Reset())) {
+    client_->Quit();
+    client_.reset();
+  }
+  if (!client_) {
+    ta::Result failure;
+    auto servers = Servers(*dest, &failure);
+    if (!servers.ok()) {
+      log_.Warning(queue_id, failure.diag);
+      failure.connect_s = Since(start);
+      return all(failure);
+    }
+    TlsPolicy pol = tls_.For(dest->literal ? StrCat("[", dest->name, "]")
+                                           : dest->name);
+    smtpclient::Outcome last;
+    for (const Server& s : *servers) {
+      std::string relay = RelayName(s);
+      for (int attempt = 0; attempt < 2 && !client_; ++attempt) {
+        bool want_tls = pol.level != TlsPolicy::Level::kNone && attempt == 0;
+        auto conn = smtpclient::Connection::ConnectTcp(s.ip, s.port,
+                                                       o_.timeouts.connect_ms);
+        if (!conn.ok()) {
+          last = {4, "4.4.1", StrCat("smtp; ", Message(conn.status()))};
+          break;
+        }
+        auto c = std::make_unique<smtpclient::Client>(*std::move(conn),
+                                                      o_.timeouts, false);
+        if (auto f = c->Open(o_.helo_name)) {
+          last = *f;
+          last.diag = StrCat(last.diag, " [", relay, "]");
+          break;
+        }
+        bool required = pol.level == TlsPolicy::Level::kEncrypt ||
+                        pol.level == TlsPolicy::Level::kVerify;
+        if (want_tls && c->caps().starttls) {
+          smtpclient::TlsOptions t;
+          t.verify = pol.level == TlsPolicy::Level::kVerify;
+          t.ca_file = pol.ca_file;
+          t.verify_name = pol.verify_name.empty() ? s.name : pol.verify_name;
+          if (s.name != s.ip) t.sni = s.name;
+          if (auto f = c->StartTls(t)) {
+            last = *f;
+            last.diag = StrCat(last.diag, " [", relay, "]");
+            log_.Warning(queue_id, StrCat("STARTTLS with ", relay,
+                                          " failed: ", last.diag));
+            if (required) break;
+            continue;  // "may": once more, in plain text
+          }
+          log_.Info(queue_id, StrCat("TLS with ", relay, ": ",
+                                     c->connection().TlsInfo()));
+        } else if (required) {
+          last = {4, "4.7.4",
+                  StrCat("smtp; ", relay,
+                         " does not offer STARTTLS and the TLS policy for ",
+                         dest->name, " requires it")};
+          c->Quit();
+          break;
+        }
+        client_ = std::move(c);
+        client_dest_ = target;
+        client_relay_ = relay;
+      }
+      if (client_) break;
+      log_.Warning(queue_id, StrCat("no delivery through ", relay, ": ",
+                                    last.diag));
+    }
+    if (!client_) {
+      // A server that refused us permanently still is only one server:
+      // the destination may work later.
+      if (last.klass != 4) last.klass = 4;
+      if (last.dsn.empty() || last.dsn[0] != '4') last.dsn = "4.4.1";
+      ta::Result r = FromOutcome(last, "none");
+      r.connect_s = Since(start);
+      return all(r);
+    }
+  }
+  double connect_s = Since(start);
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<smtpclient::Outcome> got = client_->Send(env, message);
+  double xfer_s = Since(t0);
+  std::vector<ta::Result> out;
+  out.reserve(got.size());
+  for (const auto& o : got) {
+    ta::Result r = FromOutcome(o, client_relay_);
+    r.connect_s = connect_s;
+    r.xfer_s = xfer_s;
+    out.push_back(std::move(r));
+  }
+  if (!client_->usable()) {
+    client_->Quit();
+    client_.reset();
+  }
+  return out;
+}
+
+}  // namespace zm::smtp

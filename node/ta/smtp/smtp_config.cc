@@ -1,0 +1,246 @@
+// smtp's command line, destinations and the TLS policy file.
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include "node/common/fs.h"
+#include "node/common/strings.h"
+#include "node/config/mail_conf.h"
+#include "node/ta/smtp/smtp.h"
+
+namespace zm::smtp {
+namespace {
+
+constexpr size_t kMaxTlsFile = 1 << 20;
+
+bool IsIp(std::string_view s) {
+  std::string z(s);
+  unsigned char buf[16];
+  return ::inet_pton(AF_INET, z.c_str(), buf) == 1 ||
+         ::inet_pton(AF_INET6, z.c_str(), buf) == 1;
+}
+
+bool ParsePort(std::string_view s, int* port) {
+  return ParseNumber(s, port) && *port > 0 && *port < 65536;
+}
+
+}  // namespace
+
+absl::StatusOr<Destination> ParseDestination(std::string_view host,
+                                             int default_port) {
+  Destination d;
+  d.port = default_port;
+  std::string_view h = Trim(host);
+  if (h.empty()) return absl::InvalidArgumentError("empty destination host");
+  if (h[0] == '[') {
+    size_t close = h.find(']');
+    if (close == std::string_view::npos) {
+      return absl::InvalidArgumentError(StrCat("bad address literal ", h));
+    }
+    std::string_view ip = h.substr(1, close - 1);
+    if (ConsumePrefix(&ip, "IPv6:") || ConsumePrefix(&ip, "ipv6:")) {
+    }
+    std::string_view rest = h.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':' || !ParsePort(rest.substr(1), &d.port)) {
+        return absl::InvalidArgumentError(StrCat("bad port in ", h));
+      }
+    }
+    if (!IsIp(ip)) {
+      return absl::InvalidArgumentError(StrCat("bad address literal ", h));
+    }
+    d.name = std::string(ip);
+    d.literal = true;
+    return d;
+  }
+  size_t colon = h.rfind(':');
+  if (colon != std::string_view::npos) {
+    if (h.find(':') != colon) {
+      // A bare IPv6 address.
+      if (!IsIp(h)) return absl::InvalidArgumentError(StrCat("bad host ", h));
+      d.name = std::string(h);
+      d.literal = true;
+      return d;
+    }
+    if (!ParsePort(h.substr(colon + 1), &d.port)) {
+      return absl::InvalidArgumentError(StrCat("bad port in ", h));
+    }
+    h = h.substr(0, colon);
+    d.no_mx = true;
+  }
+  while (!h.empty() && h.back() == '.') h.remove_suffix(1);
+  if (h.empty()) return absl::InvalidArgumentError("empty destination host");
+  d.name = ToLower(h);
+  d.literal = IsIp(d.name);
+  return d;
+}
+
+absl::StatusOr<TlsPolicies> TlsPolicies::Parse(std::string_view text,
+                                               std::string_view file) {
+  TlsPolicies p;
+  int lineno = 0;
+  for (std::string_view line : Split(text, '\n')) {
+    ++lineno;
+    size_t hash = line.find('#');
+    if (hash != std::string_view::npos) line = line.substr(0, hash);
+    std::vector<std::string_view> w = SplitWhitespace(line);
+    if (w.empty()) continue;
+    auto bad = [&](std::string_view what) {
+      return absl::InvalidArgumentError(StrCat(file, ":", lineno, ": ", what));
+    };
+    if (w.size() < 2) return bad("needs a destination and a policy");
+    TlsPolicy pol;
+    std::string level = ToLower(w[1]);
+    if (level == "none") {
+      pol.level = TlsPolicy::Level::kNone;
+    } else if (level == "may") {
+      pol.level = TlsPolicy::Level::kMay;
+    } else if (level == "encrypt") {
+      pol.level = TlsPolicy::Level::kEncrypt;
+    } else if (level == "verify") {
+      pol.level = TlsPolicy::Level::kVerify;
+    } else {
+      return bad(StrCat("unknown policy '", w[1],
+                        "' (none, may, encrypt, verify)"));
+    }
+    for (size_t i = 2; i < w.size(); ++i) {
+      std::string_view opt = w[i];
+      if (ConsumePrefix(&opt, "ca=")) {
+        pol.ca_file = std::string(opt);
+      } else if (ConsumePrefix(&opt, "name=")) {
+        pol.verify_name = ToLower(opt);
+      } else {
+        return bad(StrCat("unknown option '", w[i], "' (ca=FILE, name=HOST)"));
+      }
+    }
+    if (pol.level != TlsPolicy::Level::kVerify &&
+        (!pol.ca_file.empty() || !pol.verify_name.empty())) {
+      return bad("ca= and name= belong to the verify policy");
+    }
+    p.rules_.emplace_back(ToLower(w[0]), std::move(pol));
+  }
+  return p;
+}
+
+absl::StatusOr<TlsPolicies> TlsPolicies::Load(const std::string& path) {
+  auto text = fs::ReadFile(path, kMaxTlsFile);
+  if (!text.ok()) return text.status();
+  return Parse(*text, path);
+}
+
+TlsPolicy TlsPolicies::For(std::string_view destination) const {
+  std::string d = ToLower(destination);
+  // The exact name first, then the longest ".suffix", then "*".
+  const TlsPolicy* best = nullptr;
+  size_t best_len = 0;
+  const TlsPolicy* star = nullptr;
+  for (const auto& [pattern, pol] : rules_) {
+    if (pattern == d) return pol;
+    if (pattern == "*") {
+      if (star == nullptr) star = &pol;
+    } else if (pattern[0] == '.' && d.size() > pattern.size() &&
+               d.compare(d.size() - pattern.size(), pattern.size(),
+                         pattern) == 0 &&
+               pattern.size() > best_len) {
+      best = &pol;
+      best_len = pattern.size();
+    }
+  }
+  if (best != nullptr) return *best;
+  if (star != nullptr) return *star;
+  return TlsPolicy();  // opportunistic
+}
+
+absl::StatusOr<Options> ParseFlags(const NodeDir& node,
+                                   const std::vector<std::string>& args) {
+  Options o;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](std::string_view what) -> absl::StatusOr<std::string> {
+      if (i + 1 >= args.size() || args[i + 1].empty()) {
+        return absl::InvalidArgumentError(StrCat(a, " needs ", what));
+      }
+      return args[++i];
+    };
+    if (a == "-x") {
+      o.address_only = true;
+    } else if (a == "-s" || a == "-8") {
+      // ZMailer compatibility: progress reports, 8-bit use (automatic).
+    } else if (a == "-F") {
+      auto v = value("a relay host ([ip], [ip]:port, host or host:port)");
+      if (!v.ok()) return v.status();
+      if (auto d = ParseDestination(*v, 25); !d.ok()) {
+        return absl::InvalidArgumentError(StrCat("-F: ", Message(d.status())));
+      }
+      o.relay = *v;
+    } else if (a == "-p") {
+      auto v = value("a port");
+      if (!v.ok()) return v.status();
+      if (!ParsePort(*v, &o.port)) {
+        return absl::InvalidArgumentError("-p needs a port (1..65535)");
+      }
+    } else if (a == "-S") {
+      auto v = value("the TLS policy file");
+      if (!v.ok()) return v.status();
+      o.tls_file = (*v)[0] == '/' ? *v : node.etc_file(*v);
+    } else if (a == "-T") {
+      auto v = value("seconds");
+      if (!v.ok()) return v.status();
+      int secs = 0;
+      if (!ParseNumber(*v, &secs) || secs < 1 || secs > 86400) {
+        return absl::InvalidArgumentError("-T needs seconds (1..86400)");
+      }
+      o.timeouts = smtpclient::Timeouts::All(secs * 1000);
+    } else if (a == "-H") {
+      auto v = value("a HELO name");
+      if (!v.ok()) return v.status();
+      o.helo_name = *v;
+    } else if (a == "-c") {
+      auto v = value("a channel name");
+      if (!v.ok()) return v.status();
+      o.channel = *v;
+    } else {
+      return absl::InvalidArgumentError(StrCat("unknown argument '", a, "'"));
+    }
+  }
+  if (o.helo_name.empty()) {
+    auto mc = config::LoadMailConf(node);
+    if (!mc.ok()) return mc.status();
+    o.helo_name = mc->hostname;
+  }
+  if (o.helo_name.empty()) {
+    char buf[256] = {};
+    if (::gethostname(buf, sizeof buf - 1) == 0) o.helo_name = buf;
+    if (o.helo_name.empty()) o.helo_name = "localhost";
+  }
+  return o;
+}
+
+absl::StatusOr<std::unique_ptr<ta::Handler>> MakeAgent(
+    const ta::AgentStart& start, Logger& log) {
+  auto o = ParseFlags(start.node, start.args);
+  if (!o.ok()) return o.status();
+  TlsPolicies tls;
+  std::string tls_file = o->tls_file;
+  if (tls_file.empty() && fs::Exists(start.node.etc_file("smtp-tls.conf"))) {
+    tls_file = start.node.etc_file("smtp-tls.conf");
+  }
+  if (!tls_file.empty()) {
+    auto t = TlsPolicies::Load(tls_file);
+    if (!t.ok()) return t.status();
+    tls = *std::move(t);
+  }
+  std::unique_ptr<dns::Resolver> resolver;
+#ifdef ZM_HAVE_DNS
+  if (o->relay.empty()) {
+    auto ro = dns::OptionsForNode(start.node);
+    if (!ro.ok()) return ro.status();
+    auto r = dns::Resolver::Create(*ro);
+    if (!r.ok()) return r.status();
+    resolver = *std::move(r);
+  }
+#endif
+  return std::make_unique<SmtpAgent>(*std::move(o), std::move(tls),
+                                     std::move(resolver), log);
+}
+
+}  // namespace zm::smtp

@@ -1,0 +1,386 @@
+// Reply parsing, EHLO capabilities and the mail transaction.
+#include <cctype>
+
+#include "node/common/strings.h"
+#include "node/mail/xtext.h"
+#include "node/ta/smtpclient/smtpclient.h"
+
+namespace zm::smtpclient {
+namespace {
+
+bool IsEnhanced(std::string_view s) {
+  // "d.ddd.ddd" with class 2, 4 or 5.
+  if (s.size() < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') ||
+      s[1] != '.') {
+    return false;
+  }
+  std::vector<std::string_view> parts = Split(s, '.');
+  if (parts.size() != 3) return false;
+  for (size_t i = 1; i < 3; ++i) {
+    if (parts[i].empty() || parts[i].size() > 3) return false;
+    for (char c : parts[i]) {
+      if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+    }
+  }
+  return true;
+}
+
+Outcome Make(int klass, std::string dsn, std::string diag) {
+  return Outcome{klass, std::move(dsn), std::move(diag)};
+}
+
+// The outcome a reply gives, with `what` naming the command it answered.
+Outcome FromReply(const Reply& r, std::string_view what, bool lmtp) {
+  int k = r.klass() == 2 ? 2 : r.klass() == 5 ? 5 : 4;
+  std::string dsn = r.enhanced;
+  if (dsn.empty() || dsn[0] - '0' != k) dsn = StrCat(k, ".0.0");
+  return Make(k, dsn,
+              StrCat(lmtp ? "lmtp; " : "smtp; ", r.Text(), " (in reply to ",
+                     what, ")"));
+}
+
+Outcome Broken(const absl::Status& s, std::string_view when, bool lmtp) {
+  return Make(4, "4.4.2",
+              StrCat(lmtp ? "lmtp; " : "smtp; ", "lost connection ", when,
+                     ": ", Message(s)));
+}
+
+std::string AddrParam(std::string_view a) { return StrCat("<", a, ">"); }
+
+}  // namespace
+
+std::string Reply::Text() const {
+  std::string t = std::to_string(code);
+  if (!lines.empty()) {
+    std::string_view first = lines[0];
+    if (!enhanced.empty() && first.substr(0, enhanced.size()) == enhanced) {
+      first.remove_prefix(enhanced.size());
+      first = Trim(first);
+    }
+    if (!enhanced.empty()) StrAppend(&t, " ", enhanced);
+    if (!first.empty()) StrAppend(&t, " ", first);
+    // Later lines of a multi-line reply, shortened, for the diagnostic.
+    for (size_t i = 1; i < lines.size() && t.size() < 600; ++i) {
+      std::string_view more = lines[i];
+      if (!enhanced.empty() && more.substr(0, enhanced.size()) == enhanced) {
+        more.remove_prefix(enhanced.size());
+      }
+      more = Trim(more);
+      if (!more.empty()) StrAppend(&t, " ", more);
+    }
+  } else if (!enhanced.empty()) {
+    StrAppend(&t, " ", enhanced);
+  }
+  return t;
+}
+
+absl::Status ReplyParser::Feed(std::string_view line) {
+  if (done_) return absl::FailedPreconditionError("reply already complete");
+  if (line.size() < 3 || !std::isdigit(static_cast<unsigned char>(line[0])) ||
+      !std::isdigit(static_cast<unsigned char>(line[1])) ||
+      !std::isdigit(static_cast<unsigned char>(line[2])) || line[0] < '2' ||
+      line[0] > '5' || (line.size() > 3 && line[3] != ' ' && line[3] != '-')) {
+    std::string shown(line.substr(0, 60));
+    for (char& c : shown) {
+      if (static_cast<unsigned char>(c) < 0x20) c = '?';
+    }
+    return absl::InvalidArgumentError(
+        StrCat("garbage reply from the peer: '", shown, "'"));
+  }
+  int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+  if (reply_.lines.empty()) {
+    reply_.code = code;
+  } else if (code != reply_.code) {
+    return absl::InvalidArgumentError(
+        StrCat("reply lines with different codes ", reply_.code, " and ", code));
+  }
+  if (reply_.lines.size() >= kMaxReplyLines) {
+    return absl::OutOfRangeError("reply with too many lines");
+  }
+  std::string_view text = line.size() > 4 ? line.substr(4) : "";
+  if (reply_.lines.empty()) {
+    std::string_view first = text.substr(0, text.find(' '));
+    if (IsEnhanced(first) && first[0] == line[0]) {
+      reply_.enhanced = std::string(first);
+    }
+  }
+  reply_.lines.emplace_back(text);
+  done_ = line.size() == 3 || line[3] == ' ';
+  return absl::OkStatus();
+}
+
+Reply ReplyParser::Take() {
+  Reply r = std::move(reply_);
+  reply_ = Reply();
+  done_ = false;
+  return r;
+}
+
+Capabilities ParseEhlo(const Reply& ehlo) {
+  Capabilities c;
+  c.esmtp = true;
+  for (size_t i = 1; i < ehlo.lines.size(); ++i) {
+    std::vector<std::string_view> w = SplitWhitespace(ehlo.lines[i]);
+    if (w.empty()) continue;
+    std::string kw = ToLower(w[0]);
+    if (kw == "pipelining") c.pipelining = true;
+    if (kw == "8bitmime") c.eightbitmime = true;
+    if (kw == "dsn") c.dsn = true;
+    if (kw == "chunking") c.chunking = true;
+    if (kw == "smtputf8") c.smtputf8 = true;
+    if (kw == "starttls") c.starttls = true;
+    if (kw == "size") {
+      c.size = true;
+      uint64_t n = 0;
+      if (w.size() > 1 && ParseNumber(w[1], &n)) c.max_size = n;
+    }
+  }
+  return c;
+}
+
+Client::Client(std::unique_ptr<Connection> conn, Timeouts timeouts, bool lmtp)
+    : conn_(std::move(conn)), t_(timeouts), lmtp_(lmtp) {}
+
+Client::~Client() = default;
+
+absl::StatusOr<Reply> Client::Command(std::string_view line, int timeout_ms) {
+  std::string out = StrCat(line, "\r\n");
+  if (auto s = conn_->Write(out, t_.command_ms); !s.ok()) return s;
+  return conn_->ReadReply(timeout_ms);
+}
+
+std::optional<Outcome> Client::Hello(std::string_view helo_name) {
+  std::string verb = lmtp_ ? "LHLO" : "EHLO";
+  auto r = Command(StrCat(verb, " ", helo_name), t_.command_ms);
+  if (!r.ok()) return Broken(r.status(), StrCat("after ", verb), lmtp_);
+  if (r->klass() == 2) {
+    caps_ = ParseEhlo(*r);
+    return std::nullopt;
+  }
+  if (lmtp_ || r->klass() == 4) return FromReply(*r, verb, lmtp_);
+  // An old peer: plain HELO, no extensions.
+  r = Command(StrCat("HELO ", helo_name), t_.command_ms);
+  if (!r.ok()) return Broken(r.status(), "after HELO", lmtp_);
+  if (r->klass() != 2) return FromReply(*r, "HELO", lmtp_);
+  caps_ = Capabilities();
+  return std::nullopt;
+}
+
+std::optional<Outcome> Client::Open(std::string_view helo_name) {
+  helo_name_ = std::string(helo_name);
+  auto greet = conn_->ReadReply(t_.greeting_ms);
+  if (!greet.ok()) return Broken(greet.status(), "before the greeting", lmtp_);
+  if (greet->klass() != 2) return FromReply(*greet, "the greeting", lmtp_);
+  auto f = Hello(helo_name);
+  usable_ = !f.has_value();
+  return f;
+}
+
+std::optional<Outcome> Client::StartTls(const TlsOptions& options) {
+  usable_ = false;
+  auto r = Command("STARTTLS", t_.command_ms);
+  if (!r.ok()) return Broken(r.status(), "after STARTTLS", lmtp_);
+  if (r->klass() != 2) return FromReply(*r, "STARTTLS", lmtp_);
+  if (auto s = conn_->StartTls(options, t_.command_ms); !s.ok()) {
+    return Make(4, "4.7.5",
+                StrCat(lmtp_ ? "lmtp; " : "smtp; ", Message(s)));
+  }
+  auto f = Hello(helo_name_);
+  usable_ = !f.has_value();
+  return f;
+}
+
+bool Client::Reset() {
+  if (!usable_) return false;
+  auto r = Command("RSET", t_.command_ms);
+  usable_ = r.ok() && r->klass() == 2 && !conn_->HasPendingInput();
+  return usable_;
+}
+
+void Client::Quit() {
+  if (usable_) {
+    // Best effort and short: the peer's answer changes nothing.
+    (void)Command("QUIT", std::min(t_.command_ms, 5000));
+  }
+  usable_ = false;
+  conn_.reset();
+}
+
+std::vector<Outcome> Client::Send(const Envelope& env,
+                                  std::string_view message) {
+  const size_t n = env.recipients.size();
+  std::vector<Outcome> out(n);
+  if (n == 0) return out;
+  auto all = [&](const Outcome& o) {
+    for (auto& x : out) x = o;
+    return out;
+  };
+  const char* tag = lmtp_ ? "lmtp; " : "smtp; ";
+  if (!usable_) {
+    return all(Make(4, "4.4.2", StrCat(tag, "connection not usable")));
+  }
+  // What the message needs from the peer.
+  bool utf8 = HeaderHas8Bit(message) || Has8Bit(env.sender);
+  for (const auto& r : env.recipients) utf8 = utf8 || Has8Bit(r.address);
+  if (utf8 && !caps_.smtputf8) {
+    return all(Make(5, "5.6.7",
+                    StrCat(tag, "the message needs SMTPUTF8 (UTF-8 header or "
+                                "address) and the peer does not offer it")));
+  }
+  bool eight = Has8Bit(message);
+  std::string converted;
+  if (eight && !caps_.eightbitmime && !utf8) {
+    converted = ConvertTo7Bit(message);
+    message = converted;
+    eight = false;
+  }
+  bool bdat = caps_.chunking;
+  std::string wire = bdat ? BdatWire(message) : DataWire(message);
+  uint64_t size = wire.size();
+  if (caps_.size && caps_.max_size > 0 && size > caps_.max_size) {
+    return all(Make(5, "5.3.4",
+                    StrCat(tag, "message of ", size,
+                           " bytes is larger than the peer's limit of ",
+                           caps_.max_size)));
+  }
+
+  // The commands of the transaction.
+  std::string mail = StrCat("MAIL FROM:", AddrParam(env.sender));
+  if (caps_.size) StrAppend(&mail, " SIZE=", size);
+  if (eight) StrAppend(&mail, " BODY=8BITMIME");
+  if (utf8) StrAppend(&mail, " SMTPUTF8");
+  if (caps_.dsn) {
+    if (!env.ret.empty()) StrAppend(&mail, " RET=", env.ret);
+    if (!env.envid.empty()) {
+      StrAppend(&mail, " ENVID=", mail::XtextEncode(env.envid));
+    }
+  }
+  std::vector<std::string> rcpts;
+  for (const auto& r : env.recipients) {
+    std::string c = StrCat("RCPT TO:", AddrParam(r.address));
+    if (caps_.dsn) {
+      if (!r.notify.empty()) StrAppend(&c, " NOTIFY=", r.notify);
+      if (!r.orcpt.empty()) {
+        StrAppend(&c, " ORCPT=", Has8Bit(r.orcpt) ? "utf-8;" : "rfc822;",
+                  mail::XtextEncode(r.orcpt));
+      }
+    }
+    rcpts.push_back(std::move(c));
+  }
+
+  usable_ = false;  // until the transaction ends cleanly
+  Reply mail_reply;
+  std::vector<std::optional<Reply>> rcpt_replies(n);
+  std::optional<Reply> data_reply;
+  bool pipeline_data = caps_.pipelining && !bdat;
+  if (caps_.pipelining) {
+    std::string batch = mail + "\r\n";
+    for (const auto& c : rcpts) StrAppend(&batch, c, "\r\n");
+    if (pipeline_data) batch += "DATA\r\n";
+    if (auto s = conn_->Write(batch, t_.command_ms); !s.ok()) {
+      return all(Broken(s, "while sending MAIL FROM", lmtp_));
+    }
+    auto r = conn_->ReadReply(t_.command_ms);
+    if (!r.ok()) return all(Broken(r.status(), "after MAIL FROM", lmtp_));
+    mail_reply = *r;
+    for (size_t i = 0; i < n; ++i) {
+      auto rr = conn_->ReadReply(t_.command_ms);
+      if (!rr.ok()) return all(Broken(rr.status(), "after RCPT TO", lmtp_));
+      rcpt_replies[i] = *rr;
+    }
+    if (pipeline_data) {
+      auto d = conn_->ReadReply(t_.data_init_ms);
+      if (!d.ok()) return all(Broken(d.status(), "after DATA", lmtp_));
+      data_reply = *d;
+    }
+  } else {
+    auto r = Command(mail, t_.command_ms);
+    if (!r.ok()) return all(Broken(r.status(), "after MAIL FROM", lmtp_));
+    mail_reply = *r;
+    if (mail_reply.klass() == 2) {
+      for (size_t i = 0; i < n; ++i) {
+        auto rr = Command(rcpts[i], t_.command_ms);
+        if (!rr.ok()) return all(Broken(rr.status(), "after RCPT TO", lmtp_));
+        rcpt_replies[i] = *rr;
+      }
+    }
+  }
+
+  std::vector<size_t> accepted;
+  for (size_t i = 0; i < n; ++i) {
+    if (mail_reply.klass() != 2) {
+      out[i] = FromReply(mail_reply, "MAIL FROM", lmtp_);
+    } else if (rcpt_replies[i]->klass() != 2) {
+      out[i] = FromReply(*rcpt_replies[i], "RCPT TO", lmtp_);
+    } else {
+      accepted.push_back(i);
+    }
+  }
+  if (accepted.empty()) {
+    if (data_reply && data_reply->code == 354) {
+      // The peer took DATA although no recipient was accepted: end it
+      // with an empty message; its reply is not a delivery.
+      if (conn_->Write(".\r\n", t_.data_block_ms).ok()) {
+        (void)conn_->ReadReply(t_.data_term_ms);
+      }
+    }
+    usable_ = true;
+    (void)Reset();
+    return out;
+  }
+
+  // The message.
+  std::string what;
+  if (bdat) {
+    what = "BDAT";
+    std::string cmd = StrCat("BDAT ", wire.size(), " LAST\r\n");
+    absl::Status s = conn_->Write(cmd, t_.command_ms);
+    if (s.ok()) s = conn_->Write(wire, t_.data_block_ms);
+    if (!s.ok()) {
+      for (size_t i : accepted) out[i] = Broken(s, "while sending BDAT", lmtp_);
+      return out;
+    }
+  } else {
+    what = "end of DATA";
+    if (!data_reply) {
+      auto d = Command("DATA", t_.data_init_ms);
+      if (!d.ok()) {
+        for (size_t i : accepted) out[i] = Broken(d.status(), "after DATA", lmtp_);
+        return out;
+      }
+      data_reply = *d;
+    }
+    if (data_reply->code != 354) {
+      for (size_t i : accepted) out[i] = FromReply(*data_reply, "DATA", lmtp_);
+      usable_ = data_reply->klass() != 3;
+      (void)Reset();
+      return out;
+    }
+    if (auto s = conn_->Write(wire, t_.data_block_ms); !s.ok()) {
+      for (size_t i : accepted) {
+        out[i] = Broken(s, "while sending the message", lmtp_);
+      }
+      return out;
+    }
+  }
+  // The verdict: one reply, or one per accepted recipient for LMTP.
+  size_t replies = lmtp_ ? accepted.size() : 1;
+  for (size_t k = 0; k < replies; ++k) {
+    auto r = conn_->ReadReply(t_.data_term_ms);
+    if (!r.ok()) {
+      for (size_t j = lmtp_ ? k : 0; j < accepted.size(); ++j) {
+        out[accepted[j]] = Broken(r.status(), StrCat("after ", what), lmtp_);
+      }
+      return out;
+    }
+    if (lmtp_) {
+      out[accepted[k]] = FromReply(*r, what, lmtp_);
+    } else {
+      for (size_t i : accepted) out[i] = FromReply(*r, what, lmtp_);
+    }
+  }
+  usable_ = !conn_->HasPendingInput();
+  return out;
+}
+
+}  // namespace zm::smtpclient
