@@ -58,20 +58,24 @@ struct Options {
   std::string tls_file;       // -S
   std::string helo_name;      // -H, else mail.conf hostname
   std::string channel = "smtp";
+  bool lmtp = false;  // the lmtp program: LHLO, no MX, UNIX sockets
   smtpclient::Timeouts timeouts;
 };
 
 absl::StatusOr<Options> ParseFlags(const NodeDir& node,
-                                   const std::vector<std::string>& args);
+                                   const std::vector<std::string>& args,
+                                   bool lmtp = false);
 
 // Where a job goes: a name to look up, or a literal address.
 struct Destination {
   std::string name;     // "example.net" or the IP of "[192.0.2.1]"
   bool literal = false;  // [ip]: no lookups
   bool no_mx = false;    // host:port or -x: A/AAAA only
+  bool unix_socket = false;  // name is a socket path (LMTP)
   int port = 25;
 };
-// Parses "example.net", "[192.0.2.1]", "host:2525", "[::1]:2525".
+// Parses "example.net", "[192.0.2.1]", "host:2525", "[::1]:2525", and
+// "/path" (a UNIX socket).
 absl::StatusOr<Destination> ParseDestination(std::string_view host,
                                              int default_port);
 
@@ -115,8 +119,9 @@ class SmtpAgent : public ta::Handler {
 };
 
 // The agent of a command line: flags, the TLS policy file, the resolver.
+// `lmtp`: the lmtp program (LMTP over TCP or a UNIX socket).
 absl::StatusOr<std::unique_ptr<ta::Handler>> MakeAgent(
-    const ta::AgentStart& start, Logger& log);
+    const ta::AgentStart& start, Logger& log, bool lmtp = false);
 
 }  // namespace zm::smtp
 

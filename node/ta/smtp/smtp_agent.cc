@@ -24,6 +24,7 @@ ta::Result FromOutcome(const smtpclient::Outcome& o, std::string relay) {
 }
 
 std::string RelayName(const Server& s) {
+  if (s.port == 0) return s.name;  // a UNIX socket
   return s.name == s.ip ? StrCat("[", s.ip, "]:", s.port)
                         : StrCat(s.name, "[", s.ip, "]:", s.port);
 }
@@ -90,7 +91,8 @@ absl::StatusOr<std::vector<Server>> SmtpAgent::Servers(const Destination& dest,
                                                        ta::Result* failure) {
   std::vector<Server> out;
   if (dest.literal) {
-    out.push_back(Server{dest.name, dest.name, dest.port});
+    out.push_back(
+        Server{dest.name, dest.name, dest.unix_socket ? 0 : dest.port});
     return out;
   }
   auto fail = [&](bool permanent, std::string dsn, std::string diag) {
@@ -152,6 +154,7 @@ std::vector<ta::Result> SmtpAgent::DeliverJob(
     const std::vector<const mail::ControlRecipient*>& rcpts,
     std::string_view message) {
   auto start = std::chrono::steady_clock::now();
+  const char* tag = o_.lmtp ? "lmtp; " : "smtp; ";
   const std::string& target = o_.relay.empty() ? host : o_.relay;
   auto all = [&](const ta::Result& r) {
     return std::vector<ta::Result>(rcpts.size(), r);
@@ -159,7 +162,8 @@ std::vector<ta::Result> SmtpAgent::DeliverJob(
   auto dest = ParseDestination(target, o_.port);
   if (!dest.ok()) {
     return all(ta::Result::Error(
-        "5.1.2", "none", StrCat("smtp; bad destination: ", Message(dest.status()))));
+        "5.1.2", "none",
+        StrCat(tag, "bad destination: ", Message(dest.status()))));
   }
 
   smtpclient::Envelope env;
@@ -167,7 +171,10 @@ std::vector<ta::Result> SmtpAgent::DeliverJob(
   env.ret = control.ret;
   env.envid = control.envid;
   for (const auto* r : rcpts) {
-    env.recipients.push_back({r->user, r->notify, r->orcpt});
+    // Without an ORCPT of its own, the recipient's original address is
+    // the one a DSN should name (as Postfix does).
+    env.recipients.push_back(
+        {r->user, r->notify, r->orcpt.empty() ? r->orig : r->orcpt});
   }
 
   // The connection of the previous job, if it goes to the same place.
@@ -190,14 +197,18 @@ std::vector<ta::Result> SmtpAgent::DeliverJob(
       std::string relay = RelayName(s);
       for (int attempt = 0; attempt < 2 && !client_; ++attempt) {
         bool want_tls = pol.level != TlsPolicy::Level::kNone && attempt == 0;
-        auto conn = smtpclient::Connection::ConnectTcp(s.ip, s.port,
-                                                       o_.timeouts.connect_ms);
+        auto conn =
+            s.port == 0
+                ? smtpclient::Connection::ConnectUnix(s.ip,
+                                                      o_.timeouts.connect_ms)
+                : smtpclient::Connection::ConnectTcp(s.ip, s.port,
+                                                     o_.timeouts.connect_ms);
         if (!conn.ok()) {
-          last = {4, "4.4.1", StrCat("smtp; ", Message(conn.status()))};
+          last = {4, "4.4.1", StrCat(tag, Message(conn.status()))};
           break;
         }
         auto c = std::make_unique<smtpclient::Client>(*std::move(conn),
-                                                      o_.timeouts, false);
+                                                      o_.timeouts, o_.lmtp);
         if (auto f = c->Open(o_.helo_name)) {
           last = *f;
           last.diag = StrCat(last.diag, " [", relay, "]");
@@ -223,7 +234,7 @@ std::vector<ta::Result> SmtpAgent::DeliverJob(
                                      c->connection().TlsInfo()));
         } else if (required) {
           last = {4, "4.7.4",
-                  StrCat("smtp; ", relay,
+                  StrCat(tag, relay,
                          " does not offer STARTTLS and the TLS policy for ",
                          dest->name, " requires it")};
           c->Quit();

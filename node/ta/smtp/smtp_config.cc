@@ -31,6 +31,12 @@ absl::StatusOr<Destination> ParseDestination(std::string_view host,
   d.port = default_port;
   std::string_view h = Trim(host);
   if (h.empty()) return absl::InvalidArgumentError("empty destination host");
+  if (h[0] == '/') {
+    d.name = std::string(h);
+    d.unix_socket = true;
+    d.literal = true;
+    return d;
+  }
   if (h[0] == '[') {
     size_t close = h.find(']');
     if (close == std::string_view::npos) {
@@ -151,8 +157,15 @@ TlsPolicy TlsPolicies::For(std::string_view destination) const {
 }
 
 absl::StatusOr<Options> ParseFlags(const NodeDir& node,
-                                   const std::vector<std::string>& args) {
+                                   const std::vector<std::string>& args,
+                                   bool lmtp) {
   Options o;
+  o.lmtp = lmtp;
+  if (lmtp) {
+    o.port = 24;
+    o.channel = "lmtp";
+    o.address_only = true;
+  }
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&](std::string_view what) -> absl::StatusOr<std::string> {
@@ -216,8 +229,8 @@ absl::StatusOr<Options> ParseFlags(const NodeDir& node,
 }
 
 absl::StatusOr<std::unique_ptr<ta::Handler>> MakeAgent(
-    const ta::AgentStart& start, Logger& log) {
-  auto o = ParseFlags(start.node, start.args);
+    const ta::AgentStart& start, Logger& log, bool lmtp) {
+  auto o = ParseFlags(start.node, start.args, lmtp);
   if (!o.ok()) return o.status();
   TlsPolicies tls;
   std::string tls_file = o->tls_file;
@@ -231,7 +244,7 @@ absl::StatusOr<std::unique_ptr<ta::Handler>> MakeAgent(
   }
   std::unique_ptr<dns::Resolver> resolver;
 #ifdef ZM_HAVE_DNS
-  if (o->relay.empty()) {
+  if (o->relay.empty() && !lmtp) {
     auto ro = dns::OptionsForNode(start.node);
     if (!ro.ok()) return ro.status();
     auto r = dns::Resolver::Create(*ro);
