@@ -1,6 +1,7 @@
 // zm_smtpclient pieces, the smtp agent's configuration and sm.conf.
 #include <gtest/gtest.h>
 
+#include "node/common/strings.h"
 #include "node/ta/sm/sm.h"
 #include "node/ta/smtp/smtp.h"
 #include "node/ta/smtpclient/smtpclient.h"
