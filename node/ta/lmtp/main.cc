@@ -6,8 +6,8 @@
 int main(int argc, char** argv) {
   return zm::ta::AgentMain(
       "lmtp", argc, argv,
-      [](const zm::ta::AgentStart& start, zm::Logger& log)
-          -> absl::StatusOr<std::unique_ptr<zm::ta::Handler>> {
+      [](const zm::ta::AgentStart& start,
+         zm::Logger& log) -> absl::StatusOr<std::unique_ptr<zm::ta::Handler>> {
         return zm::smtp::MakeAgent(start, log, /*lmtp=*/true);
       });
 }

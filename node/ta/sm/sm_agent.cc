@@ -28,13 +28,13 @@ struct ExitMap {
   const char* dsn;
 };
 constexpr ExitMap kExits[] = {
-    {64, "EX_USAGE", "5.3.0"},       {65, "EX_DATAERR", "5.6.0"},
-    {66, "EX_NOINPUT", "5.3.0"},     {67, "EX_NOUSER", "5.1.1"},
-    {68, "EX_NOHOST", "5.1.2"},      {69, "EX_UNAVAILABLE", "5.3.0"},
-    {70, "EX_SOFTWARE", "5.3.0"},    {71, "EX_OSERR", "5.3.0"},
-    {72, "EX_OSFILE", "5.3.0"},      {73, "EX_CANTCREAT", "5.2.0"},
-    {74, "EX_IOERR", "5.3.0"},       {75, "EX_TEMPFAIL", "4.0.0"},
-    {76, "EX_PROTOCOL", "5.5.0"},    {77, "EX_NOPERM", "5.7.1"},
+    {64, "EX_USAGE", "5.3.0"},    {65, "EX_DATAERR", "5.6.0"},
+    {66, "EX_NOINPUT", "5.3.0"},  {67, "EX_NOUSER", "5.1.1"},
+    {68, "EX_NOHOST", "5.1.2"},   {69, "EX_UNAVAILABLE", "5.3.0"},
+    {70, "EX_SOFTWARE", "5.3.0"}, {71, "EX_OSERR", "5.3.0"},
+    {72, "EX_OSFILE", "5.3.0"},   {73, "EX_CANTCREAT", "5.2.0"},
+    {74, "EX_IOERR", "5.3.0"},    {75, "EX_TEMPFAIL", "4.0.0"},
+    {76, "EX_PROTOCOL", "5.5.0"}, {77, "EX_NOPERM", "5.7.1"},
     {78, "EX_CONFIG", "5.3.5"},
 };
 
@@ -95,12 +95,22 @@ std::vector<std::string> ExpandArgv(const Mailer& m,
       }
       char c = word[++i];
       switch (c) {
-        case 'u': r.append(user); break;
-        case 'h': r.append(host); break;
+        case 'u':
+          r.append(user);
+          break;
+        case 'h':
+          r.append(host);
+          break;
         case 'f':
-        case 'g': r.append(sender); break;
-        case '$': r += '$'; break;
-        default: r += '$'; r += c;
+        case 'g':
+          r.append(sender);
+          break;
+        case '$':
+          r += '$';
+          break;
+        default:
+          r += '$';
+          r += c;
       }
     }
     return r;
@@ -188,8 +198,9 @@ absl::StatusOr<RunResult> RunProgram(const std::string& program,
       char buf[4096];
       ssize_t got = ::read(rfd, buf, sizeof buf);
       if (got > 0) {
-        size_t keep = std::min(static_cast<size_t>(got),
-                               kMaxOutput - std::min(kMaxOutput, r.output.size()));
+        size_t keep =
+            std::min(static_cast<size_t>(got),
+                     kMaxOutput - std::min(kMaxOutput, r.output.size()));
         r.output.append(buf, keep);
       } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
         ::close(rfd);
@@ -197,7 +208,8 @@ absl::StatusOr<RunResult> RunProgram(const std::string& program,
       }
     }
     if (wfd >= 0 && n > 1 && p[1].revents != 0) {
-      ssize_t put = ::write(wfd, input.data(), std::min<size_t>(input.size(), 65536));
+      ssize_t put =
+          ::write(wfd, input.data(), std::min<size_t>(input.size(), 65536));
       if (put > 0) {
         input.remove_prefix(static_cast<size_t>(put));
       }
@@ -217,7 +229,8 @@ absl::StatusOr<RunResult> RunProgram(const std::string& program,
   for (;;) {
     pid_t w = ::waitpid(pid, &status, WNOHANG);
     if (w == pid) break;
-    if (w < 0 && errno != EINTR) return fs::ErrnoStatus("waitpid", program, errno);
+    if (w < 0 && errno != EINTR)
+      return fs::ErrnoStatus("waitpid", program, errno);
     if (NowMs() > deadline && !r.timed_out) {
       r.timed_out = true;
       ::kill(-pid, SIGKILL);
@@ -248,8 +261,8 @@ std::vector<ta::Result> SmAgent::DeliverJob(
   }
   std::vector<std::string> users;
   for (const auto* r : rcpts) users.push_back(r->user);
-  return std::vector<ta::Result>(
-      rcpts.size(), Run(queue_id, host, control, users, message));
+  return std::vector<ta::Result>(rcpts.size(),
+                                 Run(queue_id, host, control, users, message));
 }
 
 ta::Result SmAgent::Run(const std::string& queue_id, const std::string& host,
@@ -272,22 +285,21 @@ ta::Result SmAgent::Run(const std::string& queue_id, const std::string& host,
     input += c;
     start = c == '\n';
   }
-  std::vector<std::string> argv =
-      ExpandArgv(m_, users, host, control.sender);
+  std::vector<std::string> argv = ExpandArgv(m_, users, host, control.sender);
   std::string relay = StrCat("sm:", m_.name);
   auto rr = RunProgram(m_.program, argv, input, timeout_s_);
   if (!rr.ok()) {
-    log_.Warning(queue_id, StrCat("mailer ", m_.name, ": ", Message(rr.status())));
+    log_.Warning(queue_id,
+                 StrCat("mailer ", m_.name, ": ", Message(rr.status())));
     return ta::Result::Deferred("4.3.0", relay,
                                 StrCat("sm; ", Message(rr.status())));
   }
   std::string out = ta::CleanDiag(rr->output);
   std::string tail = out.empty() ? "" : StrCat(": ", out);
   if (rr->timed_out) {
-    return ta::Result::Deferred(
-        "4.4.7", relay,
-        StrCat("sm; ", m_.program, " ran longer than ", timeout_s_,
-               " s and was killed", tail));
+    return ta::Result::Deferred("4.4.7", relay,
+                                StrCat("sm; ", m_.program, " ran longer than ",
+                                       timeout_s_, " s and was killed", tail));
   }
   if (rr->signaled) {
     return ta::Result::Deferred(
@@ -306,8 +318,8 @@ ta::Result SmAgent::Run(const std::string& queue_id, const std::string& host,
       dsn = e.dsn;
     }
   }
-  std::string diag = StrCat("sm; ", m_.program, " exited with ", rr->code,
-                            " (", name, ")", tail);
+  std::string diag = StrCat("sm; ", m_.program, " exited with ", rr->code, " (",
+                            name, ")", tail);
   if (rr->code == 75) return ta::Result::Deferred(dsn, relay, diag);
   return ta::Result::Error(dsn, relay, diag);
 }
@@ -327,7 +339,8 @@ absl::StatusOr<std::unique_ptr<ta::Handler>> MakeAgent(
     };
     std::string v;
     if (a == "-c") {
-      if (!value(&channel)) return absl::InvalidArgumentError("-c needs a channel");
+      if (!value(&channel))
+        return absl::InvalidArgumentError("-c needs a channel");
     } else if (a == "-f") {
       if (!value(&conf)) return absl::InvalidArgumentError("-f needs a file");
     } else if (a == "-t") {
@@ -347,7 +360,8 @@ absl::StatusOr<std::unique_ptr<ta::Handler>> MakeAgent(
   }
   if (entry.empty()) entry = channel;
   if (entry.empty()) {
-    return absl::InvalidArgumentError("which sm.conf entry? (sm [-c CHANNEL] ENTRY)");
+    return absl::InvalidArgumentError(
+        "which sm.conf entry? (sm [-c CHANNEL] ENTRY)");
   }
   auto text = fs::ReadFile(conf, kMaxConf);
   if (!text.ok()) return text.status();

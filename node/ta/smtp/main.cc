@@ -6,8 +6,7 @@ int main(int argc, char** argv) {
   return zm::ta::AgentMain(
       "smtp", argc, argv,
       [](const zm::ta::AgentStart& start,
-         zm::Logger& log)
-          -> absl::StatusOr<std::unique_ptr<zm::ta::Handler>> {
+         zm::Logger& log) -> absl::StatusOr<std::unique_ptr<zm::ta::Handler>> {
         return zm::smtp::MakeAgent(start, log);
       });
 }

@@ -68,9 +68,9 @@ absl::StatusOr<Options> ParseFlags(const NodeDir& node,
 
 // Where a job goes: a name to look up, or a literal address.
 struct Destination {
-  std::string name;     // "example.net" or the IP of "[192.0.2.1]"
-  bool literal = false;  // [ip]: no lookups
-  bool no_mx = false;    // host:port or -x: A/AAAA only
+  std::string name;          // "example.net" or the IP of "[192.0.2.1]"
+  bool literal = false;      // [ip]: no lookups
+  bool no_mx = false;        // host:port or -x: A/AAAA only
   bool unix_socket = false;  // name is a socket path (LMTP)
   int port = 25;
 };

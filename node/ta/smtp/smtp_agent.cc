@@ -114,9 +114,9 @@ absl::StatusOr<std::vector<Server>> SmtpAgent::Servers(const Destination& dest,
                          Message(mx.status()), ")"));
     }
     if (mx->size() == 1 && (*mx)[0].host.empty()) {
-      return fail(true, "5.1.10",
-                  StrCat("smtp; domain ", dest.name,
-                         " accepts no mail (null MX)"));
+      return fail(
+          true, "5.1.10",
+          StrCat("smtp; domain ", dest.name, " accepts no mail (null MX)"));
     }
     for (const auto& r : *mx) {
       if (!r.host.empty()) hosts.push_back(r.host);
@@ -190,19 +190,17 @@ std::vector<ta::Result> SmtpAgent::DeliverJob(
       failure.connect_s = Since(start);
       return all(failure);
     }
-    TlsPolicy pol = tls_.For(dest->literal ? StrCat("[", dest->name, "]")
-                                           : dest->name);
+    TlsPolicy pol =
+        tls_.For(dest->literal ? StrCat("[", dest->name, "]") : dest->name);
     smtpclient::Outcome last;
     for (const Server& s : *servers) {
       std::string relay = RelayName(s);
       for (int attempt = 0; attempt < 2 && !client_; ++attempt) {
         bool want_tls = pol.level != TlsPolicy::Level::kNone && attempt == 0;
-        auto conn =
-            s.port == 0
-                ? smtpclient::Connection::ConnectUnix(s.ip,
-                                                      o_.timeouts.connect_ms)
-                : smtpclient::Connection::ConnectTcp(s.ip, s.port,
-                                                     o_.timeouts.connect_ms);
+        auto conn = s.port == 0 ? smtpclient::Connection::ConnectUnix(
+                                      s.ip, o_.timeouts.connect_ms)
+                                : smtpclient::Connection::ConnectTcp(
+                                      s.ip, s.port, o_.timeouts.connect_ms);
         if (!conn.ok()) {
           last = {4, "4.4.1", StrCat(tag, Message(conn.status()))};
           break;
@@ -245,8 +243,8 @@ std::vector<ta::Result> SmtpAgent::DeliverJob(
         client_relay_ = relay;
       }
       if (client_) break;
-      log_.Warning(queue_id, StrCat("no delivery through ", relay, ": ",
-                                    last.diag));
+      log_.Warning(queue_id,
+                   StrCat("no delivery through ", relay, ": ", last.diag));
     }
     if (!client_) {
       // A server that refused us permanently still is only one server:

@@ -105,8 +105,8 @@ absl::StatusOr<TlsPolicies> TlsPolicies::Parse(std::string_view text,
     } else if (level == "verify") {
       pol.level = TlsPolicy::Level::kVerify;
     } else {
-      return bad(StrCat("unknown policy '", w[1],
-                        "' (none, may, encrypt, verify)"));
+      return bad(
+          StrCat("unknown policy '", w[1], "' (none, may, encrypt, verify)"));
     }
     for (size_t i = 2; i < w.size(); ++i) {
       std::string_view opt = w[i];
@@ -144,8 +144,8 @@ TlsPolicy TlsPolicies::For(std::string_view destination) const {
     if (pattern == "*") {
       if (star == nullptr) star = &pol;
     } else if (pattern[0] == '.' && d.size() > pattern.size() &&
-               d.compare(d.size() - pattern.size(), pattern.size(),
-                         pattern) == 0 &&
+               d.compare(d.size() - pattern.size(), pattern.size(), pattern) ==
+                   0 &&
                pattern.size() > best_len) {
       best = &pol;
       best_len = pattern.size();

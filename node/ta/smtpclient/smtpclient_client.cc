@@ -41,8 +41,8 @@ Outcome FromReply(const Reply& r, std::string_view what, bool lmtp) {
 
 Outcome Broken(const absl::Status& s, std::string_view when, bool lmtp) {
   return Make(4, "4.4.2",
-              StrCat(lmtp ? "lmtp; " : "smtp; ", "lost connection ", when,
-                     ": ", Message(s)));
+              StrCat(lmtp ? "lmtp; " : "smtp; ", "lost connection ", when, ": ",
+                     Message(s)));
 }
 
 std::string AddrParam(std::string_view a) { return StrCat("<", a, ">"); }
@@ -91,8 +91,8 @@ absl::Status ReplyParser::Feed(std::string_view line) {
   if (reply_.lines.empty()) {
     reply_.code = code;
   } else if (code != reply_.code) {
-    return absl::InvalidArgumentError(
-        StrCat("reply lines with different codes ", reply_.code, " and ", code));
+    return absl::InvalidArgumentError(StrCat(
+        "reply lines with different codes ", reply_.code, " and ", code));
   }
   if (reply_.lines.size() >= kMaxReplyLines) {
     return absl::OutOfRangeError("reply with too many lines");
@@ -182,8 +182,7 @@ std::optional<Outcome> Client::StartTls(const TlsOptions& options) {
   if (!r.ok()) return Broken(r.status(), "after STARTTLS", lmtp_);
   if (r->klass() != 2) return FromReply(*r, "STARTTLS", lmtp_);
   if (auto s = conn_->StartTls(options, t_.command_ms); !s.ok()) {
-    return Make(4, "4.7.5",
-                StrCat(lmtp_ ? "lmtp; " : "smtp; ", Message(s)));
+    return Make(4, "4.7.5", StrCat(lmtp_ ? "lmtp; " : "smtp; ", Message(s)));
   }
   auto f = Hello(helo_name_);
   usable_ = !f.has_value();
@@ -224,8 +223,9 @@ std::vector<Outcome> Client::Send(const Envelope& env,
   for (const auto& r : env.recipients) utf8 = utf8 || Has8Bit(r.address);
   if (utf8 && !caps_.smtputf8) {
     return all(Make(5, "5.6.7",
-                    StrCat(tag, "the message needs SMTPUTF8 (UTF-8 header or "
-                                "address) and the peer does not offer it")));
+                    StrCat(tag,
+                           "the message needs SMTPUTF8 (UTF-8 header or "
+                           "address) and the peer does not offer it")));
   }
   bool eight = Has8Bit(message);
   std::string converted;
@@ -238,10 +238,10 @@ std::vector<Outcome> Client::Send(const Envelope& env,
   std::string wire = bdat ? BdatWire(message) : DataWire(message);
   uint64_t size = wire.size();
   if (caps_.size && caps_.max_size > 0 && size > caps_.max_size) {
-    return all(Make(5, "5.3.4",
-                    StrCat(tag, "message of ", size,
-                           " bytes is larger than the peer's limit of ",
-                           caps_.max_size)));
+    return all(Make(
+        5, "5.3.4",
+        StrCat(tag, "message of ", size,
+               " bytes is larger than the peer's limit of ", caps_.max_size)));
   }
 
   // The commands of the transaction.
@@ -345,7 +345,8 @@ std::vector<Outcome> Client::Send(const Envelope& env,
     if (!data_reply) {
       auto d = Command("DATA", t_.data_init_ms);
       if (!d.ok()) {
-        for (size_t i : accepted) out[i] = Broken(d.status(), "after DATA", lmtp_);
+        for (size_t i : accepted)
+          out[i] = Broken(d.status(), "after DATA", lmtp_);
         return out;
       }
       data_reply = *d;

@@ -61,7 +61,8 @@ absl::Status Finish(int fd, int64_t deadline, std::string_view peer) {
   absl::Status w = WaitFd(fd, POLLOUT, deadline, "connecting");
   if (!w.ok()) {
     ::close(fd);
-    return absl::DeadlineExceededError(StrCat("connect to ", peer, " timed out"));
+    return absl::DeadlineExceededError(
+        StrCat("connect to ", peer, " timed out"));
   }
   int err = 0;
   socklen_t len = sizeof err;
@@ -93,8 +94,8 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::ConnectTcp(
   } else {
     return absl::InvalidArgumentError(StrCat("not an IP address: ", ip));
   }
-  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    0);
+  int fd =
+      ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return fs::ErrnoStatus("socket", ip, errno);
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -144,8 +145,9 @@ absl::Status Connection::Write(std::string_view data, int timeout_ms) {
   while (!data.empty()) {
     if (ssl_ != nullptr) {
       ERR_clear_error();
-      int n = SSL_write(ssl_, data.data(),
-                        static_cast<int>(std::min<size_t>(data.size(), 1 << 20)));
+      int n =
+          SSL_write(ssl_, data.data(),
+                    static_cast<int>(std::min<size_t>(data.size(), 1 << 20)));
       if (n > 0) {
         data.remove_prefix(static_cast<size_t>(n));
         continue;
@@ -197,7 +199,8 @@ absl::StatusOr<size_t> Connection::ReadSome(char* buf, size_t n,
     }
     ssize_t got = ::recv(fd_, buf, n, 0);
     if (got > 0) return static_cast<size_t>(got);
-    if (got == 0) return absl::UnavailableError("connection closed by the peer");
+    if (got == 0)
+      return absl::UnavailableError("connection closed by the peer");
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       auto w = WaitFd(fd_, POLLIN, deadline_ms, "waiting for a reply");
@@ -237,7 +240,8 @@ absl::StatusOr<Reply> Connection::ReadReply(int timeout_ms) {
   ReplyParser parser;
   while (!parser.Done()) {
     int64_t left = deadline - NowMs();
-    if (left <= 0) return absl::DeadlineExceededError("timeout waiting for a reply");
+    if (left <= 0)
+      return absl::DeadlineExceededError("timeout waiting for a reply");
     auto line = ReadLine(kMaxReplyLine, static_cast<int>(left));
     if (!line.ok()) return line.status();
     if (auto s = parser.Feed(*line); !s.ok()) return s;
@@ -257,8 +261,8 @@ absl::Status Connection::StartTls(const TlsOptions& options, int timeout_ms) {
   if (options.verify) {
     int ok = options.ca_file.empty()
                  ? SSL_CTX_set_default_verify_paths(ctx_)
-                 : SSL_CTX_load_verify_locations(
-                       ctx_, options.ca_file.c_str(), nullptr);
+                 : SSL_CTX_load_verify_locations(ctx_, options.ca_file.c_str(),
+                                                 nullptr);
     if (ok != 1) {
       return absl::FailedPreconditionError(
           StrCat("CA file ", options.ca_file, ": ", SslError()));

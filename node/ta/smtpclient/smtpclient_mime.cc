@@ -110,9 +110,8 @@ std::string ConvertMultipart(std::string_view body, const std::string& b) {
         out.append(body.substr(pos));
         return out;
       }
-      out.append(body.substr(pos, (nl == std::string_view::npos ? body.size()
-                                                                : nl + 1) -
-                                      pos));
+      out.append(body.substr(
+          pos, (nl == std::string_view::npos ? body.size() : nl + 1) - pos));
       part_start = nl == std::string_view::npos ? body.size() : nl + 1;
     }
     if (nl == std::string_view::npos) break;

@@ -1,10 +1,11 @@
 // zm_smtpclient pieces, the smtp agent's configuration and sm.conf.
+#include "node/ta/smtpclient/smtpclient.h"
+
 #include <gtest/gtest.h>
 
 #include "node/common/strings.h"
 #include "node/ta/sm/sm.h"
 #include "node/ta/smtp/smtp.h"
-#include "node/ta/smtpclient/smtpclient.h"
 
 namespace zm {
 namespace {
@@ -61,8 +62,8 @@ TEST(ParseEhlo, Keywords) {
     ASSERT_TRUE(p.Feed(l).ok());
   }
   auto c = smtpclient::ParseEhlo(p.Take());
-  EXPECT_TRUE(c.pipelining && c.size && c.eightbitmime && c.dsn &&
-              c.chunking && c.smtputf8 && c.starttls);
+  EXPECT_TRUE(c.pipelining && c.size && c.eightbitmime && c.dsn && c.chunking &&
+              c.smtputf8 && c.starttls);
   EXPECT_EQ(c.max_size, 1000u);
 }
 
@@ -88,8 +89,9 @@ TEST(ConvertTo7Bit, SinglePart) {
   std::string out = smtpclient::ConvertTo7Bit(m);
   EXPECT_FALSE(smtpclient::Has8Bit(out));
   EXPECT_NE(out.find("MIME-Version: 1.0\n"), std::string::npos);
-  EXPECT_NE(out.find("Content-Transfer-Encoding: quoted-printable\n\ncaf=C3=A9"),
-            std::string::npos);
+  EXPECT_NE(
+      out.find("Content-Transfer-Encoding: quoted-printable\n\ncaf=C3=A9"),
+      std::string::npos);
   EXPECT_EQ(out.find("8bit"), std::string::npos);
 }
 
