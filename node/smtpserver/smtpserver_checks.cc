@@ -1,30 +1,696 @@
-// First cut of the policy checks: relay for trusted networks only.
 #include "node/smtpserver/smtpserver_checks.h"
 
+#include <fnmatch.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
 #include <utility>
 
+#include "node/admin/admin_client.h"
+#include "node/common/log.h"
+#include "node/common/strings.h"
+#include "node/dns/resolver.h"
+#include "node/ratetrack/rate_tracker.h"
 #include "node/smtp/session.h"
+#include "node/smtpserver/smtpserver_auth.h"
+#include "node/smtpserver/smtpserver_filter.h"
+#include "node/smtpserver/smtpserver_policy.h"
+#include "node/smtpserver/smtpserver_verify.h"
+
 
 namespace zm::smtpserver {
 namespace {
 
+using smtp::Check;
+using smtp::CheckKind;
+using smtp::Reply;
+using smtp::Session;
+using smtp::Verdict;
+
+Reply MakeR(int code, std::string enhanced, std::string text) {
+  Reply r;
+  r.code = code;
+  r.enhanced = std::move(enhanced);
+  r.lines.push_back(std::move(text));
+  return r;
+}
+
+std::optional<std::string> IpKey(const std::string& ip) {
+  auto k = ratetrack::KeyForIp(ip);
+  if (k.ok()) return *k;
+  return std::nullopt;
+}
+
+std::optional<std::string> UserKey(const std::string& user) {
+  return ratetrack::KeyForUser(user);
+}
+
+int64_t NowSec() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// An address split at its last '@', source route and quotes removed.
+struct Parts {
+  std::string address;  // without a source route
+  std::string local;    // unquoted
+  std::string domain;   // lower-case, "" when none
+};
+
+Parts SplitAddress(std::string_view addr) {
+  Parts p;
+  if (!addr.empty() && addr.front() == '@') {
+    // RFC 5321 source route "@a,@b:user@dom": only the last part counts.
+    auto colon = addr.find(':');
+    addr = colon == std::string_view::npos ? std::string_view()
+                                           : addr.substr(colon + 1);
+  }
+  p.address = std::string(addr);
+  auto at = addr.rfind('@');
+  std::string_view local = addr.substr(0, at);
+  if (at != std::string_view::npos) p.domain = ToLower(addr.substr(at + 1));
+  if (local.size() >= 2 && local.front() == '"' && local.back() == '"') {
+    for (size_t i = 1; i + 1 < local.size(); ++i) {
+      if (local[i] == '\\' && i + 2 < local.size()) ++i;
+      p.local += local[i];
+    }
+  } else {
+    p.local = std::string(local);
+  }
+  return p;
+}
+
+// A local part that asks for further routing (%-hack, UUCP bang paths, a
+// quoted '@'): relaying in disguise unless the client may relay.
+bool HasRoutingCharacters(std::string_view local) {
+  return local.find_first_of("%!@:") != std::string_view::npos;
+}
+
+// What a session has collected so far: keyed by the Session's address and
+// reset at its kConnect (and whenever the client behind that address
+// changes), so a later session at the same address starts afresh.
+struct SessionState {
+  std::string client;  // "addr port"
+  std::string style_flags;
+  std::string freeze_reason;
+  int error_recipients = 0;
+  int accepted_recipients = 0;
+  uint32_t tarpit_ms = 0;
+};
+
 class PolicyChecks : public smtp::Checks {
  public:
   PolicyChecks(std::shared_ptr<const Settings> settings, CheckDeps deps)
-      : settings_(std::move(settings)), deps_(deps) {}
+      : settings_(std::move(settings)),
+        deps_(deps),
+        verifier_(deps.node ? *deps.node : NodeDir{}) {}
 
-  smtp::Verdict Decide(const smtp::Session& session,
-                       const smtp::Check& check) override {
-    smtp::Verdict v;
-    if (check.kind == smtp::CheckKind::kConnect) {
-      v.relay_allowed = settings_->policy.IsTrusted(session.client().addr);
+  Verdict Decide(const Session& session, const Check& check) override {
+    Verdict v;
+    switch (check.kind) {
+      case CheckKind::kConnect:
+        v = Connect(session);
+        break;
+      case CheckKind::kHelo:
+        v = Helo(session, check);
+        break;
+      case CheckKind::kAuth:
+        v = Auth(session, check);
+        break;
+      case CheckKind::kMailFrom:
+        v = MailFrom(session, check);
+        break;
+      case CheckKind::kRcptTo:
+        v = RcptTo(session, check);
+        break;
+      case CheckKind::kData:
+        break;
+      case CheckKind::kMessage:
+        v = MessageCheck(session, check);
+        break;
+      case CheckKind::kEtrn:
+        v = Etrn(session, check);
+        break;
+      case CheckKind::kVrfy:
+      case CheckKind::kExpn:
+        v = VrfyExpn(session, check);
+        break;
+    }
+    if (v.outcome == Verdict::Outcome::kReject) Tarpit(session, &v);
+    return v;
+  }
+
+  void Record(const Session& session, Event event) override {
+    ratetrack::Counts c;
+    if (event == Event::kCommitted) {
+      size_t n = session.envelope().recipients.size();
+      if (n == 0) n = static_cast<size_t>(State(session).accepted_recipients);
+      c.messages = 1;
+      c.recipients = n;
+    } else {
+      c.aborts = 1;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      SessionState& st = StateLocked(session);
+      st.accepted_recipients = 0;
+      st.freeze_reason.clear();
+    }
+    if (!deps_.rates) return;
+    auto key = RateKey(session);
+    if (key) deps_.rates->Add(*key, c, NowSec());
+  }
+
+ private:
+  // ---- per-session state -------------------------------------------------
+
+  SessionState& StateLocked(const Session& session) {
+    std::string client =
+        StrCat(session.client().addr, " ", session.client().port);
+    SessionState& st = sessions_[&session];
+    if (st.client != client) {
+      st = SessionState{};
+      st.client = client;
+    }
+    return st;
+  }
+  SessionState State(const Session& session) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return StateLocked(session);
+  }
+  template <typename F>
+  void Update(const Session& session, F f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    f(StateLocked(session));
+  }
+
+  // Every 4xx/5xx waits: the first `initial` seconds, each next one
+  // prev + prev * exponent, capped at `max` (PARAM tarpit).
+  void Tarpit(const Session& session, Verdict* v) {
+    const ServerConfig& c = settings_->server;
+    if (c.tarpit_initial <= 0) return;
+    Update(session, [&](SessionState& st) {
+      double next =
+          st.tarpit_ms == 0
+              ? c.tarpit_initial * 1000
+              : st.tarpit_ms + st.tarpit_ms * c.tarpit_exponent;
+      if (c.tarpit_max > 0) next = std::min(next, c.tarpit_max * 1000);
+      st.tarpit_ms = static_cast<uint32_t>(std::min(next, 3600e3));
+      v->delay_ms = st.tarpit_ms;
+    });
+  }
+
+  void Log(const Session& session, std::string_view what) {
+    if (!deps_.log) return;
+    deps_.log->Info(session.queue_id(),
+                    StrCat("policy: client=[", session.client().addr, "] ",
+                           what));
+  }
+
+  // ---- helpers -----------------------------------------------------------
+
+  const Policy& policy() const { return settings_->policy; }
+
+  PolicyAttrs ClientAttrs(const Session& session) const {
+    if (session.client().addr.empty()) return {};
+    return policy().ForIp(session.client().addr);
+  }
+
+  bool Authenticated(const Session& session) const {
+    return !session.envelope().auth_user.empty();
+  }
+
+  bool RelayAllowed(const Session& session) const {
+    if (session.client().trusted || Authenticated(session)) return true;
+    if (session.client().addr.empty()) return true;  // local submission
+    PolicyAttrs a = ClientAttrs(session);
+    return a.Is("relaycustnet") || a.Is("fulltrustnet");
+  }
+
+  std::optional<std::string> RateKey(const Session& session) const {
+    if (Authenticated(session)) return UserKey(session.envelope().auth_user);
+    if (session.client().addr.empty()) return std::nullopt;
+    return IpKey(session.client().addr);
+  }
+
+  // The first HELO pattern line matching `name`, if any.
+  const HeloPattern* MatchHelo(std::string_view name) const {
+    std::string n(name);
+    for (const HeloPattern& p : settings_->server.helo_patterns) {
+      if (::fnmatch(p.pattern.c_str(), n.c_str(), FNM_CASEFOLD) == 0) {
+        return &p;
+      }
+    }
+    return nullptr;
+  }
+
+  // Applies a HELO pattern line: refusal, load limit, style flags.
+  std::optional<Verdict> ApplyPattern(const Session& session,
+                                      const HeloPattern* p, int code,
+                                      Verdict* v) {
+    if (!p) return std::nullopt;
+    if (!p->refusal.empty()) {
+      Log(session, StrCat("refused by pattern '", p->pattern, "'"));
+      return Verdict::Reject(MakeR(code, "5.7.1", p->refusal));
+    }
+    double load[1] = {0};
+    if (p->max_load < 999 && ::getloadavg(load, 1) == 1 &&
+        load[0] > p->max_load) {
+      return Verdict::Reject(
+          MakeR(421, "4.3.2", "System busy, try again later"), true);
+    }
+    v->style_flags = p->flags;
+    Update(session, [&](SessionState& st) { st.style_flags = p->flags; });
+    return std::nullopt;
+  }
+
+  std::string Text(const PolicyAttrs& a, std::string_view fallback) const {
+    auto m = a.Get("message");
+    return m && !m->empty() ? *m : std::string(fallback);
+  }
+
+  // ---- the checks --------------------------------------------------------
+
+  Verdict Connect(const Session& session) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      SessionState& st = StateLocked(session);
+      std::string client = st.client;
+      st = SessionState{};
+      st.client = client;
+    }
+    Verdict v;
+    const smtp::ClientInfo& ci = session.client();
+    if (ci.addr.empty()) return v;
+    PolicyAttrs a = ClientAttrs(session);
+    if (a.Is("rejectnet")) {
+      Log(session, StrCat("rejectnet (", a.key, ")"));
+      return Verdict::Reject(
+          MakeR(554, "5.7.1", Text(a, "Your network is not welcome here")),
+          true);
+    }
+    if (a.Is("freezenet")) {
+      Update(session, [&](SessionState& st) {
+        st.freeze_reason = StrCat("freezenet ", a.key);
+      });
+    }
+    // The reverse name (or "[ip]") against the HELO pattern lines.
+    std::string name = ci.name.empty() ? StrCat("[", ci.addr, "]") : ci.name;
+    if (auto r = ApplyPattern(session, MatchHelo(name), 554, &v)) return *r;
+    if (!ci.name.empty()) {
+      PolicyAttrs n = policy().ForDomain(ci.name);
+      if (n.Is("rejectsource")) {
+        Log(session, StrCat("reverse name rejected (", n.key, ")"));
+        return Verdict::Reject(
+            MakeR(554, "5.7.1", Text(n, "Your host is not welcome here")),
+            true);
+      }
+    }
+    v.relay_allowed = a.Is("relaycustnet") || a.Is("fulltrustnet") ||
+                      settings_->policy.IsTrusted(ci.addr);
+    return v;
+  }
+
+  Verdict Helo(const Session& session, const Check& check) {
+    Verdict v;
+    if (auto r = ApplyPattern(session, MatchHelo(check.arg), 550, &v)) {
+      return *r;
+    }
+    PolicyAttrs h = policy().ForDomain(check.arg);
+    if (h.Is("rejectsource")) {
+      Log(session, StrCat("helo=", check.arg, " rejected (", h.key, ")"));
+      return Verdict::Reject(
+          MakeR(550, "5.7.1", Text(h, "Your HELO name is not welcome here")));
+    }
+    if (h.Is("freezesource")) {
+      Update(session, [&](SessionState& st) {
+        st.freeze_reason = StrCat("HELO ", check.arg, " (", h.key, ")");
+      });
     }
     return v;
   }
 
- private:
-  std::shared_ptr<const Settings> settings_;
-  CheckDeps deps_;
+  Verdict Auth(const Session& session, const Check& check) {
+    std::optional<std::string> ip_key;
+    if (!session.client().addr.empty()) ip_key = IpKey(session.client().addr);
+    int failrate = settings_->server.auth_failrate;
+    if (deps_.rates && ip_key && failrate > 0 &&
+        deps_.rates->Get(*ip_key, NowSec()).auth_failures >=
+            static_cast<uint64_t>(failrate)) {
+      Log(session, StrCat("AUTH refused: more than ", failrate,
+                          " failures in the window"));
+      deps_.rates->Add(*ip_key, ratetrack::Counts{.excesses = 1}, NowSec());
+      return Verdict::Reject(MakeR(
+          454, "4.7.0", "Too many failed authentications, try again later"));
+    }
+    absl::StatusOr<bool> ok = false;
+    if (deps_.auth) ok = deps_.auth->Verify(check.user, check.password);
+    if (!check.authzid.empty() && check.authzid != check.user) ok = false;
+    if (!ok.ok()) {
+      Log(session, StrCat("AUTH backend failed: ", Message(ok.status())));
+      return Verdict::Reject(MakeR(454, "4.7.0",
+                                   "Temporary authentication failure"));
+    }
+    if (!*ok) {
+      if (deps_.rates && ip_key) {
+        deps_.rates->Add(*ip_key, ratetrack::Counts{.auth_failures = 1},
+                         NowSec());
+      }
+      Log(session, StrCat("AUTH ", check.mechanism, " failed for user=",
+                          check.user));
+      return Verdict::Reject(
+          MakeR(535, "5.7.8", "Authentication credentials invalid"));
+    }
+    Verdict v;
+    v.relay_allowed = true;
+    v.auth_user = check.user;
+    v.reply = MakeR(235, "2.7.0", "Authentication successful");
+    return v;
+  }
+
+  // The rate limit of the client's policy class; authenticated users get
+  // ratelimit_auth_factor times as much.
+  std::optional<RateLimit> Limit(const Session& session) const {
+    PolicyAttrs a = ClientAttrs(session);
+    auto text = a.Get("ratelimitmsgs");
+    if (!text) return std::nullopt;
+    auto r = ParseRateLimit(*text);
+    if (!r) return std::nullopt;
+    if (Authenticated(session)) {
+      r->messages *= settings_->server.ratelimit_auth_factor;
+      r->recipients *= settings_->server.ratelimit_auth_factor;
+    }
+    return r;
+  }
+
+  Verdict RateRefusal(const Session& session, const std::string& key,
+                      int64_t limit, std::string_view what) {
+    deps_.rates->Add(key, ratetrack::Counts{.excesses = 1}, NowSec());
+    Log(session, StrCat("rate limit: ", key, " over ", std::llabs(limit), " ",
+                        what, " per window"));
+    std::string text = StrCat("You are sending too much ", what,
+                              " per time interval. Try again later.");
+    return Verdict::Reject(limit > 0 ? MakeR(450, "4.7.1", text)
+                                     : MakeR(550, "5.7.1", text));
+  }
+
+  Verdict MailFrom(const Session& session, const Check& check) {
+    Update(session, [](SessionState& st) { st.accepted_recipients = 0; });
+    PolicyAttrs client = ClientAttrs(session);
+    bool full_trust = client.Is("fulltrustnet");
+    Parts s = SplitAddress(check.arg);
+    PolicyAttrs sa;
+    if (!check.arg.empty() && !full_trust) {
+      sa = policy().ForAddress(s.address);
+      if (sa.Is("rejectsource")) {
+        Log(session, StrCat("from=<", check.arg, "> rejected (", sa.key, ")"));
+        return Verdict::Reject(MakeR(
+            550, "5.7.1",
+            StrCat("<", check.arg, ">: ",
+                   Text(sa, "Sender address rejected by policy"))));
+      }
+      if (sa.Is("freezesource") || sa.Is("freeze")) {
+        Update(session, [&](SessionState& st) {
+          st.freeze_reason = StrCat("sender ", check.arg, " (", sa.key, ")");
+        });
+      }
+    }
+    // maxinsize: the largest SIZE this client may announce.
+    if (auto max = client.Get("maxinsize")) {
+      uint64_t limit = 0;
+      if (ParseNumber(*max, &limit) && limit > 0 && check.mail.size > limit) {
+        return Verdict::Reject(MakeR(
+            552, "5.3.4", "Message size exceeds the limit for your network"));
+      }
+    }
+    // senderokwithdns: the sender's domain must exist in DNS ("+" soft,
+    // "-" hard on a missing domain).
+    auto dns_rule = sa.Get("senderokwithdns");
+    if (!dns_rule) dns_rule = client.Get("senderokwithdns");
+    if (dns_rule && deps_.dns && !s.domain.empty() && !full_trust &&
+        !Authenticated(session) && s.domain.front() != '[') {
+      if (auto r = SenderDns(session, check.arg, s.domain, *dns_rule)) {
+        return *r;
+      }
+    }
+    if (auto r = MessageRate(session)) return *r;
+    return Verdict::Accept();
+  }
+
+  std::optional<Verdict> SenderDns(const Session& session,
+                                   const std::string& sender,
+                                   const std::string& domain,
+                                   const std::string& rule) {
+    auto mx = deps_.dns->LookupMx(domain);
+    bool exists = mx.ok() && !mx->empty() && !mx->front().host.empty();
+    bool temp = !mx.ok() && absl::IsUnavailable(mx.status());
+    if (!exists && !temp && (mx.ok() || absl::IsNotFound(mx.status()))) {
+      auto a = deps_.dns->LookupA(domain);
+      if (a.ok() && !a->empty()) exists = true;
+      if (!a.ok() && absl::IsUnavailable(a.status())) temp = true;
+      if (!exists && !temp) {
+        auto aaaa = deps_.dns->LookupAaaa(domain);
+        if (aaaa.ok() && !aaaa->empty()) exists = true;
+      }
+    }
+    if (exists) return std::nullopt;
+    Log(session, StrCat("from=<", sender, "> domain does not resolve",
+                        temp ? " (temporary)" : ""));
+    std::string text =
+        StrCat("<", sender, ">: Sender address rejected: domain ", domain,
+               temp ? " does not resolve now" : " not found");
+    if (temp || rule == "+") {
+      return Verdict::Reject(MakeR(450, "4.1.8", text));
+    }
+    return Verdict::Reject(MakeR(550, "5.1.8", text));
+  }
+
+  std::optional<Verdict> MessageRate(const Session& session) {
+    if (!deps_.rates) return std::nullopt;
+    auto limit = Limit(session);
+    auto key = RateKey(session);
+    if (!limit || !key || limit->messages == 0) return std::nullopt;
+    ratetrack::Counts c = deps_.rates->Get(*key, NowSec());
+    if (c.messages < static_cast<uint64_t>(std::llabs(limit->messages))) {
+      return std::nullopt;
+    }
+    return RateRefusal(session, *key, limit->messages, "mail");
+  }
+
+  std::optional<Verdict> RecipientRate(const Session& session) {
+    if (!deps_.rates) return std::nullopt;
+    auto limit = Limit(session);
+    auto key = RateKey(session);
+    if (!limit || !key || limit->recipients == 0) return std::nullopt;
+    ratetrack::Counts c = deps_.rates->Get(*key, NowSec());
+    uint64_t pending = session.envelope().recipients.size();
+    if (c.recipients + pending <
+        static_cast<uint64_t>(std::llabs(limit->recipients))) {
+      return std::nullopt;
+    }
+    return RateRefusal(session, *key, limit->recipients, "rcpts");
+  }
+
+  bool IsOurDomain(const Session& session, const std::string& domain) const {
+    if (domain.empty()) return true;
+    if (domain.front() == '[') {
+      std::string_view lit = domain;
+      lit = lit.substr(1, lit.size() - 2);
+      ConsumePrefix(&lit, "ipv6:");
+      return !session.client().local_addr.empty() &&
+             EqualsIgnoreCase(lit, session.client().local_addr);
+    }
+    if (settings_->domains.IsLocal(domain)) return true;
+    return policy().ForDomain(domain).Is("localdomain");
+  }
+
+  // acceptifmx: we relay for a domain that lists one of our names as MX.
+  bool WeAreMx(const std::string& domain) const {
+    if (!deps_.dns) return false;
+    auto mx = deps_.dns->LookupMx(domain);
+    if (!mx.ok()) return false;
+    for (const dns::MxRecord& r : *mx) {
+      if (!r.host.empty() && settings_->domains.IsLocal(r.host)) return true;
+    }
+    return false;
+  }
+
+  Verdict RcptTo(const Session& session, const Check& check) {
+    Parts r = SplitAddress(check.arg);
+    bool relay = RelayAllowed(session);
+    bool ours = IsOurDomain(session, r.domain);
+    PolicyAttrs ra = policy().ForAddress(r.address);
+    if (!relay) {
+      bool target = ra.Is("relaytarget") ||
+                    (ra.Is("acceptifmx") && WeAreMx(r.domain));
+      if (HasRoutingCharacters(r.local) || (!ours && !target) ||
+          r.address != check.arg) {
+        Log(session, StrCat("to=<", check.arg, "> relaying denied"));
+        return CountError(session,
+                          MakeR(554, "5.7.1",
+                                StrCat("<", check.arg,
+                                       ">: Relay access denied")));
+      }
+    }
+    if (ra.Is("freeze") || ra.Is("freezesource")) {
+      Update(session, [&](SessionState& st) {
+        st.freeze_reason = StrCat("recipient ", check.arg, " (", ra.key, ")");
+      });
+    }
+    if (ours && VerifyRecipients(session)) {
+      auto a = verifier_.Lookup(r.local, r.domain);
+      if (!a.exists()) {
+        Log(session, StrCat("to=<", check.arg, "> unknown user"));
+        return CountError(
+            session,
+            MakeR(550, "5.1.1",
+                  StrCat("<", check.arg,
+                         ">: Recipient address rejected: user unknown")));
+      }
+    }
+    if (auto v = RecipientRate(session)) return *v;
+    Update(session, [](SessionState& st) { ++st.accepted_recipients; });
+    return Verdict::Accept();
+  }
+
+  // max-error-recipients: past it, 421 and close.
+  Verdict CountError(const Session& session, Reply r) {
+    int n = 0;
+    Update(session, [&](SessionState& st) { n = ++st.error_recipients; });
+    int max = settings_->server.max_error_recipients;
+    if (max > 0 && n > max) {
+      Log(session, StrCat("more than ", max, " bad recipients: closing"));
+      return Verdict::Reject(
+          MakeR(421, "4.7.0", "Too many bad recipients, closing connection"),
+          true);
+    }
+    return Verdict::Reject(std::move(r));
+  }
+
+  bool VerifyRecipients(const Session& session) {
+    if (settings_->server.enable_router) return true;
+    return State(session).style_flags.find('e') != std::string::npos;
+  }
+
+  Verdict MessageCheck(const Session& session, const Check& check) {
+    std::string freeze = State(session).freeze_reason;
+    PolicyAttrs client = ClientAttrs(session);
+    if (freeze.empty() && client.Is("freezenet")) {
+      freeze = StrCat("freezenet ", client.key);
+    }
+    bool filtering = client.Flag("filtering").value_or(true);
+    if (deps_.filter && filtering) {
+      FilterResult f = deps_.filter->Check(check.staged_path, check.queue_id);
+      switch (f.outcome) {
+        case FilterResult::Outcome::kAccept:
+          break;
+        case FilterResult::Outcome::kFreeze:
+          if (freeze.empty()) freeze = StrCat("content filter: ", f.text);
+          break;
+        case FilterResult::Outcome::kReject:
+          Log(session, StrCat("content filter rejected: ", f.text));
+          return Verdict::Reject(MakeR(
+              f.code >= 500 && f.code < 600 ? f.code : 550,
+              f.enhanced.empty() ? "5.7.1" : f.enhanced,
+              f.text.empty() ? "Message rejected by content filter" : f.text));
+        case FilterResult::Outcome::kTempFail:
+          Log(session, StrCat("content filter failed: ", f.text));
+          return Verdict::Reject(MakeR(
+              451, "4.7.1", "Content check failed, try again later"));
+      }
+    }
+    if (freeze.empty()) return Verdict::Accept();
+    Verdict v;
+    v.outcome = Verdict::Outcome::kFreeze;
+    v.freeze_reason = freeze;
+    return v;
+  }
+
+  Verdict Etrn(const Session& session, const Check& check) {
+    std::string arg = check.arg;
+    if (arg.empty() || arg.front() == '#') {
+      return Verdict::Reject(
+          MakeR(458, "4.3.0", "Unable to queue messages for that queue name"));
+    }
+    if (arg.front() == '@') arg.erase(0, 1);
+    std::string domain = ToLower(arg);
+    bool allowed = RelayAllowed(session) || IsOurDomain(session, domain) ||
+                   policy().ForDomain(domain).Is("relaytarget");
+    if (!allowed) {
+      return Verdict::Reject(
+          MakeR(459, "4.7.1", StrCat("<", arg, ">: Node not allowed")));
+    }
+    if (!deps_.node) {
+      return Verdict::Reject(
+          MakeR(458, "4.3.0", StrCat("Unable to queue messages for ", arg)));
+    }
+    auto client = admin::AdminClient::Connect(*deps_.node);
+    if (!client.ok()) {
+      Log(session, StrCat("ETRN ", arg, ": ", Message(client.status())));
+      return Verdict::Reject(
+          MakeR(458, "4.3.0", StrCat("Unable to queue messages for ", arg)));
+    }
+    std::string command = StrCat("etrn ", domain);
+    auto lines = (*client)->Command(command);
+    if (!lines.ok()) {
+      Log(session, StrCat("ETRN ", arg, ": ", Message(lines.status())));
+      return Verdict::Reject(
+          MakeR(458, "4.3.0", StrCat("Unable to queue messages for ", arg)));
+    }
+    Log(session, StrCat("ETRN ", arg));
+    Verdict v;
+    v.reply = MakeR(250, "2.0.0", StrCat("Queuing for node ", arg, " started"));
+    return v;
+  }
+
+  Verdict VrfyExpn(const Session& session, const Check& check) {
+    bool expn = check.kind == CheckKind::kExpn;
+    Parts r = SplitAddress(check.arg);
+    if (r.local.empty()) {
+      return Verdict::Reject(MakeR(501, "5.5.4", "Argument required"));
+    }
+    if (!IsOurDomain(session, r.domain)) {
+      Verdict v;
+      v.reply = MakeR(252, "2.1.5",
+                      "Cannot VRFY user, but will accept message and "
+                      "attempt delivery");
+      return v;
+    }
+    auto a = verifier_.Lookup(r.local, r.domain);
+    if (!a.exists()) {
+      return Verdict::Reject(MakeR(
+          550, "5.1.1", StrCat("<", check.arg, ">: user unknown")));
+    }
+    Verdict v;
+    std::string domain =
+        r.domain.empty() ? settings_->session.hostname : r.domain;
+    Reply reply = MakeR(250, "2.1.5", StrCat("<", r.local, "@", domain, ">"));
+    if (expn && !a.expansion.empty()) {
+      reply.lines.clear();
+      for (const std::string& t : a.expansion) {
+        reply.lines.push_back(t.find('@') != std::string::npos ||
+                                      t.empty() || t[0] == '|' || t[0] == '/'
+                                  ? StrCat("<", t, ">")
+                                  : StrCat("<", t, "@", domain, ">"));
+      }
+    }
+    v.reply = std::move(reply);
+    return v;
+  }
+
+  const std::shared_ptr<const Settings> settings_;
+  const CheckDeps deps_;
+  RecipientVerifier verifier_;
+  std::mutex mu_;
+  std::map<const Session*, SessionState> sessions_;
 };
 
 }  // namespace

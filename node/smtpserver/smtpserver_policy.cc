@@ -2,12 +2,15 @@
 
 #include <arpa/inet.h>
 
+#include <filesystem>
 #include <map>
+#include <mutex>
 #include <optional>
 
 #include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/config/config_file.h"
+#include "node/relations/relation_db.h"
 
 namespace zm::smtpserver {
 namespace {
@@ -69,18 +72,6 @@ bool Tokenize(std::string_view s, std::vector<std::string>* out) {
   return true;
 }
 
-std::optional<bool> RelayOpinion(
-    const std::vector<std::pair<std::string, std::string>>& attrs) {
-  std::optional<bool> v;
-  for (const auto& [name, value] : attrs) {
-    if (name == "relaycustnet" || name == "fulltrustnet") {
-      if (value == "+") return true;
-      if (value == "-") v = false;
-    }
-  }
-  return v;
-}
-
 bool AddressBytes(std::string_view ip, bool* v6,
                   std::array<unsigned char, 16>* out) {
   std::string s(ip);
@@ -104,18 +95,6 @@ bool AddressBytes(std::string_view ip, bool* v6,
     return true;
   }
   return false;
-}
-
-bool PrefixMatch(const Policy::Network& n, bool v6,
-                 const std::array<unsigned char, 16>& a) {
-  if (n.v6 != v6) return false;
-  int bits = n.len;
-  for (int i = 0; bits > 0; ++i, bits -= 8) {
-    unsigned char mask =
-        bits >= 8 ? 0xff : static_cast<unsigned char>(0xff << (8 - bits));
-    if ((n.addr[i] & mask) != (a[i] & mask)) return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -163,16 +142,155 @@ bool ParseNetworkKey(std::string_view key, Policy::Network* out) {
   return true;
 }
 
+
+std::string NetworkKey(const Policy::Network& n) {
+  std::array<unsigned char, 16> a = n.addr;
+  int bits = n.len;
+  for (size_t i = 0; i < a.size(); ++i, bits -= 8) {
+    if (bits >= 8) continue;
+    a[i] &= bits <= 0 ? 0 : static_cast<unsigned char>(0xff << (8 - bits));
+  }
+  char text[INET6_ADDRSTRLEN] = {};
+  ::inet_ntop(n.v6 ? AF_INET6 : AF_INET, a.data(), text, sizeof(text));
+  return n.v6 ? StrCat("[ipv6:", text, "]/", n.len)
+              : StrCat("[", text, "]/", n.len);
+}
+
+// ---- PolicyAttrs ----------------------------------------------------------
+
+std::optional<std::string> PolicyAttrs::Get(std::string_view name) const {
+  for (const auto& [n, v] : list_) {
+    if (n == name) return v;
+  }
+  return std::nullopt;
+}
+
+std::optional<bool> PolicyAttrs::Flag(std::string_view name) const {
+  auto v = Get(name);
+  if (!v) return std::nullopt;
+  if (*v == "+") return true;
+  if (*v == "-") return false;
+  return std::nullopt;
+}
+
+// name \x1f value, pairs joined by \x1e.
+std::string PolicyAttrs::Serialize() const {
+  std::string out;
+  for (const auto& [n, v] : list_) {
+    if (!out.empty()) out += '\x1e';
+    StrAppend(&out, n, "\x1f", v);
+  }
+  return out;
+}
+
+PolicyAttrs PolicyAttrs::Deserialize(std::string_view stored) {
+  std::vector<std::pair<std::string, std::string>> list;
+  if (!stored.empty()) {
+    for (std::string_view pair : Split(stored, '\x1e')) {
+      auto sep = pair.find('\x1f');
+      if (sep == std::string_view::npos) continue;
+      list.emplace_back(std::string(pair.substr(0, sep)),
+                        std::string(pair.substr(sep + 1)));
+    }
+  }
+  return PolicyAttrs(std::move(list));
+}
+
+std::optional<RateLimit> ParseRateLimit(std::string_view value) {
+  RateLimit r;
+  auto comma = value.find(',');
+  if (!ParseNumber(Trim(value.substr(0, comma)), &r.messages)) {
+    return std::nullopt;
+  }
+  if (comma != std::string_view::npos &&
+      !ParseNumber(Trim(value.substr(comma + 1)), &r.recipients)) {
+    return std::nullopt;
+  }
+  return r;
+}
+
+// ---- the store ------------------------------------------------------------
+
+class Policy::Store {
+ public:
+  virtual ~Store() = default;
+  virtual std::optional<std::string> Get(const std::string& key) = 0;
+  // Before a lookup: pick up a new compiled generation.
+  virtual void Refresh() {}
+};
+
+namespace {
+
+class MemoryStore : public Policy::Store {
+ public:
+  explicit MemoryStore(std::map<std::string, std::string> m)
+      : map_(std::move(m)) {}
+  std::optional<std::string> Get(const std::string& key) override {
+    auto it = map_.find(key);
+    if (it == map_.end()) return std::nullopt;
+    return it->second;
+  }
+  const std::map<std::string, std::string>& map() const { return map_; }
+
+ private:
+  const std::map<std::string, std::string> map_;
+};
+
+// db/smtp-policy, reopened when newdb swapped in a new generation
+// (checked once per lookup: one readlink).
+class DbStore : public Policy::Store {
+ public:
+  DbStore(std::string db_dir, std::unique_ptr<relations::RelationDb> db)
+      : db_dir_(std::move(db_dir)), db_(std::move(db)) {}
+  std::optional<std::string> Get(const std::string& key) override {
+    std::shared_ptr<relations::RelationDb> db;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      db = db_;
+    }
+    return db->Lookup(key);
+  }
+  void Refresh() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!db_->Changed()) return;
+    auto fresh = relations::RelationDb::Open(db_dir_, "smtp-policy");
+    if (fresh.ok()) db_ = std::move(*fresh);
+  }
+
+ private:
+  const std::string db_dir_;
+  std::mutex mu_;
+  std::shared_ptr<relations::RelationDb> db_;
+};
+
+constexpr std::pair<std::string_view, std::string_view> kBuiltinNets[] = {
+    {"[127.0.0.0]/8", "_full_rights"}, {"[ipv6:::1]/128", "_full_rights"}};
+
+std::optional<bool> RelayOpinion(const PolicyAttrs& attrs) {
+  auto a = attrs.Flag("relaycustnet");
+  auto b = attrs.Flag("fulltrustnet");
+  if (a.value_or(false) || b.value_or(false)) return true;
+  if (a || b) return false;
+  return std::nullopt;
+}
+
+// "[192.0.2.0]/24" style keys keep their case-insensitive "ipv6:" prefix
+// canonical; everything else is case-insensitive.
+std::string CanonicalKey(std::string_view key) {
+  if (!key.empty() && key.front() == '[') {
+    Policy::Network n;
+    if (ParseNetworkKey(key, &n)) return NetworkKey(n);
+  }
+  return ToLower(key);
+}
+
+}  // namespace
+
+// ---- Policy ---------------------------------------------------------------
+
 Policy::Policy() {
-  Network lo4;
-  ParseNetworkKey("[127.0.0.0]/8", &lo4);
-  lo4.trusted = true;
-  lo4.source = "built-in";
-  Network lo6;
-  ParseNetworkKey("[ipv6:::1]/128", &lo6);
-  lo6.trusted = true;
-  lo6.source = "built-in";
-  networks_ = {lo4, lo6};
+  auto p = Parse("built-in", "", {});
+  if (p.ok()) *this = std::move(*p);
 }
 
 absl::StatusOr<Policy> Policy::Parse(
@@ -180,6 +298,16 @@ absl::StatusOr<Policy> Policy::Parse(
     const std::vector<std::pair<std::string, std::string>>& companions) {
   std::vector<Entry> entries;
   std::map<std::string, size_t> tags;  // tag -> index in entries
+  // The built-in networks come first: a source entry for the same prefix
+  // replaces them.
+  for (const auto& [key, tag] : kBuiltinNets) {
+    Entry e;
+    e.where = "built-in";
+    e.key = std::string(key);
+    e.includes.emplace_back(tag);
+    entries.push_back(std::move(e));
+  }
+  const size_t builtin_count = entries.size();
   // The main file.
   int number = 0;
   for (std::string_view raw : Split(src_text, '\n')) {
@@ -199,7 +327,8 @@ absl::StatusOr<Policy> Policy::Parse(
     if (e.key == "=") return err("a line starts with its key, not '='");
     for (size_t i = 1; i < tok.size(); ++i) {
       if (tok[i] == "=") {
-        if (i + 1 >= tok.size() || tok[i + 1].empty() || tok[i + 1][0] != '_') {
+        if (i + 1 >= tok.size() || tok[i + 1].empty() ||
+            tok[i + 1][0] != '_') {
           return err("'=' needs a _tag to include");
         }
         e.includes.push_back(tok[++i]);
@@ -212,6 +341,10 @@ absl::StatusOr<Policy> Policy::Parse(
       if (i + 1 >= tok.size())
         return err(StrCat("attribute '", tok[i], "' needs a value"));
       e.attrs.emplace_back(name, tok[++i]);
+      if (name == "ratelimitmsgs" && !ParseRateLimit(e.attrs.back().second)) {
+        return err(StrCat("ratelimitmsgs wants N or N,M, not '",
+                          e.attrs.back().second, "'"));
+      }
     }
     if (e.key.front() == '[') {
       Network n;
@@ -266,6 +399,7 @@ absl::StatusOr<Policy> Policy::Parse(
                         {"_full_rights", "relaycustnet"},
                         {"_relaytarget", "relaytarget"},
                         {"_bulk_mail", "rejectsource"}};
+  size_t builtin_tags_added = 0;
   for (const auto& [tag, attr] : kBuiltinTags) {
     if (tags.count(std::string(tag))) continue;
     Entry e;
@@ -275,21 +409,24 @@ absl::StatusOr<Policy> Policy::Parse(
     if (tag == "_full_rights") e.attrs.emplace_back("fulltrustnet", "+");
     tags[e.key] = entries.size();
     entries.push_back(std::move(e));
+    ++builtin_tags_added;
   }
-  // Resolve includes (at most three levels, as ZMailer) and collect networks.
-  Policy p;
-  p.entry_count_ = entries.size() - std::size(kBuiltinTags);
+  // Resolve includes (at most three levels, as ZMailer); merge entries of
+  // one key (a later one's values win; a source entry replaces a built-in).
+  Policy p{Blank{}};
+  p.origin_ = std::string(src_name);
+  std::map<std::string, std::string> compiled;
+  std::map<std::string, std::string> where;  // key -> first source
   for (const Entry& e : entries) {
     std::vector<std::pair<std::string, std::string>> attrs = e.attrs;
     std::vector<std::pair<std::string, int>> todo;
     for (const auto& t : e.includes) todo.emplace_back(t, 1);
-    while (!todo.empty()) {
-      auto [tag, depth] = todo.front();
-      todo.erase(todo.begin());
+    for (size_t i = 0; i < todo.size(); ++i) {
+      auto [tag, depth] = todo[i];
       auto it = tags.find(tag);
       if (it == tags.end()) {
         return config::Error(
-            e.file, e.line,
+            e.file.empty() ? src_name : e.file, e.line,
             StrCat("tag ", tag, " is not defined in ", src_name));
       }
       if (depth > 3) {
@@ -301,24 +438,31 @@ absl::StatusOr<Policy> Policy::Parse(
       attrs.insert(attrs.end(), def.attrs.begin(), def.attrs.end());
       for (const auto& t : def.includes) todo.emplace_back(t, depth + 1);
     }
-    if (e.key.front() != '[') continue;
-    Network n;
-    ParseNetworkKey(e.key, &n);
-    n.trusted = RelayOpinion(attrs).value_or(false);
-    n.source = e.where;
-    bool replaced = false;
-    for (Network& old : p.networks_) {
-      if (old.v6 == n.v6 && old.len == n.len && old.addr == n.addr) {
-        old = n;  // a later entry for the same prefix wins
-        replaced = true;
-      }
+    std::string key = CanonicalKey(e.key);
+    auto old = compiled.find(key);
+    if (old != compiled.end() && where[key] != "built-in") {
+      PolicyAttrs before = PolicyAttrs::Deserialize(old->second);
+      attrs.insert(attrs.end(), before.list().begin(), before.list().end());
     }
-    if (!replaced) p.networks_.push_back(n);
+    compiled[key] = PolicyAttrs(attrs).Serialize();
+    where[key] = e.where;
   }
+  for (const auto& [key, value] : compiled) {
+    if (key.front() != '[') continue;
+    Network n;
+    ParseNetworkKey(key, &n);
+    n.trusted = RelayOpinion(PolicyAttrs::Deserialize(value)).value_or(false);
+    n.source = where[key];
+    p.networks_.push_back(n);
+  }
+  p.entry_count_ = entries.size() - builtin_count - builtin_tags_added;
+  p.store_ = std::make_shared<MemoryStore>(std::move(compiled));
   return p;
 }
 
-absl::StatusOr<Policy> Policy::Load(const NodeDir& node) {
+namespace {
+
+absl::StatusOr<Policy> ParseSourceFiles(const NodeDir& node) {
   std::string src = node.etc_file("smtp-policy.src");
   std::string text;
   if (fs::Exists(src)) {
@@ -334,18 +478,130 @@ absl::StatusOr<Policy> Policy::Load(const NodeDir& node) {
     if (!t.ok()) return t.status();
     companions.emplace_back(path, std::move(*t));
   }
-  return Parse(src, text, companions);
+  return Policy::Parse(src, text, companions);
+}
+
+// Whether a source file was edited after the compiled database was built
+// (the operator has not run newdb yet): the source is the truth then.
+bool SourceNewerThan(const NodeDir& node, const std::string& generation) {
+  std::error_code ec;
+  auto built = std::filesystem::last_write_time(
+      StrCat(node.db(), "/", generation), ec);
+  if (ec) return true;
+  std::vector<std::string> files = {"smtp-policy.src"};
+  for (const Companion& c : kCompanions) files.emplace_back(c.file);
+  for (const std::string& f : files) {
+    auto t = std::filesystem::last_write_time(node.etc_file(f), ec);
+    if (!ec && t > built) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::StatusOr<Policy> Policy::Load(const NodeDir& node) {
+  auto db = relations::RelationDb::Open(node.db(), "smtp-policy");
+  if (!db.ok()) {
+    if (!absl::IsNotFound(db.status())) return db.status();
+    return ParseSourceFiles(node);
+  }
+  if (SourceNewerThan(node, (*db)->generation())) return ParseSourceFiles(node);
+  Policy p{Blank{}};
+  p.origin_ = StrCat(node.db(), "/", (*db)->generation());
+  auto count = (*db)->Lookup(" count");
+  if (count) ParseNumber(*count, &p.entry_count_);
+  p.store_ = std::make_shared<DbStore>(node.db(), std::move(*db));
+  return p;
+}
+
+std::vector<std::pair<std::string, std::string>> Policy::CompiledEntries()
+    const {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto* mem = dynamic_cast<const MemoryStore*>(store_.get());
+  if (mem) out.assign(mem->map().begin(), mem->map().end());
+  out.emplace_back(" count", std::to_string(entry_count_));
+  return out;
+}
+
+std::optional<std::string> Policy::Find(const std::string& key) const {
+  return store_ ? store_->Get(key) : std::nullopt;
+}
+
+PolicyAttrs Policy::ForIp(std::string_view ip) const {
+  if (store_) store_->Refresh();
+  Network n;
+  if (!AddressBytes(ip, &n.v6, &n.addr)) return {};
+  for (n.len = n.v6 ? 128 : 32; n.len >= 0; --n.len) {
+    std::string key = NetworkKey(n);
+    if (auto v = Find(key)) {
+      PolicyAttrs a = PolicyAttrs::Deserialize(*v);
+      a.key = key;
+      return a;
+    }
+  }
+  return {};
+}
+
+PolicyAttrs Policy::ForDomain(std::string_view domain) const {
+  if (store_) store_->Refresh();
+  std::string d = ToLower(domain);
+  while (!d.empty() && d.back() == '.') d.pop_back();
+  if (d.empty()) return {};
+  std::vector<std::string> keys = {d};
+  for (size_t pos = 0; pos != std::string::npos;) {
+    keys.push_back(StrCat(".", d.substr(pos)));
+    pos = d.find('.', pos);
+    if (pos != std::string::npos) ++pos;
+  }
+  keys.push_back(".");
+  for (const std::string& key : keys) {
+    if (auto v = Find(key)) {
+      PolicyAttrs a = PolicyAttrs::Deserialize(*v);
+      a.key = key;
+      return a;
+    }
+  }
+  return {};
+}
+
+PolicyAttrs Policy::ForAddress(std::string_view address) const {
+  if (store_) store_->Refresh();
+  std::string a = ToLower(address);
+  auto at = a.rfind('@');
+  if (at == std::string::npos) {
+    if (auto v = Find(a)) {
+      PolicyAttrs r = PolicyAttrs::Deserialize(*v);
+      r.key = a;
+      return r;
+    }
+    return {};
+  }
+  for (const std::string& key : {a, a.substr(0, at + 1)}) {
+    if (auto v = Find(key)) {
+      PolicyAttrs r = PolicyAttrs::Deserialize(*v);
+      r.key = key;
+      return r;
+    }
+  }
+  return ForDomain(std::string_view(a).substr(at + 1));
 }
 
 bool Policy::IsTrusted(std::string_view ip) const {
-  bool v6 = false;
-  std::array<unsigned char, 16> a{};
-  if (!AddressBytes(ip, &v6, &a)) return false;
-  const Network* best = nullptr;
-  for (const Network& n : networks_) {
-    if (PrefixMatch(n, v6, a) && (!best || n.len > best->len)) best = &n;
+  return RelayOpinion(ForIp(ip)).value_or(false);
+}
+
+absl::Status CompilePolicy(const NodeDir& node, std::string* report) {
+  auto p = ParseSourceFiles(node);
+  if (!p.ok()) return p.status();
+  auto entries = p->CompiledEntries();
+  absl::Status s = relations::BuildAndSwap(node.db(), "smtp-policy", entries);
+  if (!s.ok()) return s;
+  if (report) {
+    StrAppend(report, "smtp-policy: ", entries.size() - 1, " keys from ",
+              p->entry_count(), " entries of ", node.etc_file("smtp-policy.src"),
+              " and companions\n");
   }
-  return best && best->trusted;
+  return absl::OkStatus();
 }
 
 }  // namespace zm::smtpserver

@@ -1,11 +1,12 @@
-// smtp-policy.src and its companion lists: the smtpserver's policy source.
+// smtp-policy: the smtpserver's policy database, its source and lookups.
 //
 //   # key            attribute value ...        [= _tag]
 //   _full_rights     relaycustnet +  fulltrustnet +
 //   [127.0.0.0]/8    = _full_rights
 //   [ipv6:::1]/128   = _full_rights
-//   [192.0.2.0]/24   relaycustnet +
+//   [192.0.2.0]/24   relaycustnet +  ratelimitmsgs 100,500
 //   .spam.example    rejectsource +  message "go away"
+//   abuser@          rejectsource +
 //
 // Companion files add keys (one per line, first word) that include a tag:
 // smtp-policy.relay (= _full_rights), smtp-policy.mx (= _relaytarget),
@@ -15,19 +16,33 @@
 // _localnames: localdomain +, _relaytarget: relaytarget +, _bulk_mail:
 // rejectsource +).
 //
-// This cut acts on one thing: IP prefix keys (`[a.b.c.d]/len`,
-// `[ipv6:...]/len`; longest prefix wins) whose attributes, directly or
-// through `= _tag` macros (up to three levels), say `relaycustnet +` or
-// `fulltrustnet +`: clients there may relay. Every other line is parsed
-// and checked (unknown attributes, undefined tags and malformed keys are
-// `file:line: what` errors) and kept for the policy issue. Built in, and
-// overridable by an entry for the same prefix: 127.0.0.0/8 and ::1 trusted.
+// `zmailer newdb` compiles the source (CompilePolicy) into the RocksDB
+// relation db/smtp-policy: every key with its attributes resolved (its own
+// first, then those of its `= _tag` macros, up to three levels deep; the
+// first value of an attribute wins). Network keys are stored in canonical
+// form ("[192.0.2.0]/24", "[ipv6:2001:db8::]/32"). Policy::Load opens the
+// compiled database when it exists (and a running Policy follows each new
+// generation newdb swaps in), else parses the source in memory; a source
+// file edited after the last newdb also makes Load parse the source.
 //
-// A Policy is immutable after Load(); IsTrusted() is thread-safe.
+// Lookups:
+//   ForIp("192.0.2.7")         longest matching prefix (IPv4, IPv6; an
+//                              IPv4-mapped IPv6 address is its IPv4)
+//   ForDomain("a.b.example")   a.b.example, .a.b.example, .b.example,
+//                              .example, "." (the first key found)
+//   ForAddress("u@a.example")  u@a.example, u@, then ForDomain("a.example")
+// Built in, and overridable by an entry for the same prefix: 127.0.0.0/8
+// and ::1 have full rights.
+//
+// A Policy is immutable after Load() except for that reopening, and every
+// method is thread-safe.
 #ifndef ZM_SMTPSERVER_SMTPSERVER_POLICY_H_
 #define ZM_SMTPSERVER_SMTPSERVER_POLICY_H_
 
 #include <array>
+#include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -40,6 +55,42 @@ namespace zm::smtpserver {
 
 // The attribute names smtp-policy.src may use (ZMailer's set).
 bool IsPolicyAttribute(std::string_view name);
+
+// The resolved attributes of one key, in order; the first value of a name
+// wins.
+class PolicyAttrs {
+ public:
+  PolicyAttrs() = default;
+  explicit PolicyAttrs(std::vector<std::pair<std::string, std::string>> list)
+      : list_(std::move(list)) {}
+
+  // The value of `name` ("+", "-", "100,500", a message), if present.
+  std::optional<std::string> Get(std::string_view name) const;
+  // "+" -> true, "-" -> false, absent or anything else -> nullopt.
+  std::optional<bool> Flag(std::string_view name) const;
+  bool Is(std::string_view name) const { return Flag(name).value_or(false); }
+  bool empty() const { return list_.empty(); }
+  const std::vector<std::pair<std::string, std::string>>& list() const {
+    return list_;
+  }
+  // The key it came from ("[192.0.2.0]/24", ".example.org"); "" = none.
+  std::string key;
+
+  // Storage form in the compiled database, and back.
+  std::string Serialize() const;
+  static PolicyAttrs Deserialize(std::string_view stored);
+
+ private:
+  std::vector<std::pair<std::string, std::string>> list_;
+};
+
+// `ratelimitmsgs N[,M]`: N messages and M recipients per window; positive
+// is a soft (4xx) limit, negative a hard (5xx) one, 0 or absent none.
+struct RateLimit {
+  int64_t messages = 0;
+  int64_t recipients = 0;
+};
+std::optional<RateLimit> ParseRateLimit(std::string_view value);
 
 class Policy {
  public:
@@ -54,29 +105,56 @@ class Policy {
   // Only the built-in defaults.
   Policy();
 
-  // Reads etc/smtp-policy.src (absent: the defaults only) and the
-  // companion files present beside it.
+  // Opens db/smtp-policy when it was compiled, else reads
+  // etc/smtp-policy.src (absent: the defaults only) and the companion
+  // files present beside it.
   static absl::StatusOr<Policy> Load(const NodeDir& node);
-  // The same from explicit text (tests); companions as (file name, text).
+  // The source in memory (tests); companions as (file name, text).
   static absl::StatusOr<Policy> Parse(
       std::string_view src_name, std::string_view src_text,
       const std::vector<std::pair<std::string, std::string>>& companions);
 
-  // Whether a client at `ip` (textual IPv4 or IPv6) may relay.
+  PolicyAttrs ForIp(std::string_view ip) const;
+  PolicyAttrs ForDomain(std::string_view domain) const;
+  PolicyAttrs ForAddress(std::string_view address) const;
+
+  // Whether a client at `ip` (textual IPv4 or IPv6) may relay:
+  // relaycustnet + or fulltrustnet + of its network.
   bool IsTrusted(std::string_view ip) const;
 
+  // Network keys of the source (empty when the compiled db is used).
   const std::vector<Network>& networks() const { return networks_; }
-  // Number of policy entries parsed (all kinds), for the log.
+  // Number of policy entries parsed or compiled, for the log.
   size_t entry_count() const { return entry_count_; }
+  // "db/smtp-policy.3" or "etc/smtp-policy.src" (for the log).
+  const std::string& origin() const { return origin_; }
+
+  // The compiled form: canonical key -> serialized attributes.
+  std::vector<std::pair<std::string, std::string>> CompiledEntries() const;
+
+  class Store;  // the key -> attributes map (memory or RocksDB)
 
  private:
+  struct Blank {};
+  explicit Policy(Blank) {}
+  std::optional<std::string> Find(const std::string& key) const;
+
   std::vector<Network> networks_;
   size_t entry_count_ = 0;
+  std::string origin_ = "built-in";
+  std::shared_ptr<Store> store_;
 };
 
 // Parses "[a.b.c.d]/len", "[ipv6:x::y]/len" (also "[IPv6.x::y]"); no /len
 // means the whole address.
 bool ParseNetworkKey(std::string_view key, Policy::Network* out);
+// The canonical key of a network, host bits cleared: "[192.0.2.0]/24".
+std::string NetworkKey(const Policy::Network& n);
+
+// `zmailer newdb`: compiles etc/smtp-policy.src and companions into
+// db/smtp-policy (a new generation, swapped in atomically). Appends a line
+// to `report` (may be null). InvalidArgument "file:line: what".
+absl::Status CompilePolicy(const NodeDir& node, std::string* report);
 
 }  // namespace zm::smtpserver
 

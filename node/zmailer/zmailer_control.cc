@@ -21,6 +21,9 @@
 
 #ifdef ZM_HAVE_RELATIONS
 #include "node/relations/newdb.h"
+#ifdef ZM_HAVE_SMTP_POLICY
+#include "node/smtpserver/smtpserver_policy.h"
+#endif
 #endif
 
 namespace zm::zmailer::internal {
@@ -318,7 +321,13 @@ int CmdNewDb(const NodeDir& node, const std::string& only) {
   if (auto s = RequireNode(node); !s.ok()) return FailStatus(s);
 #ifdef ZM_HAVE_RELATIONS
   std::string report;
-  absl::Status s = relations::NewDb(node, only, &report);
+  absl::Status s = only == "smtp-policy" ? absl::OkStatus()
+                                         : relations::NewDb(node, only, &report);
+#ifdef ZM_HAVE_SMTP_POLICY
+  if (s.ok() && (only.empty() || only == "smtp-policy")) {
+    s = smtpserver::CompilePolicy(node, &report);  // db/smtp-policy
+  }
+#endif
   std::cout << report << std::flush;
   if (!s.ok()) return FailStatus(s);
   // The router re-opens swapped databases when told.
