@@ -3,6 +3,7 @@
 // resolver and, when built, the in-memory rate-tracker.
 #include <gtest/gtest.h>
 
+#include <ctime>
 #include <map>
 #include <memory>
 #include <string>
@@ -83,7 +84,7 @@ class FakeAuth : public Authenticator {
 
 class FakeFilter : public ContentFilter {
  public:
-  FilterResult next;
+  FilterResult next{FilterResult::Outcome::kAccept, 250, "2.0.0", ""};
   std::string asked;
   FilterResult Check(const std::string& path,
                      const std::string& queue_id) override {
@@ -384,7 +385,7 @@ TEST_F(ChecksTest, MessageRateLimitSoftAndHard) {
   Verdict v = Ask(*s, CheckKind::kMailFrom, "a@example.net");
   EXPECT_EQ(v.reply->code, 450);
   EXPECT_EQ(v.reply->enhanced, "4.7.1");
-  EXPECT_EQ(rates_->Get("ip4:198.51.100.1", 0).excesses, 0u);  // other window
+  EXPECT_EQ(rates_->Get("ip4:198.51.100.1", ::time(nullptr)).excesses, 1u);
   auto h = NewSession("198.51.100.200");  // ratelimitmsgs -2,-3
   for (int i = 0; i < 2; ++i) {
     ASSERT_TRUE(Accepted(Ask(*h, CheckKind::kMailFrom, "a@example.net")));
