@@ -100,6 +100,7 @@ bool HasRoutingCharacters(std::string_view local) {
 struct SessionState {
   std::string client;  // "addr port"
   std::string style_flags;
+  bool pattern_matched = false;
   std::string freeze_reason;
   int error_recipients = 0;
   int accepted_recipients = 0;
@@ -268,7 +269,10 @@ class PolicyChecks : public smtp::Checks {
           MakeR(421, "4.3.2", "System busy, try again later"), true);
     }
     v->style_flags = p->flags;
-    Update(session, [&](SessionState& st) { st.style_flags = p->flags; });
+    Update(session, [&](SessionState& st) {
+      st.style_flags = p->flags;
+      st.pattern_matched = true;
+    });
     return std::nullopt;
   }
 
@@ -314,8 +318,7 @@ class PolicyChecks : public smtp::Checks {
             true);
       }
     }
-    v.relay_allowed = a.Is("relaycustnet") || a.Is("fulltrustnet") ||
-                      settings_->policy.IsTrusted(ci.addr);
+    v.relay_allowed = a.Is("relaycustnet") || a.Is("fulltrustnet");
     return v;
   }
 
@@ -575,9 +578,14 @@ class PolicyChecks : public smtp::Checks {
     return Verdict::Reject(std::move(r));
   }
 
+  // As in ZMailer, the `e` style flag needs `PARAM enable-router`: with
+  // it, clients whose HELO pattern line lacks `e` are not verified (no
+  // matching line: verified).
   bool VerifyRecipients(const Session& session) {
-    if (settings_->server.enable_router) return true;
-    return State(session).style_flags.find('e') != std::string::npos;
+    if (!settings_->server.enable_router) return false;
+    SessionState st = State(session);
+    return !st.pattern_matched ||
+           st.style_flags.find('e') != std::string::npos;
   }
 
   Verdict MessageCheck(const Session& session, const Check& check) {

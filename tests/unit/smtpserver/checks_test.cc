@@ -249,24 +249,30 @@ TEST_F(ChecksTest, TooManyBadRecipientsCloses) {
 }
 
 TEST_F(ChecksTest, RecipientVerification) {
+  // Without enable-router nothing is verified, whatever the flags.
   auto s = NewSession("198.51.100.1");
-  // Without enable-router or the `e` flag nothing is verified.
-  EXPECT_TRUE(Accepted(Ask(*s, CheckKind::kRcptTo, "nobody-here@example.net")));
   ASSERT_TRUE(Accepted(Ask(*s, CheckKind::kHelo, "verify.test")));
-  Verdict v = Ask(*s, CheckKind::kRcptTo, "nobody-here@example.net");
+  EXPECT_TRUE(Accepted(Ask(*s, CheckKind::kRcptTo, "nobody-here@example.net")));
+  MakeChecks([](Settings& st) { st.server.enable_router = true; });
+  // With it, the `e` flag of the client's HELO pattern line decides.
+  auto t = NewSession("198.51.100.1");
+  ASSERT_TRUE(Accepted(Ask(*t, CheckKind::kHelo, "plain.test")));  // "v"
+  EXPECT_TRUE(Accepted(Ask(*t, CheckKind::kRcptTo, "nobody-here@example.net")));
+  ASSERT_TRUE(Accepted(Ask(*t, CheckKind::kHelo, "verify.test")));  // "ve"
+  Verdict v = Ask(*t, CheckKind::kRcptTo, "nobody-here@example.net");
   EXPECT_EQ(Text(v),
             "550 5.1.1 <nobody-here@example.net>: Recipient address "
             "rejected: user unknown");
   for (const char* ok : {"staff@example.net", "Alice@example.net",
                          "postmaster@example.net", "root@example.net"}) {
-    EXPECT_TRUE(Accepted(Ask(*s, CheckKind::kRcptTo, ok))) << ok;
+    EXPECT_TRUE(Accepted(Ask(*t, CheckKind::kRcptTo, ok))) << ok;
   }
-  // enable-router verifies for every client.
-  MakeChecks([](Settings& st) { st.server.enable_router = true; });
-  auto t = NewSession("198.51.100.1");
-  EXPECT_EQ(Ask(*t, CheckKind::kRcptTo, "ghost@example.net").reply->code, 550);
+  // No pattern line matched: verified.
+  settings_->server.helo_patterns.clear();
+  auto u = NewSession("198.51.100.1");
+  EXPECT_EQ(Ask(*u, CheckKind::kRcptTo, "ghost@example.net").reply->code, 550);
   // Relay targets are not ours to verify.
-  EXPECT_TRUE(Accepted(Ask(*t, CheckKind::kRcptTo, "ghost@partner.example")));
+  EXPECT_TRUE(Accepted(Ask(*u, CheckKind::kRcptTo, "ghost@partner.example")));
 }
 
 TEST_F(ChecksTest, VrfyAndExpn) {
