@@ -95,8 +95,8 @@ struct MailParams {
   std::string ret;    // "", "FULL", "HDRS"
   std::string envid;  // decoded xtext
   bool smtputf8 = false;
-  std::string auth;   // AUTH= decoded ("<>" = unknown submitter)
-  std::string by;     // BY= as given ("3600;R", "-60;NT")
+  std::string auth;  // AUTH= decoded ("<>" = unknown submitter)
+  std::string by;    // BY= as given ("3600;R", "-60;NT")
 };
 
 // RCPT TO parameters (RFC 3461).

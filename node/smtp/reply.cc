@@ -23,7 +23,8 @@ constexpr Entry kTable[] = {
     {ReplyId::kStartData, 354, "", "End data with <CR><LF>.<CR><LF>"},
     {ReplyId::kBye, 221, "2.0.0", "Bye"},
     {ReplyId::kHelp, 214, "2.0.0",
-     "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY EXPN ETRN "
+     "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY EXPN "
+     "ETRN "
      "STARTTLS AUTH"},
     {ReplyId::kShuttingDown, 421, "4.3.2",
      "Service shutting down, closing connection"},
@@ -57,8 +58,7 @@ constexpr Entry kTable[] = {
     {ReplyId::kTlsUnavailable, 454, "4.7.0",
      "TLS not available due to temporary reason"},
     {ReplyId::kAuthOk, 235, "2.7.0", "Authentication successful"},
-    {ReplyId::kAuthFailed, 535, "5.7.8",
-     "Authentication credentials invalid"},
+    {ReplyId::kAuthFailed, 535, "5.7.8", "Authentication credentials invalid"},
     {ReplyId::kAuthRequired, 530, "5.7.0", "Authentication required"},
     {ReplyId::kAuthCancelled, 501, "5.0.0", "Authentication cancelled"},
     {ReplyId::kAuthBadBase64, 501, "5.5.2", "Bad base64 data"},

@@ -91,12 +91,12 @@ void Session::Send(const Reply& r) {
       tarpit_ms_ = config_.tarpit_initial_ms;
     } else {
       double next = tarpit_ms_ + tarpit_ms_ * config_.tarpit_exponent;
-      uint32_t cap = config_.tarpit_max_ms ? config_.tarpit_max_ms
-                                           : kMaxDelayMs;
+      uint32_t cap =
+          config_.tarpit_max_ms ? config_.tarpit_max_ms : kMaxDelayMs;
       tarpit_ms_ = next >= cap ? cap : static_cast<uint32_t>(next);
     }
-    delay_ms_ = std::min<uint64_t>(uint64_t{delay_ms_} + tarpit_ms_,
-                                   kMaxDelayMs);
+    delay_ms_ =
+        std::min<uint64_t>(uint64_t{delay_ms_} + tarpit_ms_, kMaxDelayMs);
   }
 }
 
@@ -203,16 +203,36 @@ Action Session::Ask(CheckKind kind, std::string arg) {
   check_.kind = kind;
   check_.arg = std::move(arg);
   switch (kind) {
-    case CheckKind::kConnect: pending_ = Pending::kConnect; break;
-    case CheckKind::kHelo: pending_ = Pending::kHelo; break;
-    case CheckKind::kAuth: pending_ = Pending::kAuth; break;
-    case CheckKind::kMailFrom: pending_ = Pending::kMail; break;
-    case CheckKind::kRcptTo: pending_ = Pending::kRcpt; break;
-    case CheckKind::kData: pending_ = Pending::kData; break;
-    case CheckKind::kMessage: pending_ = Pending::kMessage; break;
-    case CheckKind::kEtrn: pending_ = Pending::kEtrn; break;
-    case CheckKind::kVrfy: pending_ = Pending::kVrfy; break;
-    case CheckKind::kExpn: pending_ = Pending::kExpn; break;
+    case CheckKind::kConnect:
+      pending_ = Pending::kConnect;
+      break;
+    case CheckKind::kHelo:
+      pending_ = Pending::kHelo;
+      break;
+    case CheckKind::kAuth:
+      pending_ = Pending::kAuth;
+      break;
+    case CheckKind::kMailFrom:
+      pending_ = Pending::kMail;
+      break;
+    case CheckKind::kRcptTo:
+      pending_ = Pending::kRcpt;
+      break;
+    case CheckKind::kData:
+      pending_ = Pending::kData;
+      break;
+    case CheckKind::kMessage:
+      pending_ = Pending::kMessage;
+      break;
+    case CheckKind::kEtrn:
+      pending_ = Pending::kEtrn;
+      break;
+    case CheckKind::kVrfy:
+      pending_ = Pending::kVrfy;
+      break;
+    case CheckKind::kExpn:
+      pending_ = Pending::kExpn;
+      break;
   }
   return Action::kCheck;
 }
@@ -318,8 +338,8 @@ Action Session::HandleCommand(std::string_view line) {
   }
   // Between BDAT chunks only the chunking commands make sense.
   if (bdat_ && state_ == State::kData && c.verb != Verb::kBdat &&
-      c.verb != Verb::kRset && c.verb != Verb::kQuit &&
-      c.verb != Verb::kNoop && c.verb != Verb::kHelp) {
+      c.verb != Verb::kRset && c.verb != Verb::kQuit && c.verb != Verb::kNoop &&
+      c.verb != Verb::kHelp) {
     Count(c.verb == Verb::kUnknown ? std::string("unknown") : ToLower(c.name));
     return Bad(ReplyId::kBadSequence, "Send BDAT, RSET, NOOP or QUIT");
   }
@@ -411,7 +431,8 @@ Action Session::Mail(const Command& c) {
   if (state_ == State::kGreeting) {
     return Bad(ReplyId::kBadSequence, "Send HELO/EHLO first");
   }
-  if (in_transaction()) return Bad(ReplyId::kBadSequence, "Nested MAIL command");
+  if (in_transaction())
+    return Bad(ReplyId::kBadSequence, "Nested MAIL command");
   if ((client_.listener == Listener::kSubmission ||
        client_.listener == Listener::kSmtps) &&
       !relay_allowed()) {
@@ -600,7 +621,8 @@ Action Session::Auth(const Command& c) {
     return Bad(ReplyId::kDisabledCommand, "AUTH command not implemented");
   }
   if (!esmtp_) return Bad(ReplyId::kBadSequence, "Send EHLO first");
-  if (authenticated()) return Bad(ReplyId::kBadSequence, "Already authenticated");
+  if (authenticated())
+    return Bad(ReplyId::kBadSequence, "Already authenticated");
   if (in_transaction()) {
     return Bad(ReplyId::kBadSequence, "AUTH not allowed during a transaction");
   }
@@ -681,7 +703,8 @@ Action Session::StartTls(const Command& c) {
   }
   if (!c.arg.empty()) return Bad(ReplyId::kSyntax, "Syntax: STARTTLS");
   if (in_transaction()) {
-    return Bad(ReplyId::kBadSequence, "STARTTLS not allowed during a transaction");
+    return Bad(ReplyId::kBadSequence,
+               "STARTTLS not allowed during a transaction");
   }
   Send(ReplyId::kStartTls);
   starttls_pending_ = true;
@@ -774,7 +797,8 @@ void Session::CheckDone(Verdict v) {
   check_.password.clear();
   if (p == Pending::kNone) return;
   delay_ms_ = std::min<uint64_t>(uint64_t{delay_ms_} + v.delay_ms, kMaxDelayMs);
-  if (!v.style_flags.empty()) style_ = v.style_flags == "-" ? "" : v.style_flags;
+  if (!v.style_flags.empty())
+    style_ = v.style_flags == "-" ? "" : v.style_flags;
   if (v.relay_allowed) relay_allowed_ = true;
   const bool ok = v.outcome != Verdict::Outcome::kReject;
   const bool freeze = v.outcome == Verdict::Outcome::kFreeze;
@@ -782,8 +806,8 @@ void Session::CheckDone(Verdict v) {
   Reply refused = MakeReply(ReplyId::kConnectRefused, "Rejected by policy");
   if (!ok) {
     // The command has no effect; the verdict's reply says why.
-    Reply r = reply(p == Pending::kAuth ? MakeReply(ReplyId::kAuthFailed)
-                                        : refused);
+    Reply r =
+        reply(p == Pending::kAuth ? MakeReply(ReplyId::kAuthFailed) : refused);
     switch (p) {
       case Pending::kConnect:
         refused_ = true;
@@ -876,8 +900,9 @@ void Session::CheckDone(Verdict v) {
       end_of_data_ = true;
       break;
     case Pending::kEtrn:
-      Send(reply(MakeReply(ReplyId::kEtrnStarted,
-                           StrCat("Queuing for node ", check_.arg, " started"))));
+      Send(reply(
+          MakeReply(ReplyId::kEtrnStarted,
+                    StrCat("Queuing for node ", check_.arg, " started"))));
       break;
     case Pending::kVrfy:
     case Pending::kExpn:
@@ -1000,8 +1025,8 @@ Action Session::DataLine(const LineReader::Line& line) {
   if (config_.strict_dot) {
     // RFC 5321 2.3.8: CR and LF only as CRLF. A bare LF ends the line
     // here but never ends the data; a bare CR stays inside the line.
-    bool bare = (line.complete && !line.crlf) ||
-                t.find('\r') != std::string_view::npos;
+    bool bare =
+        (line.complete && !line.crlf) || t.find('\r') != std::string_view::npos;
     if (bare && !config_.bare_newline_normalise) bare_newline_ = true;
     if (bare && config_.bare_newline_normalise &&
         t.find('\r') != std::string_view::npos) {

@@ -100,8 +100,8 @@ struct SessionConfig {
   bool etrn = true;  // ETRN (RFC 1985), answered through the kEtrn check
   bool enhanced_status_codes = true;
   bool smtputf8 = true;
-  bool deliverby = true;             // DELIVERBY (RFC 2852), BY= kept
-  uint32_t deliverby_min_sec = 0;    // advertised minimum; 0 = none shown
+  bool deliverby = true;           // DELIVERBY (RFC 2852), BY= kept
+  uint32_t deliverby_min_sec = 0;  // advertised minimum; 0 = none shown
   // STARTTLS is offered when the driver can do TLS (a certificate is
   // configured) and the session is not already under TLS.
   bool starttls = false;
@@ -259,8 +259,19 @@ class Session {
 
  private:
   enum class AuthStage { kNone, kPlain, kLoginUser, kLoginPassword };
-  enum class Pending { kNone, kConnect, kHelo, kAuth, kMail, kRcpt, kData,
-                       kMessage, kEtrn, kVrfy, kExpn };
+  enum class Pending {
+    kNone,
+    kConnect,
+    kHelo,
+    kAuth,
+    kMail,
+    kRcpt,
+    kData,
+    kMessage,
+    kEtrn,
+    kVrfy,
+    kExpn
+  };
 
   void Send(const Reply& r);
   void Send(ReplyId id, std::string_view text = {});
@@ -311,8 +322,8 @@ class Session {
   std::string helo_;
   std::string style_;
   std::string out_;
-  uint32_t delay_ms_ = 0;     // owed before the next write
-  uint32_t tarpit_ms_ = 0;    // current tarpit step
+  uint32_t delay_ms_ = 0;   // owed before the next write
+  uint32_t tarpit_ms_ = 0;  // current tarpit step
   bool tls_ = false;
   TlsInfo tls_info_;
   bool relay_allowed_ = false;
@@ -328,20 +339,20 @@ class Session {
   Pending pending_ = Pending::kNone;
   Check check_;
   bool pending_ehlo_ = false;  // kHelo: EHLO rather than HELO
-  PathResult path_;  // kMail/kRcpt: the parsed command
+  PathResult path_;            // kMail/kRcpt: the parsed command
 
   // DATA / BDAT state.
   bool awaiting_begin_ = false;
   bool data_started_ = false;
-  bool end_of_data_ = false;  // the message check passed: commit next
+  bool end_of_data_ = false;    // the message check passed: commit next
   bool abort_pending_ = false;  // tell the driver kAbortMessage next
-  bool bdat_ = false;         // this transaction uses BDAT
-  bool bdat_reading_ = false; // the chunk's bytes are being read
-  bool bdat_last_ = false;    // the chunk being read is the last
-  bool bdat_discard_ = false; // read the chunk and drop it
+  bool bdat_ = false;           // this transaction uses BDAT
+  bool bdat_reading_ = false;   // the chunk's bytes are being read
+  bool bdat_last_ = false;      // the chunk being read is the last
+  bool bdat_discard_ = false;   // read the chunk and drop it
   uint64_t bdat_remaining_ = 0;
-  uint64_t bdat_chunk_ = 0;   // size of the chunk being read
-  bool bdat_cr_ = false;      // a chunk ended in CR
+  uint64_t bdat_chunk_ = 0;         // size of the chunk being read
+  bool bdat_cr_ = false;            // a chunk ended in CR
   std::optional<Reply> bdat_fail_;  // sent once the chunk is read
   bool frozen_ = false;
   std::string freeze_reason_;

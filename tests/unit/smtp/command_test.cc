@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include "node/common/strings.h"
 #include "node/smtp/line_reader.h"
 #include "node/smtp/reply.h"
+#include "node/smtp/sasl.h"
 
 namespace zm::smtp {
 namespace {
@@ -219,6 +221,75 @@ TEST(LineReader, LongDataLinesComeInFragments) {
   EXPECT_EQ(total, 250u);
   EXPECT_EQ(fragments, 2);
   EXPECT_TRUE(l.crlf);
+}
+
+}  // namespace
+}  // namespace zm::smtp
+
+namespace zm::smtp {
+namespace {
+
+TEST(Sasl, Base64) {
+  std::string out;
+  EXPECT_TRUE(Base64Decode("AGFsaWNlAHNlY3JldA==", &out));
+  EXPECT_EQ(out, std::string("\0alice\0secret", 13));
+  EXPECT_TRUE(Base64Decode("=", &out));  // RFC 4954: empty response
+  EXPECT_EQ(out, "");
+  for (const char* bad :
+       {"abc", "ab=c", "a===", "ab\r\n", "!!!!", "QQ==QQ=="}) {
+    EXPECT_FALSE(Base64Decode(bad, &out)) << bad;
+  }
+  for (std::string s : {"", "a", "ab", "abc", "abcd", "\xff\x00\x7f"}) {
+    ASSERT_TRUE(Base64Decode(Base64Encode(s), &out)) << s;
+    EXPECT_EQ(out, s);
+  }
+  EXPECT_EQ(Base64Encode("Username:"), "VXNlcm5hbWU6");
+}
+
+TEST(Sasl, Plain) {
+  PlainCredentials c;
+  ASSERT_TRUE(ParsePlain(std::string("admin\0alice\0pw", 14), &c));
+  EXPECT_EQ(c.authzid, "admin");
+  EXPECT_EQ(c.user, "alice");
+  EXPECT_EQ(c.password, "pw");
+  EXPECT_FALSE(ParsePlain("alice", &c));
+  EXPECT_FALSE(ParsePlain(std::string("\0\0pw", 4), &c));  // no user
+  EXPECT_FALSE(ParsePlain(std::string("\0a\0b\0c", 6), &c));
+}
+
+TEST(ParseMailFrom, SloppySyntaxOnlyWhenAsked) {
+  PathOptions strict;
+  PathOptions sloppy;
+  sloppy.sloppy = true;
+  EXPECT_FALSE(ParseMailFrom("FROM: <a@b.example>", strict).ok());
+  EXPECT_FALSE(ParseMailFrom("FROM:a@b.example", strict).ok());
+  PathResult r = ParseMailFrom("FROM:   a@b.example SIZE=10", sloppy);
+  ASSERT_TRUE(r.ok()) << r.detail;
+  EXPECT_EQ(r.address, "a@b.example");
+  EXPECT_EQ(*r.mail.size, 10u);
+  r = ParseRcptTo("TO: <x@mx.test>", sloppy);
+  ASSERT_TRUE(r.ok()) << r.detail;
+  EXPECT_EQ(r.address, "x@mx.test");
+  EXPECT_FALSE(ParseMailFrom("FROM: a b@c", sloppy).ok());
+}
+
+TEST(ParseMailFrom, AuthAndBy) {
+  PathOptions o;
+  PathResult r = ParseMailFrom("FROM:<a@b.example> AUTH=<> BY=-60;NT", o);
+  ASSERT_TRUE(r.ok()) << r.detail;
+  EXPECT_EQ(r.mail.auth, "<>");
+  EXPECT_EQ(r.mail.by, "-60;NT");
+  for (const char* bad : {"BY=60", "BY=;R", "BY=0;R", "BY=-5;R", "BY=60;Q",
+                          "BY=1234567890;R", "BY=60;RX"}) {
+    EXPECT_FALSE(ParseMailFrom(StrCat("FROM:<a@b.example> ", bad), o).ok())
+        << bad;
+  }
+  o.ext.deliverby = false;
+  o.ext.auth = false;
+  EXPECT_EQ(*ParseMailFrom("FROM:<a@b.example> BY=60;R", o).error,
+            ReplyId::kSyntaxParam);
+  EXPECT_EQ(*ParseMailFrom("FROM:<a@b.example> AUTH=<>", o).error,
+            ReplyId::kSyntaxParam);
 }
 
 }  // namespace

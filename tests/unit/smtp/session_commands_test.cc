@@ -35,10 +35,10 @@ TEST(Checks, AskedInProtocolOrder) {
   d.Feed(std::string(kTransaction) + "DATA\r\nhi\r\n.\r\nQUIT\r\n");
   std::vector<CheckKind> kinds;
   for (const Check& c : d.asked) kinds.push_back(c.kind);
-  EXPECT_EQ(kinds, (std::vector<CheckKind>{
-                       CheckKind::kConnect, CheckKind::kHelo,
-                       CheckKind::kMailFrom, CheckKind::kRcptTo,
-                       CheckKind::kData, CheckKind::kMessage}));
+  EXPECT_EQ(kinds,
+            (std::vector<CheckKind>{CheckKind::kConnect, CheckKind::kHelo,
+                                    CheckKind::kMailFrom, CheckKind::kRcptTo,
+                                    CheckKind::kData, CheckKind::kMessage}));
   EXPECT_EQ(d.asked[1].arg, "c");
   EXPECT_EQ(d.asked[2].arg, "a@b.example");
   EXPECT_EQ(d.asked[3].arg, "x@mx.test");
@@ -119,7 +119,8 @@ TEST(Checks, StrictSyntaxByDefault) {
             "501 5.5.4 Syntax: MAIL FROM:<address>\r\n");
   EXPECT_EQ(d.Feed("MAIL FROM:a@b.example\r\n"),
             "501 5.5.4 Syntax: MAIL FROM:<address>\r\n");
-  EXPECT_EQ(d.Feed("HELO two words\r\n"), "501 5.5.4 Syntax: HELO hostname\r\n");
+  EXPECT_EQ(d.Feed("HELO two words\r\n"),
+            "501 5.5.4 Syntax: HELO hostname\r\n");
 }
 
 TEST(Checks, MessageCheckRejectsFreezesAndSeesTheWholeMessage) {
@@ -236,7 +237,8 @@ TEST(StartTls, OfferedUntilActiveAndDiscardsPipelinedPlaintext) {
   EXPECT_FALSE(Has(out, "STARTTLS")) << out;
   EXPECT_TRUE(Has(out, "250-AUTH PLAIN LOGIN\r\n")) << out;
   EXPECT_EQ(d.Feed("STARTTLS\r\n"), "503 5.5.1 TLS already active\r\n");
-  d.Feed("MAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\nhi\r\n.\r\n");
+  d.Feed(
+      "MAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\nhi\r\n.\r\n");
   ASSERT_EQ(d.stored.size(), 1u);
   EXPECT_EQ(d.stored[0].env.protocol, "ESMTPS");
   EXPECT_EQ(d.stored[0].env.tls, "TLSv1.3:TLS_AES_256_GCM_SHA384");
@@ -365,7 +367,8 @@ TEST(Auth, CancelBadBase64AndBadUse) {
   d.Feed("EHLO c\r\n");
   d.Feed("AUTH LOGIN\r\n");
   EXPECT_EQ(d.Feed("*\r\n"), "501 5.0.0 Authentication cancelled\r\n");
-  EXPECT_EQ(d.Feed("AUTH PLAIN !!!notbase64\r\n"), "501 5.5.2 Bad base64 data\r\n");
+  EXPECT_EQ(d.Feed("AUTH PLAIN !!!notbase64\r\n"),
+            "501 5.5.2 Bad base64 data\r\n");
   EXPECT_EQ(d.Feed("AUTH PLAIN " + Base64Encode("no-nuls") + "\r\n"),
             "501 5.5.2 Bad PLAIN credentials\r\n");
   EXPECT_EQ(d.Feed("AUTH CRAM-MD5\r\n"),
@@ -433,8 +436,8 @@ TEST(Bdat, SizeIsEnforcedAndLaterChunksAreSwallowed) {
   c.max_message_size = 10;
   Driver d(c);
   d.Feed(kTransaction);
-  std::string out = d.Feed(
-      "BDAT 20\r\n01234567890123456789BDAT 4 LAST\r\nQUIT");
+  std::string out =
+      d.Feed("BDAT 20\r\n01234567890123456789BDAT 4 LAST\r\nQUIT");
   EXPECT_EQ(out,
             "552 5.3.4 Message size exceeds fixed limit\r\n"
             "503 5.5.1 Need MAIL command\r\n");
@@ -450,7 +453,8 @@ TEST(Bdat, OutOfSequenceOrDisabledStillReadsTheChunk) {
   EXPECT_EQ(d.Feed("BDAT 6\r\nQUIT\r\nNOOP\r\n"),
             "503 5.5.1 Need MAIL command\r\n250 2.0.0 Ok\r\n");
   EXPECT_EQ(d.Feed("BDAT x\r\n"), "501 5.5.4 Syntax: BDAT size [LAST]\r\n");
-  EXPECT_EQ(d.Feed("BDAT 1 MORE\r\n"), "501 5.5.4 Syntax: BDAT size [LAST]\r\n");
+  EXPECT_EQ(d.Feed("BDAT 1 MORE\r\n"),
+            "501 5.5.4 Syntax: BDAT size [LAST]\r\n");
   SessionConfig c = Config();
   c.chunking = false;
   Driver n(c);
@@ -486,7 +490,8 @@ TEST(Bdat, EofMidChunkLeavesNothing) {
 
 TEST(Etrn, SyntaxSequenceAndVerdicts) {
   Driver d(Config());
-  EXPECT_EQ(d.Feed("ETRN example.org\r\n"), "503 5.5.1 Send HELO/EHLO first\r\n");
+  EXPECT_EQ(d.Feed("ETRN example.org\r\n"),
+            "503 5.5.1 Send HELO/EHLO first\r\n");
   d.Feed("EHLO c\r\n");
   for (const char* bad : {"ETRN\r\n", "ETRN a b\r\n", "ETRN @\r\n",
                           "ETRN #\r\n", "ETRN bad..name\r\n"}) {
@@ -563,10 +568,12 @@ TEST(Help, ConfiguredLines) {
   SessionConfig c = Config();
   c.help = {"This is mx.test", "Mail postmaster@mx.test"};
   Driver d(c);
-  EXPECT_EQ(d.Feed("HELP\r\n"),
-            "214-2.0.0 This is mx.test\r\n214 2.0.0 Mail postmaster@mx.test\r\n");
-  EXPECT_EQ(d.Feed("HELP MAIL\r\n"),
-            "214-2.0.0 This is mx.test\r\n214 2.0.0 Mail postmaster@mx.test\r\n");
+  EXPECT_EQ(
+      d.Feed("HELP\r\n"),
+      "214-2.0.0 This is mx.test\r\n214 2.0.0 Mail postmaster@mx.test\r\n");
+  EXPECT_EQ(
+      d.Feed("HELP MAIL\r\n"),
+      "214-2.0.0 This is mx.test\r\n214 2.0.0 Mail postmaster@mx.test\r\n");
 }
 
 // --- Extensions --------------------------------------------------------
@@ -586,8 +593,8 @@ TEST(Extensions, DisablersAndAdvertisedValues) {
   c.etrn = false;
   Driver n(c);
   out = n.Feed("EHLO c\r\n");
-  for (const char* k : {"DELIVERBY", "CHUNKING", "8BITMIME", "SIZE", "ETRN",
-                        "SMTPUTF8"}) {
+  for (const char* k :
+       {"DELIVERBY", "CHUNKING", "8BITMIME", "SIZE", "ETRN", "SMTPUTF8"}) {
     EXPECT_FALSE(Has(out, k)) << k << "\n" << out;
   }
   EXPECT_EQ(n.Feed("MAIL FROM:<a@b.example> BY=60;R\r\n"),
@@ -635,8 +642,9 @@ TEST(Extensions, ReceivedIdentAndPlainProtocols) {
   ci.ident = "bob";
   ci.name = "client.example";
   Driver d(c, ci);
-  d.Feed("HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\n"
-         "DATA\r\nhi\r\n.\r\n");
+  d.Feed(
+      "HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@mx.test>\r\n"
+      "DATA\r\nhi\r\n.\r\n");
   ASSERT_EQ(d.stored.size(), 1u);
   EXPECT_EQ(d.stored[0].env.protocol, "SMTP");
   EXPECT_EQ(d.stored[0].data.rfind(
@@ -662,9 +670,8 @@ TEST(BadInput, TooManyErrorsOfAnyKindClose) {
   SessionConfig c = Config();
   c.max_unknown_commands = 4;
   Driver d(c);
-  std::string out = d.Feed(
-      "MAIL FROM:<a@b.example>\r\nBOGUS\r\n" + std::string(1200, 'x') +
-      "\r\nHELO\r\nNOOP\r\n");
+  std::string out = d.Feed("MAIL FROM:<a@b.example>\r\nBOGUS\r\n" +
+                           std::string(1200, 'x') + "\r\nHELO\r\nNOOP\r\n");
   EXPECT_TRUE(Has(out, "503 5.5.1"));
   EXPECT_TRUE(Has(out, "500 5.5.2 Line too long"));
   EXPECT_TRUE(Has(out, "421 4.7.0 Too many errors, closing connection\r\n"));
