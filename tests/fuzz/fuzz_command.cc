@@ -28,7 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The verb and argument are views into the line.
   if (!c.name.empty()) {
     Expect(c.name.data() >= in.data() &&
-          c.name.data() + c.name.size() <= in.data() + in.size());
+           c.name.data() + c.name.size() <= in.data() + in.size());
   }
 
   PathOptions o;
