@@ -20,6 +20,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 
 from aiosmtpd.controller import Controller
@@ -318,3 +319,49 @@ def set_smtp_command(node, command):
     text = conf.read_text()
     text = text.replace('command="smtp"', f'command="{command}"', 1)
     conf.write_text(text)
+
+
+class PostfixSink:
+    """Postfix's smtp-sink on 127.0.0.1:<free port>, each transaction
+    dumped to a file in a fresh folder under /tmp (smtp-sink runs as
+    nobody, which cannot enter pytest's private tmp_path). Use only when
+    postfix_smtp_sink() gave a path."""
+
+    def __init__(self, exe):
+        self.exe = exe
+        self.folder = pathlib.Path(tempfile.mkdtemp(prefix="zm-sink-",
+                                                    dir="/tmp"))
+        os.chmod(self.folder, 0o777)
+        self.port = free_port()
+        self.proc = None
+
+    def __enter__(self):
+        env = dict(os.environ)
+        env["LD_LIBRARY_PATH"] = str(
+            pathlib.Path(self.exe).parent.parent / "lib" / "postfix")
+        self.proc = subprocess.Popen(
+            [self.exe, "-u", "nobody", "-h", "sink.test", "-d",
+             str(self.folder / "%H%M%S."), f"127.0.0.1:{self.port}", "50"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def listening():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 1):
+                    return True
+            except OSError:
+                return self.proc.poll() is not None
+        wait_for(listening, 30, what="smtp-sink listening")
+        assert self.proc.poll() is None, "smtp-sink exited"
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def dumps(self):
+        return sorted(p for p in self.folder.iterdir() if p.is_file())

@@ -6,7 +6,8 @@ import pathlib
 import pytest
 
 from conftest import wait_for
-from sink_util import ScriptedServer, Sink, make_ca, set_smtp_command
+from sink_util import (PostfixSink, ScriptedServer, Sink, make_ca,
+                       postfix_smtp_sink, set_smtp_command)
 
 MSG = "From: alice@localhost\nSubject: relay test\n\nhello\n.leading dot\n"
 
@@ -209,3 +210,22 @@ def test_misbehaving_peer_defers(node_factory, misbehave):
         log_has(node, "status=deferred", timeout=60)
         assert "status=sent" not in node.maillog.read_text(errors="replace")
         assert not node.sanitizer_reports()
+
+
+def test_relay_to_postfix_smtp_sink(node_factory):
+    exe = postfix_smtp_sink()
+    if exe is None:
+        pytest.skip("Postfix smtp-sink not available (apt-get download)")
+    with PostfixSink(exe) as sink:
+        node = relay_node(node_factory, sink.port)
+        for i in range(10):
+            send(node, f"user{i}@example.test", "other@example.test",
+                 message=f"Subject: n{i}\n\nbody {i}\n")
+        wait_for(lambda: len(sink.dumps()) >= 10, 60,
+                 what="10 transactions at smtp-sink")
+        text = "".join(p.read_text(errors="replace") for p in sink.dumps())
+        for i in range(10):
+            assert f"user{i}@example.test" in text
+            assert f"body {i}" in text
+        wait_for(lambda: node.maillog.read_text().count("status=sent") >= 20,
+                 30, what="20 sent results")
