@@ -46,8 +46,13 @@ using ThreadKey = std::pair<std::string, std::string>;  // channel, host
 
 enum class RcptState { kWaiting, kInFlight, kDone };
 
+struct Thread;
+
 struct Rcpt {
   int index = 0;
+  // Its thread while it is not final (threads outlive their messages:
+  // one is removed only when no message of it is left).
+  const Thread* thread = nullptr;
   RcptState state = RcptState::kWaiting;
   bool failed = false;  // final result (kDone): failed or delivered
   int attempts = 0;

@@ -12,7 +12,7 @@
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "node/common/strings.h"
 #include "node/mail/queue_id.h"
@@ -311,13 +311,43 @@ void Scheduler::AdminLine(AdminConn& c, std::string_view line) {
 std::vector<std::string> Scheduler::ShowQueueThreads() const {
   std::vector<std::string> out;
   int64_t now = Now();
+  // One pass over the queue (not one per thread): per-thread figures and
+  // per-ring message counts.
+  struct Stats {
+    int rcpts = 0, attempts = 0;
+    int64_t next = 0, oldest = INT64_MAX;
+    const Message* last = nullptr;
+  };
+  std::unordered_map<const Thread*, Stats> stats;
+  stats.reserve(threads_.size());
+  std::map<int, std::pair<const Message*, size_t>> ring_msgs;
+  for (const auto& [qid, mp] : msgs_) {
+    const Message& m = *mp;
+    for (const auto& rc : m.rcpts) {
+      if (rc.state == RcptState::kDone || rc.thread == nullptr) continue;
+      Stats& st = stats[rc.thread];
+      ++st.rcpts;
+      st.attempts = std::max(st.attempts, rc.attempts);
+      if (rc.state == RcptState::kWaiting &&
+          (st.next == 0 || rc.next_ms < st.next)) {
+        st.next = rc.next_ms;
+      }
+      if (st.last != &m) {
+        st.last = &m;
+        st.oldest = std::min(st.oldest, m.arrival_ms);
+      }
+      auto& rm = ring_msgs[rc.thread->params.ring];
+      if (rm.first != &m) {
+        rm.first = &m;
+        ++rm.second;
+      }
+    }
+  }
   // Group threads by ring (the clause that gave their command).
   std::map<int, std::vector<const Thread*>> rings;
   for (const auto& [key, t] : threads_) {
     if (!t.msgs.empty()) rings[t.params.ring].push_back(&t);
   }
-  size_t total_rcpts = 0, total_threads = 0;
-  std::unordered_set<const Message*> total_msgs;
   for (const auto& [ring, threads] : rings) {
     int procs = 0, idle = 0;
     for (const auto& a : agents_) {
@@ -327,43 +357,20 @@ std::vector<std::string> Scheduler::ShowQueueThreads() const {
     }
     const ThreadParams& p = threads.front()->params;
     out.push_back(StrCat(ring < 0 ? "(no command)" : p.ring_name, "/", procs));
-    std::unordered_set<const Message*> ring_msgs;
     for (const Thread* t : threads) {
-      int rcpts = 0, attempts = 0;
-      int64_t next = 0, oldest = now;
-      for (const auto& qid : t->msgs) {
-        auto it = msgs_.find(qid);
-        if (it == msgs_.end()) continue;
-        const Message& m = *it->second;
-        for (const auto& rc : m.rcpts) {
-          const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
-          if (rc.state == RcptState::kDone || r.channel != t->channel ||
-              r.host != t->host) {
-            continue;
-          }
-          ++rcpts;
-          attempts = std::max(attempts, rc.attempts);
-          if (rc.state == RcptState::kWaiting &&
-              (next == 0 || rc.next_ms < next)) {
-            next = rc.next_ms;
-          }
-        }
-        oldest = std::min(oldest, m.arrival_ms);
-        ring_msgs.insert(&m);
-        total_msgs.insert(&m);
-      }
-      total_rcpts += static_cast<size_t>(rcpts);
-      ++total_threads;
+      auto si = stats.find(t);
+      Stats st = si == stats.end() ? Stats{} : si->second;
+      if (st.oldest == INT64_MAX) st.oldest = now;
       std::string line = fmt::format(
           "{:<27} R={:<6} A={}", StrCat(t->channel, "/", t->host, "/", procs),
-          rcpts, attempts);
-      if (next > now) StrAppend(&line, " W=", (next - now) / 1000, "s");
+          st.rcpts, st.attempts);
+      if (st.next > now) StrAppend(&line, " W=", (st.next - now) / 1000, "s");
       if (t->params.queueonly) line += " QUEUEONLY";
-      StrAppend(&line, " QA=", FormatDuration((now - oldest) / 1000));
+      StrAppend(&line, " QA=", FormatDuration((now - st.oldest) / 1000));
       out.push_back(line);
     }
     out.push_back(
-        StrCat("  Threads: ", threads.size(), " Msgs: ", ring_msgs.size(),
+        StrCat("  Threads: ", threads.size(), " Msgs: ", ring_msgs[ring].second,
                " Procs: ", procs, " Idle: ", idle, " Plim: ", p.maxring,
                " Flim: ", p.maxchannel, " Tlim: ", conf_.EffectiveMaxTa()));
   }

@@ -219,6 +219,7 @@ void Scheduler::LoadMessage(const std::string& qid) {
     } else {
       rc.next_ms = now;
       Thread& t = GetThread(r.channel, r.host);
+      rc.thread = &t;
       Wake(t, now);
       if (t.msgs.empty() || t.msgs.back() != qid) t.msgs.push_back(qid);
       next_check_ms_ = std::min(
