@@ -84,6 +84,7 @@ absl::StatusOr<Address> ParseAddress(std::string_view text) {
       if (auto st = CheckDomain(hop.substr(1)); !st.ok()) {
         return Bad("bad source route");
       }
+      a.source_route.push_back(ToLower(hop.substr(1)));
     }
     s = s.substr(colon + 1);
     if (s.empty()) return Bad("empty address after source route");

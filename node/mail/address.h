@@ -6,8 +6,8 @@
 // The parser is small and I/O-free. It accepts what SMTP's MAIL/RCPT and
 // the spool carry (RFC 5321 paths, leniently):
 //   - optional angle brackets; `<>` (or "") is the null address;
-//   - source routes `@a,@b:user@dom` are dropped (RFC 5321 4.1.2 allows
-//     ignoring them);
+//   - source routes `@a,@b:user@dom` are split off into `source_route`
+//     (the router ignores them, RFC 5321 4.1.2, unless allowsourceroute);
 //   - the local part may be a quoted string ("john doe"@example.org); it is
 //     split at the last '@' outside quotes;
 //   - the domain is lower-cased, one trailing dot removed; domain literals
@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -36,6 +37,7 @@ struct Address {
   std::string local;   // as written (quotes kept), "" only for null
   std::string domain;  // lower-cased; "" when the address had no '@'
   bool null = false;   // `<>`
+  std::vector<std::string> source_route;  // hops of `@a,@b:`, lower-case
 
   // local@domain, or local alone without a domain, or "" for null.
   std::string ToString() const;

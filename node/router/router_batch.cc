@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 
 #include "node/common/fs.h"
 #include "node/common/strings.h"
@@ -109,8 +110,18 @@ Outcome Prepare(const spool::Spool& spool, Routing& routing, Logger& log,
   cf.error_to = env.sender;  // "" for <>: nothing is ever sent back
   cf.envid = env.envid;
   cf.ret = env.ret;
+  // owner-LIST: when every route comes from one list with an owner, that
+  // owner becomes the envelope sender, so bounces go to it. A message to a
+  // list and to others keeps its sender (one sender per control file).
+  std::optional<std::string> owner;
+  bool mixed = false;
   for (const mail::EnvelopeRecipient& er : env.recipients) {
     for (Route& r : routing.RouteAddress(er.address)) {
+      if (!owner) {
+        owner = r.sender;
+      } else if (*owner != r.sender) {
+        mixed = true;
+      }
       bool seen = false;
       for (const auto& c : cf.recipients) {
         if (c.channel == r.channel && c.host == r.host && c.user == r.user) {
@@ -122,6 +133,9 @@ Outcome Prepare(const spool::Spool& spool, Routing& routing, Logger& log,
       if (r.channel == "error") {
         log.Warning(name, StrCat("to=<", r.user, ">, orig_to=<", er.address,
                                  ">: ", r.diag, " (error/", r.host, ")"));
+      } else if (r.channel == "hold") {
+        log.Info(name, StrCat("to=<", r.user, ">, orig_to=<", er.address,
+                              ">: held (", r.host, "): ", r.diag));
       }
       mail::ControlRecipient cr;
       cr.index = static_cast<int>(cf.recipients.size());
@@ -133,6 +147,18 @@ Outcome Prepare(const spool::Spool& spool, Routing& routing, Logger& log,
       cr.orcpt = er.orcpt;
       cr.orig = er.address;
       cf.recipients.push_back(std::move(cr));
+    }
+  }
+
+  if (owner && !owner->empty() && !env.sender.empty()) {
+    if (mixed) {
+      log.Info(name, StrCat("list owner <", *owner,
+                            "> not used: the message has other recipients"));
+    } else {
+      log.Info(name, StrCat("envelope sender <", env.sender,
+                            "> replaced by list owner <", *owner, ">"));
+      cf.sender = *owner;
+      cf.error_to = *owner;
     }
   }
 

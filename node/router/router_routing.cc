@@ -1,5 +1,7 @@
-// Routing: own names, aliases (recursive), local users, routes, smtp.
+// Routing: own names, aliases (recursive), userdb, local users and their
+// .forward, routes, DNS check for remote domains.
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include "node/relations/dbases_conf.h"
 #include "node/relations/relation_db.h"
 #include "node/relations/relation_source.h"
+#include "node/router/router_conf.h"
 #include "node/router/routing.h"
 
 namespace zm::router {
@@ -23,7 +26,6 @@ namespace {
 using relations::RelationDb;
 
 // Bounds of one recipient's expansion.
-constexpr int kMaxAliasDepth = 10;
 constexpr size_t kMaxIncludeBytes = 1u << 20;
 constexpr size_t kMaxRoutesPerRecipient = 10000;
 
@@ -37,6 +39,7 @@ constexpr UsedRelation kUsed[] = {
     {"aliases", "aliases"},   {"fqdnaliases", "fqdnaliases"},
     {"routesdb", "routes"},   {"routes", "routes"},
     {"thishost", "thishost"}, {"localnames", "thishost"},
+    {"userdb", "userdb"},
 };
 
 struct Db {
@@ -48,6 +51,7 @@ struct Db {
 struct State {
   NodeDir node;
   config::MailConf mail;
+  RouterConf conf;
   std::set<std::string> own;  // lower-case own domain names
   std::map<std::string, Db> by_role;
 
@@ -61,27 +65,53 @@ struct State {
     if (d == nullptr) return std::nullopt;
     return d->db->Lookup(key);
   }
+  std::string OwnDomain() const {
+    return !mail.mydomain.empty() ? ToLower(mail.mydomain)
+                                  : ToLower(mail.hostname);
+  }
 };
 
-bool IsLocalUser(const NodeDir& node, const std::string& name) {
+struct UserInfo {
+  bool known = false;
+  std::string home;  // "" without a passwd entry
+  uid_t uid = 0;
+};
+
+UserInfo FindUser(const NodeDir& node, const std::string& name) {
+  UserInfo u;
   if (name.empty() || name.size() > 256 || name.front() == '.' ||
       name.find('/') != std::string::npos) {
-    return false;
+    return u;
   }
   struct passwd pw;
   struct passwd* found = nullptr;
   char buf[4096];
   if (::getpwnam_r(name.c_str(), &pw, buf, sizeof buf, &found) == 0 &&
       found != nullptr) {
-    return true;
+    u.known = true;
+    u.home = found->pw_dir;
+    u.uid = found->pw_uid;
+    return u;
   }
-  return fs::Exists(node.mail() + "/" + name);
+  u.known = fs::Exists(node.mail() + "/" + name);
+  return u;
+}
+
+std::string Join(const std::vector<std::string>& v, std::string_view sep) {
+  std::string out;
+  for (const std::string& s : v) {
+    if (!out.empty()) out += sep;
+    out += s;
+  }
+  return out;
 }
 
 // One recipient's walk through aliases and routes.
 class Walk {
  public:
-  Walk(const State& st, std::vector<Route>* out) : st_(st), out_(out) {}
+  Walk(const State& st, dns::Resolver* resolver, std::vector<Route>* out,
+       std::vector<std::string>* trace)
+      : st_(st), resolver_(resolver), out_(out), trace_(trace) {}
 
   void Recipient(std::string_view address) {
     std::string_view s = Trim(address);
@@ -103,24 +133,58 @@ class Walk {
       Error("syntax", address, "null recipient address");
       return;
     }
+    Trace("address", StrCat("<", address, "> parsed as ", a->ToString()));
+    if (!a->source_route.empty()) {
+      if (st_.conf.allow_source_route && !IsOwn(a->source_route.front())) {
+        std::string hop = a->source_route.front();
+        Trace("source route", StrCat("allowsourceroute: via ", hop));
+        Add({"smtp", hop,
+             StrCat("@", Join(a->source_route, ",@"), ":", a->ToString()),
+             "", ""});
+        return;
+      }
+      Trace("source route",
+            StrCat("@", Join(a->source_route, ",@"), ": ignored"));
+    }
     Parsed(*a, 0, /*no_alias=*/false);
   }
 
  private:
+  void Trace(std::string_view step, std::string_view what) {
+    if (trace_ == nullptr) return;
+    trace_->push_back(StrCat(std::string(chain_.size() * 2, ' '), step,
+                             step == "=>" ? " " : ": ", what));
+  }
+
   void Add(Route r) {
     if (out_->size() >= kMaxRoutesPerRecipient) {
       if (!overflowed_) {
         overflowed_ = true;
         out_->push_back({"error", "toomany", r.user,
-                         "alias expansion gives too many recipients"});
+                         "alias expansion gives too many recipients", ""});
       }
       return;
     }
+    if (r.sender.empty() && !owners_.empty()) r.sender = owners_.back();
+    Trace("=>", StrCat(r.channel, " ", r.host, " ", r.user,
+                       r.diag.empty() ? "" : StrCat(" (", r.diag, ")"),
+                       r.sender.empty() ? "" : StrCat(" sender=<", r.sender,
+                                                      ">")));
     out_->push_back(std::move(r));
   }
   void Error(std::string_view host, std::string_view user,
              std::string_view diag) {
-    Add({"error", std::string(host), std::string(user), std::string(diag)});
+    Add({"error", std::string(host), std::string(user), std::string(diag),
+         ""});
+  }
+  // An error that names the chain of aliases that led to it.
+  void ChainError(std::string_view host, std::string_view user,
+                  std::string_view what) {
+    Error(host, user, StrCat(what, " (", Join(chain_, " -> "), ")"));
+  }
+
+  std::string DepthText() const {
+    return StrCat("alias nesting deeper than ", st_.conf.max_alias_depth);
   }
 
   bool IsOwn(const std::string& domain) const {
@@ -128,14 +192,15 @@ class Walk {
     return st_.Lookup("thishost", domain).has_value();
   }
 
-  // A target from an alias or an :include: file (trusted).
-  void Target(const std::string& t, int depth) {
-    if (t.front() == '|') {
-      Add({"local", "pipe", t, ""});
-      return;
-    }
-    if (t.front() == '/') {
-      Add({"local", "file", t, ""});
+  // A target from an alias, an :include: file or a .forward; pipes and
+  // files only when `trusted`.
+  void Target(const std::string& t, int depth, bool trusted) {
+    if (t.front() == '|' || t.front() == '/') {
+      if (!trusted) {
+        Error("refused", t, "pipe or file target from an untrusted source");
+        return;
+      }
+      Add({"local", t.front() == '|' ? "pipe" : "file", t, "", ""});
       return;
     }
     std::string_view rest = t;
@@ -152,15 +217,17 @@ class Walk {
     Parsed(*a, depth, no_alias);
   }
 
-  void Include(const std::string& path, int depth) {
-    if (depth > kMaxAliasDepth) {
-      Error("loop", path, "alias nesting deeper than 10");
+  // Targets of a file (:include: or .forward): one level deeper.
+  void FileTargets(const std::string& key, const std::string& path,
+                   int depth, bool trusted) {
+    if (depth > st_.conf.max_alias_depth) {
+      ChainError("loop", path, DepthText());
       return;
     }
     auto text = fs::ReadFile(path, kMaxIncludeBytes);
     if (!text.ok()) {
       Error("include", path,
-            StrCat("cannot read :include: file: ", Message(text.status())));
+            StrCat("cannot read ", path, ": ", Message(text.status())));
       return;
     }
     auto targets = relations::ParseIncludeFile(*text, path);
@@ -168,19 +235,25 @@ class Walk {
       Error("include", path, Message(targets.status()));
       return;
     }
-    std::string key = ":include:" + path;
     if (std::find(chain_.begin(), chain_.end(), key) != chain_.end()) {
-      Error("loop", path, "alias loop");
+      chain_.push_back(key);
+      ChainError("loop", path, "alias loop");
+      chain_.pop_back();
       return;
     }
+    Trace(key, Join(*targets, ", "));
     chain_.push_back(key);
-    for (const std::string& t : *targets) Target(t, depth + 1);
+    for (const std::string& t : *targets) Target(t, depth + 1, trusted);
     chain_.pop_back();
   }
 
+  void Include(const std::string& path, int depth) {
+    FileTargets(":include:" + path, path, depth, /*trusted=*/true);
+  }
+
   void Parsed(const mail::Address& a, int depth, bool no_alias) {
-    if (depth > kMaxAliasDepth) {
-      Error("loop", a.ToString(), "alias nesting deeper than 10");
+    if (depth > st_.conf.max_alias_depth) {
+      ChainError("loop", a.ToString(), DepthText());
       return;
     }
     std::string local = mail::UnquoteLocalPart(a.local);
@@ -188,15 +261,24 @@ class Walk {
     if (!a.domain.empty() && !no_alias) {
       std::string full = StrCat(lower, "@", a.domain);
       if (auto v = st_.Lookup("fqdnaliases", full)) {
-        Expand(full, *v, depth);
+        Trace("fqdnaliases", StrCat(full, " -> ", Shown(*v)));
+        std::string owner = StrCat("owner-", full);
+        std::optional<std::string> sender;
+        if (st_.Lookup("fqdnaliases", owner)) sender = owner;
+        Expand(full, *v, depth, sender);
         return;
       }
     }
     if (a.domain.empty() || IsOwn(a.domain)) {
+      Trace("own domain", a.domain.empty() ? "(no domain)" : a.domain);
       Local(a, lower, depth, no_alias);
       return;
     }
     Remote(a, depth);
+  }
+
+  static std::string Shown(const std::string& stored) {
+    return Join(relations::SplitStoredTargets(stored), ", ");
   }
 
   void Local(const mail::Address& a, const std::string& name, int depth,
@@ -208,25 +290,83 @@ class Walk {
     }
     if (!no_alias) {
       if (auto v = st_.Lookup("aliases", name)) {
-        Expand(name, *v, depth);
+        Trace("aliases", StrCat(name, " -> ", Shown(*v)));
+        std::optional<std::string> sender;
+        if (!StartsWithIgnoreCase(name, "owner-") &&
+            st_.Lookup("aliases", "owner-" + name)) {
+          sender = StrCat("owner-", name, "@", st_.OwnDomain());
+        }
+        Expand(name, *v, depth, sender);
         return;
       }
     }
-    User(a, name);
+    User(a, name, depth, no_alias);
   }
 
-  void User(const mail::Address& a, const std::string& name) {
-    if (IsLocalUser(st_.node, name)) {
-      Add({"local", name, name, ""});
-    } else {
-      Error("nouser", a.ToString(), "user unknown");
-    }
-  }
-
-  void Expand(const std::string& key, const std::string& value, int depth) {
-    if (std::find(chain_.begin(), chain_.end(), key) != chain_.end()) {
-      Error("loop", key, "alias loop");
+  void User(const mail::Address& a, const std::string& name, int depth,
+            bool no_alias) {
+    if (auto v = st_.Lookup("userdb", name)) {
+      Trace("userdb", StrCat(name, " -> ", v->empty() ? "(known)" : *v));
+      Add({"local", name, name, "", ""});
       return;
+    }
+    UserInfo u = FindUser(st_.node, name);
+    if (!u.known) {
+      Trace("user", StrCat(name, ": unknown"));
+      Error("nouser", a.ToString(), "user unknown");
+      return;
+    }
+    if (st_.conf.forward && !no_alias && Forward(name, u, depth)) return;
+    Trace("user", StrCat(name, ": local mailbox"));
+    Add({"local", name, name, "", ""});
+  }
+
+  // The user's .forward (router.conf forward yes). Pipes and files in it
+  // are trusted only if the file belongs to the user (or root) and nobody
+  // else may write it.
+  bool Forward(const std::string& name, const UserInfo& u, int depth) {
+    std::string path;
+    std::string_view pat = st_.conf.forward_file;
+    for (size_t i = 0; i < pat.size(); ++i) {
+      if (pat[i] == '%' && i + 1 < pat.size() &&
+          (pat[i + 1] == 'h' || pat[i + 1] == 'u')) {
+        if (pat[i + 1] == 'h') {
+          if (u.home.empty()) return false;
+          path += u.home;
+        } else {
+          path += name;
+        }
+        ++i;
+      } else {
+        path += pat[i];
+      }
+    }
+    struct stat sb;
+    if (::stat(path.c_str(), &sb) != 0 || !S_ISREG(sb.st_mode)) return false;
+    bool trusted = (sb.st_uid == u.uid || sb.st_uid == 0) &&
+                   (sb.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+    Trace(".forward", StrCat(path, trusted ? "" : " (not trusted: no pipes "
+                                                  "or files)"));
+    // `\name` (or `name` itself) in it means the user's own mailbox.
+    std::string key = StrCat(".forward:", name);
+    if (std::find(chain_.begin(), chain_.end(), key) != chain_.end()) {
+      return false;
+    }
+    FileTargets(key, path, depth, trusted);
+    return true;
+  }
+
+  void Expand(const std::string& key, const std::string& value, int depth,
+              const std::optional<std::string>& owner) {
+    if (std::find(chain_.begin(), chain_.end(), key) != chain_.end()) {
+      chain_.push_back(key);
+      ChainError("loop", key, "alias loop");
+      chain_.pop_back();
+      return;
+    }
+    if (owner) {
+      Trace("owner", StrCat("envelope sender becomes <", *owner, ">"));
+      owners_.push_back(*owner);
     }
     chain_.push_back(key);
     for (const std::string& t : relations::SplitStoredTargets(value)) {
@@ -241,31 +381,42 @@ class Walk {
           continue;
         }
       }
-      Target(t, depth + 1);
+      Target(t, depth + 1, /*trusted=*/true);
     }
     chain_.pop_back();
+    if (owner) owners_.pop_back();
   }
 
   // Domain lookups walk a.b.c, .a.b.c, .b.c, .c, "." (ZMailer's order).
-  std::optional<std::string> RouteFor(const std::string& domain) const {
+  std::optional<std::string> RouteFor(const std::string& domain) {
     if (st_.Role("routes") == nullptr) return std::nullopt;
-    if (auto v = st_.Lookup("routes", domain)) return v;
+    std::vector<std::string> keys = {domain};
     std::string_view d = domain;
-    if (d.front() == '[') return st_.Lookup("routes", ".");
-    for (;;) {
-      if (auto v = st_.Lookup("routes", StrCat(".", d))) return v;
-      size_t dot = d.find('.');
-      if (dot == std::string_view::npos) break;
-      d = d.substr(dot + 1);
+    if (d.front() != '[') {
+      for (;;) {
+        keys.push_back(StrCat(".", d));
+        size_t dot = d.find('.');
+        if (dot == std::string_view::npos) break;
+        d = d.substr(dot + 1);
+      }
     }
-    return st_.Lookup("routes", ".");
+    keys.push_back(".");
+    for (const std::string& k : keys) {
+      if (auto v = st_.Lookup("routes", k)) {
+        Trace("routesdb", StrCat(k, " -> ", *v));
+        return v;
+      }
+    }
+    Trace("routesdb", StrCat("no entry for ", domain, " or its parents"));
+    return std::nullopt;
   }
 
   void Remote(const mail::Address& a, int depth) {
     std::string user = a.ToString();
     auto route = RouteFor(a.domain);
     if (!route) {
-      Add({"smtp", a.domain, user, ""});
+      if (!DomainCanReceive(a.domain, user)) return;
+      Add({"smtp", a.domain, user, "", ""});
       return;
     }
     std::string_view v = Trim(*route);
@@ -289,28 +440,97 @@ class Walk {
       Error(h, user, diag);
       return;
     }
-    Add({channel, host.empty() ? a.domain : host, user, ""});
+    Add({channel, host.empty() ? a.domain : host, user, "", ""});
+  }
+
+  // MX, else A/AAAA (RFC 5321 5.1). False after adding an error or hold
+  // route for `user`.
+  bool DomainCanReceive(const std::string& domain, const std::string& user) {
+    if (!st_.conf.dns_check || resolver_ == nullptr || domain.empty() ||
+        domain.front() == '[') {
+      return true;
+    }
+    auto mx = resolver_->LookupMx(domain);
+    if (mx.ok() && !mx->empty()) {
+      if (mx->size() == 1 && (*mx)[0].host.empty()) {
+        Trace("dns", StrCat(domain, " MX 0 . (null MX)"));
+        Error("nullmx", user,
+              StrCat(domain, " does not accept mail (null MX, RFC 7505)"));
+        return false;
+      }
+      std::vector<std::string> hosts;
+      for (const dns::MxRecord& m : *mx) {
+        hosts.push_back(StrCat(m.preference, " ", m.host));
+      }
+      Trace("dns", StrCat(domain, " MX ", Join(hosts, ", ")));
+      return true;
+    }
+    if (mx.ok()) {
+      auto a = resolver_->LookupA(domain);
+      if (a.ok() && !a->empty()) {
+        Trace("dns", StrCat(domain, " no MX, A ", Join(*a, ", ")));
+        return true;
+      }
+      auto aaaa = resolver_->LookupAaaa(domain);
+      if (aaaa.ok() && !aaaa->empty()) {
+        Trace("dns", StrCat(domain, " no MX, AAAA ", Join(*aaaa, ", ")));
+        return true;
+      }
+      absl::Status bad = !a.ok() ? a.status() : aaaa.status();
+      if (bad.ok()) {
+        Trace("dns", StrCat(domain, " has no MX, A or AAAA record"));
+        Error("nodomain", user,
+              StrCat(domain, " has no MX, A or AAAA record"));
+        return false;
+      }
+      return DnsFailure(domain, user, bad);
+    }
+    return DnsFailure(domain, user, mx.status());
+  }
+
+  bool DnsFailure(const std::string& domain, const std::string& user,
+                  const absl::Status& s) {
+    Trace("dns", Message(s));
+    if (absl::IsNotFound(s)) {
+      Error("nodomain", user, StrCat("no such domain ", domain));
+    } else if (absl::IsInvalidArgument(s)) {
+      Error("syntax", user, StrCat("invalid domain ", domain));
+    } else {
+      Add({"hold", StrCat("dns:", domain), user, Message(s), ""});
+    }
+    return false;
   }
 
   const State& st_;
+  dns::Resolver* resolver_;
   std::vector<Route>* out_;
+  std::vector<std::string>* trace_;
   std::vector<std::string> chain_;
+  std::vector<std::string> owners_;
   bool overflowed_ = false;
 };
 
 class RoutingImpl : public Routing {
  public:
-  explicit RoutingImpl(std::shared_ptr<const State> st)
-      : state_(std::move(st)) {}
+  RoutingImpl(std::shared_ptr<const State> st,
+              std::unique_ptr<dns::Resolver> own_resolver,
+              dns::Resolver* resolver)
+      : own_resolver_(std::move(own_resolver)),
+        resolver_(resolver != nullptr ? resolver : own_resolver_.get()),
+        state_(std::move(st)) {}
 
-  std::vector<Route> RouteAddress(std::string_view address) override {
+  std::vector<Route> RouteAddress(std::string_view address,
+                                  std::vector<std::string>* trace) override {
     std::shared_ptr<const State> st = Snapshot();
     std::vector<Route> routes;
-    Walk(*st, &routes).Recipient(address);
+    Walk(*st, resolver_, &routes, trace).Recipient(address);
     // One delivery per destination, in first-seen order.
     std::vector<Route> unique;
     for (Route& r : routes) {
-      if (std::find(unique.begin(), unique.end(), r) == unique.end()) {
+      auto same = [&](const Route& u) {
+        return u.channel == r.channel && u.host == r.host && u.user == r.user;
+      };
+      if (std::find_if(unique.begin(), unique.end(), same) == unique.end()) {
         unique.push_back(std::move(r));
       }
     }
@@ -343,6 +563,8 @@ class RoutingImpl : public Routing {
     return state_;
   }
 
+  std::unique_ptr<dns::Resolver> own_resolver_;
+  dns::Resolver* resolver_;
   absl::Mutex reload_mu_;
   absl::Mutex mu_;
   std::shared_ptr<const State> state_ ABSL_GUARDED_BY(mu_);
@@ -350,12 +572,16 @@ class RoutingImpl : public Routing {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Routing>> Routing::Open(const NodeDir& node) {
+absl::StatusOr<std::unique_ptr<Routing>> Routing::Open(
+    const NodeDir& node, const RoutingOptions& options) {
   auto st = std::make_shared<State>();
   st->node = node;
   auto mc = config::LoadMailConf(node);
   if (!mc.ok()) return mc.status();
   st->mail = *mc;
+  auto rc = LoadRouterConf(node);
+  if (!rc.ok()) return rc.status();
+  st->conf = *rc;
   for (const std::string& n :
        {ToLower(mc->hostname), ToLower(mc->mydomain), std::string("localhost"),
         std::string("[127.0.0.1]"), std::string("[ipv6:::1]")}) {
@@ -383,7 +609,16 @@ absl::StatusOr<std::unique_ptr<Routing>> Routing::Open(const NodeDir& node) {
     st->by_role[std::string(role)] =
         Db{spec, std::shared_ptr<const RelationDb>(std::move(*db))};
   }
-  return std::unique_ptr<Routing>(new RoutingImpl(std::move(st)));
+  std::unique_ptr<dns::Resolver> own;
+  if (st->conf.dns_check && options.resolver == nullptr) {
+    auto ro = dns::OptionsForNode(node);
+    if (!ro.ok()) return ro.status();
+    auto r = dns::Resolver::Create(*ro);
+    if (!r.ok()) return r.status();
+    own = std::move(*r);
+  }
+  return std::unique_ptr<Routing>(
+      new RoutingImpl(std::move(st), std::move(own), options.resolver));
 }
 
 }  // namespace zm::router

@@ -10,11 +10,17 @@
 //     // rt.channel "local", rt.host "root", rt.user "root"
 //   }
 //
-// Routing order (docs/router.md): own domains (mail.conf hostname,
-// mydomain, localhost, [127.0.0.1], [IPv6:::1], the localnames relation)
-// -> aliases (recursive, depth 10, loop detection, :include: files) ->
-// local user (getpwnam() or a mailbox under mail/) -> error/nouser.
-// Other domains -> the routes relation if compiled, else smtp/<domain>.
+// Routing order (docs/router.md): fqdnaliases; own domains (mail.conf
+// hostname, mydomain, localhost, [127.0.0.1], [IPv6:::1], the thishost /
+// localnames relation) -> aliases (recursive, depth limit, loop detection,
+// :include: files, owner-LIST) -> userdb -> local user (getpwnam() or a
+// mailbox under mail/), with its .forward when router.conf says so ->
+// error/nouser. Other domains -> the routes relation (suffix matches),
+// else smtp/<domain> after a DNS check (null MX and NXDOMAIN bounce, a
+// temporary DNS failure goes to the `hold` channel, host `dns:<domain>`).
+//
+// `zmailer route ADDRESS` prints the decision with the chain of relations
+// that produced it: RouteAddress(address, &trace).
 //
 // Thread-safety: RouteAddress() may be called from many threads at once.
 // ReloadIfChanged() may run concurrently with RouteAddress(): databases
@@ -30,6 +36,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "node/common/node_dir.h"
+#include "node/dns/resolver.h"
 
 namespace zm::router {
 
@@ -39,8 +46,17 @@ struct Route {
   std::string host;     // user name, "pipe", "file", a domain, "nouser"
   std::string user;     // user name, "|command", "/path", an address
   std::string diag;     // error channel text ("user unknown", "alias loop")
+  // Non-empty: the envelope sender for this route (the owner of the list
+  // it came from, `owner-LIST`), so that bounces go to the owner.
+  std::string sender;
 
   bool operator==(const Route&) const = default;
+};
+
+struct RoutingOptions {
+  // Used for the remote-domain check when it is on (router.conf
+  // dns-check); null: Open() makes one from etc/resolver.conf.
+  dns::Resolver* resolver = nullptr;
 };
 
 class Routing {
@@ -49,7 +65,8 @@ class Routing {
   // etc/dbases.conf. FailedPrecondition naming `zmailer newdb` if a
   // database listed there (aliases, localnames) was never compiled;
   // InvalidArgument "file:line: what" for bad configuration.
-  static absl::StatusOr<std::unique_ptr<Routing>> Open(const NodeDir& node);
+  static absl::StatusOr<std::unique_ptr<Routing>> Open(
+      const NodeDir& node, const RoutingOptions& options = {});
 
   virtual ~Routing() = default;
 
@@ -57,7 +74,13 @@ class Routing {
   // never none (failures become routes on the `error` channel). `address`
   // is as given by the sender (no angle brackets): it may never name a
   // |command or /file itself; only aliases may (they are trusted).
-  virtual std::vector<Route> RouteAddress(std::string_view address) = 0;
+  std::vector<Route> RouteAddress(std::string_view address) {
+    return RouteAddress(address, nullptr);
+  }
+  // The same; appends to *trace one line per step taken (relation lookups
+  // and their answers, DNS answers), for `zmailer route`.
+  virtual std::vector<Route> RouteAddress(std::string_view address,
+                                          std::vector<std::string>* trace) = 0;
 
   // Re-opens databases that `zmailer newdb` swapped since the last call,
   // for relations with the -m flag in dbases.conf (cheap when nothing

@@ -6,6 +6,7 @@
 #include "node/zmailer/commands_internal.h"
 #include "node/zmailer/zmailer.h"
 #include "node/zmailer/zmailer_queue.h"
+#include "node/zmailer/zmailer_route.h"
 
 namespace zm::zmailer {
 
@@ -74,6 +75,8 @@ int Main(int argc, char** argv) {
   auto* newaliases = app.add_subcommand(
       "newaliases", "compile etc/aliases (as newdb aliases)");
 
+  internal::RouteCommand route(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -97,6 +100,7 @@ int Main(int argc, char** argv) {
   if (status->parsed()) return internal::CmdStatus(node);
   if (newdb->parsed()) return internal::CmdNewDb(node, relation);
   if (newaliases->parsed()) return internal::CmdNewDb(node, "aliases");
+  if (route.parsed()) return route.Run(node);
   (void)start;
   return internal::CmdStart(node, foreground);
 }

@@ -21,7 +21,7 @@ TEST(DbasesConfTest, ShippedTemplateParses) {
   TestNode t;
   auto specs = LoadDbasesConf(t.node());
   ASSERT_TRUE(specs.ok()) << specs.status();
-  ASSERT_EQ(specs->size(), 4u);
+  ASSERT_EQ(specs->size(), 5u);
   const RelationSpec& a = (*specs)[0];
   EXPECT_EQ(a.name, "aliases");
   EXPECT_EQ(a.dbtype, "rocksdb");
@@ -31,6 +31,7 @@ TEST(DbasesConfTest, ShippedTemplateParses) {
   EXPECT_EQ(a.source, t.Path("etc/aliases"));
   EXPECT_EQ((*specs)[3].name, "thishost");
   EXPECT_FALSE((*specs)[3].aliases_syntax);
+  EXPECT_EQ((*specs)[4].name, "userdb");
 }
 
 TEST(DbasesConfTest, ZMailerSynonymsAndErrorsWithFileLine) {

@@ -3,10 +3,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 
 #include "node/common/strings.h"
 #include "node/relations/newdb.h"
+#include "tests/unit/dns/dnsmasq.h"
 #include "tests/unit/router/test_node.h"
 
 namespace zm::router {
@@ -66,10 +69,10 @@ class RoutingTest : public ::testing::Test {
   std::unique_ptr<Routing> routing_;
 };
 
-Route Local(const std::string& user) { return {"local", user, user, ""}; }
+Route Local(const std::string& user) { return {"local", user, user, "", ""}; }
 Route Err(const std::string& host, const std::string& user,
           const std::string& diag) {
-  return {"error", host, user, diag};
+  return {"error", host, user, diag, ""};
 }
 
 TEST_F(RoutingTest, LocalUsers) {
@@ -100,15 +103,15 @@ TEST_F(RoutingTest, AliasesNestedAndSelfCopy) {
   EXPECT_THAT(R("MAILER-DAEMON@example.net"), ElementsAre(Local("root")));
   EXPECT_THAT(R("alice"), ElementsAre(Local("alice"),
                                       Route{"local", "file",
-                                            "/var/mail-archive/alice", ""}));
+                                            "/var/mail-archive/alice", "", ""}));
   EXPECT_THAT(R("outer"), ElementsAre(Local("alice"),
                                       Route{"local", "file",
-                                            "/var/mail-archive/alice", ""}));
+                                            "/var/mail-archive/alice", "", ""}));
   EXPECT_THAT(
       R("team"),
       ElementsAre(
-          Local("alice"), Route{"local", "file", "/var/mail-archive/alice", ""},
-          Route{"smtp", "relay.partner.example", "bob@partner.example", ""}));
+          Local("alice"), Route{"local", "file", "/var/mail-archive/alice", "", ""},
+          Route{"smtp", "relay.partner.example", "bob@partner.example", "", ""}));
 }
 
 TEST_F(RoutingTest, AliasLoopIsAnError) {
@@ -116,7 +119,7 @@ TEST_F(RoutingTest, AliasLoopIsAnError) {
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].channel, "error");
   EXPECT_EQ(r[0].host, "loop");
-  EXPECT_EQ(r[0].diag, "alias loop");
+  EXPECT_EQ(r[0].diag, "alias loop (loop1 -> loop2 -> loop1)");
 }
 
 TEST_F(RoutingTest, DeepNestingIsBounded) {
@@ -135,14 +138,14 @@ TEST_F(RoutingTest, DeepNestingIsBounded) {
 
 TEST_F(RoutingTest, PipesAndFilesOnlyFromAliases) {
   EXPECT_THAT(R("prog"), ElementsAre(Route{"local", "pipe",
-                                           "|/usr/bin/logger -t prog", ""}));
+                                           "|/usr/bin/logger -t prog", "", ""}));
   EXPECT_THAT(R("box"),
-              ElementsAre(Route{"local", "file", "/srv/mail/box/", ""}));
+              ElementsAre(Route{"local", "file", "/srv/mail/box/", "", ""}));
   EXPECT_THAT(R("list"),
               ElementsAre(Local("alice"),
-                          Route{"local", "file", "/var/mail-archive/alice", ""},
-                          Route{"local", "pipe", "|/bin/cat", ""},
-                          Route{"local", "file", "/tmp/list.log", ""}));
+                          Route{"local", "file", "/var/mail-archive/alice", "", ""},
+                          Route{"local", "pipe", "|/bin/cat", "", ""},
+                          Route{"local", "file", "/tmp/list.log", "", ""}));
   // From the sender: refused, never run.
   for (const char* a : {"|/bin/sh -c evil", "/etc/passwd", "<|cmd>",
                         "\"|cmd\"@mx1.example.net", "\"/etc/x\"@localhost"}) {
@@ -158,12 +161,12 @@ TEST_F(RoutingTest, PipesAndFilesOnlyFromAliases) {
 TEST_F(RoutingTest, RemoteDomainsAndRoutes) {
   EXPECT_THAT(
       R("Bob@Remote.Example"),
-      ElementsAre(Route{"smtp", "remote.example", "Bob@remote.example", ""}));
+      ElementsAre(Route{"smtp", "remote.example", "Bob@remote.example", "", ""}));
   EXPECT_THAT(R("x@example.org"),
-              ElementsAre(Route{"smtp", "[192.0.2.1]", "x@example.org", ""}));
+              ElementsAre(Route{"smtp", "[192.0.2.1]", "x@example.org", "", ""}));
   EXPECT_THAT(R("x@a.b.partner.example"),
               ElementsAre(Route{"smtp", "relay.partner.example",
-                                "x@a.b.partner.example", ""}));
+                                "x@a.b.partner.example", "", ""}));
   EXPECT_THAT(R("x@closed.example"),
               ElementsAre(Err("nouser", "x@closed.example", "user unknown")));
   EXPECT_THAT(R("x@gone.example"), ElementsAre(Err("moved", "x@gone.example",
@@ -172,7 +175,7 @@ TEST_F(RoutingTest, RemoteDomainsAndRoutes) {
   // Source routes are dropped; %-hack is not a relay.
   EXPECT_THAT(
       R("<@hop.example:Bob@remote.example>"),
-      ElementsAre(Route{"smtp", "remote.example", "Bob@remote.example", ""}));
+      ElementsAre(Route{"smtp", "remote.example", "Bob@remote.example", "", ""}));
   EXPECT_EQ(R("bob%remote.example@mx1.example.net")[0].host, "nouser");
 }
 
@@ -180,8 +183,8 @@ TEST_F(RoutingTest, FqdnAliases) {
   EXPECT_THAT(
       R("Sales@example.org"),
       ElementsAre(Local("alice"),
-                  Route{"local", "file", "/var/mail-archive/alice", ""},
-                  Route{"smtp", "remote.example", "carol@remote.example", ""}));
+                  Route{"local", "file", "/var/mail-archive/alice", "", ""},
+                  Route{"smtp", "remote.example", "carol@remote.example", "", ""}));
 }
 
 TEST_F(RoutingTest, BadSyntax) {
@@ -217,6 +220,134 @@ TEST(RoutingOpenTest, BadConfigNamesFileAndLine) {
   auto r = Routing::Open(t.node());
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(Message(r.status()), HasSubstr(t.Path("etc/dbases.conf") + ":"));
+}
+
+// New rules: owner-LIST, userdb, .forward, the DNS check, the trace.
+class RoutingRulesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(dns_.Start()) << dns_.error();
+    ResolveVia(dns_.server());
+    t_.Append("etc/aliases",
+              "team: alice, ghost\nowner-team: carol\nplain: alice\n");
+    t_.Append("etc/userdb", "virt  a virtual user\n");
+    t_.Write("mail/alice", "");
+    t_.Write("mail/dora", "");
+    t_.Write("mail/erin", "");
+    std::filesystem::create_directories(t_.Path("fwd"));
+  }
+  void ResolveVia(const std::string& server) {
+    t_.Write("etc/resolver.conf",
+             "nameserver " + server + "\ntimeout 300\nattempts 1\n");
+  }
+  void Open() {
+    std::string report;
+    ASSERT_TRUE(relations::NewDb(t_.node(), "", &report).ok()) << report;
+    auto r = Routing::Open(t_.node());
+    ASSERT_TRUE(r.ok()) << r.status();
+    routing_ = std::move(*r);
+  }
+  std::vector<Route> R(std::string_view a) { return routing_->RouteAddress(a); }
+
+  testutil::Dnsmasq dns_{{"mx-host=mx.test,mail.mx.test,10",
+                          "host-record=aonly.test,192.0.2.5",
+                          "dns-rr=nullmx.test,15,000000"}};
+  TestNode t_;
+  std::unique_ptr<Routing> routing_;
+};
+
+TEST_F(RoutingRulesTest, ListOwnerBecomesTheSender) {
+  Open();
+  auto r = R("team");
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].channel, "local");
+  EXPECT_THAT(r[0].sender, ::testing::StartsWith("owner-team@"));
+  EXPECT_EQ(r[1].host, "nouser");
+  EXPECT_EQ(r[1].sender, r[0].sender);  // its bounce goes to the owner
+  EXPECT_EQ(R("plain")[0].sender, "");  // no owner-plain: sender unchanged
+}
+
+TEST_F(RoutingRulesTest, UserdbNamesLocalUsers) {
+  Open();
+  EXPECT_THAT(R("virt"), ElementsAre(Local("virt")));
+  EXPECT_EQ(R("nobody-here")[0].host, "nouser");
+}
+
+TEST_F(RoutingRulesTest, ForwardOnlyWhenSwitchedOn) {
+  t_.Write("fwd/dora", "erin, \\dora\n");
+  t_.Append("etc/router.conf",
+            "forward-file " + t_.Path("fwd") + "/%u\n");
+  Open();
+  EXPECT_THAT(R("dora"), ElementsAre(Local("dora")));
+  t_.Append("etc/router.conf", "forward yes\n");
+  Open();
+  EXPECT_THAT(R("dora"), ElementsAre(Local("erin"), Local("dora")));
+}
+
+TEST_F(RoutingRulesTest, ForwardWritableByOthersMayNotRunCommands) {
+  t_.Write("fwd/dora", "\"|/bin/true\"\n");
+  ::chmod(t_.Path("fwd/dora").c_str(), 0666);
+  t_.Append("etc/router.conf",
+            "forward yes\nforward-file " + t_.Path("fwd") + "/%u\n");
+  Open();
+  auto r = R("dora");
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].host, "refused");
+}
+
+TEST_F(RoutingRulesTest, DnsDecidesRemoteDomains) {
+  Open();
+  EXPECT_THAT(R("u@mx.test"),
+              ElementsAre(Route{"smtp", "mx.test", "u@mx.test", "", ""}));
+  EXPECT_THAT(R("u@aonly.test"),
+              ElementsAre(Route{"smtp", "aonly.test", "u@aonly.test", "", ""}));
+  EXPECT_EQ(R("u@nullmx.test")[0].host, "nullmx");
+  EXPECT_EQ(R("u@nosuch.test")[0].host, "nodomain");
+  auto held = R("u@x.fail.test");
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_EQ(held[0].channel, "hold");
+  EXPECT_EQ(held[0].host, "dns:x.fail.test");
+  EXPECT_EQ(held[0].user, "u@x.fail.test");
+  EXPECT_THAT(held[0].diag, HasSubstr("temporary DNS failure"));
+  // Domain literals never need DNS.
+  EXPECT_EQ(R("u@[192.0.2.9]")[0].channel, "smtp");
+}
+
+TEST_F(RoutingRulesTest, DnsCheckOffWithoutResolverConf) {
+  std::filesystem::remove(t_.Path("etc/resolver.conf"));
+  Open();
+  EXPECT_EQ(R("u@nosuch.test")[0].channel, "smtp");
+  t_.Append("etc/router.conf", "dns-check no\n");
+  ResolveVia(dns_.server());
+  Open();
+  EXPECT_EQ(R("u@nosuch.test")[0].channel, "smtp");
+}
+
+TEST_F(RoutingRulesTest, TraceNamesEachStep) {
+  Open();
+  std::vector<std::string> trace;
+  routing_->RouteAddress("team@localhost", &trace);
+  std::string all;
+  for (const auto& l : trace) all += l + "\n";
+  EXPECT_THAT(all, HasSubstr("own domain: localhost"));
+  EXPECT_THAT(all, HasSubstr("aliases: team -> alice, ghost"));
+  EXPECT_THAT(all, HasSubstr("owner: envelope sender becomes <owner-team@"));
+  EXPECT_THAT(all, HasSubstr("=> local alice alice"));
+  trace.clear();
+  routing_->RouteAddress("u@mx.test", &trace);
+  all.clear();
+  for (const auto& l : trace) all += l + "\n";
+  EXPECT_THAT(all, HasSubstr("dns: mx.test MX 10 mail.mx.test"));
+}
+
+TEST_F(RoutingRulesTest, BadRouterConfIsFileLine) {
+  t_.Append("etc/router.conf", "colour blue\n");
+  std::string report;
+  ASSERT_TRUE(relations::NewDb(t_.node(), "", &report).ok());
+  auto r = Routing::Open(t_.node());
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(Message(r.status()), HasSubstr("router.conf:"));
+  EXPECT_THAT(Message(r.status()), HasSubstr("unknown key 'colour'"));
 }
 
 }  // namespace

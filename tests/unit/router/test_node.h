@@ -23,7 +23,8 @@ class TestNode {
       std::filesystem::create_directories(node_.home + "/" + d);
     }
     for (auto f :
-         {"dbases.conf", "aliases", "localnames", "routes", "fqdnaliases"}) {
+         {"dbases.conf", "aliases", "localnames", "routes", "fqdnaliases",
+          "userdb", "router.conf"}) {
       Write("etc/" + std::string(f), Template(f));
     }
     Write("etc/mail.conf", "hostname=mx1.example.net\nmydomain=example.net\n");
