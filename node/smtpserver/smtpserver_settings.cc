@@ -62,8 +62,26 @@ absl::StatusOr<std::shared_ptr<const Settings>> LoadSettings(
   sc.dsn = !c.no_dsn;
   sc.enhanced_status_codes = !c.no_enhancedstatuscodes;
   sc.smtputf8 = !c.no_smtputf8;
+  sc.chunking = !c.no_chunking;
+  sc.etrn = !c.no_etrn;
+  sc.deliverby = !c.no_deliverby;
+  sc.deliverby_min_sec = static_cast<uint32_t>(c.deliverby_min_sec);
+  // The driver turns these on when it has a certificate / a backend.
+  sc.starttls = false;
+  sc.auth = false;
+  sc.auth_without_tls = c.auth_without_tls;
+  sc.vrfy = c.vrfy;
+  sc.expn = c.expn;
   sc.strict_dot = true;
+  sc.bare_newline_normalise = c.normalise_bare_newlines;
   sc.require_domain = true;
+  sc.tarpit_initial_ms = static_cast<uint32_t>(c.tarpit_initial * 1000);
+  sc.tarpit_exponent = c.tarpit_exponent;
+  sc.tarpit_max_ms = static_cast<uint32_t>(c.tarpit_max * 1000);
+  sc.rcvd_ident = c.rcvd_ident;
+  sc.rcvd_auth_user = c.rcvd_auth_user;
+  sc.rcvd_tls_mode = c.rcvd_tls_mode;
+  sc.rcvd_tls_ccert = c.rcvd_tls_ccert;
   return std::shared_ptr<const Settings>(std::move(s));
 }
 

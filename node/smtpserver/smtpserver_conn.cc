@@ -1,0 +1,425 @@
+// One SMTP session on a socket: the Session's actions carried out with
+// Asio (reads, batched writes, tarpit delays, TLS, policy checks on the
+// worker pool, the spool).
+#include <sys/time.h>
+
+#include <cstring>
+
+#include "node/common/fs.h"
+#include "node/common/strings.h"
+#include "node/smtpserver/smtpserver_internal.h"
+#include "node/smtpserver/smtpserver_tls.h"
+
+namespace zm::smtpserver::internal {
+namespace {
+
+// Plain connections read through one buffer per I/O thread: an idle
+// session holds no read buffer at all (it waits for readability first).
+constexpr size_t kReadChunk = 64 * 1024;
+// TLS connections read through their own buffer (OpenSSL's records are
+// up to 16 KiB anyway).
+constexpr size_t kTlsReadChunk = 16 * 1024;
+
+auto Token(std::error_code& ec) {
+  return asio::redirect_error(asio::use_awaitable, ec);
+}
+
+const ServerConfig& Cfg(const Conn& c) { return c.gen->settings->server; }
+
+void SetDeadline(Conn& c, int seconds) {
+  c.timeout_sec = seconds;
+  c.deadline = Clock::now() + std::chrono::seconds(seconds);
+}
+
+asio::awaitable<bool> Write(Conn& c, const std::string& data) {
+  if (data.empty()) co_return true;
+  if (!c.timed_out) SetDeadline(c, Cfg(c).idle_timeout_sec);
+  std::error_code ec;
+  if (c.tls) {
+    co_await asio::async_write(*c.tls, asio::buffer(data), Token(ec));
+  } else {
+    co_await asio::async_write(c.socket, asio::buffer(data), Token(ec));
+  }
+  co_return !ec;
+}
+
+// Waits the Session's tarpit delay, then sends what it has to say.
+asio::awaitable<bool> Flush(Conn& c) {
+  uint32_t delay_ms = c.session->TakeDelayMs();
+  if (delay_ms > 0 && !c.timed_out) {
+    c.deadline = Clock::now() + std::chrono::milliseconds(delay_ms) +
+                 std::chrono::seconds(Cfg(c).idle_timeout_sec);
+    asio::steady_timer t(c.socket.get_executor());
+    t.expires_after(std::chrono::milliseconds(delay_ms));
+    std::error_code ec;
+    co_await t.async_wait(Token(ec));
+  }
+  std::string out = c.session->TakeOutput();
+  bool ok = co_await Write(c, out);
+  co_return ok;
+}
+
+// Reads what the client sent into the Session; false: the session is over
+// (timeout said and done).
+asio::awaitable<bool> ReadInput(ServerContext& ctx, Conn& c) {
+  smtp::Session& session = *c.session;
+  bool in_data = session.state() == smtp::Session::State::kData;
+  SetDeadline(c, in_data ? Cfg(c).data_timeout_sec : Cfg(c).idle_timeout_sec);
+  c.reading_command = !in_data;
+  std::error_code ec;
+  if (c.tls) {
+    std::unique_ptr<char[]> buf(new char[kTlsReadChunk]);
+    size_t n = co_await c.tls->async_read_some(
+        asio::buffer(buf.get(), kTlsReadChunk), Token(ec));
+    if (!ec) session.Input(std::string_view(buf.get(), n));
+  } else {
+    co_await c.socket.async_wait(tcp::socket::wait_read, Token(ec));
+    if (!ec) {
+      // No suspension between the read and Input(): the buffer is this
+      // thread's alone meanwhile.
+      static thread_local char buf[kReadChunk];
+      size_t n = c.socket.read_some(asio::buffer(buf, kReadChunk), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        ec.clear();  // spurious wake-up: Step() asks for input again
+      } else if (!ec) {
+        session.Input(std::string_view(buf, n));
+      }
+    }
+  }
+  c.reading_command = false;
+  if (c.timed_out) {
+    ctx.log.Info(session.queue_id(),
+                 StrCat("timeout after ", c.timeout_sec, "s ",
+                        in_data ? "in DATA " : "", "from ", c.label));
+    std::string bye = smtp::MakeReply(smtp::ReplyId::kIdleTimeout)
+                          .Format(c.gen->session.enhanced_status_codes);
+    co_await Write(c, bye);
+    co_return false;
+  }
+  if (ec == asio::error::operation_aborted && c.stop_poked) {
+    c.stop_poked = false;
+    co_return true;  // Step() now answers 421 4.3.2
+  }
+  if (ec) {
+    if (in_data) {
+      ctx.log.Info(session.queue_id(),
+                   StrCat("lost connection after DATA from ", c.label));
+    }
+    session.InputEof();
+  }
+  co_return true;
+}
+
+std::string DescribeForLog(const smtp::TlsInfo& t) {
+  return StrCat(
+      t.version, " cipher ", t.cipher, " (", t.bits, " bits)",
+      t.resumed ? ", resumed" : "",
+      t.peer_subject.empty()
+          ? std::string()
+          : StrCat(", client ", t.peer_subject,
+                   t.peer_verified ? " (verified)" : " (not verified)"));
+}
+
+// The TLS handshake on c.socket; c.tls is set on success.
+asio::awaitable<bool> Handshake(ServerContext& ctx, Conn& c,
+                                smtp::TlsInfo* info) {
+  if (!c.gen->tls) co_return false;
+  c.tls =
+      std::make_unique<asio::ssl::stream<tcp::socket&>>(c.socket, *c.gen->tls);
+  SetDeadline(c, Cfg(c).idle_timeout_sec);
+  std::error_code ec;
+  co_await c.tls->async_handshake(asio::ssl::stream_base::server, Token(ec));
+  if (ec || c.timed_out) {
+    ctx.log.Info("", StrCat("TLS handshake with ", c.label, " failed: ",
+                            c.timed_out ? "timeout" : ec.message()));
+    c.tls.reset();
+    co_return false;
+  }
+  *info = DescribeTls(c.tls->native_handle());
+  ctx.log.Info("", StrCat("TLS from ", c.label, ": ", DescribeForLog(*info)));
+  co_return true;
+}
+
+// A policy decision on the worker pool.
+asio::awaitable<void> RunCheck(ServerContext& ctx, Conn& c) {
+  smtp::Session& session = *c.session;
+  auto check = std::make_shared<smtp::Check>(session.pending_check());
+  auto verdict = std::make_shared<smtp::Verdict>();
+  const smtp::Session* sp = &session;
+  smtp::Checks* checks = c.gen->checks.get();
+  bool decided = false;
+  if (check->kind == smtp::CheckKind::kMessage && c.sub) {
+    // The data is complete: the filter reads the staged file.
+    SetDeadline(c, Cfg(c).data_end_timeout_sec);
+    auto data = std::make_shared<std::string>(session.TakeData());
+    std::shared_ptr<spool::Submission> sub = c.sub;
+    check->staged_path = sub->path();
+    check->queue_id = sub->queue_id();
+    auto work = [sub, data]() {
+      absl::Status st = sub->Append(*data);
+      if (st.ok()) st = sub->Prepare(/*sync=*/false);  // readable in full
+      return st;
+    };
+    absl::Status st = co_await InPool(ctx.pool, work);
+    if (!st.ok()) {
+      ctx.log.Warning(sub->queue_id(),
+                      StrCat("spool write failed: ", Message(st)));
+      *verdict = smtp::Verdict::Reject(smtp::MakeReply(
+          smtp::ReplyId::kSpoolError, "Local error writing the message"));
+      decided = true;
+    }
+  } else if (check->kind == smtp::CheckKind::kMailFrom &&
+             Cfg(c).min_availspace_kib > 0) {
+    // min-availspace: refuse the transaction while the spool runs low.
+    std::string root = ctx.spool.root();
+    uint64_t min_kib = Cfg(c).min_availspace_kib;
+    auto low = std::make_shared<uint64_t>(0);
+    auto work = [root, min_kib, low]() {
+      auto avail = fs::AvailableKiB(root);
+      if (avail.ok() && *avail < min_kib) *low = *avail + 1;
+      return absl::OkStatus();
+    };
+    co_await InPool(ctx.pool, work);
+    if (*low > 0) {
+      ctx.log.Warning(
+          "", StrCat("MAIL from ", c.label, " refused: ", *low - 1,
+                     " KiB free in the spool, ", "min-availspace ", min_kib));
+      *verdict = smtp::Verdict::Reject(
+          smtp::MakeReply(smtp::ReplyId::kDiskFull,
+                          "Insufficient system storage, try again later"));
+      decided = true;
+    }
+  }
+  if (!decided) {
+    auto work = [checks, sp, check, verdict]() {
+      *verdict = checks->Decide(*sp, *check);
+      return absl::OkStatus();
+    };
+    co_await InPool(ctx.pool, work);
+  }
+  session.CheckDone(std::move(*verdict));
+}
+
+asio::awaitable<void> BeginMessage(ServerContext& ctx, Conn& c) {
+  smtp::Session& session = *c.session;
+  int64_t now = NowUsec();
+  auto env = std::make_shared<mail::Envelope>(session.envelope());
+  env->arrival_usec = now;
+  auto holder = std::make_shared<std::unique_ptr<spool::Submission>>();
+  spool::Spool* spool = &ctx.spool;
+  uint64_t min_kib = Cfg(c).min_availspace_kib;
+  auto work = [spool, env, holder, min_kib]() {
+    if (min_kib > 0) {
+      auto avail = fs::AvailableKiB(spool->root());
+      if (avail.ok() && *avail < min_kib) {
+        return absl::ResourceExhaustedError(
+            StrCat("only ", *avail, " KiB free in the spool (min-availspace ",
+                   min_kib, ")"));
+      }
+    }
+    auto b = spool->Begin(*env);
+    if (!b.ok()) return b.status();
+    *holder = std::move(*b);
+    return absl::OkStatus();
+  };
+  absl::Status st = co_await InPool(ctx.pool, work);
+  if (st.ok()) {
+    c.sub = std::shared_ptr<spool::Submission>(std::move(*holder));
+    ctx.log.Info(c.sub->queue_id(),
+                 StrCat("client=", c.label, ", helo=<", session.helo(), ">",
+                        session.authenticated()
+                            ? StrCat(", sasl_username=", session.auth_user())
+                            : std::string()));
+    session.MessageBegun(st, c.sub->queue_id(), now);
+  } else {
+    ctx.log.Warning("", StrCat("cannot accept a message from ", c.label, ": ",
+                               Message(st)));
+    session.MessageBegun(st, "", now);
+  }
+}
+
+asio::awaitable<void> AppendData(ServerContext& ctx, Conn& c) {
+  auto data = std::make_shared<std::string>(c.session->TakeData());
+  std::shared_ptr<spool::Submission> sub = c.sub;
+  if (!sub) co_return;
+  auto work = [sub, data]() { return sub->Append(*data); };
+  absl::Status st = co_await InPool(ctx.pool, work);
+  if (!st.ok()) {
+    ctx.log.Warning(sub->queue_id(),
+                    StrCat("spool write failed: ", Message(st)));
+    c.session->AppendFailed(st);
+  }
+}
+
+// "<id>.<cause>": the cause as one word of [a-z0-9-].
+std::string FreezerName(const std::string& qid, const std::string& reason) {
+  std::string cause;
+  for (char ch : reason) {
+    char l = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if ((l >= 'a' && l <= 'z') || (l >= '0' && l <= '9') || l == '-') {
+      cause += l;
+    } else if (!cause.empty()) {
+      break;
+    }
+    if (cause.size() >= 32) break;
+  }
+  return StrCat(qid, ".", cause.empty() ? "policy" : cause);
+}
+
+// GroupCommitter::Submit, resumed on the caller's executor. `sub` is a
+// named local of the suspended caller (see InPool about GCC 12).
+asio::awaitable<absl::Status> GroupCommit(
+    spool::GroupCommitter& committer,
+    const std::shared_ptr<spool::Submission>& sub) {
+  auto ex = co_await asio::this_coro::executor;
+  auto init = [&committer, ex, &sub](auto handler) {
+    // std::function needs a copyable callable; the handler is move-only.
+    auto h = std::make_shared<decltype(handler)>(std::move(handler));
+    committer.Submit(sub, [h, ex](absl::Status st) {
+      asio::post(ex, [h, st]() mutable { std::move (*h)(st); });
+    });
+  };
+  absl::Status st = co_await asio::async_initiate<const asio::use_awaitable_t<>,
+                                                  void(absl::Status)>(
+      init, asio::use_awaitable);
+  co_return st;
+}
+
+asio::awaitable<void> CommitMessage(ServerContext& ctx, Conn& c) {
+  smtp::Session& session = *c.session;
+  SetDeadline(c, Cfg(c).data_end_timeout_sec);
+  auto data = std::make_shared<std::string>(session.TakeData());
+  std::shared_ptr<spool::Submission> sub = c.sub;
+  if (!sub) {
+    session.MessageCommitted(absl::InternalError("no message in progress"));
+    co_return;
+  }
+  absl::Status st;
+  if (session.frozen()) {
+    std::string name = FreezerName(sub->queue_id(), session.freeze_reason());
+    std::string freezer = ctx.spool.Path(spool::kFreezer);
+    auto work = [sub, data, name, freezer]() {
+      // After a kMessage check the data is in already (and prepared).
+      absl::Status s = data->empty() ? absl::OkStatus() : sub->Append(*data);
+      if (s.ok()) s = sub->Prepare(/*sync=*/true);
+      if (s.ok()) s = sub->Publish(spool::kFreezer, name);
+      if (s.ok()) s = fs::FsyncDir(freezer);
+      return s;
+    };
+    st = co_await InPool(ctx.pool, work);
+    if (st.ok()) {
+      ctx.log.Info(sub->queue_id(),
+                   StrCat("frozen: ", session.freeze_reason()));
+    }
+  } else {
+    auto work = [sub, data]() {
+      return data->empty() ? absl::OkStatus() : sub->Append(*data);
+    };
+    st = co_await InPool(ctx.pool, work);
+    if (st.ok()) st = co_await GroupCommit(ctx.committer, sub);
+  }
+  if (!st.ok()) {
+    ctx.log.Warning(sub->queue_id(),
+                    StrCat("spool commit failed: ", Message(st)));
+  }
+  c.sub.reset();
+  session.MessageCommitted(st);
+  if (st.ok()) c.gen->checks->Record(session, smtp::Checks::Event::kCommitted);
+}
+
+}  // namespace
+
+int64_t NowUsec() {
+  struct timeval tv;
+  ::gettimeofday(&tv, nullptr);
+  return int64_t{tv.tv_sec} * 1000000 + tv.tv_usec;
+}
+
+asio::awaitable<void> Converse(ServerContext& ctx, Conn& c) {
+  const Generation& g = *c.gen;
+  std::error_code ec;
+  smtp::ClientInfo ci;
+  ci.addr = c.ip;
+  ci.listener = c.listener;
+  auto remote = c.socket.remote_endpoint(ec);
+  if (!ec) ci.port = StrCat(remote.port());
+  auto local = c.socket.local_endpoint(ec);
+  if (!ec) {
+    asio::ip::address la = local.address();
+    if (la.is_v6() && la.to_v6().is_v4_mapped()) {
+      la = asio::ip::make_address_v4(asio::ip::v4_mapped, la.to_v6());
+    }
+    ci.local_addr = la.to_string();
+  }
+  ci.trusted = g.settings->policy.IsTrusted(c.ip);
+  if (c.listener == smtp::Listener::kSmtps) {
+    // Implicit TLS (RFC 8314): the handshake comes before the greeting.
+    if (!co_await Handshake(ctx, c, &ci.tls_info)) co_return;
+    ci.tls = true;
+  }
+  c.socket.non_blocking(true, ec);
+  c.session = std::make_unique<smtp::Session>(g.session, std::move(ci));
+  smtp::Session& session = *c.session;
+  session.SetGreeting(g.settings->GreetingText(NowUsec() / 1000000));
+  if (c.stop_requested) session.RequestStop();
+
+  for (;;) {
+    smtp::Action a = session.Step();
+    switch (a) {
+      case smtp::Action::kNeedInput:
+        if (!co_await Flush(c)) co_return;
+        if (!co_await ReadInput(ctx, c)) co_return;
+        break;
+      case smtp::Action::kFlush:
+        if (!co_await Flush(c)) co_return;
+        break;
+      case smtp::Action::kCheck:
+        co_await RunCheck(ctx, c);
+        break;
+      case smtp::Action::kStartTls: {
+        if (!co_await Flush(c)) co_return;
+        smtp::TlsInfo info;
+        if (co_await Handshake(ctx, c, &info)) {
+          session.TlsStarted(std::move(info));
+        } else {
+          session.TlsFailed();
+          co_return;  // nothing more can be said in the clear
+        }
+        break;
+      }
+      case smtp::Action::kBeginMessage:
+        co_await BeginMessage(ctx, c);  // its reply joins the pipelined batch
+        break;
+      case smtp::Action::kAppend:
+        co_await AppendData(ctx, c);
+        break;
+      case smtp::Action::kCommit:
+        co_await CommitMessage(ctx, c);
+        break;
+      case smtp::Action::kAbortMessage:
+        if (c.sub) {
+          ctx.log.Info(c.sub->queue_id(),
+                       StrCat("discarded: ", session.last_reply().Summary()));
+        }
+        c.sub.reset();  // removes the temporary
+        g.checks->Record(session, smtp::Checks::Event::kAborted);
+        break;
+      case smtp::Action::kClose:
+        if (c.sub) {
+          ctx.log.Info(c.sub->queue_id(),
+                       "discarded: connection closed in DATA");
+          g.checks->Record(session, smtp::Checks::Event::kAborted);
+        }
+        c.sub.reset();
+        co_await Flush(c);
+        if (c.tls) {
+          std::error_code sec;
+          c.tls->shutdown(sec);  // close_notify; no waiting for the peer's
+        }
+        co_return;
+    }
+    if (c.stop_requested) session.RequestStop();
+  }
+}
+
+}  // namespace zm::smtpserver::internal
