@@ -28,7 +28,11 @@ const ServerConfig& Cfg(const Conn& c) { return c.gen->settings->server; }
 
 void SetDeadline(Conn& c, int seconds) {
   c.timeout_sec = seconds;
+  Clock::time_point old = c.deadline;
   c.deadline = Clock::now() + std::chrono::seconds(seconds);
+  // The watchdog sleeps until the old deadline: wake it to re-arm when
+  // the new one is sooner (data-timeout is shorter than idle-timeout).
+  if (c.deadline < old) c.timer.cancel();
 }
 
 asio::awaitable<bool> Write(Conn& c, const std::string& data) {
