@@ -213,8 +213,9 @@ TEST_F(SmtpServerTest, RelayFromAnUntrustedSourceIsRefused) {
   c.Reply();
   c.Cmd("EHLO client.example");
   c.Cmd("MAIL FROM:<alice@client.example>");
-  EXPECT_EQ(c.Cmd("RCPT TO:<x@foreign.example>"),
-            "554 5.7.1 <x@foreign.example>: Relaying denied\r\n");
+  // The policy checks' wording; the code and the echoed address matter.
+  EXPECT_EQ(c.Cmd("RCPT TO:<x@foreign.example>").substr(0, 30),
+            "554 5.7.1 <x@foreign.example>:");
   EXPECT_EQ(c.Cmd("RCPT TO:<x@[127.0.0.1]>"), "250 2.1.5 Ok\r\n");
   EXPECT_EQ(c.Cmd("RCPT TO:<x@TEST.example>"), "250 2.1.5 Ok\r\n");
   EXPECT_EQ(c.Cmd("QUIT"), "221 2.0.0 Bye\r\n");
