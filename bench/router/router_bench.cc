@@ -12,7 +12,6 @@
 #include <fstream>
 #include <memory>
 #include <random>
-#include <sstream>
 
 #include "node/common/log.h"
 #include "node/common/strings.h"
@@ -29,13 +28,6 @@ constexpr int kAliases = 1000000;
 constexpr int kRoutes = 100000;
 constexpr int kUsers = 100000;
 constexpr int kLocalNames = 10000;
-
-std::string Read(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // One node with big relations, shared by every benchmark.
 struct Context {
