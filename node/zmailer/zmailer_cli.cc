@@ -6,6 +6,7 @@
 #include "node/zmailer/commands_internal.h"
 #include "node/zmailer/zmailer.h"
 #include "node/zmailer/zmailer_queue.h"
+#include "node/zmailer/zmailer_rates.h"
 #include "node/zmailer/zmailer_route.h"
 
 namespace zm::zmailer {
@@ -76,6 +77,8 @@ int Main(int argc, char** argv) {
       "newaliases", "compile etc/aliases (as newdb aliases)");
 
   internal::RouteCommand route(app);
+  internal::RatesCommand rates;
+  internal::AddRatesCommand(app, &rates);
 
   try {
     app.parse(argc, argv);
@@ -99,6 +102,7 @@ int Main(int argc, char** argv) {
   if (etrn->parsed()) return internal::CmdEtrn(node, etrn_domain);
   if (status->parsed()) return internal::CmdStatus(node);
   if (newdb->parsed()) return internal::CmdNewDb(node, relation);
+  if (rates.sub->parsed()) return internal::CmdRates(node, rates);
   if (newaliases->parsed()) return internal::CmdNewDb(node, "aliases");
   if (route.parsed()) return route.Run(node);
   (void)start;
