@@ -15,13 +15,13 @@
 namespace zm::ratetrack {
 namespace {
 
-struct Run {
+struct Output {
   int status = -1;
   std::string out;
 };
 
-Run Zmailer(const std::string& args) {
-  Run r;
+Output Zmailer(const std::string& args) {
+  Output r;
   std::string cmd = std::string(ZM_ZMAILER_BIN) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return r;
@@ -60,7 +60,7 @@ TEST_F(RatesCliTest, ListsWhatTheWriterFlushed) {
                               {.messages = 1}}});
   ASSERT_TRUE((*rt)->Flush().ok());
 
-  Run r = Zmailer("-C " + node_.home + " rates --json");
+  Output r = Zmailer("-C " + node_.home + " rates --json");
   ASSERT_EQ(r.status, 0) << r.out;
   nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << r.out;
@@ -96,7 +96,7 @@ TEST_F(RatesCliTest, Misuse) {
   EXPECT_EQ(Zmailer("-C " + node_.home + " rates --by nothing").status, 64);
   EXPECT_EQ(Zmailer("-C " + node_.home + "/none rates").status, 78);
   std::ofstream(node_.etc_file("smtpserver.conf")) << "PARAM nonsense 1\n";
-  Run r = Zmailer("-C " + node_.home + " rates");
+  Output r = Zmailer("-C " + node_.home + " rates");
   EXPECT_EQ(r.status, 78) << r.out;
   EXPECT_NE(r.out.find("smtpserver.conf:1"), std::string::npos) << r.out;
 }
