@@ -226,18 +226,18 @@ class PolicyChecks : public smtp::Checks {
   }
 
   bool Authenticated(const Session& session) const {
-    return !session.envelope().auth_user.empty();
+    return session.authenticated();
   }
 
   bool RelayAllowed(const Session& session) const {
-    if (session.client().trusted || Authenticated(session)) return true;
+    if (session.relay_allowed() || session.client().trusted) return true;
     if (session.client().addr.empty()) return true;  // local submission
     PolicyAttrs a = ClientAttrs(session);
     return a.Is("relaycustnet") || a.Is("fulltrustnet");
   }
 
   std::optional<std::string> RateKey(const Session& session) const {
-    if (Authenticated(session)) return UserKey(session.envelope().auth_user);
+    if (Authenticated(session)) return UserKey(session.auth_user());
     if (session.client().addr.empty()) return std::nullopt;
     return IpKey(session.client().addr);
   }

@@ -57,10 +57,6 @@ RecipientVerifier::Answer RecipientVerifier::Lookup(std::string_view local,
   Answer a;
   std::string user = ToLower(local);
   std::string dom = ToLower(domain);
-  if (user == "postmaster") {
-    a.kind = Kind::kPostmaster;
-    return a;
-  }
   if (!dom.empty()) {
     if (auto v = Relation("fqdnaliases", StrCat(user, "@", dom))) {
       a.kind = Kind::kAlias;
@@ -75,6 +71,10 @@ RecipientVerifier::Answer RecipientVerifier::Lookup(std::string_view local,
   }
   if (!dom.empty() && Relation("routesdb", dom)) {
     a.kind = Kind::kRouted;
+    return a;
+  }
+  if (user == "postmaster") {  // RFC 5321: always exists
+    a.kind = Kind::kPostmaster;
     return a;
   }
   if (!SafeName(user)) return a;

@@ -138,8 +138,7 @@ class ChecksTest : public ::testing::Test {
     ci.port = std::to_string(++port_);
     ci.local_addr = "192.0.2.250";
     ci.trusted = trusted;
-    return std::make_unique<smtp::Session>(settings_->session,
-                                           settings_->domains, ci);
+    return std::make_unique<smtp::Session>(settings_->session, ci);
   }
 
   Verdict Ask(const smtp::Session& s, CheckKind kind, std::string arg = "") {
