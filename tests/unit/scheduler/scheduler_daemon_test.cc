@@ -367,7 +367,9 @@ TEST_F(SchedulerDaemonTest, MaxringBoundsConcurrentAgentsAndRingIsFedOn) {
   auto conc = fs::ReadFile(home_ + "/concurrency");
   ASSERT_TRUE(conc.ok());
   for (auto n : Split(*conc, '\n')) {
-    if (!n.empty()) EXPECT_LE(n, "2");
+    if (!n.empty()) {
+      EXPECT_LE(std::stoi(std::string(n)), 2);
+    }
   }
   counters = (*c)->Command("SHOW COUNTERS");
   ASSERT_TRUE(counters.ok());
