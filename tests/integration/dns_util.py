@@ -16,7 +16,6 @@ same port (to release a held message, for example). Everything the fixture
 started is stopped at the end of the test.
 """
 
-import os
 import pathlib
 import random
 import shutil

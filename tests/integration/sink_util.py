@@ -13,7 +13,6 @@
 Every wait is bounded; nothing here sleeps for readiness.
 """
 
-import asyncio
 import os
 import pathlib
 import shutil

@@ -7,7 +7,6 @@ expiry bounce driven by the scheduler's test clock (no waiting).
 
 import email
 import email.policy
-import re
 
 from conftest import wait_for
 from scheduler_util import admin_command, enable_test_clock

@@ -5,13 +5,6 @@ import smtplib
 
 import pytest
 
-from conftest import BIN
-
-# Skipped until the smtpserver makes its content filter
-# (MakeContentFilter in its binary).
-pytestmark = pytest.mark.skipif(
-    b"MakeContentFilter" not in (BIN / "smtpserver").read_bytes(),
-    reason="the smtpserver does not run the content filter yet")
 
 FILTER = r"""#!/bin/sh
 echo '#hungry'

@@ -1,12 +1,16 @@
 """mailq: a message for a remote domain waits in the queue and shows up.
 
-The smtp transport agent does not exist in this cut, so remote mail stays
-queued (deferred, not bounced) and is visible through the scheduler.
+The node's smtp agent relays to a loopback port where nothing listens, so
+remote mail is deferred (connection refused), stays queued on the
+smtp/remote.example thread and is visible through the scheduler.
 """
 
 import json
 
-from conftest import wait_for
+import pytest
+
+from conftest import free_port, wait_for
+from sink_util import set_smtp_command
 
 REMOTE = "user@remote.example"
 
@@ -15,6 +19,13 @@ def queue_remote(node):
     proc = node.sendmail(REMOTE, message="Subject: remote-token\n\nfar\n")
     assert proc.returncode == 0, proc.output
     return node.submitted_ids()[0]
+
+
+@pytest.fixture
+def node(node_factory):
+    dead = free_port()  # nothing listens there: every attempt defers
+    return node_factory(setup=lambda n: set_smtp_command(
+        n, f"smtp -F [127.0.0.1]:{dead} -T 5"))
 
 
 def test_mailq_lists_remote_message(node):

@@ -3,16 +3,7 @@
 import json
 import smtplib
 
-import pytest
-
-from conftest import BIN, wait_for
-
-# The smtpserver opens the rate-tracker once the "server" work wires it
-# (RateTracker::Open in its binary); until then the end-to-end test has
-# nothing to observe.
-needs_wiring = pytest.mark.skipif(
-    b"RateTracker4Open" not in (BIN / "smtpserver").read_bytes(),
-    reason="the smtpserver does not open the rate-tracker yet")
+from conftest import wait_for
 
 
 def rates(node, *args):
@@ -67,7 +58,6 @@ def test_cli_misuse(node_factory, tmp_path):
     assert proc.stderr.count("\n") == 1, proc.stderr
 
 
-@needs_wiring
 def test_counts_survive_a_restart(node):
     key = "ip4:127.0.0.1"
     send(node, 2, ["root@localhost", "postmaster@localhost"])

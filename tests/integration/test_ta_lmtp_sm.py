@@ -2,7 +2,6 @@
 router (etc/routes sends a test domain to the channel) -> scheduler ->
 agent -> an aiosmtpd LMTP sink / a mailer script."""
 
-import os
 
 from conftest import wait_for
 from sink_util import Sink

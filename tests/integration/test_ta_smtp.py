@@ -1,7 +1,6 @@
 """The smtp transport agent against real sinks, through a whole node:
 sendmail -> router -> scheduler -> smtp -> sink."""
 
-import pathlib
 
 import pytest
 
