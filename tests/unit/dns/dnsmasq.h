@@ -43,8 +43,8 @@ class Dnsmasq {
     char tmpl[] = "/tmp/zm-dnsmasq-XXXXXX";
     if (mkdtemp(tmpl) == nullptr) return Fail("mkdtemp");
     dir_ = tmpl;
-    port_ = FreeUdpPort();
-    int dead = FreeUdpPort();
+    port_ = FreeLoopbackPort(SOCK_DGRAM);
+    int dead = FreeLoopbackPort(SOCK_DGRAM);
     std::string conf = dir_ + "/dnsmasq.conf";
     {
       std::ofstream out(conf);
@@ -97,17 +97,6 @@ class Dnsmasq {
   bool Fail(std::string what) {
     error_ = std::move(what);
     return false;
-  }
-  static int FreeUdpPort() {
-    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
   }
   static bool UdpPortFree(int port) {
     int fd = ::socket(AF_INET, SOCK_DGRAM, 0);

@@ -29,9 +29,10 @@ inline bool WaitFor(const std::function<bool()>& pred,
   return pred();
 }
 
-// A port on 127.0.0.1 that was free a moment ago.
-inline int FreeLoopbackPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+// A port on 127.0.0.1 that was free a moment ago (TCP, or UDP with
+// SOCK_DGRAM).
+inline int FreeLoopbackPort(int type = SOCK_STREAM) {
+  int fd = ::socket(AF_INET, type, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
