@@ -202,38 +202,7 @@ Action Session::Ask(CheckKind kind, std::string arg) {
   check_ = Check();
   check_.kind = kind;
   check_.arg = std::move(arg);
-  switch (kind) {
-    case CheckKind::kConnect:
-      pending_ = Pending::kConnect;
-      break;
-    case CheckKind::kHelo:
-      pending_ = Pending::kHelo;
-      break;
-    case CheckKind::kAuth:
-      pending_ = Pending::kAuth;
-      break;
-    case CheckKind::kMailFrom:
-      pending_ = Pending::kMail;
-      break;
-    case CheckKind::kRcptTo:
-      pending_ = Pending::kRcpt;
-      break;
-    case CheckKind::kData:
-      pending_ = Pending::kData;
-      break;
-    case CheckKind::kMessage:
-      pending_ = Pending::kMessage;
-      break;
-    case CheckKind::kEtrn:
-      pending_ = Pending::kEtrn;
-      break;
-    case CheckKind::kVrfy:
-      pending_ = Pending::kVrfy;
-      break;
-    case CheckKind::kExpn:
-      pending_ = Pending::kExpn;
-      break;
-  }
+  pending_ = kind;
   return Action::kCheck;
 }
 
@@ -248,7 +217,7 @@ Action Session::Step() {
       state_ = State::kClosed;
       return Action::kClose;
     }
-    if (pending_ != Pending::kNone) return Action::kCheck;
+    if (pending_) return Action::kCheck;
     if (!connected_) {
       connected_ = true;
       return Ask(CheckKind::kConnect, client_.addr);
@@ -792,10 +761,11 @@ void Session::FillEnvelope() {
 }
 
 void Session::CheckDone(Verdict v) {
-  Pending p = pending_;
-  pending_ = Pending::kNone;
+  const std::optional<CheckKind> pending = pending_;
+  pending_.reset();
   check_.password.clear();
-  if (p == Pending::kNone) return;
+  if (!pending) return;
+  const CheckKind p = *pending;
   delay_ms_ = std::min<uint64_t>(uint64_t{delay_ms_} + v.delay_ms, kMaxDelayMs);
   if (!v.style_flags.empty())
     style_ = v.style_flags == "-" ? "" : v.style_flags;
@@ -807,13 +777,13 @@ void Session::CheckDone(Verdict v) {
   if (!ok) {
     // The command has no effect; the verdict's reply says why.
     Reply r =
-        reply(p == Pending::kAuth ? MakeReply(ReplyId::kAuthFailed) : refused);
+        reply(p == CheckKind::kAuth ? MakeReply(ReplyId::kAuthFailed) : refused);
     switch (p) {
-      case Pending::kConnect:
+      case CheckKind::kConnect:
         refused_ = true;
         Send(r);
         break;
-      case Pending::kData:
+      case CheckKind::kData:
         if (bdat_) {  // the chunk is read, then refused
           bdat_discard_ = true;
           bdat_fail_ = r;
@@ -822,7 +792,7 @@ void Session::CheckDone(Verdict v) {
           Send(r);
         }
         break;
-      case Pending::kMessage:
+      case CheckKind::kMessage:
         last_reply_ = r;
         Send(r);
         ResetTransaction();
@@ -836,16 +806,14 @@ void Session::CheckDone(Verdict v) {
     return;
   }
   switch (p) {
-    case Pending::kNone:
-      break;
-    case Pending::kConnect:
+    case CheckKind::kConnect:
       if (v.reply) {
         Send(*v.reply);
       } else {
         out_ += Greeting();
       }
       break;
-    case Pending::kHelo: {
+    case CheckKind::kHelo: {
       ResetTransaction();
       helo_ = check_.arg;
       esmtp_ = pending_ehlo_;
@@ -869,11 +837,11 @@ void Session::CheckDone(Verdict v) {
       Send(r);
       break;
     }
-    case Pending::kAuth:
+    case CheckKind::kAuth:
       auth_user_ = v.auth_user.empty() ? check_.user : v.auth_user;
       Send(reply(MakeReply(ReplyId::kAuthOk)));
       break;
-    case Pending::kMail:
+    case CheckKind::kMailFrom:
       ResetTransaction();
       envelope_.sender = path_.address;
       envelope_.bodytype = path_.mail.body;
@@ -884,33 +852,33 @@ void Session::CheckDone(Verdict v) {
       state_ = State::kMail;
       Send(reply(MakeReply(ReplyId::kSenderOk)));
       break;
-    case Pending::kRcpt:
+    case CheckKind::kRcptTo:
       envelope_.recipients.push_back(
           {path_.address, path_.rcpt.notify, path_.rcpt.orcpt});
       state_ = State::kRcpt;
       Send(reply(MakeReply(ReplyId::kRecipientOk)));
       break;
-    case Pending::kData:
+    case CheckKind::kData:
       FillEnvelope();
       queue_id_.clear();
       state_ = State::kData;
       awaiting_begin_ = true;
       break;
-    case Pending::kMessage:
+    case CheckKind::kMessage:
       end_of_data_ = true;
       break;
-    case Pending::kEtrn:
+    case CheckKind::kEtrn:
       Send(reply(
           MakeReply(ReplyId::kEtrnStarted,
                     StrCat("Queuing for node ", check_.arg, " started"))));
       break;
-    case Pending::kVrfy:
-    case Pending::kExpn:
+    case CheckKind::kVrfy:
+    case CheckKind::kExpn:
       Send(reply(MakeReply(ReplyId::kCannotVerify)));
       break;
   }
-  if (freeze && (p == Pending::kMail || p == Pending::kRcpt ||
-                 p == Pending::kData || p == Pending::kMessage)) {
+  if (freeze && (p == CheckKind::kMailFrom || p == CheckKind::kRcptTo ||
+                 p == CheckKind::kData || p == CheckKind::kMessage)) {
     frozen_ = true;
     freeze_reason_ = v.freeze_reason;
   }

@@ -259,19 +259,6 @@ class Session {
 
  private:
   enum class AuthStage { kNone, kPlain, kLoginUser, kLoginPassword };
-  enum class Pending {
-    kNone,
-    kConnect,
-    kHelo,
-    kAuth,
-    kMail,
-    kRcpt,
-    kData,
-    kMessage,
-    kEtrn,
-    kVrfy,
-    kExpn
-  };
 
   void Send(const Reply& r);
   void Send(ReplyId id, std::string_view text = {});
@@ -336,7 +323,7 @@ class Session {
   std::vector<std::pair<std::string, int>> counts_;
 
   // The check being asked and what to do with its answer.
-  Pending pending_ = Pending::kNone;
+  std::optional<CheckKind> pending_;  // the check the driver owes us
   Check check_;
   bool pending_ehlo_ = false;  // kHelo: EHLO rather than HELO
   PathResult path_;            // kMail/kRcpt: the parsed command

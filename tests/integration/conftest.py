@@ -48,6 +48,16 @@ def free_port():
         return s.getsockname()[1]
 
 
+def have_ipv6_loopback():
+    """Whether this host can bind ::1 (some containers have no IPv6)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 def wait_for(predicate, timeout=DEFAULT_WAIT, interval=0.05, what=None):
     """Polls `predicate` until it returns something truthy; returns that.
 

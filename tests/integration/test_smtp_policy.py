@@ -8,10 +8,11 @@ too (its own rate limit shows IPv6 sources are tracked).
 """
 
 import smtplib
-import socket
 import subprocess
 
 import pytest
+
+from conftest import have_ipv6_loopback
 
 POLICY = """\
 _full_rights    relaycustnet + fulltrustnet +
@@ -27,15 +28,6 @@ partner.example relaytarget +
 MSG = "Subject: policy test\r\n\r\nhello\r\n"
 
 
-def _have_ipv6_loopback():
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
 def _setup(node):
     (node.etc / "smtp-policy.src").write_text(POLICY)
     hashed = subprocess.run(["openssl", "passwd", "-6", "s3cret"],
@@ -46,7 +38,7 @@ def _setup(node):
     extra = ["PARAM enable-router", "PARAM VRFYcmd", "PARAM EXPNcmd",
              "PARAM smtp-auth", "PARAM AUTH-LOGIN-also-without-TLS",
              "PARAM max-error-recipients 100"]
-    if _have_ipv6_loopback():
+    if have_ipv6_loopback():
         extra.append("PARAM BindAddress [IPv6.::1]")
     # PARAM lines before the HELO pattern lines.
     text = conf.read_text()
@@ -141,7 +133,7 @@ def test_recipient_limit_limits_recipients(pnode):
         assert (code, text[:5]) == (450, "4.7.1"), text
 
 
-@pytest.mark.skipif(not _have_ipv6_loopback(), reason="no IPv6 loopback")
+@pytest.mark.skipif(not have_ipv6_loopback(), reason="no IPv6 loopback")
 def test_ipv6_source_is_tracked(pnode):
     with client(pnode, source="::1", host="::1") as s:  # ratelimitmsgs 2
         _send(s)

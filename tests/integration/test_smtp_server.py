@@ -9,7 +9,7 @@ import ssl
 
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import free_port, have_ipv6_loopback
 from smtpserver_util import (client_context, command, connect,
                              make_ca_and_client, passwd_hash, read_reply,
                              set_params, starttls)
@@ -287,16 +287,9 @@ def test_reload_keeps_running_sessions(node):
     node.wait_mbox_message("root", "after-reload-token")
 
 
-def _have_ipv6_loopback():
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
-@pytest.mark.skipif(not _have_ipv6_loopback(), reason="no ::1 here")
+@pytest.mark.skipif(not have_ipv6_loopback(), reason="no ::1 here")
 def test_ipv6_bind_address(node_factory):
     node = node_factory(
         setup=lambda n: set_params(n, BindAddress="[IPv6.::1]"))
