@@ -47,3 +47,24 @@ def admin_command(node, command, user=ADMIN_USER, password=ADMIN_PASS,
         return lines or [""]
     finally:
         s.close()
+
+
+def slow_local_user(node):
+    """setup= hook: local user `slowpoke` whose thread has no agent (so its
+    mail waits, deferred), and the test clock."""
+    enable_test_clock(node)
+    (node.mail / "slowpoke").mkdir(parents=True, exist_ok=True)
+    conf = node.etc / "scheduler.conf"
+    text = conf.read_text()
+    clause = 'local/slowpoke\n    command="zm-no-such-agent"\n\n'
+    conf.write_text(text.replace("local/*\n", clause + "local/*\n", 1))
+
+
+def queue_deferred(node, message):
+    """Submits `message` to slowpoke@localhost (see slow_local_user) and
+    waits until the scheduler deferred it; returns its queue id."""
+    proc = node.sendmail("-f", "root@localhost", "slowpoke@localhost",
+                         message=message)
+    assert proc.returncode == 0, proc.output
+    m = node.wait_log(r"(\S+): to=<slowpoke@[^>]*>.*status=deferred")
+    return m.group(1)

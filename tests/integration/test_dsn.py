@@ -9,7 +9,7 @@ import email
 import email.policy
 
 from conftest import wait_for
-from scheduler_util import admin_command, enable_test_clock
+from scheduler_util import admin_command, queue_deferred, slow_local_user
 
 
 def parse(text):
@@ -79,24 +79,9 @@ def test_success_dsn_and_never(node):
     assert not dsns_for(node, "dsn-never-token")
 
 
-def slow_local_user(node):
-    """setup= hook: local user `slowpoke` whose thread has no agent (so its
-    mail waits, deferred), and the test clock."""
-    enable_test_clock(node)
-    (node.mail / "slowpoke").mkdir(parents=True, exist_ok=True)
-    conf = node.etc / "scheduler.conf"
-    text = conf.read_text()
-    clause = 'local/slowpoke\n    command="zm-no-such-agent"\n\n'
-    conf.write_text(text.replace("local/*\n", clause + "local/*\n", 1))
-
-
 def test_delay_warning_then_expiry(node_factory):
     node = node_factory(setup=slow_local_user)
-    proc = node.sendmail("-f", "root@localhost", "slowpoke@localhost",
-                         message="Subject: dsn-delay-token\n\nwait\n")
-    assert proc.returncode == 0, proc.output
-    m = node.wait_log(r"(\S+): to=<slowpoke@[^>]*>.*status=deferred")
-    qid = m.group(1)
+    qid = queue_deferred(node, "Subject: dsn-delay-token\n\nwait\n")
     assert admin_command(node, "CLOCK ADVANCE 18000")  # 5 h: past warning
     delay = wait_for(lambda: [m for m in node.mbox_messages("root")
                               if "Delayed Mail" in m], what="delay DSN")[0]

@@ -8,8 +8,8 @@ import signal
 import time
 
 from conftest import wait_for
-from scheduler_util import add_admin_user, admin_command
-from test_dsn import slow_local_user
+from scheduler_util import (add_admin_user, admin_command, queue_deferred,
+                            slow_local_user)
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -78,11 +78,7 @@ def test_etrn_and_delete_queued_message(node_factory):
     proc = node.zmailer("etrn", "nothing.example")
     assert proc.returncode == 0, proc.output
     assert "ETRN nothing.example: nothing queued" in proc.stdout
-    proc = node.sendmail("-f", "root@localhost", "slowpoke@localhost",
-                         message="Subject: delete-token\n\nx\n")
-    assert proc.returncode == 0, proc.output
-    m = node.wait_log(r"(\S+): to=<slowpoke@[^>]*>.*status=deferred")
-    qid = m.group(1)
+    qid = queue_deferred(node, "Subject: delete-token\n\nx\n")
     proc = node.zmailer("etrn", "slowpoke")
     assert proc.returncode == 0, proc.output
     assert "1 recipients scheduled" in proc.stdout, proc.stdout
@@ -96,11 +92,7 @@ def test_etrn_and_delete_queued_message(node_factory):
 
 def test_retry_state_survives_scheduler_restart(node_factory):
     node = node_factory(setup=slow_local_user)
-    proc = node.sendmail("-f", "root@localhost", "slowpoke@localhost",
-                         message="Subject: restart-token\n\nx\n")
-    assert proc.returncode == 0, proc.output
-    m = node.wait_log(r"(\S+): to=<slowpoke@[^>]*>.*status=deferred")
-    qid = m.group(1)
+    qid = queue_deferred(node, "Subject: restart-token\n\nx\n")
     wait_for(lambda: (node.spool / "retry" / qid).exists(),
              what="retry state written")
     # Another deferral makes the count 2 (the clock moves past the retry).
