@@ -19,7 +19,9 @@ attempts that were never acknowledged (the server died after its commit but
 before the client saw 250).
 
 Knobs (environment): ZM_CRASH_MESSAGES (300), ZM_CRASH_MAX_MESSAGES (10000),
-ZM_CRASH_KILLS (8), ZM_CRASH_DRAIN (seconds, 180), ZM_CRASH_SEED.
+ZM_CRASH_KILLS (8), ZM_CRASH_DRAIN (seconds, 180), ZM_CRASH_SEED, and
+ZM_CRASH_DURATION (seconds, 0): when set, the faults are spread over that
+long and the load runs at least that long (the soak, bench/soak/run.sh).
 """
 
 import collections
@@ -39,6 +41,7 @@ MAX_MESSAGES = int(os.environ.get("ZM_CRASH_MAX_MESSAGES", "10000"))
 KILLS = int(os.environ.get("ZM_CRASH_KILLS", "8"))
 DRAIN = float(os.environ.get("ZM_CRASH_DRAIN", "180"))
 SEED = int(os.environ.get("ZM_CRASH_SEED", str(int(time.time()))))
+DURATION = float(os.environ.get("ZM_CRASH_DURATION", "0"))
 TARGETS = ("router", "scheduler", "smtpserver", "mailbox")
 MAX_ATTEMPTS = 40  # per message; bounded retry while a daemon restarts
 
@@ -175,8 +178,11 @@ def inject_faults(node, rng, load_running):
     last_killed = {}
     while pending and misses < 4 * KILLS:
         # A random moment: this pause is the point of the test, not a wait
-        # for readiness.
-        time.sleep(rng.uniform(0.05, 0.8))
+        # for readiness. A soak spreads the faults over its duration.
+        if DURATION > 0:
+            time.sleep(rng.uniform(0.5, 1.5) * DURATION / KILLS)
+        else:
+            time.sleep(rng.uniform(0.05, 0.8))
         target = pending.pop(0)
         what = kill_one(node, target, rng, last_killed)
         if what:
@@ -232,11 +238,14 @@ def test_crash_under_load(node):
     load = Load(node)
     threads = [threading.Thread(target=load.via_sendmail),
                threading.Thread(target=load.via_smtp)]
+    started = time.monotonic()
     for t in threads:
         t.start()
     try:
         faults = inject_faults(
             node, rng, lambda: any(t.is_alive() for t in threads))
+        # A soak keeps the load on for its whole duration.
+        time.sleep(max(0.0, started + DURATION - time.monotonic()))
     finally:
         load.faults_done.set()
         for t in threads:
