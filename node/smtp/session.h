@@ -180,6 +180,8 @@ class Session {
   std::string Greeting() const;
 
   void Input(std::string_view bytes) { reader_.Append(bytes); }
+  // Bytes of a line that is not complete yet (a command being typed).
+  size_t buffered_input() const { return reader_.buffered(); }
   // The client closed its side; Step() then answers kClose (dropping a
   // message in progress: nothing was acknowledged).
   void InputEof() { eof_ = true; }

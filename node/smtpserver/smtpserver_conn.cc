@@ -68,7 +68,11 @@ asio::awaitable<bool> Flush(Conn& c) {
 asio::awaitable<bool> ReadInput(ServerContext& ctx, Conn& c) {
   smtp::Session& session = *c.session;
   bool in_data = session.state() == smtp::Session::State::kData;
-  SetDeadline(c, in_data ? Cfg(c).data_timeout_sec : Cfg(c).idle_timeout_sec);
+  // The idle timeout bounds a whole command line, not each byte of it: a
+  // client trickling a line (slowloris) keeps the deadline it started with.
+  if (in_data || session.buffered_input() == 0 || c.timeout_sec == 0) {
+    SetDeadline(c, in_data ? Cfg(c).data_timeout_sec : Cfg(c).idle_timeout_sec);
+  }
   c.reading_command = !in_data;
   std::error_code ec;
   if (c.tls) {
