@@ -188,7 +188,12 @@ def test_huge_message_and_recipient_list_refused_at_their_limits(
 HELD = int(os.environ.get("ZM_RELIABILITY_HELD", "500"))
 
 
-def test_memory_bounded_under_held_connections(node_factory):
+def test_memory_bounded_under_held_connections(node_factory, monkeypatch):
+    # Sanitizer builds: freed memory is not kept in ASan's quarantine, so
+    # RSS shows what the sessions hold (redzones still inflate it).
+    opts = os.environ.get("ASAN_OPTIONS", "")
+    monkeypatch.setenv("ASAN_OPTIONS",
+                       (opts + ":" if opts else "") + "quarantine_size_mb=0")
     need = 2 * HELD + 64
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < need:
@@ -232,7 +237,8 @@ def test_memory_bounded_under_held_connections(node_factory):
     print(f"RSS smtpserver: idle {base} KiB; {HELD} plain sessions "
           f"{with_plain} KiB ({per_plain:.1f} KiB each); +{HELD // 10} TLS "
           f"sessions {with_tls} KiB ({per_tls:.1f} KiB each)")
-    # A loose bound (sanitizer builds double the figures): an idle session
-    # must not cost a read buffer of its own, let alone a thread.
+    # Loose bounds (sanitizer builds inflate the figures several times): an
+    # idle session must not cost a read buffer of its own, let alone a
+    # thread; a TLS session holds its record buffers.
     assert per_plain < 64, per_plain
-    assert per_tls < 512, per_tls
+    assert per_tls < 1024, per_tls
