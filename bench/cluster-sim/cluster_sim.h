@@ -1,0 +1,29 @@
+// Shared by the parts of cluster_sim (membership figures in cluster_sim.cc,
+// fleet-state anti-entropy figures in cluster_sim_state.cc).
+#ifndef ZM_BENCH_CLUSTER_SIM_CLUSTER_SIM_H_
+#define ZM_BENCH_CLUSTER_SIM_CLUSTER_SIM_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace zm::cluster::sim {
+
+struct BenchArgs {
+  std::vector<size_t> sizes;
+  int trials = 3;
+  int minutes = 10;
+  uint64_t seed = 1;
+  int64_t starve_ms = 1500;
+  // Estimated gRPC + HTTP/2 + TLS framing per message (headers frame with
+  // HPACK-indexed fields, data frame, length prefix, TLS record).
+  size_t overhead = 60;
+};
+
+// Propagation, gossip bytes and partition healing of FleetState records by
+// push-pull anti-entropy over the simulated network.
+void StateBench(const BenchArgs& a);
+
+}  // namespace zm::cluster::sim
+
+#endif  // ZM_BENCH_CLUSTER_SIM_CLUSTER_SIM_H_
