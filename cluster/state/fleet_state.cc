@@ -10,6 +10,8 @@
 // Persistence keys (RocksDB): "<kind><origin>\0<record key>" -> the record
 // (kind r rate, p policy, e ETRN request, x ETRN result), "d<origin>" ->
 // "<version> <floor>", "c<request id>" -> claim expiry (unix ms).
+#include "cluster/state/fleet_state.h"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -20,7 +22,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "cluster/state/fleet_state.h"
 #include "cluster/state/state_internal.h"
 #include "fmt/format.h"
 #include "node/common/strings.h"
@@ -132,9 +133,8 @@ class FleetStateImpl : public FleetState {
       std::string_view subject) override;
   absl::StatusOr<v1::EtrnRequest> StartEtrn(std::string_view domain,
                                             int64_t ttl_ms) override;
-  absl::StatusOr<v1::EtrnResult> RecordEtrnResult(std::string_view request_id,
-                                                  int code,
-                                                  std::string_view text) override;
+  absl::StatusOr<v1::EtrnResult> RecordEtrnResult(
+      std::string_view request_id, int code, std::string_view text) override;
   absl::StatusOr<bool> ClaimEtrn(std::string_view request_id) override;
   std::vector<v1::EtrnRequest> EtrnUnclaimed() const override;
 
@@ -182,7 +182,8 @@ class FleetStateImpl : public FleetState {
     }
     o.by_version[rec.version()] = {kind, key};
     if (kind == Kind::kPolicy) subject_origins_[key].insert(origin);
-    if (store_) b->emplace_back(RowKey(kind, origin, key), rec.SerializeAsString());
+    if (store_)
+      b->emplace_back(RowKey(kind, origin, key), rec.SerializeAsString());
   }
 
   template <typename Msg>
@@ -231,7 +232,8 @@ class FleetStateImpl : public FleetState {
     }
     if (listener) listener(c);
   }
-  absl::Status PolicyWrite(v1::PolicyEntry entry) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<v1::PolicyEntry> PolicyWrite(v1::PolicyEntry entry)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Drops one policy record past the horizon and the records it overrode.
   void DropPolicy(const std::string& origin, const std::string& subject,
@@ -263,8 +265,10 @@ absl::Status FleetStateImpl::Load() {
     std::string_view rest = key.substr(1);
     if (kind == 'd') {
       std::vector<std::string_view> f = SplitWhitespace(value);
-      std::optional<uint64_t> v = f.size() == 2 ? ParseUint(f[0]) : std::nullopt;
-      std::optional<uint64_t> fl = f.size() == 2 ? ParseUint(f[1]) : std::nullopt;
+      std::optional<uint64_t> v =
+          f.size() == 2 ? ParseUint(f[0]) : std::nullopt;
+      std::optional<uint64_t> fl =
+          f.size() == 2 ? ParseUint(f[1]) : std::nullopt;
       if (!v || !fl) {
         bad = absl::DataLossError(StrCat("bad digest row for ", rest));
         return;
@@ -295,7 +299,8 @@ absl::Status FleetStateImpl::Load() {
     switch (kind) {
       case 'r': {
         v1::RateSlot r;
-        if (parse(&r)) PutRecord(origin, o, Kind::kRate, o.rates, rkey, r, &none);
+        if (parse(&r))
+          PutRecord(origin, o, Kind::kRate, o.rates, rkey, r, &none);
         break;
       }
       case 'p': {
@@ -389,7 +394,8 @@ absl::StatusOr<std::vector<v1::RateSlot>> FleetStateImpl::PutLocalRates(
         return absl::InvalidArgumentError(
             StrCat("rate slot of node ", r.node_id(), " written locally"));
       }
-      if (absl::Status ok = internal::ValidateRateSlot(r, opt_, now); !ok.ok()) {
+      if (absl::Status ok = internal::ValidateRateSlot(r, opt_, now);
+          !ok.ok()) {
         return ok;
       }
       checked.push_back(std::move(r));
@@ -425,7 +431,8 @@ absl::StatusOr<std::vector<v1::RateSlot>> FleetStateImpl::PutLocalRates(
   return changes.rates;
 }
 
-absl::Status FleetStateImpl::PolicyWrite(v1::PolicyEntry entry) {
+absl::StatusOr<v1::PolicyEntry> FleetStateImpl::PolicyWrite(
+    v1::PolicyEntry entry) {
   Changes changes;
   {
     absl::MutexLock l(&mu_);
@@ -452,7 +459,7 @@ absl::Status FleetStateImpl::PolicyWrite(v1::PolicyEntry entry) {
     }
   }
   Notify(changes);
-  return absl::OkStatus();
+  return entry;
 }
 
 absl::StatusOr<v1::PolicyEntry> FleetStateImpl::PolicyPut(
@@ -480,9 +487,7 @@ absl::StatusOr<v1::PolicyEntry> FleetStateImpl::PolicyPut(
   e.set_reason(spec.reason);
   int64_t now = NowMs();
   if (spec.ttl_ms > 0) e.set_expires_unix_ms(now + spec.ttl_ms);
-  if (absl::Status s = PolicyWrite(e); !s.ok()) return s;
-  absl::MutexLock l(&mu_);
-  return origins_[node_id_].policies[*subject];
+  return PolicyWrite(std::move(e));
 }
 
 absl::StatusOr<v1::PolicyEntry> FleetStateImpl::PolicyDelete(
@@ -492,9 +497,7 @@ absl::StatusOr<v1::PolicyEntry> FleetStateImpl::PolicyDelete(
   v1::PolicyEntry e;
   e.set_subject(*subject);
   e.set_deleted(true);
-  if (absl::Status s = PolicyWrite(e); !s.ok()) return s;
-  absl::MutexLock l(&mu_);
-  return origins_[node_id_].policies[*subject];
+  return PolicyWrite(std::move(e));
 }
 
 absl::StatusOr<v1::EtrnRequest> FleetStateImpl::StartEtrn(
@@ -754,7 +757,8 @@ DeltaBatch FleetStateImpl::DeltaFor(const v1::Digest& peer,
   for (const auto& [origin, o] : origins_) {
     if (!trig.contains(origin)) order.push_back(&origin);
   }
-  for (const std::string& origin : triggered) order.push_back(&origins_.find(origin)->first);
+  for (const std::string& origin : triggered)
+    order.push_back(&origins_.find(origin)->first);
   for (const std::string* origin : order) {
     const Origin& o = origins_.at(*origin);
     uint64_t pv = peer_version(*origin);
@@ -828,7 +832,8 @@ absl::StatusOr<Changes> FleetStateImpl::Apply(const v1::Delta& delta) {
     };
 
     for (const v1::RateSlot& r : delta.rates()) {
-      if (absl::Status ok = internal::ValidateRateSlot(r, opt_, now); !ok.ok()) {
+      if (absl::Status ok = internal::ValidateRateSlot(r, opt_, now);
+          !ok.ok()) {
         reject(std::move(ok));
         continue;
       }
@@ -922,8 +927,8 @@ absl::StatusOr<Changes> FleetStateImpl::Apply(const v1::Delta& delta) {
         over("etrn");
         continue;
       }
-      PutRecord(r.node_id(), o, Kind::kEtrnResult, o.results, r.request_id(),
-                r, &batch);
+      PutRecord(r.node_id(), o, Kind::kEtrnResult, o.results, r.request_id(), r,
+                &batch);
       changes.etrn_results.push_back(r);
       ++stats_.applied;
     }
@@ -1005,11 +1010,13 @@ std::vector<v1::RateSlot> FleetStateImpl::RatesInWindow(
   absl::ReaderMutexLock l(&mu_);
   std::vector<v1::RateSlot> out;
   for (const auto& [origin, o] : origins_) {
-    auto it = key.empty() ? o.rates.begin()
-                          : o.rates.lower_bound(StrCat(key, std::string(1, '\0')));
+    auto it = key.empty()
+                  ? o.rates.begin()
+                  : o.rates.lower_bound(StrCat(key, std::string(1, '\0')));
     for (; it != o.rates.end(); ++it) {
       if (!key.empty() && it->second.key() != key) break;
-      if (it->second.slot_start() >= window_start_sec) out.push_back(it->second);
+      if (it->second.slot_start() >= window_start_sec)
+        out.push_back(it->second);
     }
   }
   return out;

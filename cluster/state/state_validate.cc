@@ -88,7 +88,8 @@ absl::StatusOr<std::string> NormalizePolicySubject(std::string_view subject) {
   }
   bool v6 = false;
   if (size_t slash = s.find('/'); slash != std::string::npos) {
-    std::optional<int64_t> prefix = ParseInt(std::string_view(s).substr(slash + 1));
+    std::optional<int64_t> prefix =
+        ParseInt(std::string_view(s).substr(slash + 1));
     if (!prefix || *prefix < 0 || *prefix > 128) return bad();
     std::optional<std::string> ip =
         CanonicalIp(s.substr(0, slash), static_cast<int>(*prefix), &v6);

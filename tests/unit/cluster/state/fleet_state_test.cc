@@ -134,8 +134,7 @@ TEST(FleetStateTest, CutDeltasAdvanceTheDigestMonotonically) {
     EXPECT_GE(now_a, last_a);
     EXPECT_GE(now_c, last_c);
     // The digest never claims a record b does not hold.
-    EXPECT_EQ(b->RatesInWindow(0).size(),
-              static_cast<size_t>(now_a + now_c));
+    EXPECT_EQ(b->RatesInWindow(0).size(), static_cast<size_t>(now_a + now_c));
     last_a = now_a;
     last_c = now_c;
     if (!d.more) break;

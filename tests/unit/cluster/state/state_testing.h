@@ -68,13 +68,19 @@ inline void SyncPair(FleetState& a, FleetState& b, size_t cap = 1 << 20) {
 inline std::string Fingerprint(const FleetState& st, int64_t now_ms) {
   DeltaBatch all = st.DeltaFor(v1::Digest(), SIZE_MAX);
   std::vector<std::string> rows;
-  for (const auto& r : all.delta.rates()) rows.push_back("r" + r.ShortDebugString());
-  for (const auto& r : all.delta.policies()) rows.push_back("p" + r.ShortDebugString());
-  for (const auto& r : all.delta.etrn_requests()) rows.push_back("e" + r.ShortDebugString());
-  for (const auto& r : all.delta.etrn_results()) rows.push_back("x" + r.ShortDebugString());
-  for (const auto& r : st.PolicyLive(now_ms)) rows.push_back("w" + r.ShortDebugString());
+  for (const auto& r : all.delta.rates())
+    rows.push_back("r" + r.ShortDebugString());
+  for (const auto& r : all.delta.policies())
+    rows.push_back("p" + r.ShortDebugString());
+  for (const auto& r : all.delta.etrn_requests())
+    rows.push_back("e" + r.ShortDebugString());
+  for (const auto& r : all.delta.etrn_results())
+    rows.push_back("x" + r.ShortDebugString());
+  for (const auto& r : st.PolicyLive(now_ms))
+    rows.push_back("w" + r.ShortDebugString());
   v1::Digest digest = st.GetDigest();
-  for (const auto& r : digest.origins()) rows.push_back("d" + r.ShortDebugString());
+  for (const auto& r : digest.origins())
+    rows.push_back("d" + r.ShortDebugString());
   std::sort(rows.begin(), rows.end());
   std::string out;
   for (const std::string& row : rows) out += row + "\n";
