@@ -17,6 +17,7 @@ import signal
 
 import pytest
 
+from conftest import wait_for
 from reliability_util import (can_mount, fill, free_kib, mount_small_spool,
                               smtp, transaction, unfill, unmount)
 from smtpserver_util import command, set_params
@@ -145,4 +146,7 @@ def test_full_disk_refuses_then_resumes(disk_node):
     text = node.mbox("root")
     assert "too big for the disk" not in text
     assert "sendmail on a full disk" not in text
-    assert not node.spool_files("postman")
+    # Nothing half-written or quarantined is left anywhere in the spool.
+    wait_for(node.queue_empty, what="an empty queue")
+    for folder in ("postman", "tmp", "deferred", "freezer"):
+        assert not node.spool_files(folder), (folder, node.spool_files(folder))
