@@ -1,6 +1,7 @@
 #include "node/mail/envelope.h"
 
 #include <cstdio>
+#include <limits>
 
 #include "absl/status/status.h"
 #include "node/common/strings.h"
@@ -125,7 +126,9 @@ absl::StatusOr<MessageFile> ParseMessageFile(std::string_view file) {
       auto parts = Split(value, '.');
       int64_t secs = 0, usec = 0;
       if (parts.size() != 2 || !ParseNumber(parts[0], &secs) ||
-          !ParseNumber(parts[1], &usec)) {
+          !ParseNumber(parts[1], &usec) || secs < 0 ||
+          secs >= std::numeric_limits<int64_t>::max() / 1000000 || usec < 0 ||
+          usec > 999999) {
         return bad("bad arrival time");
       }
       env.arrival_usec = secs * 1000000 + usec;
