@@ -4,19 +4,21 @@
 # target finds a crash, a hang or a sanitizer report; the input is left in
 # the artifacts folder.
 #
-#   tests/fuzz/run.sh                    # every target, 20 s each
+#   tests/fuzz/run.sh                    # every target, 10 s each
 #   ZM_FUZZ_SECONDS=60 tests/fuzz/run.sh fuzz_session
 #
 # Environment: ZM_FUZZ_BUILD_DIR (default build-fuzz), ZM_FUZZ_SECONDS
-# (default 20; 0 skips), ZM_FUZZ_JOBS (default: number of cores).
+# (default 10; 0 skips), ZM_FUZZ_JOBS (default: number of cores).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-SECONDS_EACH="${ZM_FUZZ_SECONDS:-20}"
+SECONDS_EACH="${ZM_FUZZ_SECONDS:-10}"
 BUILD_DIR="${ZM_FUZZ_BUILD_DIR:-build-fuzz}"
 JOBS="${ZM_FUZZ_JOBS:-$(nproc)}"
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_command fuzz_session fuzz_address)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_command fuzz_session fuzz_address
+  fuzz_smtpserver_conf fuzz_scheduler_conf fuzz_router_conf fuzz_policy
+  fuzz_aliases fuzz_control fuzz_ta_protocol)
 
 if [ "$SECONDS_EACH" = 0 ]; then
   echo "fuzz: skipped (ZM_FUZZ_SECONDS=0)"
