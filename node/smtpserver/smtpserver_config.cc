@@ -89,6 +89,7 @@ constexpr Key kKeys[] = {
     {"enable-router", Kind::kFlag},
     {"contentfilter", Kind::kText},
     {"contentfilter-timeout", Kind::kNumber, 1, 3600},  // zmnode
+    {"milter", Kind::kText},                            // zmnode
     {"policydb", Kind::kText},
     {"allowsourceroute", Kind::kFlag},
     {"MSA-mode", Kind::kFlag},
@@ -277,6 +278,15 @@ absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& path) {
       } else if (name == "contentfilter") {
         if (auto st = need_text(); !st.ok()) return st;
         c.content_filter = std::string(value);
+      } else if (name == "milter") {
+        auto spec = milter::ParseSpec(value);
+        if (!spec.ok()) return err(Message(spec.status()));
+        for (const milter::Spec& m : c.milters) {
+          if (m.name == spec->name) {
+            return err(StrCat("milter '", m.name, "' is defined twice"));
+          }
+        }
+        c.milters.push_back(*std::move(spec));
       } else if (name == "contentfilter-timeout") {
         c.content_filter_timeout_sec = static_cast<int>(n);
       } else if (name == "policydb") {

@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "node/common/node_dir.h"
+#include "node/milter/client.h"
 
 namespace zm::smtpserver {
 
@@ -113,6 +114,8 @@ struct ServerConfig {
   int auth_pipe_timeout_sec = 10;  // smtp-auth-pipe-timeout (zmnode)
   std::string auth_file;           // smtp-auth-file (zmnode); "" =
                                    // etc/smtp-auth.passwd if present
+  // PARAM milter lines, in file order (smtpserver_milter.h).
+  std::vector<milter::Spec> milters;
   // tarpit <initial> <exponent> <toplimit> (seconds); initial 0 = off.
   double tarpit_initial = 0, tarpit_exponent = 0, tarpit_max = 0;
 

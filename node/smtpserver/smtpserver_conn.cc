@@ -199,8 +199,10 @@ asio::awaitable<void> RunCheck(ServerContext& ctx, Conn& c) {
     }
   }
   if (!decided) {
-    auto work = [checks, sp, check, verdict]() {
+    MilterSession* milter = c.milter.get();
+    auto work = [checks, sp, check, verdict, milter]() {
       *verdict = checks->Decide(*sp, *check);
+      if (milter) *verdict = milter->Check(*sp, *check, std::move(*verdict));
       return absl::OkStatus();
     };
     co_await InPool(ctx.pool, work);
@@ -302,6 +304,14 @@ asio::awaitable<void> CommitMessage(ServerContext& ctx, Conn& c) {
     session.MessageCommitted(absl::InternalError("no message in progress"));
     co_return;
   }
+  if (c.milter && c.milter->TakeDiscard()) {
+    // A milter said discard: the client hears 250, nothing is kept.
+    ctx.log.Info(sub->queue_id(), "discarded by milter");
+    c.sub.reset();
+    session.MessageCommitted(absl::OkStatus());
+    c.gen->checks->Record(session, smtp::Checks::Event::kCommitted);
+    co_return;
+  }
   absl::Status st;
   if (session.frozen()) {
     std::string name = FreezerName(sub->queue_id(), session.freeze_reason());
@@ -367,6 +377,8 @@ asio::awaitable<void> Converse(ServerContext& ctx, Conn& c) {
   }
   c.socket.non_blocking(true, ec);
   c.session = std::make_unique<smtp::Session>(g.session, std::move(ci));
+  c.milter = MilterSession::Make(g.settings->server.milters, c.listener,
+                                 g.settings->session.hostname, ctx.log);
   smtp::Session& session = *c.session;
   session.SetGreeting(g.settings->GreetingText(NowUsec() / 1000000));
   if (c.stop_requested) session.RequestStop();

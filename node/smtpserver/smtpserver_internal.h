@@ -19,6 +19,7 @@
 #include "node/smtp/session.h"
 #include "node/smtpserver/smtpserver_auth.h"
 #include "node/smtpserver/smtpserver_filter.h"
+#include "node/smtpserver/smtpserver_milter.h"
 #include "node/smtpserver/smtpserver_settings.h"
 #include "node/spool/group_commit.h"
 #include "node/spool/spool.h"
@@ -61,6 +62,7 @@ struct Conn {
   std::shared_ptr<const Generation> gen;
   std::unique_ptr<smtp::Session> session;
   std::shared_ptr<spool::Submission> sub;  // the message being received
+  std::unique_ptr<MilterSession> milter;   // null: no milter for this one
 };
 
 // What a session needs of the server; outlives every session.
