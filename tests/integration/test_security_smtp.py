@@ -11,6 +11,7 @@
   other addresses still log in;
 - TLS configuration (sslscan): no SSLv2/SSLv3/TLS 1.0/TLS 1.1, no weak
   cipher, on STARTTLS and on the implicit-TLS port;
+- random bytes (scanners, broken clients) leave the server serving;
 - sendmail is not set-uid; the smtpserver started as root with `PARAM
   user` runs as that user (every uid and gid) after binding a privileged
   port; strings from the network never reach a shell.
@@ -20,6 +21,7 @@ import base64
 import os
 import pathlib
 import pwd
+import random
 import re
 import shutil
 import socket
@@ -297,3 +299,35 @@ def test_network_strings_never_reach_a_shell(node_factory, tmp_path):
         command(s, "QUIT")
     wait_for(node.queue_empty, what="an empty queue")
     assert not marker.exists()
+
+
+# --- garbage ------------------------------------------------------------------
+
+def test_random_bytes_leave_the_server_serving(node):
+    """A scanner's or a broken client's noise: every connection gets error
+    replies or is closed, the server process stays the same, and the next
+    client is served."""
+    rng = random.Random(10)
+    pid = node.pid("smtpserver")
+    for i in range(20):
+        noise = rng.randbytes(rng.choice((10, 1000, 70000)))
+        if i % 2:
+            noise = noise.replace(b"\n", b"").replace(b"\r", b"")  # one line
+        with smtp(node) as s:
+            try:
+                s.sendall(noise + b"\r\nQUIT\r\n")
+                got = b""
+                while len(got) < 1 << 20:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            except (socket.timeout, ConnectionError):
+                pass
+    assert node.pid("smtpserver") == pid and node.running("smtpserver")
+    with smtp(node) as s:
+        command(s, "EHLO client.example")
+        assert transaction(s, "a@localhost", ["root@localhost"],
+                           "Subject: after noise\n\nafter noise\n"
+                           ).startswith("250")
+    node.wait_mbox_message("root", "after noise")
