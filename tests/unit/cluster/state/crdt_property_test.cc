@@ -34,18 +34,25 @@ uint64_t Seed() {
 // version, rate counts only grow, Hlc grows per origin.
 class History {
  public:
-  explicit History(std::mt19937_64& rng) : rng_(rng) {}
+  // `width`: how many origins, keys, slots and subjects to draw from
+  // (small: many writes hit the same record).
+  History(std::mt19937_64& rng, uint64_t width) : rng_(rng), width_(width) {}
 
   // One more write by a random origin; returns it as a one-record delta.
   v1::Delta Write() {
-    std::string origin = "n" + std::to_string(Pick(4));
+    std::string origin = "n" + std::to_string(Pick(width_));
     uint64_t version = ++versions_[origin];
     int64_t wall = kT0Ms - 60000 + static_cast<int64_t>(Pick(50000));
     v1::Delta d;
+    // The digest merges by max like the records; with it the store's
+    // DeltaFor (what Fingerprint reads) shows every record held.
+    v1::OriginVersion* through = d.add_through();
+    through->set_node_id(origin);
+    through->set_version(version);
     switch (Pick(4)) {
       case 0: {
-        std::string key = "ip4:10.0.0." + std::to_string(Pick(5));
-        int64_t slot = kT0Ms / 1000 - 450 * static_cast<int64_t>(Pick(3));
+        std::string key = "ip4:10.0.0." + std::to_string(Pick(width_));
+        int64_t slot = kT0Ms / 1000 - 450 * static_cast<int64_t>(Pick(width_));
         std::string id = origin + key + std::to_string(slot);
         v1::RateSlot& last = rates_[id];
         last.set_key(key);
@@ -60,7 +67,7 @@ class History {
       }
       case 1: {
         v1::PolicyEntry p;
-        p.set_subject("s" + std::to_string(Pick(4)) + ".example");
+        p.set_subject("s" + std::to_string(Pick(width_)) + ".example");
         p.set_author_node(origin);
         int64_t& hw = hlc_wall_[origin];
         hw = std::max(hw + 1, wall);
@@ -91,8 +98,8 @@ class History {
       }
       default: {
         v1::EtrnResult r;
-        r.set_request_id("n" + std::to_string(Pick(4)) + "-" +
-                         std::to_string(Pick(20)));
+        r.set_request_id("n" + std::to_string(Pick(width_)) + "-" +
+                         std::to_string(Pick(4 * width_)));
         r.set_node_id(origin);
         r.set_done_unix_ms(wall);
         r.set_code(Pick(2) ? 250 : 458);
@@ -109,6 +116,7 @@ class History {
 
  private:
   std::mt19937_64& rng_;
+  const uint64_t width_;
   std::map<std::string, uint64_t> versions_;
   std::map<std::string, v1::RateSlot> rates_;
   std::map<std::string, int64_t> hlc_wall_;
@@ -136,7 +144,7 @@ TEST(CrdtPropertyTest, RecordMergeIsCommutativeAssociativeIdempotent) {
   std::mt19937_64 rng(seed);
   FakeClock clock;
   for (int iter = 0; iter < 300; ++iter) {
-    History h(rng);
+    History h(rng, 2);
     std::vector<v1::Delta> history;
     for (int i = 0; i < 12; ++i) history.push_back(h.Write());
     // Three records (often versions of the same key) in every order, and
@@ -159,7 +167,7 @@ TEST(CrdtPropertyTest, DeltasInAnyOrderWithDuplicatesConverge) {
   std::mt19937_64 rng(seed);
   FakeClock clock;
   for (int iter = 0; iter < 60; ++iter) {
-    History h(rng);
+    History h(rng, 3);
     std::vector<v1::Delta> writes;
     for (int i = 0; i < 80; ++i) writes.push_back(h.Write());
     // Deltas: random groups of writes.
