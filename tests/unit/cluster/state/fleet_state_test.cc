@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+#include <vector>
+
 #include "tests/unit/cluster/state/state_testing.h"
 
 namespace zm::cluster {
@@ -327,6 +330,39 @@ TEST(FleetStateTest, ListenerSeesLocalAndRemoteChanges) {
   ASSERT_TRUE(b->PolicyDelete("example.net").ok());
   EXPECT_EQ(calls, 2);
   EXPECT_EQ(winners, 2u);
+}
+
+// Writers and gossip on several threads at once (the agent calls the store
+// from its gRPC threads): no race (ASan build), and the stores converge.
+TEST(FleetStateTest, ConcurrentWritesAndGossipConverge) {
+  FakeClock clock;
+  auto a = Mem("a", clock);
+  auto b = Mem("b", clock);
+  std::vector<std::thread> threads;
+  for (FleetState* st : {a.get(), b.get()}) {
+    threads.emplace_back([st] {
+      for (int i = 0; i < 300; ++i) {
+        ASSERT_TRUE(st->PutLocalRates({Slot("user:u" + std::to_string(i % 17),
+                                            kSlot, static_cast<uint64_t>(i))})
+                        .ok());
+        PolicySpec spec;
+        spec.subject = "192.0.2." + std::to_string(i % 5);
+        if (i % 3 == 0) {
+          ASSERT_TRUE(st->PolicyDelete(spec.subject).ok());
+        } else {
+          ASSERT_TRUE(st->PolicyPut(spec).ok());
+        }
+      }
+    });
+  }
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i) testing::Exchange(*a, *b, 500);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  SyncPair(*a, *b);
+  EXPECT_EQ(testing::Fingerprint(*a, kT0Ms), testing::Fingerprint(*b, kT0Ms));
 }
 
 }  // namespace
