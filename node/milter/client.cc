@@ -182,11 +182,10 @@ absl::StatusOr<Spec> ParseSpec(std::string_view value) {
     } else if (key == "listeners") {
       for (auto l : Split(v, ',', true)) {
         std::string name = ToLower(l);
-        if (name != "smtp" && name != "submission" && name != "smtps" &&
-            name != "local") {
+        if (name != "smtp" && name != "submission" && name != "smtps") {
           return absl::InvalidArgumentError(
-              StrCat("milter listeners= takes smtp, submission, smtps, ",
-                     "local, not '", l, "'"));
+              StrCat("milter listeners= takes smtp, submission, smtps, not '",
+                     l, "'"));
         }
         s.listeners.push_back(name);
       }
@@ -205,9 +204,10 @@ Client::Client(Spec spec) : spec_(std::move(spec)) {}
 
 Client::~Client() { Close(); }
 
-void Client::Close() {
+void Client::Close(bool abort_first) {
   if (fd_ < 0) return;
   std::string quit = EncodeSimple(cmd::kQuit);
+  if (abort_first) quit = EncodeSimple(cmd::kAbort) + quit;
   // Best effort, never waits: the socket is non-blocking.
   (void)!::send(fd_, quit.data(), quit.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   ::close(fd_);

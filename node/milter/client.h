@@ -41,7 +41,7 @@ namespace zm::milter {
 
 // One configured milter: `NAME inet:HOST:PORT|inet6:[ADDR]:PORT|unix:PATH
 // [connect-timeout=S] [timeout=S] [eom-timeout=S]
-// [default=tempfail|accept] [listeners=smtp,submission,...]`.
+// [default=tempfail|accept] [listeners=smtp,submission,smtps]`.
 struct Spec {
   std::string name;
   std::string address;  // as written
@@ -116,8 +116,9 @@ class Client {
   // Ends the current message (no answer is expected).
   void Abort();
 
-  // Sends QUIT and closes (also done by the destructor).
-  void Close();
+  // Sends QUIT (after ABORT with `abort_first`: a message is in progress)
+  // without waiting, and closes. The destructor does it too.
+  void Close(bool abort_first = false);
 
  private:
   Result Stage(const Macros& macros, char command, std::string packet,

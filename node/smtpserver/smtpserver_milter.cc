@@ -397,7 +397,9 @@ std::unique_ptr<MilterSession> MilterSession::Make(
 MilterSession::MilterSession(std::string hostname, Logger& log)
     : hostname_(std::move(hostname)), log_(log) {}
 
-MilterSession::~MilterSession() = default;
+MilterSession::~MilterSession() {
+  for (auto& e : entries_) e->client.Close(/*abort_first=*/e->in_message);
+}
 
 bool MilterSession::TakeDiscard() {
   bool d = discard_taken_;

@@ -227,6 +227,7 @@ TEST(MilterSpec, Parses) {
   EXPECT_FALSE(ParseSpec("a unix:/x timeout=0").ok());
   EXPECT_FALSE(ParseSpec("a unix:/x default=maybe").ok());
   EXPECT_FALSE(ParseSpec("a unix:/x listeners=pop3").ok());
+  EXPECT_FALSE(ParseSpec("a unix:/x listeners=local").ok());  // no milters
   EXPECT_FALSE(ParseSpec("a unix:/x colour=blue").ok());
   EXPECT_FALSE(ParseSpec("a unix:/x timeout").ok());
 }
