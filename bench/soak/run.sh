@@ -33,6 +33,9 @@ done
 export ZM_BIN=$(cd "$bin" && pwd)
 export ZM_CRASH_DURATION=$duration ZM_CRASH_KILLS=$kills ZM_CRASH_DRAIN=$drain
 export ZM_CRASH_MESSAGES=0 ZM_CRASH_MAX_MESSAGES=1000000
+# Kills every few seconds drive the supervisor's restart back-off to 60 s:
+# a submitter keeps retrying through such an outage rather than give up.
+export ZM_CRASH_MAX_ATTEMPTS=2000
 [ -z "$seed" ] || export ZM_CRASH_SEED=$seed
 export PYTHONDONTWRITEBYTECODE=1
 
