@@ -86,6 +86,10 @@ struct Verdict {
   std::string auth_user;
   // kFreeze: why (logged; kept with the frozen message).
   std::string freeze_reason;
+  // kMessage accepted or frozen: whole header lines ("Name: value\n")
+  // the driver puts at the top of the staged message before it commits
+  // (Authentication-Results:, DKIM-Signature:).
+  std::string prepend_headers;
 
   static Verdict Accept() { return Verdict{}; }
   static Verdict Reject(Reply r, bool close_after = false) {

@@ -21,6 +21,7 @@
 #include "node/smtp/session.h"
 #include "node/smtpserver/smtpserver_auth.h"
 #include "node/smtpserver/smtpserver_filter.h"
+#include "node/smtpserver/smtpserver_mailauth.h"
 #include "node/smtpserver/smtpserver_policy.h"
 #include "node/smtpserver/smtpserver_verify.h"
 
@@ -444,6 +445,9 @@ class PolicyChecks : public smtp::Checks {
         return *r;
       }
     }
+    if (deps_.mailauth && !RelayAllowed(session)) {
+      if (auto r = deps_.mailauth->MailFrom(session, check)) return *r;
+    }
     if (auto r = MessageRate(session)) return *r;
     return Verdict::Accept();
   }
@@ -594,6 +598,12 @@ class PolicyChecks : public smtp::Checks {
     if (freeze.empty() && client.Is("freezenet")) {
       freeze = StrCat("freezenet ", client.key);
     }
+    MessageAuth auth;
+    if (deps_.mailauth) {
+      auth = deps_.mailauth->Message(session, check, RelayAllowed(session));
+      if (auth.reject) return *auth.reject;
+      if (freeze.empty()) freeze = auth.freeze_reason;
+    }
     bool filtering = client.Flag("filtering").value_or(true);
     if (deps_.filter && filtering) {
       FilterResult f = deps_.filter->Check(check.staged_path, check.queue_id);
@@ -615,8 +625,9 @@ class PolicyChecks : public smtp::Checks {
               451, "4.7.1", "Content check failed, try again later"));
       }
     }
-    if (freeze.empty()) return Verdict::Accept();
     Verdict v;
+    v.prepend_headers = std::move(auth.headers);
+    if (freeze.empty()) return v;
     v.outcome = Verdict::Outcome::kFreeze;
     v.freeze_reason = freeze;
     return v;

@@ -39,6 +39,7 @@ namespace zm::smtpserver {
 
 class Authenticator;  // smtpserver_auth.h
 class ContentFilter;  // smtpserver_filter.h
+class MailAuth;       // smtpserver_mailauth.h
 
 struct CheckDeps {
   const NodeDir* node = nullptr;
@@ -47,6 +48,7 @@ struct CheckDeps {
   Authenticator* auth = nullptr;
   dns::Resolver* dns = nullptr;
   ContentFilter* filter = nullptr;
+  MailAuth* mailauth = nullptr;  // SPF/DKIM/DMARC, DKIM signing; null = off
 };
 
 std::unique_ptr<smtp::Checks> MakePolicyChecks(

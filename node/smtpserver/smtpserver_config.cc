@@ -107,6 +107,11 @@ constexpr Key kKeys[] = {
     {"tracking-cluster", Kind::kAny},
     {"spf-received", Kind::kAny},
     {"spf-threshold", Kind::kCustom},
+    {"spf", Kind::kSwitch},               // zmnode
+    {"dkim-verify", Kind::kSwitch},       // zmnode
+    {"dmarc", Kind::kSwitch},             // zmnode
+    {"dmarc-quarantine", Kind::kCustom},  // zmnode: freeze | folder NAME
+    {"dkim-keys", Kind::kText},           // zmnode
     // TLS.
     {"use-tls", Kind::kFlag},
     {"tls-CAfile", Kind::kText},
@@ -320,7 +325,32 @@ absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& path) {
           return err(StrCat("spf-threshold takes fail, softfail, none, ",
                             "neutral or pass, not '", value, "'"));
         }
-        c.other_params.push_back(StrCat(name, " ", value));
+        c.mailauth.spf_threshold = ToLower(value);
+      } else if (name == "spf-received") {
+        c.mailauth.spf_received = true;
+      } else if (name == "spf") {
+        c.mailauth.spf = n != 0;
+      } else if (name == "dkim-verify") {
+        c.mailauth.dkim_verify = n != 0;
+      } else if (name == "dmarc") {
+        c.mailauth.dmarc = n != 0;
+      } else if (name == "dmarc-quarantine") {
+        auto w = SplitWhitespace(value);
+        if (w.size() == 1 && w[0] == "freeze") {
+          c.mailauth.quarantine_folder.clear();
+        } else if (w.size() == 2 && w[0] == "folder" &&
+                   w[1].find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                                          "0123456789-") ==
+                       std::string_view::npos) {
+          c.mailauth.quarantine_folder = std::string(w[1]);
+        } else {
+          return err(StrCat("dmarc-quarantine takes 'freeze' or 'folder ",
+                            "NAME' (NAME of a-z, 0-9, '-'), not '", value,
+                            "'"));
+        }
+      } else if (name == "dkim-keys") {
+        if (auto st = need_text(); !st.ok()) return st;
+        c.mailauth.dkim_keys = std::string(value);
       } else if (name == "use-tls") {
         c.tls.use_tls = true;
       } else if (name == "tls-CAfile") {

@@ -119,6 +119,17 @@ struct ServerConfig {
   // tarpit <initial> <exponent> <toplimit> (seconds); initial 0 = off.
   double tarpit_initial = 0, tarpit_exponent = 0, tarpit_max = 0;
 
+  // Mail authentication on the smtp listener (smtpserver_mailauth.h).
+  struct MailAuth {
+    std::string spf_threshold;  // spf-threshold: reject at MAIL at/below it
+    bool spf_received = false;  // spf-received: add a Received-SPF header
+    bool spf = false;           // spf (zmnode): evaluate and report SPF
+    bool dkim_verify = false;   // dkim-verify (zmnode)
+    bool dmarc = false;         // dmarc (zmnode): needs SPF and DKIM results
+    std::string quarantine_folder;  // dmarc-quarantine folder NAME; ""=freeze
+    std::string dkim_keys;  // dkim-keys (zmnode); "" = etc/dkim-keys if any
+  } mailauth;
+
   // HELO/EHLO pattern lines, in file order (the policy checks match them).
   std::vector<HeloPattern> helo_patterns;
   std::vector<std::string> other_params;  // "key value" of the rest

@@ -207,6 +207,21 @@ asio::awaitable<void> RunCheck(ServerContext& ctx, Conn& c) {
     };
     co_await InPool(ctx.pool, work);
   }
+  if (check->kind == smtp::CheckKind::kMessage && c.sub &&
+      !verdict->prepend_headers.empty() &&
+      verdict->outcome != smtp::Verdict::Outcome::kReject) {
+    std::shared_ptr<spool::Submission> sub = c.sub;
+    auto work = [sub, verdict]() {
+      return sub->PrependToMessage(verdict->prepend_headers);
+    };
+    absl::Status st = co_await InPool(ctx.pool, work);
+    if (!st.ok()) {
+      ctx.log.Warning(sub->queue_id(),
+                      StrCat("spool write failed: ", Message(st)));
+      *verdict = smtp::Verdict::Reject(smtp::MakeReply(
+          smtp::ReplyId::kSpoolError, "Local error writing the message"));
+    }
+  }
   session.CheckDone(std::move(*verdict));
 }
 

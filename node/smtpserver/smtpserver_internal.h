@@ -20,6 +20,7 @@
 #include "node/smtpserver/smtpserver_auth.h"
 #include "node/smtpserver/smtpserver_filter.h"
 #include "node/smtpserver/smtpserver_milter.h"
+#include "node/smtpserver/smtpserver_mailauth.h"
 #include "node/smtpserver/smtpserver_settings.h"
 #include "node/spool/group_commit.h"
 #include "node/spool/spool.h"
@@ -37,6 +38,7 @@ struct Generation {
   std::shared_ptr<asio::ssl::context> tls;  // null: no TLS
   std::unique_ptr<Authenticator> auth;      // null: AUTH not offered
   std::unique_ptr<ContentFilter> filter;    // null: no contentfilter
+  std::unique_ptr<MailAuth> mailauth;       // null: no SPF/DKIM/DMARC
   std::unique_ptr<smtp::Checks> checks;     // uses auth and filter
 };
 

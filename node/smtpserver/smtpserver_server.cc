@@ -93,6 +93,10 @@ absl::StatusOr<std::shared_ptr<const Generation>> MakeGeneration(
   auto filter = MakeContentFilter(c, log);
   if (!filter.ok()) return filter.status();
   g->filter = std::move(*filter);
+  auto mailauth = MakeMailAuth(c, node, shared.dns.get(), log,
+                               g->settings->session.hostname);
+  if (!mailauth.ok()) return mailauth.status();
+  g->mailauth = std::move(*mailauth);
   g->session = g->settings->session;
   g->session.starttls = g->tls != nullptr && !c.no_starttls;
   g->session.auth = g->auth != nullptr && !c.no_auth;
@@ -103,6 +107,7 @@ absl::StatusOr<std::shared_ptr<const Generation>> MakeGeneration(
   deps.rates = shared.rates.get();
   deps.dns = shared.dns.get();
   deps.filter = g->filter.get();
+  deps.mailauth = g->mailauth.get();
   g->checks = MakePolicyChecks(g->settings, deps);
   return std::shared_ptr<const Generation>(std::move(g));
 }

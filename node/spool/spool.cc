@@ -92,6 +92,43 @@ absl::Status Submission::Publish(std::string_view folder,
   return absl::OkStatus();
 }
 
+absl::Status Submission::PrependToMessage(std::string_view lines) {
+  if (!prepared_ || published_ || !fd_.valid()) {
+    return absl::FailedPreconditionError("prepend to an unprepared submission");
+  }
+  if (lines.empty()) return absl::OkStatus();
+  off_t end = ::lseek(fd_.get(), 0, SEEK_END);
+  if (end < 0 || static_cast<uint64_t>(end) < size_) {
+    return fs::ErrnoStatus("lseek", temp_path_, errno);
+  }
+  off_t start = end - static_cast<off_t>(size_);
+  // The file is write-only through fd_: read the message through a second
+  // descriptor, then write it back behind the new lines.
+  fs::UniqueFd in(::open(temp_path_.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in.valid()) return fs::ErrnoStatus("open", temp_path_, errno);
+  std::string message(lines);
+  message.resize(lines.size() + size_);
+  size_t got = 0;
+  while (got < size_) {
+    ssize_t n = ::pread(in.get(), message.data() + lines.size() + got,
+                        size_ - got, start + static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fs::ErrnoStatus("read", temp_path_, n < 0 ? errno : EIO);
+    got += static_cast<size_t>(n);
+  }
+  size_t put = 0;
+  while (put < message.size()) {
+    ssize_t n = ::pwrite(fd_.get(), message.data() + put, message.size() - put,
+                         start + static_cast<off_t>(put));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fs::ErrnoStatus("pwrite", temp_path_, n < 0 ? errno : EIO);
+    put += static_cast<size_t>(n);
+  }
+  size_ = message.size();
+  prepared_ = false;
+  return Prepare(/*sync=*/false);
+}
+
 absl::Status Submission::Commit() {
   if (auto s = Prepare(); !s.ok()) return s;
   if (auto s = Publish(); !s.ok()) return s;

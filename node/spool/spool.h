@@ -87,6 +87,11 @@ class Submission {
   // Publish(kFreezer, "<id>.<cause>") (then fsyncs that folder itself).
   absl::Status Publish(std::string_view folder = kRouter,
                        std::string_view name = {});
+  // After Prepare(), before Publish(): puts `lines` (whole header lines,
+  // each ending in "\n") in front of the message, e.g. the trace and
+  // authentication headers of checks that need the complete message. The
+  // submission stays prepared (size field updated, not synced).
+  absl::Status PrependToMessage(std::string_view lines);
 
   // Removes the temporary file (also done by the destructor).
   void Abort();

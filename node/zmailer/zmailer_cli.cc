@@ -5,6 +5,7 @@
 
 #include "node/zmailer/commands_internal.h"
 #include "node/zmailer/zmailer.h"
+#include "node/zmailer/zmailer_dkim.h"
 #include "node/zmailer/zmailer_queue.h"
 #include "node/zmailer/zmailer_rates.h"
 #include "node/zmailer/zmailer_route.h"
@@ -79,6 +80,7 @@ int Main(int argc, char** argv) {
   internal::RouteCommand route(app);
   internal::RatesCommand rates;
   internal::AddRatesCommand(app, &rates);
+  internal::DkimCommand dkim(app);
 
   try {
     app.parse(argc, argv);
@@ -105,6 +107,7 @@ int Main(int argc, char** argv) {
   if (rates.sub->parsed()) return internal::CmdRates(node, rates);
   if (newaliases->parsed()) return internal::CmdNewDb(node, "aliases");
   if (route.parsed()) return route.Run(node);
+  if (dkim.parsed()) return dkim.Run(node);
   (void)start;
   return internal::CmdStart(node, foreground);
 }

@@ -51,6 +51,27 @@ TEST_F(SpoolTest, CommitMovesACompleteFileIntoRouter) {
   EXPECT_EQ(mf->envelope.recipients[0].address, "b@example.net");
 }
 
+TEST_F(SpoolTest, PrependedLinesTopTheMessageAndCountInItsSize) {
+  mail::Envelope env;
+  env.sender = "a@example.org";
+  env.recipients.push_back({"b@example.net", "", ""});
+  auto sub = spool_->Begin(env);
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  std::string id = (*sub)->queue_id();
+  EXPECT_FALSE((*sub)->PrependToMessage("X-Early: 1\n").ok());
+  std::string body = "Subject: x\n\n" + std::string(100000, 'y') + "\n";
+  ASSERT_TRUE((*sub)->Append(body).ok());
+  ASSERT_TRUE((*sub)->Prepare(/*sync=*/false).ok());
+  ASSERT_TRUE((*sub)->PrependToMessage("X-A: 1\nX-B: 2\n").ok());
+  ASSERT_TRUE((*sub)->Commit().ok());
+  auto data = fs::ReadFile(spool_->Path(kRouter, id));
+  ASSERT_TRUE(data.ok());
+  auto mf = mail::ParseMessageFile(*data);
+  ASSERT_TRUE(mf.ok()) << mf.status();
+  EXPECT_EQ(mf->envelope.size, body.size() + 14);
+  EXPECT_EQ(data->substr(mf->body_offset), "X-A: 1\nX-B: 2\n" + body);
+}
+
 TEST_F(SpoolTest, AbandonedSubmissionLeavesNothing) {
   std::string id;
   {
