@@ -200,24 +200,27 @@ asio::awaitable<void> RunCheck(ServerContext& ctx, Conn& c) {
   }
   if (!decided) {
     MilterSession* milter = c.milter.get();
-    auto work = [checks, sp, check, verdict, milter]() {
+    // At the end of data, the checks' headers (Authentication-Results:,
+    // DKIM-Signature:) go on top of the staged message before the milters
+    // see it (they may rewrite the file, and read those headers).
+    std::shared_ptr<spool::Submission> sub =
+        check->kind == smtp::CheckKind::kMessage ? c.sub : nullptr;
+    auto failed = std::make_shared<absl::Status>();
+    auto work = [checks, sp, check, verdict, milter, sub, failed]() {
       *verdict = checks->Decide(*sp, *check);
+      if (sub && !verdict->prepend_headers.empty() &&
+          verdict->outcome != smtp::Verdict::Outcome::kReject) {
+        *failed = sub->PrependToMessage(verdict->prepend_headers);
+        verdict->prepend_headers.clear();
+        if (!failed->ok()) return absl::OkStatus();
+      }
       if (milter) *verdict = milter->Check(*sp, *check, std::move(*verdict));
       return absl::OkStatus();
     };
     co_await InPool(ctx.pool, work);
-  }
-  if (check->kind == smtp::CheckKind::kMessage && c.sub &&
-      !verdict->prepend_headers.empty() &&
-      verdict->outcome != smtp::Verdict::Outcome::kReject) {
-    std::shared_ptr<spool::Submission> sub = c.sub;
-    auto work = [sub, verdict]() {
-      return sub->PrependToMessage(verdict->prepend_headers);
-    };
-    absl::Status st = co_await InPool(ctx.pool, work);
-    if (!st.ok()) {
+    if (!failed->ok()) {
       ctx.log.Warning(sub->queue_id(),
-                      StrCat("spool write failed: ", Message(st)));
+                      StrCat("spool write failed: ", Message(*failed)));
       *verdict = smtp::Verdict::Reject(smtp::MakeReply(
           smtp::ReplyId::kSpoolError, "Local error writing the message"));
     }
