@@ -280,6 +280,28 @@ Reply MakeR(int code, std::string enhanced, std::vector<std::string> text) {
   return r;
 }
 
+Reply TempFailReply() {
+  return MakeR(451, "4.7.1", {"Service unavailable - try again later"});
+}
+
+// The reply for a milter's reject or tempfail: its own reply code when it
+// gave one, else 550 5.7.1 `reject_text` or 451 4.7.1.
+Reply RejectReply(const Result& r, const char* reject_text) {
+  bool perm = r.action == Result::Action::kReject;
+  if (r.code != 0) {
+    return MakeR(
+        r.code, r.enhanced.empty() ? (perm ? "5.7.1" : "4.7.1") : r.enhanced,
+        r.text.empty() ? std::vector<std::string>{"Rejected"} : r.text);
+  }
+  if (perm) return MakeR(550, "5.7.1", {reject_text});
+  return TempFailReply();
+}
+
+const char* DefaultNote(const milter::Spec& s) {
+  return s.on_failure == milter::Spec::Default::kAccept ? " (default accept)"
+                                                        : " (default tempfail)";
+}
+
 const char* StageName(CheckKind k) {
   switch (k) {
     case CheckKind::kConnect:
@@ -460,12 +482,9 @@ Verdict MilterSession::Stage(const smtp::Session& session,
       absl::Status st = e.client.Open();
       if (!st.ok()) {
         e.failed = true;
-        log_.Warning(
-            qid, StrCat("milter ", name, ": cannot connect to ",
-                        e.spec().address, ": ", zm::Message(st),
-                        e.spec().on_failure == milter::Spec::Default::kAccept
-                            ? " (default accept)"
-                            : " (default tempfail)"));
+        log_.Warning(qid, StrCat("milter ", name, ": cannot connect to ",
+                                 e.spec().address, ": ", zm::Message(st),
+                                 DefaultNote(e.spec())));
       }
     }
     if (e.failed) {
@@ -473,8 +492,7 @@ Verdict MilterSession::Stage(const smtp::Session& session,
           transaction) {
         log_.Info(qid, StrCat("milter ", name, ": unavailable, ",
                               StageName(check.kind), " tempfailed"));
-        return Verdict::Reject(
-            MakeR(451, "4.7.1", {"Service unavailable - try again later"}));
+        return Verdict::Reject(TempFailReply());
       }
       continue;
     }
@@ -575,30 +593,16 @@ Verdict MilterSession::Stage(const smtp::Session& session,
       case Result::Action::kFailed:
         e.failed = true;
         e.in_message = false;
-        log_.Warning(
-            qid, StrCat("milter ", name, ": ", r.error, " at ", where,
-                        e.spec().on_failure == milter::Spec::Default::kAccept
-                            ? " (default accept)"
-                            : " (default tempfail)"));
+        log_.Warning(qid, StrCat("milter ", name, ": ", r.error, " at ", where,
+                                 DefaultNote(e.spec())));
         if (e.spec().on_failure == milter::Spec::Default::kTempFail &&
             transaction) {
-          return Verdict::Reject(
-              MakeR(451, "4.7.1", {"Service unavailable - try again later"}));
+          return Verdict::Reject(TempFailReply());
         }
         break;
       case Result::Action::kReject:
       case Result::Action::kTempFail: {
-        bool perm = r.action == Result::Action::kReject;
-        Reply reply =
-            r.code != 0
-                ? MakeR(r.code,
-                        r.enhanced.empty() ? (perm ? "5.7.1" : "4.7.1")
-                                           : r.enhanced,
-                        r.text.empty() ? std::vector<std::string>{"Rejected"}
-                                       : r.text)
-                : MakeR(perm ? 550 : 451, perm ? "5.7.1" : "4.7.1",
-                        {perm ? "Command rejected"
-                              : "Service unavailable - try again later"});
+        Reply reply = RejectReply(r, "Command rejected");
         if (check.kind == CheckKind::kMailFrom ||
             check.kind == CheckKind::kData) {
           e.in_message = false;
@@ -626,17 +630,14 @@ Verdict MilterSession::Message(const smtp::Session& session,
       e.in_message = false;
       e.client.Close();
       bool accept = e.spec().on_failure == milter::Spec::Default::kAccept;
-      log_.Warning(
-          qid, StrCat("milter ", name, ": ", why, " at end of data",
-                      accept ? " (default accept)" : " (default tempfail)"));
+      log_.Warning(qid, StrCat("milter ", name, ": ", why, " at end of data",
+                               DefaultNote(e.spec())));
       if (accept) return std::nullopt;
-      return Verdict::Reject(
-          MakeR(451, "4.7.1", {"Service unavailable - try again later"}));
+      return Verdict::Reject(TempFailReply());
     };
     if (e.failed) {
       if (e.spec().on_failure == milter::Spec::Default::kTempFail) {
-        return Verdict::Reject(
-            MakeR(451, "4.7.1", {"Service unavailable - try again later"}));
+        return Verdict::Reject(TempFailReply());
       }
       continue;
     }
@@ -781,17 +782,7 @@ Verdict MilterSession::Message(const smtp::Session& session,
         continue;
       case Result::Action::kReject:
       case Result::Action::kTempFail: {
-        bool perm = r.action == Result::Action::kReject;
-        Reply reply =
-            r.code != 0
-                ? MakeR(r.code,
-                        r.enhanced.empty() ? (perm ? "5.7.1" : "4.7.1")
-                                           : r.enhanced,
-                        r.text.empty() ? std::vector<std::string>{"Rejected"}
-                                       : r.text)
-                : MakeR(perm ? 550 : 451, perm ? "5.7.1" : "4.7.1",
-                        {perm ? "Message content rejected"
-                              : "Service unavailable - try again later"});
+        Reply reply = RejectReply(r, "Message content rejected");
         log_.Info(qid, StrCat("milter ", name,
                               ": message rejected: ", reply.Summary()));
         return Verdict::Reject(std::move(reply));

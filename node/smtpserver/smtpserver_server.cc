@@ -30,20 +30,6 @@ auto Token(std::error_code& ec) {
   return asio::redirect_error(asio::use_awaitable, ec);
 }
 
-std::string_view ListenerName(smtp::Listener l) {
-  switch (l) {
-    case smtp::Listener::kSmtp:
-      return "smtp";
-    case smtp::Listener::kSubmission:
-      return "submission";
-    case smtp::Listener::kSmtps:
-      return "smtps";
-    case smtp::Listener::kLocal:
-      return "local";
-  }
-  return "?";
-}
-
 // What lives as long as the process, across reloads.
 struct Shared {
   std::unique_ptr<ratetrack::RateTracker> rates;
