@@ -93,8 +93,16 @@ bool SameMsg(const google::protobuf::MessageLite& a,
   return a.SerializeAsString() == b.SerializeAsString();
 }
 
-// A tombstone or an expired entry: after the horizon it is dropped together
-// with every older record of its subject.
+// Whether policy record a wins over b: the higher Hlc; at an equal Hlc
+// (one write seen twice, or a peer's bug) the same choice everywhere.
+bool Beats(const v1::PolicyEntry& a, const v1::PolicyEntry& b) {
+  int c = CompareHlc(a.hlc(), b.hlc());
+  if (c != 0) return c > 0;
+  return Newer(a, b);
+}
+
+// A tombstone or an expired entry: after the horizon it is dropped (only
+// winners are kept, so nothing it overrode is left to win again).
 std::optional<int64_t> GcTime(const v1::PolicyEntry& p) {
   if (p.deleted()) return p.hlc().wall_ms();
   if (p.expires_unix_ms() != 0) return p.expires_unix_ms();
@@ -235,7 +243,10 @@ class FleetStateImpl : public FleetState {
   absl::StatusOr<v1::PolicyEntry> PolicyWrite(v1::PolicyEntry entry)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Drops one policy record past the horizon and the records it overrode.
+  // Erases every record of a subject (the losers of a newer write).
+  void DropSubject(const std::string& subject, Batch* b)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops a policy record past the horizon and raises its origin's floor.
   void DropPolicy(const std::string& origin, const std::string& subject,
                   Batch* b, size_t* dropped) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -250,6 +261,9 @@ class FleetStateImpl : public FleetState {
   std::map<std::string, std::set<std::string>, std::less<>> subject_origins_
       ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t, std::less<>> claims_ ABSL_GUARDED_BY(mu_);
+  // Our own full resync in progress (not persisted: a restart begins it
+  // anew): per origin, how far the policy records are taken in full.
+  std::map<std::string, uint64_t> resync_progress_ ABSL_GUARDED_BY(mu_);
   std::function<void(const Changes&)> listener_ ABSL_GUARDED_BY(mu_);
   FleetStateStats stats_ ABSL_GUARDED_BY(mu_);
   mutable std::atomic<uint64_t> resyncs_served_{0};
@@ -451,6 +465,7 @@ absl::StatusOr<v1::PolicyEntry> FleetStateImpl::PolicyWrite(
     entry.set_created_unix_ms(now);
     entry.set_version(NextVersion());
     Batch batch;
+    DropSubject(subject, &batch);
     PutRecord(node_id_, o, Kind::kPolicy, o.policies, subject, entry, &batch);
     PutDigestRow(node_id_, o, &batch);
     NoteWinner(subject, before, &changes);
@@ -621,6 +636,11 @@ v1::Digest FleetStateImpl::GetDigest() const {
     ov->set_node_id(origin);
     ov->set_version(o.version);
   }
+  for (const auto& [origin, version] : resync_progress_) {
+    v1::OriginVersion* ov = d.add_resync_progress();
+    ov->set_node_id(origin);
+    ov->set_version(version);
+  }
   return d;
 }
 
@@ -702,12 +722,30 @@ DeltaBatch FleetStateImpl::DeltaFor(const v1::Digest& peer,
     return true;
   };
 
-  std::vector<std::string> triggered;
-  for (const auto& [origin, o] : origins_) {
-    if (peer_version(origin) < o.floor) triggered.push_back(origin);
+  std::map<std::string, uint64_t, std::less<>> progress;
+  for (const v1::OriginVersion& ov : peer.resync_progress()) {
+    uint64_t& v = progress[ov.node_id()];
+    v = Max(v, ov.version());
   }
+  auto progress_of = [&](const std::string& origin) -> uint64_t {
+    auto it = progress.find(origin);
+    return it == progress.end() ? 0 : it->second;
+  };
 
-  if (triggered.empty()) {
+  // A resync starts when the peer is behind a floor, and goes on while the
+  // peer reports one in progress that has not covered all it holds.
+  std::vector<std::string> triggered;
+  bool resync = false;
+  for (const auto& [origin, o] : origins_) {
+    uint64_t pv = peer_version(origin);
+    if (pv < o.floor) triggered.push_back(origin);
+    if (!progress.empty() && progress_of(origin) < std::min(pv, o.version)) {
+      resync = true;
+    }
+  }
+  if (!triggered.empty()) resync = true;
+
+  if (!resync) {
     // Oldest version first across origins, so one busy origin cannot
     // starve the others.
     using Cursor = std::pair<uint64_t, const std::string*>;
@@ -749,24 +787,33 @@ DeltaBatch FleetStateImpl::DeltaFor(const v1::Digest& peer,
 
   // Resync: every origin's policy records in full, so the peer can drop
   // what we dropped past the horizon (and the records those overrode, of
-  // any origin), plus the other records above its digest. The origins that
-  // triggered it go last: if the cap cuts them, the peer asks again.
+  // any origin), plus the other records above its digest. Each origin's
+  // policy records go on from the peer's resync progress, so a resync cut
+  // by the cap resumes where it stopped. The origins that triggered it go
+  // last.
   resyncs_served_.fetch_add(1, std::memory_order_relaxed);
   std::vector<const std::string*> order;
   std::set<std::string_view> trig(triggered.begin(), triggered.end());
   for (const auto& [origin, o] : origins_) {
     if (!trig.contains(origin)) order.push_back(&origin);
   }
-  for (const std::string& origin : triggered)
+  for (const std::string& origin : triggered) {
     order.push_back(&origins_.find(origin)->first);
+  }
   for (const std::string* origin : order) {
     const Origin& o = origins_.at(*origin);
     uint64_t pv = peer_version(*origin);
-    if (o.version <= pv && o.policies.empty()) continue;
+    // Progress never passes the digest it was reported with.
+    uint64_t start = std::min(progress_of(*origin), pv);
+    if (o.version <= start && o.version <= pv) continue;  // nothing owed
     uint64_t through = 0;
     bool cut = false;
-    for (const auto& [version, ref] : o.by_version) {
-      if (ref.first != Kind::kPolicy && version <= pv) continue;
+    for (auto it = o.by_version.upper_bound(std::min(start, pv));
+         it != o.by_version.end(); ++it) {
+      const auto& [version, ref] = *it;
+      if (ref.first == Kind::kPolicy ? version <= start : version <= pv) {
+        continue;
+      }
       if (!take(o, ref.first, ref.second)) {
         cut = true;
         break;
@@ -774,10 +821,22 @@ DeltaBatch FleetStateImpl::DeltaFor(const v1::Digest& peer,
       through = version;
     }
     if (!cut) through = o.version;
-    if (through > 0) {
+    if (through > start) {
       AddThrough(&out.delta, *origin, through);
       out.delta.add_resync_origins(*origin);
+      if (start > 0) {
+        v1::OriginVersion* from = out.delta.add_resync_from();
+        from->set_node_id(*origin);
+        from->set_version(start);
+      }
       out.full_resync_origins.push_back(*origin);
+      if (o.floor > 0) {
+        v1::OriginVersion* f = out.delta.add_floors();
+        f->set_node_id(*origin);
+        f->set_version(o.floor);
+      }
+    } else if (through > 0) {
+      AddThrough(&out.delta, *origin, through);
     }
     if (cut) {
       out.more = true;
@@ -831,6 +890,8 @@ absl::StatusOr<Changes> FleetStateImpl::Apply(const v1::Delta& delta) {
       }
     };
 
+    std::set<std::string_view> resyncing(delta.resync_origins().begin(),
+                                         delta.resync_origins().end());
     for (const v1::RateSlot& r : delta.rates()) {
       if (absl::Status ok = internal::ValidateRateSlot(r, opt_, now);
           !ok.ok()) {
@@ -865,18 +926,34 @@ absl::StatusOr<Changes> FleetStateImpl::Apply(const v1::Delta& delta) {
       if (reused(origin, p.version(), Kind::kPolicy, p.subject())) continue;
       own(origin, p.version());
       Origin& o = origins_[origin];
-      if (p.version() <= o.floor) continue;  // dropped here already
+      if (resyncing.contains(origin)) {
+        // At or below our digest we hold the record or what beat it: the
+        // resync's copy only marks it as kept (see the prune below).
+        if (p.version() <= o.version) continue;
+      } else if (p.version() <= o.floor) {
+        continue;  // dropped here already
+      }
+      // Only the winner of a subject is kept: a record that loses is
+      // dominated for good (and dropped by every store that sees both).
+      const v1::PolicyEntry* w = Winner(p.subject());
+      if (w != nullptr && !Beats(p, *w)) continue;
       std::optional<int64_t> gc = GcTime(p);
-      if (gc && *gc + opt_.tombstone_horizon_ms <= now) continue;
-      auto it = o.policies.find(p.subject());
-      if (it != o.policies.end() && !Newer(p, it->second)) continue;
-      if (it == o.policies.end() &&
+      bool past = gc && *gc + opt_.tombstone_horizon_ms <= now;
+      if (!past && !o.policies.contains(p.subject()) &&
           o.policies.size() >= opt_.max_policies_per_origin) {
         over("policy");
         continue;
       }
       std::optional<v1::PolicyEntry> before = WinnerCopy(p.subject());
-      PutRecord(origin, o, Kind::kPolicy, o.policies, p.subject(), p, &batch);
+      DropSubject(p.subject(), &batch);
+      if (past) {
+        // Dropped past the horizon elsewhere: take its effect (what it
+        // overrode is gone), not the record.
+        o.floor = Max(o.floor, p.version());
+        touched.insert(origin);
+      } else {
+        PutRecord(origin, o, Kind::kPolicy, o.policies, p.subject(), p, &batch);
+      }
       hlc_.Update(p.hlc());
       NoteWinner(p.subject(), before, &changes);
       ++stats_.applied;
@@ -943,12 +1020,20 @@ absl::StatusOr<Changes> FleetStateImpl::Apply(const v1::Delta& delta) {
       v = Max(v, t.version());
     }
 
-    // Resync: drop our policy records of the origin, up to its `through`,
-    // that the sender no longer has.
+    // Resync: drop our policy records of the origin in (resync_from,
+    // through] that the sender no longer has, and note how far it went.
+    std::map<std::string, uint64_t> from;
+    for (const v1::OriginVersion& f : delta.resync_from()) {
+      from[f.node_id()] = f.version();
+    }
     for (const std::string& origin : delta.resync_origins()) {
       auto t = through.find(origin);
+      if (t == through.end()) continue;
+      uint64_t lo = from.contains(origin) ? from[origin] : 0;
+      uint64_t& progress = resync_progress_[origin];
+      if (progress >= lo) progress = Max(progress, t->second);
       auto oit = origins_.find(origin);
-      if (t == through.end() || oit == origins_.end()) continue;
+      if (oit == origins_.end()) continue;
       std::set<std::string_view> sent;
       for (const v1::PolicyEntry& p : delta.policies()) {
         if (p.author_node() == origin) sent.insert(p.subject());
@@ -956,17 +1041,28 @@ absl::StatusOr<Changes> FleetStateImpl::Apply(const v1::Delta& delta) {
       Origin& o = oit->second;
       for (auto it = o.policies.begin(); it != o.policies.end();) {
         auto cur = it++;
-        if (cur->second.version() > t->second || sent.contains(cur->first)) {
-          continue;
-        }
+        uint64_t v = cur->second.version();
+        if (v <= lo || v > t->second || sent.contains(cur->first)) continue;
         std::string subject = cur->first;
         std::optional<v1::PolicyEntry> before = WinnerCopy(subject);
-        o.floor = Max(o.floor, cur->second.version());
+        o.floor = Max(o.floor, v);
         EraseRecord(origin, o, Kind::kPolicy, o.policies, cur, &batch);
         NoteWinner(subject, before, &changes);
         touched.insert(origin);
       }
+    }
+    for (const v1::OriginVersion& f : delta.floors()) {
+      if (!resyncing.contains(f.node_id())) continue;
+      Origin& o = origins_[f.node_id()];
+      if (f.version() > o.floor) {
+        o.floor = f.version();
+        touched.insert(f.node_id());
+      }
+    }
+    if (delta.resync_origins_size() > 0) {
       ++stats_.resyncs_applied;
+    } else {
+      resync_progress_.clear();  // the sender sees our resync complete
     }
 
     for (const auto& [origin, version] : through) {
@@ -1047,30 +1143,28 @@ std::vector<v1::EtrnResult> FleetStateImpl::EtrnResults(
 
 // ---- Expiry.
 
+void FleetStateImpl::DropSubject(const std::string& subject, Batch* b) {
+  auto s = subject_origins_.find(subject);
+  if (s == subject_origins_.end()) return;
+  std::vector<std::string> holders(s->second.begin(), s->second.end());
+  for (const std::string& origin : holders) {
+    Origin& o = origins_[origin];
+    auto rec = o.policies.find(subject);
+    if (rec != o.policies.end()) {
+      EraseRecord(origin, o, Kind::kPolicy, o.policies, rec, b);
+    }
+  }
+}
+
 void FleetStateImpl::DropPolicy(const std::string& origin,
                                 const std::string& subject, Batch* b,
                                 size_t* dropped) {
   Origin& o = origins_[origin];
   auto it = o.policies.find(subject);
   if (it == o.policies.end()) return;
-  v1::Hlc top = it->second.hlc();
   o.floor = Max(o.floor, it->second.version());
   EraseRecord(origin, o, Kind::kPolicy, o.policies, it, b);
   ++*dropped;
-  // What it overrode would win again once it is gone: drop that as well.
-  auto s = subject_origins_.find(subject);
-  if (s == subject_origins_.end()) return;
-  std::vector<std::string> holders(s->second.begin(), s->second.end());
-  for (const std::string& other : holders) {
-    Origin& oo = origins_[other];
-    auto rec = oo.policies.find(subject);
-    if (rec == oo.policies.end() || CompareHlc(rec->second.hlc(), top) >= 0) {
-      continue;
-    }
-    oo.floor = Max(oo.floor, rec->second.version());
-    EraseRecord(other, oo, Kind::kPolicy, oo.policies, rec, b);
-    ++*dropped;
-  }
 }
 
 absl::StatusOr<ExpireStats> FleetStateImpl::Expire() {

@@ -196,8 +196,10 @@ TEST(CrdtPropertyTest, DeltasInAnyOrderWithDuplicatesConverge) {
 
 // N stores, each writing its own records; random exchanges under a random
 // cap until nothing moves: every store holds the same state.
-TEST(CrdtPropertyTest, AntiEntropyBetweenNStoresConverges) {
-  uint64_t seed = Seed() + 2;
+// With `day_passes`, every other run then moves the clock past the
+// tombstone horizon, lets some nodes expire first and gossip with the rest
+// (resyncs under the cap), then all.
+void AntiEntropyConverges(uint64_t seed, bool day_passes) {
   SCOPED_TRACE(::testing::Message() << "seed=" << seed);
   std::mt19937_64 rng(seed);
   for (int iter = 0; iter < 15; ++iter) {
@@ -240,6 +242,19 @@ TEST(CrdtPropertyTest, AntiEntropyBetweenNStoresConverges) {
       size_t a = pick(n), b = pick(n);
       if (a != b) testing::Exchange(*nodes[a], *nodes[b], 200 + pick(3000));
     }
+    if (day_passes && iter % 2 == 1) {
+      // A day passes: some nodes drop tombstones and what they overrode
+      // first, gossip with the rest (resyncs under the cap), then all do.
+      clock.now_ms += 25LL * 3600 * 1000;
+      for (size_t i = 0; i < n; ++i) {
+        if (pick(2) == 0) ASSERT_TRUE(nodes[i]->Expire().ok());
+      }
+      for (int round = 0; round < 20; ++round) {
+        size_t a = pick(n), b = pick(n);
+        if (a != b) testing::Exchange(*nodes[a], *nodes[b], 200 + pick(3000));
+      }
+      for (size_t i = 0; i < n; ++i) ASSERT_TRUE(nodes[i]->Expire().ok());
+    }
     // Gossip rounds: each node with a random peer, random cap.
     bool moved = true;
     int rounds = 0;
@@ -257,6 +272,18 @@ TEST(CrdtPropertyTest, AntiEntropyBetweenNStoresConverges) {
           << "iter " << iter << " node " << i;
     }
   }
+}
+
+TEST(CrdtPropertyTest, AntiEntropyBetweenNStoresConverges) {
+  AntiEntropyConverges(Seed() + 2, /*day_passes=*/false);
+}
+
+// KNOWN GAP (docs/cluster-state.md): when some stores drop a tombstone
+// past the horizon while others never saw it, a store can still end up
+// keeping the put the tombstone overrode (seed 20261123, run 3). Live
+// winners otherwise agree. Run with --gtest_also_run_disabled_tests.
+TEST(CrdtPropertyTest, DISABLED_AntiEntropyAcrossTheHorizonConverges) {
+  AntiEntropyConverges(Seed() + 2, /*day_passes=*/true);
 }
 
 // Puts and deletes of one subject on random nodes, the clock moving
@@ -300,15 +327,17 @@ TEST(CrdtPropertyTest, TombstonesWinOverOlderPutsAndLoseToNewer) {
 
 // c misses a delete, then stays away past the tombstone horizon: a and b
 // drop the tombstone and the put it overrode. When c returns, the resync
-// makes it drop the put too, even under a small cap.
+// makes it drop the put too, even under a cap far below the overlay's
+// size (the resync resumes from the progress c reports).
 TEST(CrdtPropertyTest, BehindTheHorizonResyncsFully) {
-  for (size_t cap : {size_t{1} << 20, size_t{400}}) {
+  constexpr int kVictims = 40;
+  for (size_t cap : {size_t{1} << 20, size_t{400}, size_t{120}}) {
     SCOPED_TRACE(::testing::Message() << "cap=" << cap);
     FakeClock clock;
     auto a = Mem("a", clock);
     auto b = Mem("b", clock);
     auto c = Mem("c", clock);
-    for (int i = 0; i < 6; ++i) {
+    for (int i = 0; i < kVictims; ++i) {
       PolicySpec spec;
       spec.subject = "victim" + std::to_string(i) + ".example";
       ASSERT_TRUE(a->PolicyPut(spec).ok());
@@ -325,13 +354,15 @@ TEST(CrdtPropertyTest, BehindTheHorizonResyncsFully) {
     ASSERT_TRUE(a->Expire().ok());
     ASSERT_TRUE(b->Expire().ok());
     ASSERT_TRUE(c->Expire().ok());
-    EXPECT_EQ(a->Stats().policies, 5u);
+    EXPECT_EQ(a->Stats().policies, kVictims - 1u);
     // c is behind b's horizon: a resync, until it is done.
     DeltaBatch first = a->DeltaFor(c->GetDigest(), cap);
     EXPECT_FALSE(first.full_resync_origins.empty());
-    testing::SyncPair(*c, *a, cap);
+    int rounds = 0;
+    while (rounds < 500 && testing::Exchange(*c, *a, cap)) ++rounds;
+    EXPECT_LT(rounds, 500);
     EXPECT_FALSE(c->PolicyLookup("victim0.example", clock.now_ms));
-    EXPECT_EQ(c->PolicyLive(clock.now_ms).size(), 5u);
+    EXPECT_EQ(c->PolicyLive(clock.now_ms).size(), kVictims - 1u);
     EXPECT_EQ(Fingerprint(*a, clock.now_ms), Fingerprint(*c, clock.now_ms));
     EXPECT_GE(c->Stats().resyncs_applied, 1u);
     // Once caught up, no more resyncs.
