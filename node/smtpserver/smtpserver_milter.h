@@ -98,6 +98,12 @@ struct StagedEdits {
 // `edits`: the result is written beside it, fsynced and renamed over it,
 // so a crash leaves either the old or the new file. `*recipients` receives
 // the number of recipients left. The caller holds the original's lock.
+//
+// For a spool::Submission's staged file this must come after everything
+// written through the Submission (Append, PrependToMessage): its
+// descriptor still points at the replaced file, so later writes through
+// it would be lost. Its Prepare() then only patches the old file's size
+// field, and Publish() renames the path, i.e. the rewritten file.
 absl::Status RewriteStaged(const std::string& path, const StagedEdits& edits,
                            size_t* recipients, std::vector<std::string>* log);
 
