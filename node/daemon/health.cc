@@ -35,12 +35,26 @@ ProgramState ReadProgramState(const NodeDir& node, const std::string& program) {
   return st;
 }
 
+std::vector<std::string> DaemonPrograms(const NodeDir& node) {
+  std::vector<std::string> programs = DaemonPrograms();
+  auto conf = fs::ReadFile(node.etc_file("cluster.conf"), 1 << 20);
+  if (!conf.ok()) return programs;
+  for (std::string_view line : Split(*conf, '\n')) {
+    auto words = SplitWhitespace(line);
+    if (!words.empty() && words[0] == "gossip-listen") {
+      programs.push_back("clusterd");
+      break;
+    }
+  }
+  return programs;
+}
+
 NodeHealth Collect(const NodeDir& node) {
   NodeHealth h;
   h.home = node.home;
   h.frozen = fs::Exists(node.freeze_marker());
   h.supervisor = ReadProgramState(node, "zmailer");
-  for (const auto& p : DaemonPrograms()) {
+  for (const auto& p : DaemonPrograms(node)) {
     h.programs.push_back(ReadProgramState(node, p));
   }
   // Counting needs no node tag.

@@ -23,6 +23,9 @@ inline const std::vector<std::string>& DaemonPrograms() {
                                                      "smtpserver"};
   return kPrograms;
 }
+// The same for `node`, plus the cluster agent "clusterd" last when the node
+// is a fleet member (its etc/cluster.conf sets gossip-listen).
+std::vector<std::string> DaemonPrograms(const NodeDir& node);
 
 struct ProgramState {
   std::string name;

@@ -36,8 +36,9 @@ constexpr int kStartTimeoutMs = 30000;
 // A program has 20 s to stop; the supervisor stops them one by one.
 constexpr int kProgramStopMs = 20000;
 
-int StopBoundMs() {
-  return kProgramStopMs * static_cast<int>(health::DaemonPrograms().size()) +
+int StopBoundMs(const NodeDir& node) {
+  return kProgramStopMs *
+             static_cast<int>(health::DaemonPrograms(node).size()) +
          10000;
 }
 
@@ -59,16 +60,16 @@ health::ProgramState Program(const NodeDir& node, const std::string& name) {
 }
 
 // Stops a supervisor we forked (start failed): SIGTERM, then the bound.
-void StopForkedSupervisor(pid_t pid) {
+void StopForkedSupervisor(const NodeDir& node, pid_t pid) {
   ::kill(pid, SIGTERM);
-  if (!WaitForExit(pid, StopBoundMs())) ::kill(pid, SIGKILL);
+  if (!WaitForExit(pid, StopBoundMs(node))) ::kill(pid, SIGKILL);
   int status;
   ::waitpid(pid, &status, 0);
 }
 
 std::string NotReady(const NodeDir& node) {
   std::string out;
-  for (const auto& p : health::DaemonPrograms()) {
+  for (const auto& p : health::DaemonPrograms(node)) {
     if (!health::ReadProgramState(node, p).running) StrAppend(&out, " ", p);
   }
   return out;
@@ -95,7 +96,7 @@ int CmdStart(const NodeDir& node, bool foreground) {
   }
   SupervisorOptions opts;
   opts.node = node;
-  opts.programs = health::DaemonPrograms();
+  opts.programs = health::DaemonPrograms(node);
   opts.foreground = foreground;
   if (auto s = fs::MakeDirs(node.log(), 0755); !s.ok()) return FailStatus(s);
 
@@ -166,7 +167,7 @@ int CmdStart(const NodeDir& node, bool foreground) {
 
   if (timed_out) {
     std::string waiting = NotReady(node);
-    StopForkedSupervisor(pid);
+    StopForkedSupervisor(node, pid);
     return Fail(StrCat("timed out after ", kStartTimeoutMs / 1000,
                        "s waiting for", waiting,
                        " to start; the node is "
@@ -178,7 +179,7 @@ int CmdStart(const NodeDir& node, bool foreground) {
     return kExitOk;
   }
   if (!msg.empty() && msg[0] == 'F') {
-    StopForkedSupervisor(pid);
+    StopForkedSupervisor(node, pid);
     std::string why = msg.substr(1);
     if (!why.empty() && why.back() != '\n') why += '\n';
     return Fail(StrCat(why, "node not started"));
@@ -196,9 +197,9 @@ int CmdStop(const NodeDir& node) {
   auto sup = Supervisor(node);
   if (sup.running) {
     ::kill(sup.pid, SIGTERM);
-    if (!WaitForExit(sup.pid, StopBoundMs())) {
+    if (!WaitForExit(sup.pid, StopBoundMs(node))) {
       return Fail(StrCat("the supervisor (pid ", sup.pid,
-                         ") did not stop within ", StopBoundMs() / 1000,
+                         ") did not stop within ", StopBoundMs(node) / 1000,
                          "s; 'zmailer kill' forces it"));
     }
     std::cout << "node " << node.home << " stopped\n";
@@ -206,7 +207,7 @@ int CmdStop(const NodeDir& node) {
   }
   // No supervisor (it was killed): stop what it left behind, in order.
   std::string stopped;
-  const auto& programs = health::DaemonPrograms();
+  const auto programs = health::DaemonPrograms(node);
   for (auto it = programs.rbegin(); it != programs.rend(); ++it) {
     auto st = Program(node, *it);
     if (st.running) {
@@ -239,7 +240,7 @@ int CmdKill(const NodeDir& node) {
     pids.push_back(sup.pid);
     StrAppend(&killed, " zmailer (pid ", sup.pid, ")");
   }
-  for (const auto& p : health::DaemonPrograms()) {
+  for (const auto& p : health::DaemonPrograms(node)) {
     auto st = Program(node, p);
     if (st.running) {
       // Its process group holds the helpers it started (transport agents).
@@ -251,7 +252,7 @@ int CmdKill(const NodeDir& node) {
   }
   for (pid_t pid : pids) WaitForExit(pid, 5000);
   ::unlink(node.pid_file("zmailer").c_str());
-  for (const auto& p : health::DaemonPrograms()) {
+  for (const auto& p : health::DaemonPrograms(node)) {
     ::unlink(node.pid_file(p).c_str());
   }
   if (killed.empty()) {
