@@ -1,0 +1,147 @@
+// Push-pull anti-entropy with a few random live peers per round.
+#include <algorithm>
+
+#include "cluster/agent/agent_internal.h"
+#include "node/common/strings.h"
+
+namespace zm::cluster::internal {
+namespace {
+
+// Raises `digest` to the versions a delta was complete through: what the
+// peer holds once it applied that delta.
+void Advance(pb::Digest* digest, const pb::Delta& delta) {
+  for (const auto& t : delta.through()) {
+    bool found = false;
+    for (auto& o : *digest->mutable_origins()) {
+      if (o.node_id() == t.node_id()) {
+        o.set_version(std::max(o.version(), t.version()));
+        found = true;
+        break;
+      }
+    }
+    if (!found) *digest->add_origins() = t;
+  }
+}
+
+uint64_t VersionOf(const pb::Digest& d, const std::string& node_id) {
+  for (const auto& o : d.origins()) {
+    if (o.node_id() == node_id) return o.version();
+  }
+  return 0;
+}
+
+bool Empty(const pb::Delta& d) {
+  return d.rates_size() == 0 && d.policies_size() == 0 &&
+         d.etrn_requests_size() == 0 && d.etrn_results_size() == 0;
+}
+
+}  // namespace
+
+AntiEntropy::AntiEntropy(const AgentOptions& options, FleetState& state,
+                         Membership& membership, GrpcTransport& transport,
+                         Logger& log, Counters& counters)
+    : options_(options),
+      state_(state),
+      membership_(membership),
+      transport_(transport),
+      log_(log),
+      counters_(counters),
+      rng_(std::random_device{}()) {}
+
+void AntiEntropy::Round() {
+  std::vector<Member> peers;
+  for (const MemberView& v : membership_.Members()) {
+    if (!v.is_self && v.member.state == MemberState::kAlive) {
+      peers.push_back(v.member);
+    }
+  }
+  {
+    absl::MutexLock l(&mu_);
+    std::erase_if(peers,
+                  [&](const Member& m) { return busy_.count(m.node_id); });
+    std::shuffle(peers.begin(), peers.end(), rng_);
+    if (peers.size() > static_cast<size_t>(options_.fanout)) {
+      peers.resize(static_cast<size_t>(options_.fanout));
+    }
+    for (const Member& m : peers) busy_.insert(m.node_id);
+  }
+  for (const Member& m : peers) Pull(m, 0);
+}
+
+void AntiEntropy::Pull(const Member& peer, int chunk) {
+  transport_.Exchange(
+      peer, state_.GetDigest(),
+      [this, peer, chunk](absl::Status s, const pb::ExchangeReply& reply) {
+        if (!s.ok()) {
+          if (limiter_.Allow(peer.node_id)) {
+            log_.Info("", StrCat("anti-entropy with ", peer.node_id,
+                                 " failed: ", Message(s)));
+          }
+          return Finish(peer);
+        }
+        if (!Empty(reply.delta()) || reply.delta().through_size() > 0) {
+          auto changes = state_.Apply(reply.delta());
+          if (!changes.ok()) {
+            log_.Error("", StrCat("cannot store a delta from ", peer.node_id,
+                                  ": ", Message(changes.status())));
+            return Finish(peer);
+          }
+          counters_.records_applied +=
+              changes->rates.size() + changes->policy_winners.size() +
+              changes->etrn_requests.size() + changes->etrn_results.size();
+          if (changes->rejected > 0 && limiter_.Allow(peer.node_id + "|bad")) {
+            log_.Warning("", StrCat("peer ", peer.node_id, " sent ",
+                                    changes->rejected,
+                                    " malformed records, refused: ",
+                                    Message(changes->first_rejection)));
+          }
+        }
+        if (reply.more() && chunk + 1 < options_.max_chunks_per_round) {
+          return Pull(peer, chunk + 1);
+        }
+        if (!reply.more()) NoteSync(peer, reply.digest());
+        PushTo(peer, reply.digest(), 0);
+      });
+}
+
+void AntiEntropy::PushTo(const Member& peer, pb::Digest theirs, int chunk) {
+  DeltaBatch batch = state_.DeltaFor(theirs, options_.exchange_max_bytes);
+  if (Empty(batch.delta) && batch.full_resync_origins.empty()) {
+    return Finish(peer);
+  }
+  Advance(&theirs, batch.delta);
+  bool more = batch.more && chunk + 1 < options_.max_chunks_per_round;
+  transport_.Push(peer, std::move(batch.delta),
+                  [this, peer, theirs = std::move(theirs), chunk,
+                   more](absl::Status s) mutable {
+                    if (s.ok() && more) {
+                      return PushTo(peer, std::move(theirs), chunk + 1);
+                    }
+                    Finish(peer);
+                  });
+}
+
+void AntiEntropy::Finish(const Member& peer) {
+  absl::MutexLock l(&mu_);
+  busy_.erase(peer.node_id);
+}
+
+void AntiEntropy::NoteSync(const Member& peer, const pb::Digest& theirs) {
+  uint64_t have = VersionOf(state_.GetDigest(), peer.node_id);
+  if (have < VersionOf(theirs, peer.node_id)) return;
+  absl::MutexLock l(&mu_);
+  in_sync_at_[peer.node_id] = UnixMs();
+}
+
+int64_t AntiEntropy::InSyncAt(const std::string& node_id) const {
+  absl::MutexLock l(&mu_);
+  auto it = in_sync_at_.find(node_id);
+  return it == in_sync_at_.end() ? 0 : it->second;
+}
+
+size_t AntiEntropy::Busy() const {
+  absl::MutexLock l(&mu_);
+  return busy_.size();
+}
+
+}  // namespace zm::cluster::internal

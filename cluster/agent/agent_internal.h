@@ -1,0 +1,304 @@
+// The pieces of the cluster agent (agent.h), internal to cluster/agent:
+// the gRPC transport of the membership and the anti-entropy calls, the
+// peer and local services, anti-entropy rounds, the ETRN executor.
+#ifndef ZM_CLUSTER_AGENT_AGENT_INTERNAL_H_
+#define ZM_CLUSTER_AGENT_AGENT_INTERNAL_H_
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "cluster/agent/agent.h"
+#include "cluster/membership/membership.h"
+#include "cluster/state/fleet_state.h"
+#include "node/common/log.h"
+#include "zmnode/cluster/v1/local.grpc.pb.h"
+#include "zmnode/cluster/v1/peer.grpc.pb.h"
+
+namespace grpc {
+class Channel;
+class ClientContext;
+}  // namespace grpc
+
+namespace zm::cluster::internal {
+
+namespace pb = ::zmnode::cluster::v1;
+
+int64_t UnixMs();
+int64_t SteadyMs();
+
+struct Counters {
+  std::atomic<uint64_t> bytes_sent{0}, bytes_received{0}, exchanges{0},
+      pushes{0}, records_applied{0}, peers_refused{0}, etrn_acted{0};
+};
+
+// At most one log line per key and interval, for events a peer can cause.
+class LogLimiter {
+ public:
+  explicit LogLimiter(int64_t interval_ms) : interval_ms_(interval_ms) {}
+  bool Allow(const std::string& key);
+
+ private:
+  const int64_t interval_ms_;
+  absl::Mutex mu_;
+  std::map<std::string, int64_t> last_ ABSL_GUARDED_BY(mu_);
+};
+
+// The membership's Transport over asynchronous (callback) gRPC calls, plus
+// the anti-entropy calls. One channel per peer address, reused. Every call
+// has a deadline; Shutdown() cancels what is in flight and waits until
+// every callback has run, after which calls fail at once.
+class GrpcTransport : public Transport {
+ public:
+  GrpcTransport(const AgentOptions& options, Sender self, Counters& counters);
+  ~GrpcTransport() override;
+
+  void SendPing(const Member& target, uint64_t seq,
+                std::vector<Member> updates, int64_t timeout_ms,
+                PingDone done) override;
+  void SendPingReq(const Member& via, const Member& target, uint64_t seq,
+                   std::vector<Member> updates, int64_t timeout_ms,
+                   PingReqDone done) override;
+  void SendJoin(const std::string& address, const Member& self,
+                int64_t timeout_ms, JoinDone done) override;
+  void SendLeave(const Member& to, const Member& self, int64_t timeout_ms,
+                 LeaveDone done) override;
+
+  using ExchangeDone =
+      std::function<void(absl::Status, const pb::ExchangeReply&)>;
+  void Exchange(const Member& peer, const pb::Digest& digest,
+                ExchangeDone done);
+  using PushDone = std::function<void(absl::Status)>;
+  void Push(const Member& peer, pb::Delta delta, PushDone done);
+
+  void Shutdown();
+
+ private:
+  template <typename Req, typename Rep>
+  struct Call;
+  template <typename Req, typename Rep, typename Start, typename Done>
+  void Run(const std::string& address, const std::string& node_id,
+           int64_t timeout_ms, Req request, Start start, Done done);
+  pb::Peer::Stub* StubFor(const std::string& address,
+                          const std::string& node_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  pb::Sender SenderProto() const;
+
+  const AgentOptions& options_;
+  const Sender self_;
+  Counters& counters_;
+  struct Channel {
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<pb::Peer::Stub> stub;
+  };
+  absl::Mutex mu_;
+  std::map<std::pair<std::string, std::string>, Channel> channels_
+      ABSL_GUARDED_BY(mu_);
+  std::set<std::shared_ptr<grpc::ClientContext>> in_flight_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Checks that the caller of an inbound call is who it claims to be.
+class PeerCheck {
+ public:
+  PeerCheck(const AgentOptions& options, Logger& log, Counters& counters)
+      : options_(options), log_(log), counters_(counters), limiter_(10000) {}
+  // OK, or PERMISSION_DENIED (logged, rate-limited) when the certificate
+  // names someone else or nobody, or the claim is empty or ourselves.
+  grpc::Status Check(const grpc::ServerContext& ctx, const std::string& rpc,
+                     const std::string& claimed);
+
+ private:
+  const AgentOptions& options_;
+  Logger& log_;
+  Counters& counters_;
+  LogLimiter limiter_;
+};
+
+class PeerService final : public pb::Peer::Service {
+ public:
+  PeerService(const AgentOptions& options, Membership& membership,
+              FleetState& state, PeerCheck& check, Logger& log,
+              Counters& counters);
+
+  grpc::Status Ping(grpc::ServerContext* ctx, const pb::PingRequest* req,
+                    pb::PingReply* reply) override;
+  grpc::Status PingReq(grpc::ServerContext* ctx, const pb::PingReqRequest* req,
+                       pb::PingReqReply* reply) override;
+  grpc::Status Join(grpc::ServerContext* ctx, const pb::JoinRequest* req,
+                    pb::JoinReply* reply) override;
+  grpc::Status Leave(grpc::ServerContext* ctx, const pb::LeaveRequest* req,
+                     pb::LeaveReply* reply) override;
+  grpc::Status Exchange(grpc::ServerContext* ctx,
+                        const pb::ExchangeRequest* req,
+                        pb::ExchangeReply* reply) override;
+  grpc::Status Push(grpc::ServerContext* ctx, const pb::PushRequest* req,
+                    pb::PushReply* reply) override;
+
+ private:
+  void Count(const google::protobuf::Message& in,
+             const google::protobuf::Message& out);
+  void NoteRejected(const std::string& from, const Changes& changes);
+
+  const AgentOptions& options_;
+  Membership& membership_;
+  FleetState& state_;
+  PeerCheck& check_;
+  Logger& log_;
+  Counters& counters_;
+  LogLimiter limiter_{10000};
+};
+
+// Push-pull anti-entropy: each Round() starts a session with up to
+// `fanout` random live peers that have none running: Exchange (our digest
+// -> the records we lack, repeated while the peer says `more`), then Push
+// of what the peer lacks (chunked the same way).
+class AntiEntropy {
+ public:
+  AntiEntropy(const AgentOptions& options, FleetState& state,
+              Membership& membership, GrpcTransport& transport, Logger& log,
+              Counters& counters);
+  void Round();
+  // Unix ms when a direct exchange last showed that we held every record
+  // of `node_id` that it had itself (0 = never).
+  int64_t InSyncAt(const std::string& node_id) const;
+  // Sessions in flight.
+  size_t Busy() const;
+
+ private:
+  void Pull(const Member& peer, int chunk);
+  void PushTo(const Member& peer, pb::Digest theirs, int chunk);
+  void Finish(const Member& peer);
+  void NoteSync(const Member& peer, const pb::Digest& theirs);
+
+  const AgentOptions& options_;
+  FleetState& state_;
+  Membership& membership_;
+  GrpcTransport& transport_;
+  Logger& log_;
+  Counters& counters_;
+  LogLimiter limiter_{30000};
+  mutable absl::Mutex mu_;
+  std::set<std::string> busy_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int64_t> in_sync_at_ ABSL_GUARDED_BY(mu_);
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+};
+
+// Runs each fleet ETRN request once on this node, on a thread of its own
+// (the scheduler's answer may take a moment), and records the result.
+class EtrnExecutor {
+ public:
+  EtrnExecutor(const AgentOptions& options, FleetState& state, Logger& log,
+               Counters& counters);
+  ~EtrnExecutor();  // Stop()
+  void Start();
+  void Stop();
+  // A request seen for the first time (ours or a peer's).
+  void Enqueue(const pb::EtrnRequest& request);
+
+ private:
+  void Loop();
+  void Act(const pb::EtrnRequest& request);
+
+  const AgentOptions& options_;
+  FleetState& state_;
+  Logger& log_;
+  Counters& counters_;
+  absl::Mutex mu_;
+  std::deque<pb::EtrnRequest> queue_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+// The default EtrnRunner of a node: "ETRN domain" on the scheduler's admin
+// socket, as `zmailer etrn` does.
+EtrnOutcome RunSchedulerEtrn(const std::string& node_home,
+                             const std::string& domain);
+
+// The seeds to join now: the fixed ones plus what DNS answers.
+std::vector<std::string> ResolveSeeds(const AgentOptions& options,
+                                      Logger& log, LogLimiter& limiter);
+
+// The local service (local.proto) over the FleetState and the Membership.
+// Streams end when the client goes or Shutdown() is called.
+class LocalService final : public pb::Local::Service {
+ public:
+  LocalService(const AgentOptions& options, FleetState& state,
+               Membership& membership, AntiEntropy* anti_entropy,
+               EtrnExecutor& etrn, Logger& log);
+
+  // From the FleetState listener: wakes streams and ETRN waiters.
+  void OnChanges(const Changes& changes);
+  void Shutdown();
+
+  grpc::Status ReportRates(grpc::ServerContext* ctx,
+                           const pb::ReportRatesRequest* req,
+                           pb::ReportRatesReply* reply) override;
+  grpc::Status WatchRates(grpc::ServerContext* ctx,
+                          const pb::WatchRatesRequest* req,
+                          grpc::ServerWriter<pb::RateUpdate>* writer) override;
+  grpc::Status FleetRates(grpc::ServerContext* ctx,
+                          const pb::FleetRatesRequest* req,
+                          pb::FleetRatesReply* reply) override;
+  grpc::Status PolicyAdd(grpc::ServerContext* ctx,
+                         const pb::PolicyAddRequest* req,
+                         pb::PolicyReply* reply) override;
+  grpc::Status PolicyDelete(grpc::ServerContext* ctx,
+                            const pb::PolicyDeleteRequest* req,
+                            pb::PolicyReply* reply) override;
+  grpc::Status PolicyList(grpc::ServerContext* ctx,
+                          const pb::PolicyListRequest* req,
+                          pb::PolicyReply* reply) override;
+  grpc::Status WatchPolicy(
+      grpc::ServerContext* ctx, const pb::WatchPolicyRequest* req,
+      grpc::ServerWriter<pb::PolicyUpdate>* writer) override;
+  grpc::Status StartEtrn(grpc::ServerContext* ctx,
+                         const pb::StartEtrnRequest* req,
+                         pb::StartEtrnReply* reply) override;
+  grpc::Status EtrnStatus(grpc::ServerContext* ctx,
+                          const pb::EtrnStatusRequest* req,
+                          pb::EtrnStatusReply* reply) override;
+  grpc::Status Members(grpc::ServerContext* ctx, const pb::MembersRequest* req,
+                       pb::MembersReply* reply) override;
+
+ private:
+  // One open stream's pending changes.
+  struct Watcher {
+    bool rates = false;  // else policy
+    std::vector<pb::RateSlot> slots;
+    std::vector<pb::PolicyEntry> entries;
+    bool overflow = false;  // too much pending: send a fresh snapshot
+  };
+  Watcher* AddWatcher(bool rates);
+  void RemoveWatcher(Watcher* w);
+  // Waits (bounded) until `w` has something, the stream is cancelled or
+  // the service shuts down; false on the last two.
+  bool WaitFor(grpc::ServerContext* ctx, Watcher* w);
+  std::vector<std::string> AliveNodes() const;
+
+  const AgentOptions& options_;
+  FleetState& state_;
+  Membership& membership_;
+  AntiEntropy* anti_entropy_;
+  EtrnExecutor& etrn_;
+  Logger& log_;
+  absl::Mutex mu_;
+  std::set<Watcher*> watchers_ ABSL_GUARDED_BY(mu_);
+  uint64_t etrn_results_seen_ ABSL_GUARDED_BY(mu_) = 0;
+  // Alive members when each ETRN started here (bounded).
+  std::map<std::string, std::vector<std::string>> expected_
+      ABSL_GUARDED_BY(mu_);
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace zm::cluster::internal
+
+#endif  // ZM_CLUSTER_AGENT_AGENT_INTERNAL_H_
