@@ -163,7 +163,7 @@ absl::Status Agent::Impl::Start() {
   }
 
   transport = std::make_unique<GrpcTransport>(
-      opts, Sender{opts.node_id, generation, opts.advertise}, counters);
+      opts, Sender{opts.node_id, generation, opts.advertise}, log, counters);
   MembershipOptions mo = opts.membership;
   mo.self.node_id = opts.node_id;
   mo.self.address = opts.advertise;

@@ -58,7 +58,8 @@ class LogLimiter {
 // every callback has run, after which calls fail at once.
 class GrpcTransport : public Transport {
  public:
-  GrpcTransport(const AgentOptions& options, Sender self, Counters& counters);
+  GrpcTransport(const AgentOptions& options, Sender self, Logger& log,
+                Counters& counters);
   ~GrpcTransport() override;
 
   void SendPing(const Member& target, uint64_t seq,
@@ -94,7 +95,9 @@ class GrpcTransport : public Transport {
 
   const AgentOptions& options_;
   const Sender self_;
+  Logger& log_;
   Counters& counters_;
+  LogLimiter limiter_{30000};
   struct Channel {
     std::shared_ptr<grpc::Channel> channel;
     std::unique_ptr<pb::Peer::Stub> stub;

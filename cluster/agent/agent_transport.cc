@@ -22,8 +22,11 @@ struct GrpcTransport::Call {
 };
 
 GrpcTransport::GrpcTransport(const AgentOptions& options, Sender self,
-                             Counters& counters)
-    : options_(options), self_(std::move(self)), counters_(counters) {}
+                             Logger& log, Counters& counters)
+    : options_(options),
+      self_(std::move(self)),
+      log_(log),
+      counters_(counters) {}
 
 GrpcTransport::~GrpcTransport() { Shutdown(); }
 
@@ -137,11 +140,16 @@ void GrpcTransport::SendJoin(const std::string& address, const Member& self,
       [](auto* async, auto* ctx, auto* rq, auto* rp, auto cb) {
         async->Join(ctx, rq, rp, std::move(cb));
       },
-      [done = std::move(done), address](const grpc::Status& s,
-                                        const pb::JoinReply& reply) {
+      [this, done = std::move(done), address](const grpc::Status& s,
+                                              const pb::JoinReply& reply) {
         if (!s.ok()) {
-          return done(absl::UnavailableError(
-              StrCat("join via ", address, ": ", s.error_message())));
+          std::string why =
+              StrCat("join via ", address, " failed: ", s.error_message());
+          if (s.error_code() != grpc::StatusCode::CANCELLED &&
+              limiter_.Allow(address)) {
+            log_.Info("", why);
+          }
+          return done(absl::UnavailableError(why));
         }
         done(FromProto(reply.members()));
       });
