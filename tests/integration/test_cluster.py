@@ -11,7 +11,10 @@ import re
 import pytest
 
 from cluster_util import Fleet, make_ca
-from conftest import wait_for
+from conftest import BIN, wait_for
+
+pytestmark = pytest.mark.skipif(not (BIN / "clusterd").exists(),
+                                reason="clusterd is not built")
 
 
 @pytest.fixture
