@@ -641,6 +641,12 @@ v1::Digest FleetStateImpl::GetDigest() const {
     ov->set_node_id(origin);
     ov->set_version(version);
   }
+  for (const auto& [origin, o] : origins_) {
+    if (o.floor == 0) continue;
+    v1::OriginVersion* ov = d.add_floors();
+    ov->set_node_id(origin);
+    ov->set_version(o.floor);
+  }
   return d;
 }
 
@@ -732,18 +738,29 @@ DeltaBatch FleetStateImpl::DeltaFor(const v1::Digest& peer,
     return it == progress.end() ? 0 : it->second;
   };
 
-  // A resync starts when the peer is behind a floor, and goes on while the
-  // peer reports one in progress that has not covered all it holds.
-  std::vector<std::string> triggered;
-  bool resync = false;
-  for (const auto& [origin, o] : origins_) {
-    uint64_t pv = peer_version(origin);
-    if (pv < o.floor) triggered.push_back(origin);
-    if (!progress.empty() && progress_of(origin) < std::min(pv, o.version)) {
-      resync = true;
-    }
+  std::map<std::string, uint64_t, std::less<>> peer_floor;
+  for (const v1::OriginVersion& ov : peer.floors()) {
+    uint64_t& v = peer_floor[ov.node_id()];
+    v = Max(v, ov.version());
   }
-  if (!triggered.empty()) resync = true;
+  // A resync starts when the peer is behind one of our floors. One in
+  // progress goes on from where it is if we know no drop the peer does not
+  // (else from the start, against our newer truth); a sender that knows
+  // less than the peer does not serve it.
+  std::vector<std::string> triggered;
+  bool wiser = false;  // we know a drop the peer does not
+  for (const auto& [origin, o] : origins_) {
+    if (peer_version(origin) < o.floor) triggered.push_back(origin);
+    auto pf = peer_floor.find(origin);
+    if (o.floor > (pf == peer_floor.end() ? 0 : pf->second)) wiser = true;
+  }
+  bool behind = false;  // the peer knows a drop we do not
+  for (const auto& [origin, f] : peer_floor) {
+    auto o = origins_.find(origin);
+    if (o == origins_.end() || o->second.floor < f) behind = true;
+  }
+  if (wiser) progress.clear();
+  bool resync = !triggered.empty() || (!progress.empty() && !behind);
 
   if (!resync) {
     // Oldest version first across origins, so one busy origin cannot
@@ -800,6 +817,12 @@ DeltaBatch FleetStateImpl::DeltaFor(const v1::Digest& peer,
   for (const std::string& origin : triggered) {
     order.push_back(&origins_.find(origin)->first);
   }
+  for (const auto& [origin, o] : origins_) {
+    if (o.floor == 0) continue;
+    v1::OriginVersion* f = out.delta.add_floors();
+    f->set_node_id(origin);
+    f->set_version(o.floor);
+  }
   for (const std::string* origin : order) {
     const Origin& o = origins_.at(*origin);
     uint64_t pv = peer_version(*origin);
@@ -830,11 +853,6 @@ DeltaBatch FleetStateImpl::DeltaFor(const v1::Digest& peer,
         from->set_version(start);
       }
       out.full_resync_origins.push_back(*origin);
-      if (o.floor > 0) {
-        v1::OriginVersion* f = out.delta.add_floors();
-        f->set_node_id(*origin);
-        f->set_version(o.floor);
-      }
     } else if (through > 0) {
       AddThrough(&out.delta, *origin, through);
     }
@@ -843,6 +861,7 @@ DeltaBatch FleetStateImpl::DeltaFor(const v1::Digest& peer,
       break;
     }
   }
+  if (!out.more) out.delta.set_resync_complete(true);
   return out;
 }
 
@@ -1020,6 +1039,17 @@ absl::StatusOr<Changes> FleetStateImpl::Apply(const v1::Delta& delta) {
       v = Max(v, t.version());
     }
 
+    // The sender's floors: a drop we did not know of restarts our resync
+    // against this newer truth.
+    for (const v1::OriginVersion& f : delta.floors()) {
+      if (!internal::ValidToken(f.node_id())) continue;
+      Origin& o = origins_[f.node_id()];
+      if (f.version() > o.floor) {
+        o.floor = f.version();
+        touched.insert(f.node_id());
+        resync_progress_.clear();
+      }
+    }
     // Resync: drop our policy records of the origin in (resync_from,
     // through] that the sender no longer has, and note how far it went.
     std::map<std::string, uint64_t> from;
@@ -1045,25 +1075,13 @@ absl::StatusOr<Changes> FleetStateImpl::Apply(const v1::Delta& delta) {
         if (v <= lo || v > t->second || sent.contains(cur->first)) continue;
         std::string subject = cur->first;
         std::optional<v1::PolicyEntry> before = WinnerCopy(subject);
-        o.floor = Max(o.floor, v);
         EraseRecord(origin, o, Kind::kPolicy, o.policies, cur, &batch);
         NoteWinner(subject, before, &changes);
         touched.insert(origin);
       }
     }
-    for (const v1::OriginVersion& f : delta.floors()) {
-      if (!resyncing.contains(f.node_id())) continue;
-      Origin& o = origins_[f.node_id()];
-      if (f.version() > o.floor) {
-        o.floor = f.version();
-        touched.insert(f.node_id());
-      }
-    }
-    if (delta.resync_origins_size() > 0) {
-      ++stats_.resyncs_applied;
-    } else {
-      resync_progress_.clear();  // the sender sees our resync complete
-    }
+    if (delta.resync_origins_size() > 0) ++stats_.resyncs_applied;
+    if (delta.resync_complete()) resync_progress_.clear();
 
     for (const auto& [origin, version] : through) {
       Origin& o = origins_[origin];
