@@ -102,6 +102,11 @@ class Agent::Impl {
 
   absl::Status Start();
   void Stop(bool graceful);
+  // A server for one service on `address`; null if it cannot listen.
+  std::unique_ptr<grpc::Server> Serve(
+      const std::string& address,
+      std::shared_ptr<grpc::ServerCredentials> creds, grpc::Service* service,
+      int* port);
   void Ticker();
   void Seeder();
   void OnEvent(const MemberEvent& e);
@@ -130,6 +135,24 @@ class Agent::Impl {
   bool stopped = false;  // Stop() is serialised by stop_mu
   absl::Mutex stop_mu;
 };
+
+std::unique_ptr<grpc::Server> Agent::Impl::Serve(
+    const std::string& address, std::shared_ptr<grpc::ServerCredentials> creds,
+    grpc::Service* service, int* port) {
+  grpc::ServerBuilder b;
+  b.AddListeningPort(address, std::move(creds), port);
+  const int max_bytes = static_cast<int>(opts.max_message_bytes);
+  b.SetMaxReceiveMessageSize(max_bytes);
+  b.SetMaxSendMessageSize(max_bytes);
+  // Sync handlers (streams hold one each): a bound on threads.
+  grpc::ResourceQuota quota(StrCat("clusterd ", address));
+  quota.SetMaxThreads(64);
+  b.SetResourceQuota(quota);
+  b.RegisterService(service);
+  auto server = b.BuildAndStart();
+  if (*port == 0) server.reset();
+  return server;
+}
 
 absl::Status Agent::Impl::Start() {
   if (opts.node_id.empty()) {
@@ -189,18 +212,10 @@ absl::Status Agent::Impl::Start() {
     for (const auto& r : c.etrn_requests) etrn->Enqueue(r);
   });
 
-  const int max_bytes = static_cast<int>(opts.max_message_bytes);
   if (!opts.listen.empty()) {
-    grpc::ServerBuilder b;
-    b.AddListeningPort(opts.listen, opts.security.server, &port);
-    b.SetMaxReceiveMessageSize(max_bytes);
-    b.SetMaxSendMessageSize(max_bytes);
-    grpc::ResourceQuota quota("clusterd-peer");
-    quota.SetMaxThreads(64);
-    b.SetResourceQuota(quota);
-    b.RegisterService(peer_service.get());
-    peer_server = b.BuildAndStart();
-    if (!peer_server || port == 0) {
+    peer_server = Serve(opts.listen, opts.security.server, peer_service.get(),
+                        &port);
+    if (!peer_server) {
       return absl::UnavailableError(
           StrCat("cannot listen for peers on ", opts.listen));
     }
@@ -210,18 +225,11 @@ absl::Status Agent::Impl::Start() {
     if (::lstat(opts.local_socket.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
       ::unlink(opts.local_socket.c_str());  // left by an earlier run
     }
-    grpc::ServerBuilder b;
     int local_port = 0;
-    b.AddListeningPort(StrCat("unix:", opts.local_socket),
-                       grpc::InsecureServerCredentials(), &local_port);
-    b.SetMaxReceiveMessageSize(max_bytes);
-    b.SetMaxSendMessageSize(max_bytes);
-    grpc::ResourceQuota quota("clusterd-local");
-    quota.SetMaxThreads(64);
-    b.SetResourceQuota(quota);
-    b.RegisterService(local_service.get());
-    local_server = b.BuildAndStart();
-    if (!local_server || local_port == 0) {
+    local_server = Serve(StrCat("unix:", opts.local_socket),
+                         grpc::InsecureServerCredentials(),
+                         local_service.get(), &local_port);
+    if (!local_server) {
       return absl::UnavailableError(
           StrCat("cannot listen on ", opts.local_socket));
     }

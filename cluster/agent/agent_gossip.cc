@@ -49,6 +49,13 @@ AntiEntropy::AntiEntropy(const AgentOptions& options, FleetState& state,
       rng_(std::random_device{}()) {}
 
 void AntiEntropy::Round() {
+  // Idle rounds cost little: a peer whose digest, at our last exchange,
+  // equalled ours as it is now has nothing for us and lacks nothing, so it
+  // is only asked again every few rounds (a change on either side shows as
+  // a digest that differs, and is exchanged at the next round).
+  const std::string mine = state_.GetDigest().SerializeAsString();
+  const int64_t now = SteadyMs();
+  const int64_t idle_ms = 5 * options_.gossip_interval_ms;
   std::vector<Member> peers;
   for (const MemberView& v : membership_.Members()) {
     if (!v.is_self && v.member.state == MemberState::kAlive) {
@@ -57,8 +64,12 @@ void AntiEntropy::Round() {
   }
   {
     absl::MutexLock l(&mu_);
-    std::erase_if(peers,
-                  [&](const Member& m) { return busy_.count(m.node_id); });
+    std::erase_if(peers, [&](const Member& m) {
+      if (busy_.count(m.node_id)) return true;
+      auto it = last_.find(m.node_id);
+      return it != last_.end() && it->second.digest == mine &&
+             now - it->second.at_ms < idle_ms;
+    });
     std::shuffle(peers.begin(), peers.end(), rng_);
     if (peers.size() > static_cast<size_t>(options_.fanout)) {
       peers.resize(static_cast<size_t>(options_.fanout));
@@ -99,7 +110,13 @@ void AntiEntropy::Pull(const Member& peer, int chunk) {
         if (reply.more() && chunk + 1 < options_.max_chunks_per_round) {
           return Pull(peer, chunk + 1);
         }
-        if (!reply.more()) NoteSync(peer, reply.digest());
+        if (!reply.more()) {
+          NoteSync(peer, reply.digest());
+          absl::MutexLock l(&mu_);
+          if (last_.size() > 4096) last_.clear();
+          last_[peer.node_id] = {reply.digest().SerializeAsString(),
+                                 SteadyMs()};
+        }
         PushTo(peer, reply.digest(), 0);
       });
 }

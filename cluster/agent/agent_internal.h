@@ -192,6 +192,13 @@ class AntiEntropy {
   mutable absl::Mutex mu_;
   std::set<std::string> busy_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> in_sync_at_ ABSL_GUARDED_BY(mu_);
+  // Per peer: its digest (serialized) at the end of our last exchange, and
+  // when (steady ms).
+  struct LastExchange {
+    std::string digest;
+    int64_t at_ms = 0;
+  };
+  std::map<std::string, LastExchange> last_ ABSL_GUARDED_BY(mu_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
 };
 
