@@ -50,65 +50,24 @@ absl::StatusOr<int64_t> ParseDurationMs(std::string_view text) {
   return total;
 }
 
-absl::StatusOr<ClusterConf> ParseClusterConf(const std::string& path,
-                                             const NodeDir& node) {
+absl::StatusOr<std::string> LoadNodeId(const NodeDir& node) {
+  std::string path = node.etc_file("cluster.conf");
   auto lines = ReadLines(path);
   if (!lines.ok()) return lines.status();
-  ClusterConf cc;
+  std::string id;
   for (const auto& l : *lines) {
     auto tok = SplitWhitespace(l.text);
-    std::string key(tok[0]);
-    if (tok.size() < 2) return Error(path, l.number, key + " needs a value");
-    auto single = [&](std::string* out) -> absl::Status {
-      if (tok.size() != 2)
-        return Error(path, l.number, key + " takes one value");
-      auto v = ExpandVariables(tok[1], node);
-      if (!v.ok()) return Error(path, l.number, Message(v.status()));
-      *out = *v;
-      return absl::OkStatus();
-    };
-    absl::Status s;
-    if (key == "node-id") {
-      s = single(&cc.node_id);
-    } else if (key == "listen") {
-      s = single(&cc.listen);
-      if (s.ok() && cc.listen.rfind(':') == std::string::npos) {
-        s = Error(path, l.number, "listen needs host:port");
-      }
-    } else if (key == "peers") {
-      for (size_t i = 1; i < tok.size(); ++i) cc.peers.emplace_back(tok[i]);
-    } else if (key == "seed-dns") {
-      s = single(&cc.seed_dns);
-    } else if (key == "tls-cert") {
-      s = single(&cc.tls_cert);
-    } else if (key == "tls-key") {
-      s = single(&cc.tls_key);
-    } else if (key == "tls-ca") {
-      s = single(&cc.tls_ca);
-    } else if (key == "gossip-interval") {
-      std::string v;
-      s = single(&v);
-      if (s.ok()) {
-        auto ms = ParseDurationMs(v);
-        if (!ms.ok() || *ms <= 0) {
-          s = Error(path, l.number,
-                    "gossip-interval needs a positive duration");
-        } else {
-          cc.gossip_interval_ms = static_cast<int>(*ms);
-        }
-      }
-    } else {
-      s = Error(path, l.number, StrCat("unknown key '", key, "'"));
-    }
-    if (!s.ok()) return s;
+    if (tok.empty() || tok[0] != "node-id") continue;
+    if (tok.size() != 2) return Error(path, l.number, "node-id takes one value");
+    id = std::string(tok[1]);
   }
-  return cc;
+  return id;
 }
 
 absl::StatusOr<std::string> LoadNodeTag(const NodeDir& node) {
-  auto cc = LoadClusterConf(node);
-  if (!cc.ok()) return cc.status();
-  std::string id = cc->node_id;
+  auto node_id = LoadNodeId(node);
+  if (!node_id.ok()) return node_id.status();
+  std::string id = *node_id;
   if (id.empty()) {
     char host[256] = {0};
     if (::gethostname(host, sizeof host - 1) == 0) id = host;

@@ -1,42 +1,24 @@
-// cluster.conf: who this node is in the fleet, and how it finds its peers.
+// The node's identity from etc/cluster.conf, for every program of the node.
 //
-//   node-id          mx1                  # stable name; queue ids carry it
-//   listen           127.0.0.1:7400       # gossip listener (host:port)
-//   peers            10.1.0.2:7400 10.1.0.3:7400   # static seeds, or
-//   seed-dns         zmnode-peers.mail.svc.cluster.local
-//   tls-cert         $MAILVAR/cluster/node.pem
-//   tls-key          $MAILVAR/cluster/node-key.pem
-//   tls-ca           $MAILVAR/cluster/ca.pem
-//   gossip-interval  1s
+//   auto id = zm::config::LoadNodeId(node);   // "mx1", or "" when unset
 //
-// `key value...` lines, '#' comments. Only node-id matters until the
-// cluster agent lands; the rest is parsed and checked now so an operator's
-// file keeps working.
+// Only the node-id line is read here; the whole file (gossip, seeds,
+// TLS, ...) is parsed and checked by zm::cluster::LoadClusterConf
+// (cluster/conf/cluster_conf.h), which the cluster agent and zmailer use.
 #ifndef ZM_CONFIG_CLUSTER_CONF_H_
 #define ZM_CONFIG_CLUSTER_CONF_H_
 
 #include <string>
-#include <vector>
 
 #include "absl/status/statusor.h"
 #include "node/common/node_dir.h"
 
 namespace zm::config {
 
-struct ClusterConf {
-  std::string node_id;
-  std::string listen;
-  std::vector<std::string> peers;
-  std::string seed_dns;
-  std::string tls_cert, tls_key, tls_ca;
-  int gossip_interval_ms = 1000;
-};
-
-absl::StatusOr<ClusterConf> ParseClusterConf(const std::string& path,
-                                             const NodeDir& node);
-inline absl::StatusOr<ClusterConf> LoadClusterConf(const NodeDir& node) {
-  return ParseClusterConf(node.etc_file("cluster.conf"), node);
-}
+// The node-id value of etc/cluster.conf ("" if the file has none).
+// NotFound if there is no cluster.conf; "file:line: what" for a node-id
+// line without exactly one value.
+absl::StatusOr<std::string> LoadNodeId(const NodeDir& node);
 
 // The tag this node puts into queue ids: NodeTag(node-id), or of the host
 // name when cluster.conf has none.

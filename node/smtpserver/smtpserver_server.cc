@@ -40,9 +40,9 @@ absl::StatusOr<Shared> MakeShared(const NodeDir& node,
                                   const ServerConfig& config,
                                   const std::string& node_tag, Logger& log) {
   Shared sh;
-  auto cluster = config::LoadClusterConf(node);
+  auto cluster_id = config::LoadNodeId(node);
   std::string node_id =
-      cluster.ok() && !cluster->node_id.empty() ? cluster->node_id : node_tag;
+      cluster_id.ok() && !cluster_id->empty() ? *cluster_id : node_tag;
   ratetrack::RateWindow window;
   window.slots = config.rate_slots;
   window.slot_seconds = config.rate_slot_seconds;

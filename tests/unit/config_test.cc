@@ -46,29 +46,27 @@ TEST_F(ConfigTest, MailConfNamesFileAndLine) {
             path + ":3: unknown name 'bogus'");
 }
 
-TEST_F(ConfigTest, ClusterConfParsesAndExpands) {
+TEST_F(ConfigTest, NodeIdFromClusterConf) {
+  // The other keys belong to zm::cluster::LoadClusterConf; only node-id
+  // is read here.
   Write("cluster.conf",
-        "node-id mx1\nlisten 127.0.0.1:7400\npeers a:1 b:2\n"
-        "tls-ca $MAILVAR/ca.pem\ngossip-interval 500ms\n");
-  auto cc = LoadClusterConf(node_);
-  ASSERT_TRUE(cc.ok()) << cc.status();
-  EXPECT_EQ(cc->node_id, "mx1");
-  EXPECT_EQ(cc->peers.size(), 2u);
-  EXPECT_EQ(cc->tls_ca, node_.etc() + "/ca.pem");
-  EXPECT_EQ(cc->gossip_interval_ms, 500);
+        "node-id mx1\ngossip-listen 127.0.0.1:7400\nseed a:1\n");
+  auto id = LoadNodeId(node_);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(*id, "mx1");
   auto tag = LoadNodeTag(node_);
   ASSERT_TRUE(tag.ok());
   EXPECT_EQ(*tag, "mx1");
 }
 
-TEST_F(ConfigTest, ClusterConfRejectsBadLines) {
-  std::string path = Write("cluster.conf", "node-id mx1\nlisten nohostport\n");
-  auto cc = LoadClusterConf(node_);
-  ASSERT_FALSE(cc.ok());
-  EXPECT_EQ(std::string(cc.status().message()),
-            path + ":2: listen needs host:port");
-  Write("cluster.conf", "gossip-interval 3parsecs\n");
-  EXPECT_FALSE(LoadClusterConf(node_).ok());
+TEST_F(ConfigTest, NodeIdNamesFileAndLine) {
+  std::string path = Write("cluster.conf", "# fleet\n\nnode-id a b\n");
+  auto id = LoadNodeId(node_);
+  ASSERT_FALSE(id.ok());
+  EXPECT_EQ(std::string(id.status().message()),
+            path + ":3: node-id takes one value");
+  std::filesystem::remove(path);
+  EXPECT_EQ(LoadNodeId(node_).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(Durations, ZmailerStyle) {

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <map>
 
-#include "node/config/cluster_conf.h"
+#include "cluster/conf/cluster_conf.h"
 #include "node/config/mail_conf.h"
 #include "node/spool/spool.h"
 #include "node/zmailer/zmailer.h"
@@ -85,9 +85,10 @@ TEST_F(ZmailerInitTest, WritesEveryTemplateWithPlaceholdersFilled) {
 
   // Our own templates parse with the real parsers.
   NodeDir node{node_};
-  auto cc = config::LoadClusterConf(node);
+  auto cc = cluster::LoadClusterConf(node);
   ASSERT_TRUE(cc.ok()) << cc.status();
   EXPECT_EQ(cc->node_id, "t1");
+  EXPECT_FALSE(cc->Enabled());
   auto mc = config::LoadMailConf(node);
   ASSERT_TRUE(mc.ok()) << mc.status();
   EXPECT_EQ(mc->hostname, "mx.test.example");
