@@ -2,6 +2,10 @@
 //
 //   zmailer init DIR [--force] [--node-id ID] [--hostname NAME]
 //                    [--smtp-address IP] [--smtp-port N]
+//                    [--gossip-listen ADDR:PORT [--advertise ADDR:PORT]
+//                     [--seed ADDR:PORT]... [--seed-dns NAME]
+//                     [--seed-srv NAME] [--cluster-ca CADIR]]
+//   zmailer [-C DIR] cluster [--json]
 //   zmailer [-C DIR] start [-f] | stop | kill | reload | status
 //   zmailer [-C DIR] freeze | thaw
 //   zmailer [-C DIR] newdb [RELATION] | newaliases
@@ -43,11 +47,24 @@ struct InitOptions {
   std::string hostname;  // default: the system's host name
   std::string smtp_address = "127.0.0.1";
   int smtp_port = 2525;
+
+  // Fleet membership, written into etc/cluster.conf. Without
+  // gossip_listen the node is on its own and the others must be empty.
+  std::string gossip_listen;  // ADDR:PORT
+  std::string advertise;      // ADDR:PORT peers dial (default gossip_listen)
+  std::vector<std::string> seeds;
+  std::string seed_dns, seed_srv;
+  // The fleet's CA folder: created (ca-cert.pem, ca-key.pem) if missing;
+  // this node's certificate is issued from it into etc/tls/cluster-*.pem.
+  // Empty: cluster.conf names etc/tls/cluster-{cert,key,ca}.pem and the
+  // operator puts their own PKI's files there.
+  std::string cluster_ca;
 };
 
 // Creates a complete node in opts.dir: folders, every embedded template in
 // etc/ (placeholders substituted), a self-signed certificate in etc/tls/,
-// and the compiled relations in db/. `report` (not null) gets a few lines
+// and the compiled relations in db/; with gossip_listen, a fleet member's
+// cluster.conf and (cluster_ca) its certificate from the fleet CA. `report` (not null) gets a few lines
 // saying what was made. FailedPrecondition if the directory is not empty
 // and !force; InvalidArgument for a bad option value.
 absl::Status InitNode(const InitOptions& opts, std::string* report);
@@ -64,6 +81,8 @@ struct CertificateOptions {
   std::vector<std::string> dns_names;     // subjectAltName DNS entries
   std::vector<std::string> ip_addresses;  // subjectAltName IP entries
   int days = 3650;
+  bool ca = false;           // a CA (CA:TRUE, keyCertSign), not an end entity
+  bool client_auth = false;  // also a TLS client's (mutual TLS between peers)
 };
 
 // Writes a self-signed P-256 certificate (PEM, 0644) and its private key
@@ -71,6 +90,26 @@ struct CertificateOptions {
 absl::Status WriteSelfSignedCertificate(const CertificateOptions& opts,
                                         const std::string& cert_path,
                                         const std::string& key_path);
+
+// The same, signed by the CA in ca_cert_path/ca_key_path (PEM) instead.
+// NotFound/Internal naming the CA file that cannot be read or does not
+// match its key.
+absl::Status WriteIssuedCertificate(const CertificateOptions& opts,
+                                    const std::string& ca_cert_path,
+                                    const std::string& ca_key_path,
+                                    const std::string& cert_path,
+                                    const std::string& key_path);
+
+// Makes sure `ca_dir` holds a fleet CA (ca-cert.pem, ca-key.pem 0600),
+// creating it if missing, then issues a node certificate for `opts` into
+// cert_path/key_path and copies the CA certificate to ca_copy_path. An
+// exclusive lock on ca_dir/.lock keeps parallel inits sharing the folder
+// from making two CAs. `created` (may be null) says whether the CA is new.
+absl::Status IssueFromFleetCa(const std::string& ca_dir,
+                              const CertificateOptions& opts,
+                              const std::string& cert_path,
+                              const std::string& key_path,
+                              const std::string& ca_copy_path, bool* created);
 
 // ---- supervisor ---------------------------------------------------------
 

@@ -6,6 +6,7 @@
 #include "node/zmailer/commands_internal.h"
 #include "node/zmailer/zmailer.h"
 #include "node/zmailer/zmailer_dkim.h"
+#include "node/zmailer/zmailer_cluster.h"
 #include "node/zmailer/zmailer_queue.h"
 #include "node/zmailer/zmailer_rates.h"
 #include "node/zmailer/zmailer_route.h"
@@ -41,6 +42,23 @@ int Main(int argc, char** argv) {
                    "port the smtpserver binds")
       ->check(CLI::Range(1, 65535))
       ->capture_default_str();
+  init->add_option("--gossip-listen", init_opts.gossip_listen,
+                   "join a fleet: the peer service's ADDR:PORT");
+  init->add_option("--advertise", init_opts.advertise,
+                   "ADDR:PORT peers dial (default: --gossip-listen)");
+  init->add_option("--seed", init_opts.seeds,
+                   "a member to join through (repeatable)")
+      ->type_name("ADDR:PORT")
+      ->expected(1)
+      ->take_all();
+  init->add_option("--seed-dns", init_opts.seed_dns,
+                   "a DNS name whose A/AAAA records are members");
+  init->add_option("--seed-srv", init_opts.seed_srv,
+                   "a DNS name whose SRV records are members");
+  init->add_option("--cluster-ca", init_opts.cluster_ca,
+                   "the fleet's CA folder (created if missing); issues this "
+                   "node's certificate")
+      ->type_name("CADIR");
 
   bool foreground = false;
   auto* start = app.add_subcommand("start", "start the node's programs");
@@ -81,6 +99,8 @@ int Main(int argc, char** argv) {
   internal::RatesCommand rates;
   internal::AddRatesCommand(app, &rates);
   internal::DkimCommand dkim(app);
+  internal::ClusterCommand cluster;
+  internal::AddClusterCommand(app, &cluster);
 
   try {
     app.parse(argc, argv);
@@ -105,6 +125,7 @@ int Main(int argc, char** argv) {
   if (status->parsed()) return internal::CmdStatus(node);
   if (newdb->parsed()) return internal::CmdNewDb(node, relation);
   if (rates.sub->parsed()) return internal::CmdRates(node, rates);
+  if (cluster.sub->parsed()) return internal::CmdCluster(node, cluster);
   if (newaliases->parsed()) return internal::CmdNewDb(node, "aliases");
   if (route.parsed()) return route.Run(node);
   if (dkim.parsed()) return dkim.Run(node);

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <filesystem>
 
+#include "cluster/conf/cluster_conf.h"
 #include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/spool/spool.h"
@@ -90,6 +91,130 @@ absl::Status CheckTarget(const std::string& dir, bool force) {
   return absl::OkStatus();
 }
 
+// The fleet flags, checked before anything is written. The node id names
+// the node's certificate, so a fleet member's must be a DNS name.
+absl::Status CheckFleetOptions(const InitOptions& opts,
+                               const std::string& node_id) {
+  if (opts.gossip_listen.empty()) {
+    for (auto [flag, set] :
+         {std::pair{"--advertise", !opts.advertise.empty()},
+          std::pair{"--seed", !opts.seeds.empty()},
+          std::pair{"--seed-dns", !opts.seed_dns.empty()},
+          std::pair{"--seed-srv", !opts.seed_srv.empty()},
+          std::pair{"--cluster-ca", !opts.cluster_ca.empty()}}) {
+      if (set) {
+        return absl::InvalidArgumentError(
+            StrCat(flag, " needs --gossip-listen"));
+      }
+    }
+    return absl::OkStatus();
+  }
+  if (node_id.find('_') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        StrCat("--node-id '", node_id,
+               "' names a fleet member's certificate: no '_'"));
+  }
+  auto check = [](const char* flag,
+                  const std::string& v) -> absl::StatusOr<cluster::HostPort> {
+    auto hp = cluster::ParseHostPort(v);
+    if (!hp.ok()) {
+      return absl::InvalidArgumentError(
+          StrCat(flag, ": ", Message(hp.status())));
+    }
+    return hp;
+  };
+  auto listen = check("--gossip-listen", opts.gossip_listen);
+  if (!listen.ok()) return listen.status();
+  if (!opts.advertise.empty()) {
+    auto adv = check("--advertise", opts.advertise);
+    if (!adv.ok()) return adv.status();
+    if (adv->IsWildcard()) {
+      return absl::InvalidArgumentError(
+          "--advertise must be an address peers can dial");
+    }
+  } else if (listen->IsWildcard()) {
+    return absl::InvalidArgumentError(
+        "--gossip-listen is a wildcard address: add --advertise ADDR:PORT");
+  }
+  for (const auto& seed : opts.seeds) {
+    if (auto hp = check("--seed", seed); !hp.ok()) return hp.status();
+  }
+  if (!opts.seed_dns.empty() && IsIpAddress(opts.seed_dns)) {
+    return absl::InvalidArgumentError(
+        StrCat("--seed-dns '", opts.seed_dns, "' is an address, not a name"));
+  }
+  if (!opts.seed_dns.empty() && !check("--seed-dns", opts.seed_dns + ":1").ok()) {
+    return absl::InvalidArgumentError(
+        StrCat("--seed-dns '", opts.seed_dns, "' is not a DNS name"));
+  }
+  return absl::OkStatus();
+}
+
+// The lines `zmailer init` appends to the cluster.conf template.
+std::string FleetBlock(const InitOptions& opts) {
+  std::string out =
+      "\n# This node's fleet membership, written by zmailer init.\n";
+  StrAppend(&out, "gossip-listen   ", opts.gossip_listen, "\n");
+  if (!opts.advertise.empty()) {
+    StrAppend(&out, "advertise       ", opts.advertise, "\n");
+  }
+  for (const auto& seed : opts.seeds) {
+    StrAppend(&out, "seed            ", seed, "\n");
+  }
+  if (!opts.seed_dns.empty()) {
+    StrAppend(&out, "seed-dns        ", opts.seed_dns, "\n");
+  }
+  if (!opts.seed_srv.empty()) {
+    StrAppend(&out, "seed-srv        ", opts.seed_srv, "\n");
+  }
+  StrAppend(&out, opts.cluster_ca.empty()
+                      ? "# Your PKI's files (the node refuses to start "
+                        "without them):\n"
+                      : "# Issued from the fleet CA in ",
+            opts.cluster_ca, opts.cluster_ca.empty() ? "" : ":\n");
+  out +=
+      "tls-cert        $MAILVAR/tls/cluster-cert.pem\n"
+      "tls-key         $MAILVAR/tls/cluster-key.pem\n"
+      "tls-ca          $MAILVAR/tls/cluster-ca.pem\n";
+  return out;
+}
+
+// The node's cluster certificate: issued from the fleet CA, or left to the
+// operator.
+absl::Status InitFleetTls(const InitOptions& opts, const std::string& node_id,
+                          const std::string& tls_dir, std::string* report) {
+  if (opts.cluster_ca.empty()) {
+    *report = StrCat("  etc/tls/   put your PKI's cluster-cert.pem, ",
+                     "cluster-key.pem and cluster-ca.pem here (CN and DNS ",
+                     "SAN ", node_id, ")\n");
+    return absl::OkStatus();
+  }
+  CertificateOptions cert;
+  cert.common_name = node_id;
+  cert.dns_names = {node_id};
+  cert.client_auth = true;
+  cert.days = 825;
+  auto adv = cluster::ParseHostPort(opts.advertise.empty() ? opts.gossip_listen
+                                                           : opts.advertise);
+  if (adv.ok() && IsIpAddress(adv->host)) {
+    cert.ip_addresses = {adv->host};
+  } else if (adv.ok()) {
+    cert.dns_names.push_back(adv->host);
+  }
+  std::string ca_dir = std::filesystem::absolute(opts.cluster_ca).string();
+  bool created = false;
+  if (auto s = IssueFromFleetCa(ca_dir, cert, tls_dir + "/cluster-cert.pem",
+                                tls_dir + "/cluster-key.pem",
+                                tls_dir + "/cluster-ca.pem", &created);
+      !s.ok()) {
+    return s;
+  }
+  *report = StrCat("  etc/tls/   cluster-cert.pem, cluster-key.pem (", node_id,
+                   ", from the fleet CA in ", ca_dir,
+                   created ? ", created now" : "", "), cluster-ca.pem\n");
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string SubstitutePlaceholders(
@@ -126,6 +251,7 @@ absl::Status InitNode(const InitOptions& opts, std::string* report) {
   std::string node_id = opts.node_id;
   if (node_id.empty()) node_id = hostname.substr(0, hostname.find('.'));
   if (auto s = CheckNodeId(node_id); !s.ok()) return s;
+  if (auto s = CheckFleetOptions(opts, node_id); !s.ok()) return s;
   if (!IsIpAddress(opts.smtp_address)) {
     return absl::InvalidArgumentError(StrCat(
         "--smtp-address '", opts.smtp_address, "' is not an IP address"));
@@ -159,6 +285,10 @@ absl::Status InitNode(const InitOptions& opts, std::string* report) {
   size_t count = 0;
   for (const EmbeddedFile& f : EmbeddedDefaults()) {
     std::string text = SubstitutePlaceholders(f.contents(), values);
+    if (std::string_view(f.name) == "cluster.conf" &&
+        !opts.gossip_listen.empty()) {
+      text += FleetBlock(opts);
+    }
     if (auto s =
             fs::WriteFileAtomically(node.etc(), f.name, text, ModeFor(f.name));
         !s.ok()) {
@@ -186,6 +316,20 @@ absl::Status InitNode(const InitOptions& opts, std::string* report) {
     return s;
   }
 
+  std::string fleet_report;
+  if (!opts.gossip_listen.empty()) {
+    if (auto s = InitFleetTls(opts, node_id, tls_dir, &fleet_report);
+        !s.ok()) {
+      return s;
+    }
+    // What the cluster agent will read must parse, files included.
+    if (!opts.cluster_ca.empty()) {
+      if (auto cc = cluster::LoadClusterConf(node); !cc.ok()) {
+        return cc.status();
+      }
+    }
+  }
+
   std::string spool_names;
   for (auto f : spool::kFolders) StrAppend(&spool_names, " ", f);
   std::string out = StrCat("created node ", node.home, " (node-id ", node_id,
@@ -193,6 +337,7 @@ absl::Status InitNode(const InitOptions& opts, std::string* report) {
   StrAppend(&out, "  etc/       ", count, " files: ", names, "\n");
   StrAppend(&out, "  etc/tls/   smtpserver-cert.pem, smtpserver-key.pem ",
             "(self-signed for ", hostname, ", ", cert.days / 365, " years)\n");
+  out += fleet_report;
   StrAppend(&out, "  spool/    ", spool_names, "\n");
 
 #ifdef ZM_HAVE_RELATIONS

@@ -1,5 +1,7 @@
-// The self-signed certificate `zmailer init` makes, so STARTTLS works from
-// the first start. OpenSSL 3 API only (no deprecated RSA_/EC_KEY_ calls).
+// The certificates `zmailer init` makes: the smtpserver's self-signed one,
+// so STARTTLS works from the first start, and a fleet's CA with the node
+// certificates it issues for the cluster's mutual TLS. OpenSSL 3 API only
+// (no deprecated RSA_/EC_KEY_ calls).
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -7,11 +9,15 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
 #include <memory>
+#include <vector>
 
 #include "node/common/fs.h"
 #include "node/common/strings.h"
@@ -40,10 +46,12 @@ absl::Status SslError(std::string_view what) {
   return absl::InternalError(StrCat("TLS certificate: ", what, ": ", buf));
 }
 
-absl::Status AddExtension(X509* cert, int nid, const std::string& value) {
+// `issuer` is the certificate that signs `cert` (itself when self-signed).
+absl::Status AddExtension(X509* cert, X509* issuer, int nid,
+                          const std::string& value) {
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
+  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
   ExtPtr ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str()));
   if (!ext || X509_add_ext(cert, ext.get(), -1) != 1) {
     return SslError(StrCat("extension ", OBJ_nid2sn(nid), "=", value));
@@ -58,11 +66,11 @@ absl::StatusOr<std::string> ToPem(BIO* bio) {
   return std::string(mem->data, mem->length);
 }
 
-}  // namespace
-
-absl::Status WriteSelfSignedCertificate(const CertificateOptions& opts,
-                                        const std::string& cert_path,
-                                        const std::string& key_path) {
+// A key and a certificate for `opts`, signed by `issuer`/`issuer_key`, or
+// self-signed when they are null.
+absl::Status MakeCertificate(const CertificateOptions& opts, X509* issuer,
+                             EVP_PKEY* issuer_key, PkeyPtr* key_out,
+                             X509Ptr* cert_out) {
   if (opts.common_name.empty()) {
     return absl::InvalidArgumentError("TLS certificate needs a common name");
   }
@@ -98,10 +106,12 @@ absl::Status WriteSelfSignedCertificate(const CertificateOptions& opts,
           name, "CN", MBSTRING_UTF8,
           reinterpret_cast<const unsigned char*>(opts.common_name.c_str()), -1,
           -1, 0) != 1 ||
-      X509_set_issuer_name(cert.get(), name) != 1) {
+      X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer)
+                                              : name) != 1) {
     return SslError("subject name");
   }
 
+  X509* signer = issuer ? issuer : cert.get();
   std::string san;
   for (const auto& d : opts.dns_names) {
     StrAppend(&san, san.empty() ? "" : ",", "DNS:", d);
@@ -110,27 +120,46 @@ absl::Status WriteSelfSignedCertificate(const CertificateOptions& opts,
     StrAppend(&san, san.empty() ? "" : ",", "IP:", ip);
   }
   if (!san.empty()) {
-    if (auto s = AddExtension(cert.get(), NID_subject_alt_name, san); !s.ok()) {
+    if (auto s = AddExtension(cert.get(), signer, NID_subject_alt_name, san);
+        !s.ok()) {
       return s;
     }
   }
-  for (auto [nid, value] : {
-           std::pair{NID_basic_constraints, "critical,CA:FALSE"},
-           std::pair{NID_key_usage, "critical,digitalSignature"},
-           std::pair{NID_ext_key_usage, "serverAuth"},
-           std::pair{NID_subject_key_identifier, "hash"},
-       }) {
-    if (auto s = AddExtension(cert.get(), nid, value); !s.ok()) return s;
+  std::vector<std::pair<int, const char*>> exts;
+  if (opts.ca) {
+    exts = {{NID_basic_constraints, "critical,CA:TRUE,pathlen:0"},
+            {NID_key_usage, "critical,keyCertSign,cRLSign"},
+            {NID_subject_key_identifier, "hash"}};
+  } else {
+    exts = {{NID_basic_constraints, "critical,CA:FALSE"},
+            {NID_key_usage, "critical,digitalSignature"},
+            {NID_ext_key_usage,
+             opts.client_auth ? "serverAuth,clientAuth" : "serverAuth"},
+            {NID_subject_key_identifier, "hash"}};
   }
-  if (X509_sign(cert.get(), key.get(), EVP_sha256()) <= 0) {
+  if (issuer) exts.push_back({NID_authority_key_identifier, "keyid:always"});
+  for (auto [nid, value] : exts) {
+    if (auto s = AddExtension(cert.get(), signer, nid, value); !s.ok()) {
+      return s;
+    }
+  }
+  if (X509_sign(cert.get(), issuer_key ? issuer_key : key.get(),
+                EVP_sha256()) <= 0) {
     return SslError("signing");
   }
+  *key_out = std::move(key);
+  *cert_out = std::move(cert);
+  return absl::OkStatus();
+}
 
+// Writes the key (0600) and then the certificate (0644), each atomically.
+absl::Status WritePair(EVP_PKEY* key, X509* cert, const std::string& cert_path,
+                       const std::string& key_path) {
   BioPtr cert_bio(BIO_new(BIO_s_mem()));
   BioPtr key_bio(BIO_new(BIO_s_mem()));
   if (!cert_bio || !key_bio ||
-      PEM_write_bio_X509(cert_bio.get(), cert.get()) != 1 ||
-      PEM_write_bio_PrivateKey(key_bio.get(), key.get(), nullptr, nullptr, 0,
+      PEM_write_bio_X509(cert_bio.get(), cert) != 1 ||
+      PEM_write_bio_PrivateKey(key_bio.get(), key, nullptr, nullptr, 0,
                                nullptr, nullptr) != 1) {
     return SslError("PEM encoding");
   }
@@ -152,6 +181,110 @@ absl::Status WriteSelfSignedCertificate(const CertificateOptions& opts,
   }
   return fs::WriteFileAtomically(cp.parent_path().string(),
                                  cp.filename().string(), *cert_pem, 0644);
+}
+
+// Bounded PEM reads: a CA's files are a few kilobytes.
+constexpr size_t kMaxPemBytes = 64 << 10;
+
+absl::StatusOr<X509Ptr> ReadCertificate(const std::string& path) {
+  auto pem = fs::ReadFile(path, kMaxPemBytes);
+  if (!pem.ok()) return pem.status();
+  BioPtr bio(BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())));
+  X509Ptr cert(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)
+                   : nullptr);
+  if (!cert) return SslError(StrCat("reading ", path));
+  return cert;
+}
+
+absl::StatusOr<PkeyPtr> ReadPrivateKey(const std::string& path) {
+  auto pem = fs::ReadFile(path, kMaxPemBytes);
+  if (!pem.ok()) return pem.status();
+  BioPtr bio(BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())));
+  PkeyPtr key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr,
+                                            nullptr)
+                  : nullptr);
+  if (!key) return SslError(StrCat("reading ", path));
+  return key;
+}
+
+}  // namespace
+
+absl::Status WriteSelfSignedCertificate(const CertificateOptions& opts,
+                                        const std::string& cert_path,
+                                        const std::string& key_path) {
+  PkeyPtr key;
+  X509Ptr cert;
+  if (auto s = MakeCertificate(opts, nullptr, nullptr, &key, &cert); !s.ok()) {
+    return s;
+  }
+  return WritePair(key.get(), cert.get(), cert_path, key_path);
+}
+
+absl::Status WriteIssuedCertificate(const CertificateOptions& opts,
+                                    const std::string& ca_cert_path,
+                                    const std::string& ca_key_path,
+                                    const std::string& cert_path,
+                                    const std::string& key_path) {
+  auto ca_cert = ReadCertificate(ca_cert_path);
+  if (!ca_cert.ok()) return ca_cert.status();
+  auto ca_key = ReadPrivateKey(ca_key_path);
+  if (!ca_key.ok()) return ca_key.status();
+  if (X509_check_private_key(ca_cert->get(), ca_key->get()) != 1) {
+    return SslError(StrCat(ca_key_path, " is not the key of ", ca_cert_path));
+  }
+  PkeyPtr key;
+  X509Ptr cert;
+  if (auto s = MakeCertificate(opts, ca_cert->get(), ca_key->get(), &key, &cert);
+      !s.ok()) {
+    return s;
+  }
+  return WritePair(key.get(), cert.get(), cert_path, key_path);
+}
+
+absl::Status IssueFromFleetCa(const std::string& ca_dir,
+                              const CertificateOptions& opts,
+                              const std::string& cert_path,
+                              const std::string& key_path,
+                              const std::string& ca_copy_path, bool* created) {
+  if (auto s = fs::MakeDirs(ca_dir, 0700); !s.ok()) return s;
+  std::string lock_path = ca_dir + "/.lock";
+  int lock = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock < 0) return fs::ErrnoStatus("open", lock_path, errno);
+  // Held until return: one init at a time makes or reads the CA.
+  struct Unlock {
+    int fd;
+    ~Unlock() { ::close(fd); }
+  } unlock{lock};
+  while (::flock(lock, LOCK_EX) != 0) {
+    if (errno != EINTR) return fs::ErrnoStatus("flock", lock_path, errno);
+  }
+  std::string ca_cert = ca_dir + "/ca-cert.pem";
+  std::string ca_key = ca_dir + "/ca-key.pem";
+  bool have_cert = fs::Exists(ca_cert), have_key = fs::Exists(ca_key);
+  if (have_cert != have_key) {
+    return absl::FailedPreconditionError(
+        StrCat(ca_dir, " holds ", have_cert ? "ca-cert.pem" : "ca-key.pem",
+               " without ", have_cert ? "ca-key.pem" : "ca-cert.pem"));
+  }
+  if (created) *created = !have_cert;
+  if (!have_cert) {
+    CertificateOptions ca;
+    ca.common_name = "zmnode fleet CA";
+    ca.ca = true;
+    if (auto s = WriteSelfSignedCertificate(ca, ca_cert, ca_key); !s.ok()) {
+      return s;
+    }
+  }
+  if (auto s = WriteIssuedCertificate(opts, ca_cert, ca_key, cert_path,
+                                      key_path);
+      !s.ok()) {
+    return s;
+  }
+  auto pem = fs::ReadFile(ca_cert, kMaxPemBytes);
+  if (!pem.ok()) return pem.status();
+  std::filesystem::path copy(ca_copy_path);
+  return fs::WriteFileAtomically(copy.parent_path().string(),
+                                 copy.filename().string(), *pem, 0644);
 }
 
 }  // namespace zm::zmailer
