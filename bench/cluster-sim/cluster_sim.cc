@@ -53,14 +53,6 @@ struct Summary {
   }
 };
 
-Simulator::Options Fleet(size_t n, uint64_t seed, double loss = 0.0) {
-  Simulator::Options o;
-  o.nodes = n;
-  o.seed = seed;
-  o.net.loss = loss;
-  return o;
-}
-
 void Form(Simulator& s) {
   if (!s.RunUntil([&] { return s.Converged(); }, 5 * kMinute)) {
     std::fprintf(stderr, "fleet of %zu did not form\n", s.size());
@@ -78,7 +70,7 @@ void Join(const BenchArgs& a) {
   for (size_t n : a.sizes) {
     Summary join, form;
     for (int t = 0; t < a.trials; ++t) {
-      Simulator s(Fleet(n, a.seed + t));
+      Simulator s(FleetOptions(a, n, a.seed + t));
       form.Add(s.RunUntil([&] { return s.Converged(); }, 5 * kMinute));
       const size_t added = s.AddNode();
       join.Add(s.RunUntil([&] { return s.AllSee(added, MemberState::kAlive); },
@@ -101,7 +93,7 @@ void Crash(const BenchArgs& a) {
   for (size_t n : a.sizes) {
     Summary first, all;
     for (int t = 0; t < a.trials; ++t) {
-      Simulator s(Fleet(n, a.seed + 100 + t));
+      Simulator s(FleetOptions(a, n, a.seed + 100 + t));
       Form(s);
       s.RunFor(5 * kSecond);
       const size_t victim = 1 + static_cast<size_t>(t) % (n - 1);
@@ -142,7 +134,7 @@ void FalsePositives(const BenchArgs& a) {
   fmt::print("| --- | --- | --- | --- | --- | --- |\n");
   for (size_t n : a.sizes) {
     for (int c = 0; c < 2; ++c) {
-      Simulator s(Fleet(n, a.seed + 200, c == 0 ? 0.05 : 0.0));
+      Simulator s(FleetOptions(a, n, a.seed + 200, c == 0 ? 0.05 : 0.0));
       Form(s);
       const Simulator::Counters before = s.counters();
       if (c == 1) s.SetStarved(n / 2, a.starve_ms);
@@ -173,7 +165,7 @@ void MembershipBytes(const BenchArgs& a) {
     double payload = 0;
     double framed = 0;
     for (int pass = 0; pass < 2; ++pass) {
-      Simulator::Options o = Fleet(n, a.seed + 300);
+      Simulator::Options o = FleetOptions(a, n, a.seed + 300);
       o.count_bytes = true;
       o.message_overhead = pass == 0 ? 0 : a.overhead;
       Simulator s(o);
@@ -218,11 +210,26 @@ int Usage() {
   std::fprintf(stderr,
                "usage: cluster_sim [--only join|crash|false|bytes|state] "
                "[--sizes N,N,...] [--trials T] [--minutes M] [--seed S] "
-               "[--starve MS] [--overhead BYTES]\n");
+               "[--starve MS] [--overhead BYTES] [--suspicion-mult M] "
+               "[--probe-interval MS]\n");
   return 64;
 }
 
 }  // namespace
+
+Simulator::Options FleetOptions(const BenchArgs& a, size_t n, uint64_t seed,
+                                double loss) {
+  Simulator::Options o;
+  o.nodes = n;
+  o.seed = seed;
+  o.net.loss = loss;
+  if (a.suspicion_mult > 0) o.membership.suspicion_mult = a.suspicion_mult;
+  if (a.probe_interval_ms > 0) {
+    o.membership.probe_interval_ms = a.probe_interval_ms;
+  }
+  return o;
+}
+
 }  // namespace zm::cluster::sim
 
 int main(int argc, char** argv) {
@@ -247,6 +254,10 @@ int main(int argc, char** argv) {
       a.seed = std::strtoull(v, nullptr, 10);
     } else if (arg == "--starve") {
       a.starve_ms = std::atoll(v);
+    } else if (arg == "--suspicion-mult") {
+      a.suspicion_mult = std::atoi(v);
+    } else if (arg == "--probe-interval") {
+      a.probe_interval_ms = std::atoll(v);
     } else if (arg == "--overhead") {
       a.overhead = std::strtoull(v, nullptr, 10);
     } else {

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "cluster/membership/sim.h"
+
 namespace zm::cluster::sim {
 
 struct BenchArgs {
@@ -18,7 +20,14 @@ struct BenchArgs {
   // Estimated gRPC + HTTP/2 + TLS framing per message (headers frame with
   // HPACK-indexed fields, data frame, length prefix, TLS record).
   size_t overhead = 60;
+  // Protocol settings to try (0 = Membership's default).
+  int suspicion_mult = 0;
+  int64_t probe_interval_ms = 0;
 };
+
+// A simulated fleet of n nodes with the protocol settings of `a`.
+Simulator::Options FleetOptions(const BenchArgs& a, size_t n, uint64_t seed,
+                                double loss = 0.0);
 
 // Propagation, gossip bytes and partition healing of FleetState records by
 // push-pull anti-entropy over the simulated network.

@@ -293,6 +293,9 @@ class Membership::Impl {
     int64_t suspect_max_ms = 0;
     int expected_confirmations = 0;
     std::set<std::string> reporters;
+    // We probed it since it became suspect (see NextProbeTarget).
+    bool probed_as_suspect = false;
+    int64_t announced_ms = 0;  // last time we queued the suspicion
   };
 
   struct Pending {
@@ -426,8 +429,10 @@ class Membership::Impl {
   void StartSuspicion(Entry& e, const std::string& reporter, int64_t now) {
     const double n = static_cast<double>(LiveCountLocked());
     const double scale = std::max(1.0, std::log10(std::max(n, 1.0)));
-    e.suspect_min_ms = static_cast<int64_t>(opts_.suspicion_mult * scale *
-                                            opts_.probe_interval_ms);
+    e.suspect_min_ms = std::max(
+        opts_.suspicion_min_ms,
+        static_cast<int64_t>(opts_.suspicion_mult * scale *
+                             static_cast<double>(opts_.probe_interval_ms)));
     e.suspect_max_ms = opts_.suspicion_max_mult * e.suspect_min_ms;
     int k = opts_.suspicion_mult - 2;
     if (n - 2 < k) k = 0;
@@ -435,6 +440,8 @@ class Membership::Impl {
     e.suspect_start_ms = now;
     e.reporters.clear();
     e.reporters.insert(reporter);
+    e.probed_as_suspect = reporter == self_.node_id;
+    e.announced_ms = now;
     UpdateSuspicionDeadline(e);
   }
 
@@ -527,7 +534,16 @@ class Membership::Impl {
       QueueBroadcast(e.m);
       return;
     }
-    if (u.incarnation < e.m.incarnation) return;
+    if (u.incarnation < e.m.incarnation) {
+      // A stale accusation: its sender missed the refutation, whose
+      // retransmits may be spent. Send the refutation around again (our
+      // replies carry it straight back to the sender).
+      if (u.state != MemberState::kAlive && e.m.state == MemberState::kAlive &&
+          !pending_.contains(u.node_id)) {
+        QueueBroadcast(e.m);
+      }
+      return;
+    }
     if (u.incarnation == e.m.incarnation) {
       if (Rank(u.state) < Rank(e.m.state)) return;
       if (Rank(u.state) == Rank(e.m.state)) {
@@ -619,11 +635,19 @@ class Membership::Impl {
     if (self_.state == MemberState::kLeft) return;
 
     for (auto& [id, e] : members_) {
-      if (e.m.state == MemberState::kSuspect && now >= e.suspect_deadline_ms) {
+      if (e.m.state != MemberState::kSuspect) continue;
+      if (now >= e.suspect_deadline_ms) {
         Member d = e.m;
         d.state = MemberState::kDead;
         d.reporter = self_.node_id;
         ApplyUpdate(d, out);
+      } else if (now - e.announced_ms >= 2 * opts_.probe_interval_ms &&
+                 !pending_.contains(id)) {
+        // Say it again while it lasts: a peer that holds the refutation
+        // answers a stale accusation with it (see ApplyUpdate), so a
+        // refutation that passed us by still reaches us before the timer.
+        e.announced_ms = now;
+        QueueBroadcast(e.m);
       }
     }
 
@@ -660,6 +684,17 @@ class Membership::Impl {
 
   // The next member in this round's shuffled order, or nullptr.
   Entry* NextProbeTarget() {
+    // A member we newly hold suspect goes first, once: the ping tells it
+    // (buddy system), and if it is really gone our failed probe is an
+    // independent confirmation, which is what shortens the suspicion. It
+    // also repairs a stale suspicion whose refutation passed us by: the
+    // member answers a stale accusation with its current record.
+    for (auto& [id, e] : members_) {
+      if (e.m.state == MemberState::kSuspect && !e.probed_as_suspect) {
+        e.probed_as_suspect = true;
+        return &e;
+      }
+    }
     for (int pass = 0; pass < 2; ++pass) {
       while (probe_index_ < probe_order_.size()) {
         const auto it = members_.find(probe_order_[probe_index_++]);

@@ -138,11 +138,14 @@ struct MembershipOptions {
   int64_t probe_timeout_ms = 400;  // direct probe; the rest of the interval
                                    // is for the indirect probes
   int indirect_checks = 3;         // k members asked to probe for us
-  // Suspicion timeout: min = suspicion_mult * max(1, log10(n)) *
-  // probe_interval, max = suspicion_max_mult * min; it shrinks from max to
-  // min as up to (suspicion_mult - 2) independent reporters confirm.
-  int suspicion_mult = 4;
+  // Suspicion timeout: min = max(suspicion_min_ms, suspicion_mult *
+  // max(1, log10(n)) * probe_interval), max = suspicion_max_mult * min; it
+  // shrinks from max to min as up to (suspicion_mult - 2) independent
+  // reporters confirm. The floor gives a slow member of a small fleet time
+  // to hear the accusation and refute it.
+  int suspicion_mult = 3;
   int suspicion_max_mult = 6;
+  int64_t suspicion_min_ms = 6000;
   // Local health multiplier cap: probe timeout and interval are scaled by
   // (1 + score), score in [0, awareness_max - 1].
   int awareness_max = 8;

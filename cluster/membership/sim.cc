@@ -378,6 +378,7 @@ void Simulator::Heal() {
 }
 
 void Simulator::OnEvent(size_t viewer, const MemberEvent& e) {
+  if (opts_.observer) opts_.observer(viewer, e);
   MemberState s = MemberState::kAlive;
   switch (e.type) {
     case MemberEventType::kJoined:

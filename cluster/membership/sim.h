@@ -57,6 +57,8 @@ class Simulator {
     // message_overhead (framing; 0 = payload only).
     bool count_bytes = false;
     size_t message_overhead = 0;
+    // Sees every node's membership events (viewer index, event).
+    std::function<void(size_t, const MemberEvent&)> observer;
   };
 
   explicit Simulator(Options options);

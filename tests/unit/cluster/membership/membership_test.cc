@@ -193,8 +193,8 @@ TEST_F(MembershipTest, FailedProbeSuspectsThenDeclaresDeadAfterTheTimeout) {
   EXPECT_EQ(Find("p1")->state, MemberState::kSuspect);
   EXPECT_EQ(Find("p1")->reporter, "me");
   // Two members: no confirmations expected, the minimum timeout applies
-  // (suspicion_mult * probe_interval), stretched by nothing.
-  now_ += 4000 - 1 - ping.timeout_ms;
+  // (suspicion_min_ms here), stretched by nothing.
+  now_ += 6000 - 1 - ping.timeout_ms;
   m_->Tick();
   EXPECT_EQ(Find("p1")->state, MemberState::kSuspect);
   now_ += ping.timeout_ms + 1;
@@ -248,10 +248,10 @@ TEST_F(MembershipTest, MissedNacksRaiseTheLocalHealthScoreAndStretchTimeouts) {
 
 TEST_F(MembershipTest, ConfirmationsFromIndependentReportersShortenSuspicion) {
   for (int i = 1; i <= 9; ++i) m_->HandleJoin(Alive("p" + std::to_string(i)));
-  // Ten members: min = 4 * 1 * 1000 ms, max = 6 * min, two confirmations
-  // expected.
+  // Ten members: min = 6000 ms (the floor), max = 6 * min, one
+  // confirmation expected.
   m_->HandlePing(peer_, {With(Alive("p5"), MemberState::kSuspect, "p1")});
-  now_ += 4001;
+  now_ += 6001;
   m_->Tick();
   EXPECT_EQ(Find("p5")->state, MemberState::kSuspect);
   // The same reporter again is no confirmation.
@@ -259,7 +259,6 @@ TEST_F(MembershipTest, ConfirmationsFromIndependentReportersShortenSuspicion) {
   m_->Tick();
   EXPECT_EQ(Find("p5")->state, MemberState::kSuspect);
   m_->HandlePing(peer_, {With(Alive("p5"), MemberState::kSuspect, "p2")});
-  m_->HandlePing(peer_, {With(Alive("p5"), MemberState::kSuspect, "p3")});
   m_->Tick();
   EXPECT_EQ(Find("p5")->state, MemberState::kDead);
 }
@@ -274,6 +273,30 @@ TEST_F(MembershipTest, UpdatesAreRetransmittedALimitedNumberOfTimes) {
   }
   // retransmit_mult * ceil(log10(2 + 1)) = 4.
   EXPECT_EQ(carried, 4);
+}
+
+TEST_F(MembershipTest, AStaleAccusationGetsTheRefutationBack) {
+  m_->HandleJoin(Alive("p2", 1, 1));
+  for (int i = 0; i < 100; ++i) m_->HandlePing(peer_, {});  // spent
+  std::vector<Member> reply = m_->HandlePing(
+      peer_, {With(Alive("p2", 1, 0), MemberState::kSuspect, "p1")});
+  EXPECT_THAT(reply,
+              Contains(AllOf(Field(&Member::node_id, "p2"),
+                             Field(&Member::incarnation, 1u),
+                             Field(&Member::state, MemberState::kAlive))));
+  EXPECT_EQ(Find("p2")->state, MemberState::kAlive);
+}
+
+TEST_F(MembershipTest, ANewSuspectIsProbedFirstAndToldSo) {
+  for (int i = 1; i <= 5; ++i) m_->HandleJoin(Alive("p" + std::to_string(i)));
+  m_->HandlePing(peer_, {With(Alive("p3"), MemberState::kSuspect, "p1")});
+  m_->Tick();
+  ASSERT_FALSE(transport_.pings.empty());
+  const auto& ping = transport_.pings.front();
+  EXPECT_EQ(ping.target.node_id, "p3");
+  ASSERT_FALSE(ping.updates.empty());
+  EXPECT_EQ(ping.updates[0].node_id, "p3");
+  EXPECT_EQ(ping.updates[0].state, MemberState::kSuspect);
 }
 
 TEST_F(MembershipTest, LeaveTellsPeersAndIsFinal) {
