@@ -1,0 +1,414 @@
+// cluster_sim, fleet state part: every simulated node keeps a real
+// in-memory FleetState and runs push-pull anti-entropy over the simulated
+// network, with the round clusterd runs (cluster/agent/agent_gossip.cc):
+// every interval, `fanout` random peers the membership holds alive; to each
+// our digest (Exchange), its delta back (applied), then what it lacks
+// (Push), each under a size cap.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bench/cluster-sim/cluster_sim.h"
+#include "cluster/membership/membership_proto.h"
+#include "cluster/membership/sim.h"
+#include "cluster/state/fleet_state.h"
+
+namespace zm::cluster::sim {
+namespace {
+
+constexpr int64_t kSecond = 1000;
+constexpr int64_t kMinute = 60 * kSecond;
+// Simulated time 0 is this unix time (ms), so rate slots and Hlcs look real.
+constexpr int64_t kEpochMs = 1'800'000'000'000;
+
+bool Empty(const v1::Delta& d) {
+  return d.rates_size() == 0 && d.policies_size() == 0 &&
+         d.etrn_requests_size() == 0 && d.etrn_results_size() == 0;
+}
+
+uint64_t VersionOf(const v1::Digest& d, const std::string& node_id) {
+  for (const auto& o : d.origins()) {
+    if (o.node_id() == node_id) return o.version();
+  }
+  return 0;
+}
+
+// Anti-entropy for every node of a Simulator.
+class StateFleet {
+ public:
+  struct Options {
+    int64_t interval_ms = 200;
+    // When > 0: a node that has seen no news (a local write or a delta
+    // that changed something) for 2 s gossips only this often; news brings
+    // it back to interval_ms at once.
+    int64_t idle_interval_ms = 0;
+    int fanout = 3;
+    size_t max_bytes = 256 * 1024;
+    size_t overhead = 60;  // framing per message
+  };
+
+  StateFleet(Simulator& sim, Options o) : sim_(sim), opts_(o) {
+    for (size_t i = 0; i < sim.size(); ++i) {
+      FleetStateOptions fo;
+      fo.clock = [&sim] { return kEpochMs + sim.now(); };
+      fo.sync_local_writes = false;
+      auto st = FleetState::InMemory(sim.NodeId(i), i + 1, fo);
+      if (!st.ok()) {
+        std::fprintf(stderr, "FleetState: %s\n",
+                     std::string(st.status().message()).c_str());
+        std::exit(1);
+      }
+      states_.push_back(*std::move(st));
+      bytes_.push_back(0);
+      news_at_.push_back(0);
+      next_due_.push_back(0);
+      own_version_.push_back(0);
+    }
+    for (size_t i = 0; i < sim.size(); ++i) {
+      std::uniform_int_distribution<int64_t> d(0, opts_.interval_ms - 1);
+      Schedule(i, sim.now() + d(sim.rng()));
+    }
+  }
+
+  FleetState& state(size_t i) { return *states_[i]; }
+  uint64_t bytes() const {
+    uint64_t t = 0;
+    for (uint64_t b : bytes_) t += b;
+    return t;
+  }
+  void ResetBytes() { std::fill(bytes_.begin(), bytes_.end(), 0); }
+
+  // Every running node holds `origin`'s records up to `version`.
+  bool AllHave(size_t origin, uint64_t version) const {
+    const std::string id = sim_.NodeId(origin);
+    for (size_t i = 0; i < states_.size(); ++i) {
+      if (sim_.up(i) && VersionOf(states_[i]->GetDigest(), id) < version) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Every running node holds the same versions of every origin.
+  bool Converged() const {
+    std::optional<v1::Digest> first;
+    for (size_t i = 0; i < states_.size(); ++i) {
+      if (!sim_.up(i)) continue;
+      v1::Digest d = states_[i]->GetDigest();
+      if (!first) {
+        first = d;
+        continue;
+      }
+      if (d.origins_size() != first->origins_size()) return false;
+      for (const auto& o : first->origins()) {
+        if (VersionOf(d, o.node_id()) != o.version()) return false;
+      }
+    }
+    return true;
+  }
+
+ private:
+  void Schedule(size_t i, int64_t at) {
+    sim_.At(i, at, [this, i] {
+      Round(i);
+      Schedule(i, sim_.now() + opts_.interval_ms);
+    });
+  }
+
+  // Counts a message (payload + framing) against `from`; returns the
+  // payload size, which the simulator's own byte count takes (it adds its
+  // framing overhead itself).
+  size_t Count(size_t from, const google::protobuf::Message& m) {
+    const size_t b = m.ByteSizeLong();
+    bytes_[from] += b + opts_.overhead;
+    return b;
+  }
+
+  void Round(size_t i) {
+    const int64_t now = sim_.now();
+    const uint64_t own = VersionOf(states_[i]->GetDigest(), sim_.NodeId(i));
+    if (own != own_version_[i]) {
+      own_version_[i] = own;
+      News(i);
+    }
+    if (opts_.idle_interval_ms > 0) {
+      if (now < next_due_[i]) return;
+      const bool quiet = now - news_at_[i] > 2 * kSecond;
+      next_due_[i] = now + (quiet ? opts_.idle_interval_ms : 0);
+    }
+    std::vector<size_t> peers = sim_.AlivePeers(i);
+    std::shuffle(peers.begin(), peers.end(), sim_.rng());
+    if (peers.size() > static_cast<size_t>(opts_.fanout)) {
+      peers.resize(static_cast<size_t>(opts_.fanout));
+    }
+    for (size_t j : peers) Exchange(i, j);
+  }
+
+  void Exchange(size_t i, size_t j) {
+    auto req = std::make_shared<v1::ExchangeRequest>();
+    *req->mutable_from() = ToProto(Sender{sim_.NodeId(i), i + 1, ""});
+    *req->mutable_digest() = states_[i]->GetDigest();
+    req->set_max_bytes(static_cast<uint32_t>(opts_.max_bytes));
+    const size_t b = Count(i, *req);
+    sim_.Deliver(i, j, b, [this, i, j, req] {
+      DeltaBatch batch = states_[j]->DeltaFor(req->digest(), opts_.max_bytes);
+      auto rep = std::make_shared<v1::ExchangeReply>();
+      *rep->mutable_delta() = std::move(batch.delta);
+      rep->set_more(batch.more);
+      *rep->mutable_digest() = states_[j]->GetDigest();
+      for (std::string& o : batch.full_resync_origins) {
+        rep->add_full_resync_origins(std::move(o));
+      }
+      const size_t rb = Count(j, *rep);
+      sim_.Deliver(j, i, rb, [this, i, j, rep] {
+        if (!Empty(rep->delta()) || rep->delta().through_size() > 0) {
+          auto changes = states_[i]->Apply(rep->delta());
+          if (changes.ok() && !changes->empty()) News(i);
+        }
+        DeltaBatch push = states_[i]->DeltaFor(rep->digest(), opts_.max_bytes);
+        if (Empty(push.delta) && push.full_resync_origins.empty()) return;
+        auto p = std::make_shared<v1::PushRequest>();
+        *p->mutable_from() = ToProto(Sender{sim_.NodeId(i), i + 1, ""});
+        *p->mutable_delta() = std::move(push.delta);
+        const size_t pb = Count(i, *p);
+        sim_.Deliver(i, j, pb, [this, j, p] {
+          auto changes = states_[j]->Apply(p->delta());
+          if (changes.ok() && !changes->empty()) News(j);
+        });
+      });
+    });
+  }
+
+  void News(size_t i) {
+    news_at_[i] = sim_.now();
+    next_due_[i] = 0;
+  }
+
+  Simulator& sim_;
+  Options opts_;
+  std::vector<int64_t> news_at_;
+  std::vector<int64_t> next_due_;
+  std::vector<uint64_t> own_version_;
+  std::vector<std::unique_ptr<FleetState>> states_;
+  std::vector<uint64_t> bytes_;
+};
+
+v1::RateSlot Slot(const std::string& key, int64_t now_ms, uint64_t messages) {
+  v1::RateSlot s;
+  s.set_key(key);
+  const int64_t sec = (kEpochMs + now_ms) / 1000;
+  s.set_slot_start(sec - sec % 450);
+  s.set_messages(messages);
+  s.set_recipients(messages);
+  return s;
+}
+
+std::string Secs(std::optional<int64_t> ms) {
+  return ms ? fmt::format("{:.2f} s", static_cast<double>(*ms) / 1000.0)
+            : std::string("never");
+}
+
+void Propagation(const BenchArgs& a) {
+  fmt::print("\n### Propagation by anti-entropy (200 ms rounds)\n\n");
+  fmt::print(
+      "One rate increment, then one policy entry, written on one node: time "
+      "until every node holds it (median of {} trials; network latency "
+      "1-5 ms, no loss).\n\n",
+      a.trials);
+  fmt::print("| N | fanout k | rate increment | policy entry |\n");
+  fmt::print("| --- | --- | --- | --- |\n");
+  for (size_t n : a.sizes) {
+    for (int variant = 0; variant < 4; ++variant) {
+      const int k = variant < 3 ? variant + 1 : 3;
+      std::vector<int64_t> rate, policy;
+      int never = 0;
+      for (int t = 0; t < a.trials; ++t) {
+        Simulator s(FleetOptions(a, n, a.seed + 400 + t));
+        if (!s.RunUntil([&] { return s.Converged(); }, 5 * kMinute)) ++never;
+        StateFleet::Options o;
+        o.fanout = k;
+        if (variant == 3) o.idle_interval_ms = 5 * kSecond;
+        StateFleet f(s, o);
+        // Long enough for every node to be idle in the backoff variant.
+        s.RunFor(3 * kSecond);
+        s.RunFor(2 * kSecond);
+        const size_t origin = static_cast<size_t>(t) % n;
+        auto put =
+            f.state(origin).PutLocalRates({Slot("ip4:192.0.2.7", s.now(), 1)});
+        uint64_t v = put.ok() && !put->empty() ? put->front().version() : 0;
+        auto r = s.RunUntil([&] { return f.AllHave(origin, v); }, kMinute);
+        if (r)
+          rate.push_back(*r);
+        else
+          ++never;
+        PolicySpec spec;
+        spec.subject = "198.51.100.0/24";
+        spec.reason = "bench";
+        auto pe = f.state(origin).PolicyPut(spec);
+        v = pe.ok() ? pe->version() : 0;
+        auto p = s.RunUntil([&] { return f.AllHave(origin, v); }, kMinute);
+        if (p)
+          policy.push_back(*p);
+        else
+          ++never;
+      }
+      auto med = [](std::vector<int64_t> v) -> std::optional<int64_t> {
+        if (v.empty()) return std::nullopt;
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+      };
+      fmt::print("| {} | {}{} | {} | {} |{}\n", n, k,
+                 variant == 3 ? ", 5 s rounds when idle" : "", Secs(med(rate)),
+                 Secs(med(policy)),
+                 never ? fmt::format(" ({} runs did not finish)", never) : "");
+      std::fflush(stdout);
+    }
+  }
+}
+
+void Bytes(const BenchArgs& a) {
+  fmt::print("\n### Gossip bytes per node, 10 nodes\n\n");
+  fmt::print(
+      "Over one simulated minute: membership (SWIM) and anti-entropy "
+      "(Exchange + Push, fanout 3, 200 ms) bytes sent per node per second, "
+      "protobuf payload plus {} bytes framing per message. Load: rate-slot "
+      "increments on keys drawn from 10,000 sources, spread evenly over the "
+      "nodes.\n\n",
+      a.overhead);
+  fmt::print(
+      "| anti-entropy rounds | load | SWIM B/s/node | anti-entropy B/s/node | "
+      "total kbit/s/node |\n");
+  fmt::print("| --- | --- | --- | --- | --- |\n");
+  const size_t n = 10;
+  for (int64_t idle : {int64_t{0}, 5 * kSecond})
+    for (int per_sec : {0, 1000, 10000}) {
+      Simulator::Options so = FleetOptions(a, n, a.seed + 500);
+      so.count_bytes = true;
+      so.message_overhead = a.overhead;
+      Simulator s(so);
+      s.RunUntil([&] { return s.Converged(); }, 5 * kMinute);
+      StateFleet::Options o;
+      o.overhead = a.overhead;
+      o.idle_interval_ms = idle;
+      StateFleet f(s, o);
+      // Writes: every 10 ms each node increments per_sec / n / 100 keys.
+      std::mt19937_64 rng(a.seed);
+      std::vector<uint64_t> counts(10000, 0);
+      const int per_tick = per_sec / static_cast<int>(n) / 100;
+      std::function<void(size_t)> writer = [&](size_t i) {
+        std::vector<v1::RateSlot> slots;
+        std::uniform_int_distribution<size_t> key(0, counts.size() - 1);
+        for (int w = 0; w < per_tick; ++w) {
+          const size_t k = key(rng);
+          slots.push_back(Slot(fmt::format("ip4:10.{}.{}.{}", k / 65536 % 256,
+                                           k / 256 % 256, k % 256),
+                               s.now(), ++counts[k]));
+        }
+        if (!slots.empty()) (void)f.state(i).PutLocalRates(slots);
+        s.At(i, s.now() + 10, [&writer, i] { writer(i); });
+      };
+      if (per_tick > 0) {
+        for (size_t i = 0; i < n; ++i) writer(i);
+      }
+      s.RunFor(5 * kSecond);
+      s.ResetBytes();
+      f.ResetBytes();
+      s.RunFor(kMinute);
+      const double secs = 60.0;
+      const double ae = static_cast<double>(f.bytes()) / n / secs;
+      const double all = static_cast<double>(s.total_bytes()) / n / secs;
+      const double swim = all - ae;
+      fmt::print("| {} | {} | {:.0f} | {:.0f} | {:.1f} |\n",
+                 idle == 0 ? "every 200 ms" : "200 ms, 5 s when idle",
+                 per_sec == 0
+                     ? std::string("idle")
+                     : fmt::format("{} changing keys/s (fleet)", per_sec),
+                 swim, ae, all * 8 / 1000);
+      std::fflush(stdout);
+      // The writer lambda captures locals: stop it before they go.
+      for (size_t i = 0; i < n; ++i) s.Kill(i);
+    }
+}
+
+void Partition(const BenchArgs& a) {
+  fmt::print("\n### Partition and heal\n\n");
+  fmt::print(
+      "Fleet split in two halves for 60 s; meanwhile each side counts rates "
+      "and one node per side blocks the same subject (different actions). "
+      "After healing: time until every member sees every other alive, until "
+      "every node holds the same versions of every origin, and whether all "
+      "nodes agree on the subject's winner.\n\n");
+  fmt::print(
+      "| N | membership healed | state converged | one policy winner |\n");
+  fmt::print("| --- | --- | --- | --- |\n");
+  for (size_t n : a.sizes) {
+    Simulator s(FleetOptions(a, n, a.seed + 600));
+    s.RunUntil([&] { return s.Converged(); }, 5 * kMinute);
+    StateFleet f(s, StateFleet::Options{});
+    s.RunFor(2 * kSecond);
+    std::vector<int> groups(n, 0);
+    for (size_t i = n / 2; i < n; ++i) groups[i] = 1;
+    s.Partition(groups);
+    for (int step = 0; step < 60; ++step) {
+      for (size_t i = 0; i < n; i += std::max<size_t>(1, n / 8)) {
+        (void)f.state(i).PutLocalRates(
+            {Slot(fmt::format("ip4:192.0.2.{}", step % 200), s.now(),
+                  static_cast<uint64_t>(step + 1))});
+      }
+      if (step == 10) {
+        PolicySpec spec;
+        spec.subject = "203.0.113.9";
+        spec.action = v1::POLICY_ACTION_DEFER;
+        (void)f.state(0).PolicyPut(spec);
+      }
+      if (step == 20) {
+        PolicySpec spec;
+        spec.subject = "203.0.113.9";
+        spec.action = v1::POLICY_ACTION_REJECT;
+        (void)f.state(n - 1).PolicyPut(spec);
+      }
+      s.RunFor(kSecond);
+    }
+    s.Heal();
+    const int64_t start = s.now();
+    std::optional<int64_t> members, state;
+    s.RunUntil(
+        [&] {
+          if (!members && s.Converged()) members = s.now() - start;
+          if (!state && f.Converged()) state = s.now() - start;
+          return members && state;
+        },
+        5 * kMinute);
+    const int64_t now_ms = kEpochMs + s.now();
+    std::optional<std::string> winner;
+    bool agree = true;
+    for (size_t i = 0; i < n; ++i) {
+      auto w = f.state(i).PolicyLookup("203.0.113.9", now_ms);
+      const std::string id = w ? fmt::format("{}/{}", w->author_node(),
+                                             static_cast<int>(w->action()))
+                               : "none";
+      if (!winner) winner = id;
+      agree = agree && *winner == id;
+    }
+    fmt::print("| {} | {} | {} | {} |\n", n, Secs(members), Secs(state),
+               agree ? fmt::format("yes ({})", *winner) : "no");
+    std::fflush(stdout);
+  }
+}
+
+}  // namespace
+
+void StateBench(const BenchArgs& a) {
+  Propagation(a);
+  BenchArgs b = a;
+  Bytes(b);
+  Partition(a);
+}
+
+}  // namespace zm::cluster::sim
