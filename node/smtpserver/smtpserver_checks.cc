@@ -22,6 +22,7 @@
 #include "node/smtpserver/smtpserver_auth.h"
 #include "node/smtpserver/smtpserver_filter.h"
 #include "node/smtpserver/smtpserver_mailauth.h"
+#include "node/smtpserver/smtpserver_fleet.h"
 #include "node/smtpserver/smtpserver_policy.h"
 #include "node/smtpserver/smtpserver_verify.h"
 
@@ -34,6 +35,7 @@ using smtp::CheckKind;
 using smtp::Reply;
 using smtp::Session;
 using smtp::Verdict;
+using FleetEntry = v1::PolicyEntry;
 
 Reply MakeR(int code, std::string enhanced, std::string text) {
   Reply r;
@@ -57,6 +59,17 @@ int64_t NowSec() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A fleet entry's reason for the client, else `fallback`.
+std::string FleetText(const FleetEntry& e, std::string_view fallback) {
+  return e.reason().empty() ? std::string(fallback) : e.reason();
 }
 
 // An address split at its last '@', source route and quotes removed.
@@ -106,6 +119,7 @@ struct SessionState {
   int error_recipients = 0;
   int accepted_recipients = 0;
   uint32_t tarpit_ms = 0;
+  bool fleet_allow = false;  // the fleet overlay allows the client address
 };
 
 class PolicyChecks : public smtp::Checks {
@@ -219,6 +233,47 @@ class PolicyChecks : public smtp::Checks {
 
   // ---- helpers -----------------------------------------------------------
 
+  // The fleet overlay's entry for the client address / a mail address.
+  std::optional<FleetEntry> FleetForClient(const Session& session) const {
+    if (!deps_.fleet || session.client().addr.empty()) return std::nullopt;
+    return deps_.fleet->overlay().ForIp(session.client().addr, NowMs());
+  }
+  std::optional<FleetEntry> FleetForAddress(std::string_view address) const {
+    if (!deps_.fleet || address.empty()) return std::nullopt;
+    return deps_.fleet->overlay().ForAddress(address, NowMs());
+  }
+
+  // A fleet entry for a sender or recipient: reject (550 5.7.1), defer
+  // (450 4.7.1) or freeze; allow and rate classes decide nothing here.
+  std::optional<Verdict> FleetAddressVerdict(const Session& session,
+                                             const std::string& arg,
+                                             const FleetEntry& e,
+                                             std::string_view role) {
+    switch (e.action()) {
+      case v1::POLICY_ACTION_REJECT:
+        Log(session, StrCat(role, "=<", arg, "> rejected by fleet policy (",
+                            e.subject(), ")"));
+        return Verdict::Reject(MakeR(
+            550, "5.7.1",
+            StrCat("<", arg, ">: ", FleetText(e, "Rejected by policy"))));
+      case v1::POLICY_ACTION_DEFER:
+        Log(session, StrCat(role, "=<", arg, "> deferred by fleet policy (",
+                            e.subject(), ")"));
+        return Verdict::Reject(MakeR(
+            450, "4.7.1",
+            StrCat("<", arg, ">: ",
+                   FleetText(e, "Deferred by policy, try again later"))));
+      case v1::POLICY_ACTION_FREEZE:
+        Update(session, [&](SessionState& st) {
+          st.freeze_reason =
+              StrCat("fleet policy ", e.subject(), " (", role, " ", arg, ")");
+        });
+        return std::nullopt;
+      default:
+        return std::nullopt;
+    }
+  }
+
   const Policy& policy() const { return settings_->policy; }
 
   PolicyAttrs ClientAttrs(const Session& session) const {
@@ -295,17 +350,53 @@ class PolicyChecks : public smtp::Checks {
     Verdict v;
     const smtp::ClientInfo& ci = session.client();
     if (ci.addr.empty()) return v;
+    // The fleet overlay first: it is how an operator (or the rate-tracker
+    // on another node) overrides the static policy across the fleet.
+    std::optional<FleetEntry> fleet = FleetForClient(session);
+    if (fleet) {
+      switch (fleet->action()) {
+        case v1::POLICY_ACTION_REJECT:
+          Log(session, StrCat("rejected by fleet policy (", fleet->subject(),
+                              ")"));
+          return Verdict::Reject(
+              MakeR(554, "5.7.1", FleetText(*fleet, "Rejected by policy")),
+              true);
+        case v1::POLICY_ACTION_DEFER:
+          Log(session, StrCat("deferred by fleet policy (", fleet->subject(),
+                              ")"));
+          return Verdict::Reject(
+              MakeR(421, "4.7.1",
+                    FleetText(*fleet, "Deferred by policy, try again later")),
+              true);
+        case v1::POLICY_ACTION_FREEZE:
+          Update(session, [&](SessionState& st) {
+            st.freeze_reason = StrCat("fleet policy ", fleet->subject());
+          });
+          break;
+        case v1::POLICY_ACTION_ALLOW:
+          Update(session, [](SessionState& st) { st.fleet_allow = true; });
+          break;
+        default:
+          break;
+      }
+    }
+    const bool allow =
+        fleet && fleet->action() == v1::POLICY_ACTION_ALLOW;
     PolicyAttrs a = ClientAttrs(session);
-    if (a.Is("rejectnet")) {
+    if (a.Is("rejectnet") && !allow) {
       Log(session, StrCat("rejectnet (", a.key, ")"));
       return Verdict::Reject(
           MakeR(554, "5.7.1", Text(a, "Your network is not welcome here")),
           true);
     }
-    if (a.Is("freezenet")) {
+    if (a.Is("freezenet") && !allow) {
       Update(session, [&](SessionState& st) {
         st.freeze_reason = StrCat("freezenet ", a.key);
       });
+    }
+    if (allow) {
+      v.relay_allowed = a.Is("relaycustnet") || a.Is("fulltrustnet");
+      return v;
     }
     // The reverse name (or "[ip]") against the HELO pattern lines.
     std::string name = ci.name.empty() ? StrCat("[", ci.addr, "]") : ci.name;
@@ -385,6 +476,15 @@ class PolicyChecks : public smtp::Checks {
   std::optional<RateLimit> Limit(const Session& session) const {
     PolicyAttrs a = ClientAttrs(session);
     auto text = a.Get("ratelimitmsgs");
+    // A fleet entry for the client: allow lifts the limit, a rate class
+    // ("N[,M]", as ratelimitmsgs) replaces it.
+    if (std::optional<FleetEntry> f = FleetForClient(session)) {
+      if (f->action() == v1::POLICY_ACTION_ALLOW) return std::nullopt;
+      if (f->action() == v1::POLICY_ACTION_RATE_CLASS &&
+          ParseRateLimit(f->rate_class())) {
+        text = f->rate_class();
+      }
+    }
     if (!text) return std::nullopt;
     auto r = ParseRateLimit(*text);
     if (!r) return std::nullopt;
@@ -400,6 +500,10 @@ class PolicyChecks : public smtp::Checks {
     deps_.rates->Add(key, ratetrack::Counts{.excesses = 1}, NowSec());
     Log(session, StrCat("rate limit: ", key, " over ", std::llabs(limit), " ",
                         what, " per window"));
+    if (deps_.fleet) {
+      deps_.fleet->OverLimit(
+          key, StrCat("over ", std::llabs(limit), " ", what, " per window"));
+    }
     std::string text = StrCat("You are sending too much ", what,
                               " per time interval. Try again later.");
     return Verdict::Reject(limit > 0 ? MakeR(450, "4.7.1", text)
@@ -411,6 +515,13 @@ class PolicyChecks : public smtp::Checks {
     PolicyAttrs client = ClientAttrs(session);
     bool full_trust = client.Is("fulltrustnet");
     Parts s = SplitAddress(check.arg);
+    std::optional<FleetEntry> fleet = FleetForAddress(s.address);
+    if (fleet) {
+      if (auto r = FleetAddressVerdict(session, check.arg, *fleet, "from")) {
+        return *r;
+      }
+      full_trust = full_trust || fleet->action() == v1::POLICY_ACTION_ALLOW;
+    }
     PolicyAttrs sa;
     if (!check.arg.empty() && !full_trust) {
       sa = policy().ForAddress(s.address);
@@ -532,6 +643,12 @@ class PolicyChecks : public smtp::Checks {
 
   Verdict RcptTo(const Session& session, const Check& check) {
     Parts r = SplitAddress(check.arg);
+    // Allow does not open relaying: it only lifts policy refusals.
+    if (std::optional<FleetEntry> fleet = FleetForAddress(r.address)) {
+      if (auto v = FleetAddressVerdict(session, check.arg, *fleet, "to")) {
+        return *v;
+      }
+    }
     bool relay = RelayAllowed(session);
     bool ours = IsOurDomain(session, r.domain);
     PolicyAttrs ra = policy().ForAddress(r.address);
@@ -651,6 +768,13 @@ class PolicyChecks : public smtp::Checks {
       return Verdict::Reject(
           MakeR(458, "4.3.0", StrCat("Unable to queue messages for ", arg)));
     }
+    if (deps_.fleet) {
+      absl::StatusOr<FleetEtrn> fleet = deps_.fleet->Etrn(domain);
+      if (fleet.ok()) return FleetEtrnReply(session, arg, *fleet);
+      // The agent is down: this node alone, as without a cluster.
+      Log(session, StrCat("ETRN ", arg, ": cluster-wide failed (",
+                          Message(fleet.status()), "), local only"));
+    }
     auto client = admin::AdminClient::Connect(*deps_.node);
     if (!client.ok()) {
       Log(session, StrCat("ETRN ", arg, ": ", Message(client.status())));
@@ -667,6 +791,33 @@ class PolicyChecks : public smtp::Checks {
     Log(session, StrCat("ETRN ", arg));
     Verdict v;
     v.reply = MakeR(250, "2.0.0", StrCat("Queuing for node ", arg, " started"));
+    return v;
+  }
+
+  // ZMailer's etrn-cluster reply: a line per node, then a summary line.
+  Verdict FleetEtrnReply(const Session& session, const std::string& arg,
+                         FleetEtrn fleet) {
+    std::sort(fleet.results.begin(), fleet.results.end(),
+              [](const v1::EtrnResult& a, const v1::EtrnResult& b) {
+                return a.node_id() < b.node_id();
+              });
+    std::sort(fleet.pending.begin(), fleet.pending.end());
+    Reply r = MakeR(250, "2.0.0", "");
+    r.lines.clear();
+    for (const v1::EtrnResult& res : fleet.results) {
+      r.lines.push_back(StrCat(res.node_id(), ": ", res.code(), " ",
+                               res.text().empty() ? "done" : res.text()));
+    }
+    for (const std::string& node : fleet.pending) {
+      r.lines.push_back(
+          StrCat(node, ": no answer yet (acts when it sees the request)"));
+    }
+    r.lines.push_back("ETRN-cluster operation(s) complete");
+    Log(session, StrCat("ETRN ", arg, " cluster-wide id=", fleet.request_id,
+                        " answered=", fleet.results.size(),
+                        " pending=", fleet.pending.size()));
+    Verdict v;
+    v.reply = std::move(r);
     return v;
   }
 

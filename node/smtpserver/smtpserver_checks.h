@@ -14,7 +14,8 @@
 // Every dependency but `node` may be null: no rate-tracker means no rate
 // limits and no auth-failrate, no Authenticator means every AUTH fails
 // (535 5.7.8), no resolver means senderokwithdns is not enforced, no
-// filter means messages are accepted unfiltered. The dependencies must
+// filter means messages are accepted unfiltered, no fleet means the node
+// decides alone (local ETRN, static policy only). The dependencies must
 // outlive the Checks. Thread-safe (Decide runs on worker threads).
 #ifndef ZM_SMTPSERVER_SMTPSERVER_CHECKS_H_
 #define ZM_SMTPSERVER_SMTPSERVER_CHECKS_H_
@@ -40,6 +41,7 @@ namespace zm::smtpserver {
 class Authenticator;  // smtpserver_auth.h
 class ContentFilter;  // smtpserver_filter.h
 class MailAuth;       // smtpserver_mailauth.h
+class FleetLink;      // smtpserver_fleet.h
 
 struct CheckDeps {
   const NodeDir* node = nullptr;
@@ -49,6 +51,10 @@ struct CheckDeps {
   dns::Resolver* dns = nullptr;
   ContentFilter* filter = nullptr;
   MailAuth* mailauth = nullptr;  // SPF/DKIM/DMARC, DKIM signing; null = off
+  // The fleet (a node with cluster.conf): its policy overlay comes before
+  // the static policy, ETRN is cluster-wide, over-limit sources may be
+  // published. Null: this node alone.
+  FleetLink* fleet = nullptr;
 };
 
 std::unique_ptr<smtp::Checks> MakePolicyChecks(

@@ -102,6 +102,8 @@ constexpr Key kKeys[] = {
     {"ratelimit-auth-factor", Kind::kNumber, 1, 1000},  // zmnode
     {"rate-slots", Kind::kNumber, 1, 1000},             // zmnode
     {"rate-slot-seconds", Kind::kNumber, 1, 86400},     // zmnode
+    {"fleet-defer-over-limit", Kind::kNumber, 0, 86400},  // zmnode, seconds
+    {"etrn-cluster-wait", Kind::kNumber, 0, 60},          // zmnode, seconds
     {"report-auth-file", Kind::kText},
     {"etrn-cluster", Kind::kAny},
     {"tracking-cluster", Kind::kAny},
@@ -313,6 +315,10 @@ absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& path) {
         c.rate_slots = static_cast<int>(n);
       } else if (name == "rate-slot-seconds") {
         c.rate_slot_seconds = static_cast<int>(n);
+      } else if (name == "fleet-defer-over-limit") {
+        c.fleet_defer_over_limit_sec = static_cast<int>(n);
+      } else if (name == "etrn-cluster-wait") {
+        c.etrn_cluster_wait_sec = static_cast<int>(n);
       } else if (name == "report-auth-file") {
         if (auto st = need_text(); !st.ok()) return st;
         c.report_auth_file = std::string(value);

@@ -109,6 +109,8 @@ struct ServerConfig {
   int max_error_recipients = 3;         // max-error-recipients (then 421)
   int rate_slots = 8;                   // zmnode: rate-tracker window slots
   int rate_slot_seconds = 450;          // zmnode: seconds per slot
+  int fleet_defer_over_limit_sec = 0;   // zmnode: publish a fleet DEFER (TTL)
+  int etrn_cluster_wait_sec = 5;        // zmnode: cluster ETRN reply wait
   // AUTH backends (smtpserver_auth.h); paths may use $MAILVAR etc.
   std::string auth_pipe;           // SMTP-auth-pipe: program, "" = none
   int auth_pipe_timeout_sec = 10;  // smtp-auth-pipe-timeout (zmnode)

@@ -13,6 +13,7 @@
 #include "node/ratetrack/rate_tracker.h"
 #include "node/smtpserver/smtpserver.h"
 #include "node/smtpserver/smtpserver_checks.h"
+#include "node/smtpserver/smtpserver_fleet.h"
 #include "node/smtpserver/smtpserver_internal.h"
 #include "node/smtpserver/smtpserver_tls.h"
 
@@ -34,6 +35,7 @@ auto Token(std::error_code& ec) {
 struct Shared {
   std::unique_ptr<ratetrack::RateTracker> rates;
   std::unique_ptr<dns::Resolver> dns;
+  std::unique_ptr<FleetLink> fleet;  // uses rates: declared after it
 };
 
 absl::StatusOr<Shared> MakeShared(const NodeDir& node,
@@ -49,6 +51,21 @@ absl::StatusOr<Shared> MakeShared(const NodeDir& node,
   auto rates = ratetrack::RateTracker::Open(node, node_id, window);
   if (!rates.ok()) return rates.status();
   sh.rates = std::move(*rates);
+  // A fleet member (etc/cluster.conf) links to its cluster agent; the
+  // agent may start later or restart: the link keeps trying.
+  if (cluster::HasCluster(node)) {
+    auto client = cluster::ClusterClient::ForNode(node);
+    if (client.ok()) {
+      FleetOptions fo;
+      fo.node_id = node_id;
+      fo.window = window;
+      fo.defer_over_limit_sec = config.fleet_defer_over_limit_sec;
+      fo.etrn_wait_ms = config.etrn_cluster_wait_sec * 1000;
+      sh.fleet = FleetLink::Start(std::move(*client), *sh.rates, &log, fo);
+      log.Info("", StrCat("fleet: node ", node_id, " linked to ",
+                          cluster::SocketPath(node)));
+    }
+  }
   auto opts = dns::OptionsForNode(node);
   if (!opts.ok()) return opts.status();
   auto resolver = dns::Resolver::Create(*opts);
@@ -94,6 +111,7 @@ absl::StatusOr<std::shared_ptr<const Generation>> MakeGeneration(
   deps.dns = shared.dns.get();
   deps.filter = g->filter.get();
   deps.mailauth = g->mailauth.get();
+  deps.fleet = shared.fleet.get();
   g->checks = MakePolicyChecks(g->settings, deps);
   return std::shared_ptr<const Generation>(std::move(g));
 }
