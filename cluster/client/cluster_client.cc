@@ -12,6 +12,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/time/time.h"
+#include "node/common/fs.h"
 #include "node/common/strings.h"
 
 namespace zm::cluster {
@@ -89,8 +90,19 @@ std::string SocketPath(const NodeDir& node) {
 }
 
 bool HasCluster(const NodeDir& node) {
-  struct stat st;
-  return ::stat(node.etc_file("cluster.conf").c_str(), &st) == 0;
+  // Every node has a cluster.conf (its node-id); only one that gossips
+  // (a gossip-listen line, docs/cluster.md) is in a fleet.
+  absl::StatusOr<std::string> text = fs::ReadFile(node.etc_file("cluster.conf"), 1 << 20);
+  if (!text.ok()) return false;
+  for (std::string_view line : Split(*text, '\n')) {
+    line = line.substr(0, line.find('#'));
+    std::vector<std::string_view> words = SplitWhitespace(line);
+    if (words.size() >= 2 &&
+        (words[0] == "gossip-listen" || words[0] == "listen")) {
+      return true;
+    }
+  }
+  return false;
 }
 
 // ---- Subscription -------------------------------------------------------
@@ -143,7 +155,7 @@ absl::StatusOr<std::unique_ptr<ClusterClient>> ClusterClient::ForNode(
     const NodeDir& node, ClientOptions opts) {
   if (!HasCluster(node)) {
     return absl::FailedPreconditionError(
-        StrCat("this node is not in a cluster (no ",
+        StrCat("this node is not in a cluster (no gossip-listen in ",
                node.etc_file("cluster.conf"), ")"));
   }
   if (opts.socket_path.empty()) opts.socket_path = SocketPath(node);

@@ -4,7 +4,7 @@
 //
 // Every unary call has a deadline and fails fast with a clear Status when
 // the agent is absent (Unavailable, "cluster agent not running ...") or
-// the node has no cluster.conf (FailedPrecondition from ForNode): nothing
+// the node is not in a fleet (FailedPrecondition from ForNode): nothing
 // ever waits for an agent that is not there. The two streams (WatchRates,
 // WatchPolicy) run on their own thread each, reconnecting with exponential
 // backoff for as long as the Subscription lives.
@@ -53,7 +53,8 @@ struct ClientOptions {
 
 // run/cluster.sock of `node`.
 std::string SocketPath(const NodeDir& node);
-// Whether `node` is a fleet member: etc/cluster.conf exists.
+// Whether `node` is a fleet member: its etc/cluster.conf has a
+// gossip-listen line (without one, the file only names the node).
 bool HasCluster(const NodeDir& node);
 
 // A running stream (see ClusterClient::WatchRates/WatchPolicy).
@@ -90,8 +91,8 @@ class Subscription {
 
 class ClusterClient {
  public:
-  // The client of `node`'s agent. FailedPrecondition when the node has no
-  // etc/cluster.conf (it is not in a fleet). Does not connect yet.
+  // The client of `node`'s agent. FailedPrecondition when the node is not
+  // in a fleet (HasCluster). Does not connect yet.
   static absl::StatusOr<std::unique_ptr<ClusterClient>> ForNode(
       const NodeDir& node, ClientOptions opts = {});
   // The client of the agent at opts.socket_path (must be set).

@@ -7,6 +7,7 @@
 #include "node/zmailer/zmailer.h"
 #include "node/zmailer/zmailer_dkim.h"
 #include "node/zmailer/zmailer_cluster.h"
+#include "node/zmailer/zmailer_policy.h"
 #include "node/zmailer/zmailer_queue.h"
 #include "node/zmailer/zmailer_rates.h"
 #include "node/zmailer/zmailer_route.h"
@@ -84,6 +85,10 @@ int Main(int argc, char** argv) {
   auto* etrn = app.add_subcommand(
       "etrn", "deliver everything queued for DOMAIN now (queueonly too)");
   etrn->add_option("DOMAIN", etrn_domain)->required();
+  bool etrn_wait = false;
+  etrn->add_flag("--wait", etrn_wait,
+                 "in a fleet: wait for (up to 10 s) and print each node's "
+                 "answer");
   auto* status =
       app.add_subcommand("status",
                          "what runs and how full the spool is (exit 0 all up, "
@@ -96,6 +101,7 @@ int Main(int argc, char** argv) {
       "newaliases", "compile etc/aliases (as newdb aliases)");
 
   internal::RouteCommand route(app);
+  internal::PolicyCommand policy(app);
   internal::RatesCommand rates;
   internal::AddRatesCommand(app, &rates);
   internal::DkimCommand dkim(app);
@@ -121,7 +127,8 @@ int Main(int argc, char** argv) {
   if (thaw->parsed()) return internal::CmdThaw(node);
   if (requeue->parsed()) return internal::CmdRequeue(node, qid);
   if (del->parsed()) return internal::CmdDelete(node, qid);
-  if (etrn->parsed()) return internal::CmdEtrn(node, etrn_domain);
+  if (etrn->parsed())
+    return internal::CmdEtrn(node, etrn_domain, etrn_wait);
   if (status->parsed()) return internal::CmdStatus(node);
   if (newdb->parsed()) return internal::CmdNewDb(node, relation);
   if (rates.sub->parsed()) return internal::CmdRates(node, rates);
@@ -129,6 +136,7 @@ int Main(int argc, char** argv) {
   if (newaliases->parsed()) return internal::CmdNewDb(node, "aliases");
   if (route.parsed()) return route.Run(node);
   if (dkim.parsed()) return dkim.Run(node);
+  if (policy.parsed()) return policy.Run(node);
   (void)start;
   return internal::CmdStart(node, foreground);
 }

@@ -17,6 +17,7 @@
 #include "node/scheduler/scheduler_conf.h"
 #include "node/spool/spool.h"
 #include "node/zmailer/zmailer.h"
+#include "node/zmailer/zmailer_policy.h"
 
 namespace zm::zmailer::internal {
 namespace {
@@ -24,6 +25,8 @@ namespace {
 constexpr int kExNoInput = 66;      // EX_NOINPUT: no such message
 constexpr int kExUnavailable = 69;  // EX_UNAVAILABLE: scheduler down
 constexpr int kExNoPerm = 77;       // EX_NOPERM
+constexpr int kExTempFail = 75;     // EX_TEMPFAIL: some node did not answer
+constexpr uint32_t kEtrnWaitMs = 10000;
 
 bool CheckId(const std::string& qid) {
   if (mail::IsQueueId(qid)) return true;
@@ -152,10 +155,53 @@ int CmdDelete(const NodeDir& node, const std::string& qid) {
   return AdminCommand(node, admin::kTokenKill, StrCat("KILL MSG ", qid), true);
 }
 
-int CmdEtrn(const NodeDir& node, const std::string& domain) {
+// Cluster-wide: every live node acts once on the request; with `wait`,
+// each node's answer. nullopt: the agent is down (the caller goes local).
+std::optional<int> FleetEtrn(const NodeDir& node, const std::string& domain,
+                             bool wait) {
+  auto client = FleetClient(node);
+  if (!client.ok()) return FleetError("etrn", client.status());
+  namespace v1 = ::zmnode::cluster::v1;
+  v1::StartEtrnRequest start;
+  start.set_domain(domain);
+  auto started = (*client)->StartEtrn(start);
+  if (!started.ok()) {
+    if (!absl::IsUnavailable(started.status())) {
+      return FleetError("etrn", started.status());
+    }
+    std::cerr << "zmailer: etrn: " << started.status().message()
+              << "; this node only\n";
+    return std::nullopt;
+  }
+  const std::string& id = started->request().id();
+  std::string nodes;
+  for (const std::string& n : started->expected_nodes()) {
+    StrAppend(&nodes, nodes.empty() ? "" : " ", n);
+  }
+  std::cout << "etrn " << domain << ": request " << id << " for "
+            << (nodes.empty() ? std::string("every node") : nodes) << "\n";
+  if (!wait) return kExitOk;
+  v1::EtrnStatusRequest req;
+  req.set_request_id(id);
+  req.set_wait_ms(kEtrnWaitMs);
+  auto status = (*client)->EtrnStatus(req);
+  if (!status.ok()) return FleetError("etrn", status.status());
+  for (const v1::EtrnResult& r : status->results()) {
+    std::cout << r.node_id() << ": " << r.code() << " " << r.text() << "\n";
+  }
+  for (const std::string& n : status->pending_nodes()) {
+    std::cout << n << ": no answer yet\n";
+  }
+  return status->pending_nodes_size() == 0 ? kExitOk : kExTempFail;
+}
+
+int CmdEtrn(const NodeDir& node, const std::string& domain, bool wait) {
   if (domain.empty() || domain.find_first_of(" \t\r\n") != std::string::npos) {
     std::cerr << "zmailer: etrn needs a domain\n";
     return kExitUsage;
+  }
+  if (cluster::HasCluster(node)) {
+    if (std::optional<int> rc = FleetEtrn(node, domain, wait)) return *rc;
   }
   return AdminCommand(node, admin::kTokenEtrn, StrCat("ETRN ", domain), false);
 }

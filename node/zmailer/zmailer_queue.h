@@ -6,7 +6,10 @@
 //                          a queued message: retried now (RUNQ ID)
 //   zmailer delete QID     freezer/ or postman/ copies removed; a queued
 //                          message: KILL MSG (no DSN)
-//   zmailer etrn DOMAIN    every thread for DOMAIN runs now (queueonly too)
+//   zmailer etrn DOMAIN    every thread for DOMAIN runs now (queueonly too);
+//                          on every live node when the node is in a fleet
+//                          (--wait: until each answered, 10 s at most;
+//                          exit 75 if some did not)
 //
 // The scheduler is asked through its admin socket; KILL MSG logs in as the
 // first scheduler.auth user with KILL (or ALL) allowed from 127.0.0.1.
@@ -22,7 +25,7 @@ namespace zm::zmailer::internal {
 int CmdThawMessage(const NodeDir& node, const std::string& qid);
 int CmdRequeue(const NodeDir& node, const std::string& qid);
 int CmdDelete(const NodeDir& node, const std::string& qid);
-int CmdEtrn(const NodeDir& node, const std::string& domain);
+int CmdEtrn(const NodeDir& node, const std::string& domain, bool wait);
 
 }  // namespace zm::zmailer::internal
 

@@ -11,6 +11,7 @@
 #include "node/ratetrack/rate_tracker.h"
 #include "node/smtpserver/smtpserver_config.h"
 #include "node/zmailer/zmailer.h"
+#include "node/zmailer/zmailer_policy.h"
 
 namespace zm::zmailer::internal {
 namespace {
@@ -53,6 +54,41 @@ void PrintTable(const std::vector<ratetrack::TopEntry>& rows) {
   }
 }
 
+ratetrack::Counts FromSlot(const ::zmnode::cluster::v1::RateSlot& s) {
+  return ratetrack::Counts{.messages = s.messages(),
+                           .recipients = s.recipients(),
+                           .auth_failures = s.auth_failures(),
+                           .aborts = s.aborts(),
+                           .excesses = s.excesses()};
+}
+
+// The fleet's top sources, from the cluster agent.
+absl::StatusOr<std::vector<ratetrack::TopEntry>> FleetTop(
+    const NodeDir& node, const RatesCommand& cmd) {
+  auto client = FleetClient(node);
+  if (!client.ok()) return client.status();
+  ::zmnode::cluster::v1::FleetRatesRequest req;
+  req.set_limit(static_cast<uint32_t>(std::min<size_t>(cmd.top, 1000000)));
+  req.set_field(cmd.by);
+  if (!cmd.key.empty()) req.set_key(SourceKey(cmd.key));
+  auto reply = (*client)->FleetRates(req);
+  if (!reply.ok()) return reply.status();
+  std::vector<ratetrack::TopEntry> rows;
+  for (const auto& r : reply->rates()) {
+    ratetrack::TopEntry e;
+    e.key = r.key();
+    e.total = FromSlot(r.total());
+    for (const auto& n : r.per_node()) {
+      e.per_node.emplace_back(n.node_id(), FromSlot(n));
+    }
+    rows.push_back(std::move(e));
+  }
+  if (rows.empty() && !cmd.key.empty()) {
+    rows.push_back(ratetrack::TopEntry{SourceKey(cmd.key), {}, {}});
+  }
+  return rows;
+}
+
 }  // namespace
 
 void AddRatesCommand(CLI::App& app, RatesCommand* cmd) {
@@ -67,6 +103,8 @@ void AddRatesCommand(CLI::App& app, RatesCommand* cmd) {
       ->check(CLI::IsMember({"messages", "recipients", "auth_failures",
                              "aborts", "excesses"}));
   cmd->sub->add_flag("--json", cmd->json, "print JSON");
+  cmd->sub->add_flag("--fleet", cmd->fleet,
+                     "every node's counts, from the cluster agent");
   cmd->sub->add_option("KEY", cmd->key,
                        "one source: an IP address, ip4:/ip6:/user: key, or "
                        "a user name");
@@ -88,8 +126,12 @@ int CmdRates(const NodeDir& node, const RatesCommand& cmd) {
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
 
   std::vector<ratetrack::TopEntry> rows;
-  // No database yet: nothing was counted.
-  if (fs::Exists(node.db() + "/ratetrack/CURRENT")) {
+  if (cmd.fleet) {
+    auto fleet = FleetTop(node, cmd);
+    if (!fleet.ok()) return FleetError("rates --fleet", fleet.status());
+    rows = std::move(*fleet);
+  } else if (fs::Exists(node.db() + "/ratetrack/CURRENT")) {
+    // (No database yet: nothing was counted.)
     absl::StatusOr<std::unique_ptr<ratetrack::RateTracker>> rt =
         ratetrack::RateTracker::OpenReadOnly(node, window);
     if (!rt.ok()) {
@@ -122,6 +164,7 @@ int CmdRates(const NodeDir& node, const RatesCommand& cmd) {
     out["window"] = {{"slots", window.slots},
                      {"slot_seconds", window.slot_seconds}};
     out["by"] = cmd.by;
+    out["fleet"] = cmd.fleet;
     out["sources"] = nlohmann::json::array();
     for (const ratetrack::TopEntry& e : rows) {
       nlohmann::json j = CountsJson(e.total);

@@ -1,10 +1,12 @@
 // `zmailer rates`: the sources the rate-tracker counted lately.
 //
-//   zmailer rates [-n N] [--by FIELD] [--json] [KEY]
+//   zmailer rates [-n N] [--by FIELD] [--json] [--fleet] [KEY]
 //
 // Reads the smtpserver's rate-tracker state (db/ratetrack/) through
 // RocksDB's read-only mode, which takes no lock, so it works while the
 // smtpserver runs (and shows what it flushed, at most a second old).
+// --fleet asks the node's cluster agent instead: the sources counted by
+// every node of the fleet, with each node's contribution.
 // Internal to node/zmailer.
 #ifndef ZM_ZMAILER_ZMAILER_RATES_H_
 #define ZM_ZMAILER_ZMAILER_RATES_H_
@@ -22,6 +24,7 @@ struct RatesCommand {
   std::string by = "messages";
   bool json = false;
   std::string key;  // one source: "ip4:...", an IP address, or a user
+  bool fleet = false;  // from the cluster agent: every node's counts
 };
 
 // Registers the subcommand on `app`; `cmd` receives its options.

@@ -29,7 +29,8 @@ class ClusterClientTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(node_.home); }
 
   void WriteClusterConf() {
-    std::ofstream(node_.etc_file("cluster.conf")) << "node-id a\n";
+    std::ofstream(node_.etc_file("cluster.conf"))
+        << "node-id a\ngossip-listen 127.0.0.1:7400\n";
   }
   ClientOptions Fast() {
     ClientOptions o;
@@ -49,6 +50,12 @@ TEST_F(ClusterClientTest, NoClusterConfIsFailedPrecondition) {
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(c.status().message().find("not in a cluster"), std::string::npos);
+  // What `zmailer init` writes for a node on its own: a name, no gossip.
+  std::ofstream(node_.etc_file("cluster.conf"))
+      << "node-id a\n#gossip-listen 0.0.0.0:7400\n";
+  EXPECT_FALSE(HasCluster(node_));
+  WriteClusterConf();
+  EXPECT_TRUE(HasCluster(node_));
 }
 
 TEST_F(ClusterClientTest, AbsentAgentIsUnavailableAtOnce) {

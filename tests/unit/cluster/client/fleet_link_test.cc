@@ -41,7 +41,7 @@ class FleetLinkTest : public ::testing::Test {
  protected:
   void SetUp() override {
     n_.Write("etc/smtp-policy.src", kSrc);
-    n_.Write("etc/cluster.conf", "node-id a\n");
+    n_.Write("etc/cluster.conf", "node-id a\ngossip-listen 127.0.0.1:7400\n");
     std::filesystem::create_directories(node_.run());
     agent_ = std::make_unique<FakeAgent>(cluster::SocketPath(node_));
     ASSERT_TRUE(agent_->Start());
