@@ -119,7 +119,6 @@ struct SessionState {
   int error_recipients = 0;
   int accepted_recipients = 0;
   uint32_t tarpit_ms = 0;
-  bool fleet_allow = false;  // the fleet overlay allows the client address
 };
 
 class PolicyChecks : public smtp::Checks {
@@ -372,9 +371,6 @@ class PolicyChecks : public smtp::Checks {
           Update(session, [&](SessionState& st) {
             st.freeze_reason = StrCat("fleet policy ", fleet->subject());
           });
-          break;
-        case v1::POLICY_ACTION_ALLOW:
-          Update(session, [](SessionState& st) { st.fleet_allow = true; });
           break;
         default:
           break;
