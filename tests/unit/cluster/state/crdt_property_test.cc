@@ -247,7 +247,9 @@ void AntiEntropyConverges(uint64_t seed, bool day_passes) {
       // first, gossip with the rest (resyncs under the cap), then all do.
       clock.now_ms += 25LL * 3600 * 1000;
       for (size_t i = 0; i < n; ++i) {
-        if (pick(2) == 0) ASSERT_TRUE(nodes[i]->Expire().ok());
+        if (pick(2) == 0) {
+          ASSERT_TRUE(nodes[i]->Expire().ok());
+        }
       }
       for (int round = 0; round < 20; ++round) {
         size_t a = pick(n), b = pick(n);
@@ -321,7 +323,9 @@ TEST(CrdtPropertyTest, TombstonesWinOverOlderPutsAndLoseToNewer) {
     for (const auto& node : nodes) {
       auto w = node->PolicyLookup("bad.example", clock.now_ms);
       ASSERT_EQ(w.has_value(), !last_deleted) << "iter " << iter;
-      if (w) EXPECT_EQ(w->reason(), last_reason);
+      if (w) {
+        EXPECT_EQ(w->reason(), last_reason);
+      }
     }
   }
 }
