@@ -26,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
+
 from conftest import BIN, COMMAND_TIMEOUT, DEFAULT_WAIT, REPO, free_port, \
     pid_alive, wait_for
 
@@ -331,3 +333,19 @@ class Fleet:
                     proc.kill()
                     proc.wait(timeout=30)
         self.agents.clear()
+
+
+@pytest.fixture
+def fleet_factory(node_factory):
+    """Makes fleets (`fleet_factory(n, **kw)` -> Fleet) and closes them all
+    at the end of the test."""
+    fleets = []
+
+    def make(n, **kw):
+        f = Fleet(node_factory, n, **kw)
+        fleets.append(f)
+        return f
+
+    yield make
+    for f in fleets:
+        f.close()

@@ -10,25 +10,11 @@ import re
 
 import pytest
 
-from cluster_util import Fleet, make_ca
+from cluster_util import fleet_factory, make_ca  # noqa: F401 (fixture)
 from conftest import BIN, wait_for
 
 pytestmark = pytest.mark.skipif(not (BIN / "clusterd").exists(),
                                 reason="clusterd is not built")
-
-
-@pytest.fixture
-def fleet_factory(node_factory):
-    fleets = []
-
-    def make(n, **kw):
-        f = Fleet(node_factory, n, **kw)
-        fleets.append(f)
-        return f
-
-    yield make
-    for f in fleets:
-        f.close()
 
 
 def generation(fleet, viewer, node_id):

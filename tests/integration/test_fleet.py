@@ -20,7 +20,7 @@ from sink_util import Sink
 # The fleets come from the cluster agent's test helper; until clusterd is
 # built (and its helper present) these tests are skipped, not broken.
 cluster_util = pytest.importorskip("cluster_util")
-Fleet = cluster_util.Fleet
+fleet_factory = cluster_util.fleet_factory  # the fixture
 needs_clusterd = pytest.mark.skipif(not (BIN / "clusterd").exists(),
                                     reason="clusterd is not built")
 
@@ -28,20 +28,6 @@ LIMIT = 10
 SOURCE = "127.0.0.2"        # the limited client (loopback alias)
 BLOCKED = "127.0.0.3"       # the client the fleet policy refuses
 SOURCE_KEY = f"ip4:{SOURCE}"
-
-
-@pytest.fixture
-def fleet_factory(node_factory):
-    fleets = []
-
-    def make(n, **kw):
-        f = Fleet(node_factory, n, **kw)
-        fleets.append(f)
-        return f
-
-    yield make
-    for f in fleets:
-        f.close()
 
 
 def append(node, name, text):
