@@ -45,6 +45,13 @@ absl::StatusOr<int64_t> ParseDurationMs(std::string_view text) {
       return absl::InvalidArgumentError(
           StrCat("bad duration unit in '", text, "'"));
     }
+    // A year is plenty for any timer; past it (and well before int64
+    // overflow) the value is refused, not wrapped.
+    constexpr int64_t kMaxMs = 366 * 86400000LL;
+    if (n > kMaxMs / unit || total > kMaxMs - n * unit) {
+      return absl::InvalidArgumentError(
+          StrCat("duration '", text, "' is longer than a year"));
+    }
     total += n * unit;
   }
   return total;

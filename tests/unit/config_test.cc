@@ -78,6 +78,11 @@ TEST(Durations, ZmailerStyle) {
   EXPECT_FALSE(ParseDurationMs("").ok());
   EXPECT_FALSE(ParseDurationMs("m").ok());
   EXPECT_FALSE(ParseDurationMs("5x").ok());
+  // Longer than a year is refused, never wrapped (found by fuzz_scheduler_conf).
+  EXPECT_EQ(*ParseDurationMs("366d"), 366 * 86400000LL);
+  EXPECT_FALSE(ParseDurationMs("367d").ok());
+  EXPECT_FALSE(ParseDurationMs("5644511759213021653").ok());
+  EXPECT_FALSE(ParseDurationMs("300d300d").ok());
 }
 
 TEST(StripComment, KeepsHashInQuotes) {
