@@ -363,12 +363,13 @@ asio::awaitable<void> Server::Serve(std::shared_ptr<Conn> c) {
   c->socket.shutdown(tcp::socket::shutdown_both, ec);
   c->socket.close(ec);
   c->sub.reset();
-  log_.Info("", StrCat("disconnect from ", c->label,
-                       c->session ? StrCat(" ", c->session->Stats())
-                                  : std::string()));
-  // Free the session's memory now, not when the last handler lets go.
+  std::string stats = c->session ? StrCat(" ", c->session->Stats()) : "";
+  // Free the session now, not when the last handler lets go: this also
+  // discards a message cut off mid-DATA, so by the time "disconnect" is
+  // logged nothing of it is left in the spool.
   c->tls.reset();
   c->session.reset();
+  log_.Info("", StrCat("disconnect from ", c->label, stats));
   Release(c);
 }
 

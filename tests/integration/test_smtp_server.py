@@ -226,6 +226,7 @@ def test_data_timeout_leaves_nothing_queued(node_factory):
         reply = read_reply(s)
         assert reply.startswith("421 4.4.2"), reply
     node.wait_log(r"timeout after 1s in DATA")
+    node.wait_log(r"disconnect from unknown\[127\.0\.0\.1\]")
     assert not node.spool_files("public")
     assert not node.spool_files("router")
 
