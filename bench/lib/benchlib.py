@@ -1,11 +1,13 @@
-"""Shared pieces of the side-by-side benchmarks (bench/smtp-accept, bench/relay).
+"""Shared pieces of the side-by-side benchmarks (bench/smtp-accept, bench/relay,
+bench/connections).
 
 - netns: re-run the calling script inside a private network namespace
   (`unshare --net`, loopback up), so fixed ports are free and nothing leaks.
 - Process trees: CPU seconds and proportional memory (Pss) of a server and
   every process below it, from /proc.
 - Servers: a zmnode node (`zmailer init`, then either the smtpserver alone
-  or the whole node) and a private Postfix (bench/peers/postfix).
+  or the whole node) and the private peers (bench/peers/postfix, exim,
+  opensmtpd: one class, `Peer`, over their common command interface).
 - Clients: an asyncio SMTP client that times end-of-data -> 250 per
   message and stamps each message with an id; an asyncio sink that records
   when each id arrives; an idle-connection opener.
@@ -25,7 +27,8 @@ import time
 
 BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(BENCH)
-PEER_POSTFIX = os.path.join(BENCH, "peers", "postfix")
+PEERS = os.path.join(BENCH, "peers")
+PEER_POSTFIX = os.path.join(PEERS, "postfix")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -124,16 +127,20 @@ def pss_kib(root):
 
 
 class FlushTrace:
-    """strace -f -c -w over a process tree: how many fsync/fdatasync/syncfs
-    calls it makes and the wall-clock seconds spent in them. strace slows
-    the traced processes; rates of a traced phase are not comparable."""
+    """strace -f over a process tree (and everything it forks meanwhile):
+    how many calls that force data to disk it makes and the wall-clock
+    seconds spent in them: fsync, fdatasync, syncfs, sync_file_range, and
+    opens with O_SYNC or O_DSYNC (reported as `O_SYNC-open`; every write
+    through such a file is synchronous). strace slows the traced processes;
+    rates of a traced phase are not comparable."""
 
-    CALLS = ("fsync", "fdatasync", "syncfs")
+    CALLS = ("fsync", "fdatasync", "syncfs", "sync_file_range")
+    OPENS = ("open", "openat", "openat2")
 
     def __init__(self, root, out_path):
         self.out_path = out_path
-        args = ["strace", "-f", "-qq", "-c", "-w", "-o", out_path,
-                "-e", "trace=" + ",".join(self.CALLS)]
+        args = ["strace", "-f", "-qq", "-T", "-o", out_path,
+                "-e", "trace=" + ",".join(self.CALLS + self.OPENS)]
         for p in tree(root):
             args += ["-p", str(p)]
         self.proc = subprocess.Popen(args, stderr=subprocess.DEVNULL)
@@ -144,12 +151,88 @@ class FlushTrace:
         self.proc.send_signal(signal.SIGINT)
         self.proc.wait(timeout=30)
         out = {}
+
+        def add(name, secs):
+            k, t = out.get(name, (0, 0.0))
+            out[name] = (k + 1, t + secs)
+
         with open(self.out_path) as f:
             for line in f:
-                parts = line.split()
-                if len(parts) >= 5 and parts[-1] in self.CALLS:
-                    out[parts[-1]] = (int(parts[3]), float(parts[1]))
+                # "PID call(args) = ret <0.000123>"; resumed calls start
+                # with "<... call resumed>".
+                m = _STRACE_LINE.match(line)
+                if not m:
+                    continue
+                call = m.group(1) or m.group(2)
+                secs = float(m.group(3)) if m.group(3) else 0.0
+                unfinished = "<unfinished" in line
+                if call in self.CALLS and not unfinished:
+                    add(call, secs)  # counted when it returns
+                elif (call in self.OPENS and m.group(1)
+                      and ("O_SYNC" in line or "O_DSYNC" in line)):
+                    add("O_SYNC-open", secs)  # flags are on the first line
         return out
+
+
+_STRACE_LINE = __import__("re").compile(
+    r"^\d+\s+(?:(\w+)\(|<\.\.\. (\w+) resumed>).*?(?:<(\d+\.\d+)>)?\s*$")
+
+
+def flushes_per_message(flushes, messages):
+    """'fsync=1.00/msg (6.1ms each) ...' from FlushTrace.stop()."""
+    if not flushes:
+        return "none"
+    return " ".join(f"{c}={k / max(1, messages):.2f}/msg ({sec / max(1, k) * 1000:.1f}ms each)"
+                    for c, (k, sec) in sorted(flushes.items()))
+
+
+def disk_fsync_rate(folder, size=5120, seconds=3.0):
+    """The disk's ceiling for durable queue files: 5 KiB files created,
+    written, fsync'd, and their folder fsync'd, one writer, for `seconds`;
+    files per second."""
+    d = os.path.join(folder, "fsync-ceiling")
+    os.makedirs(d, exist_ok=True)
+    data = b"x" * size
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    n = 0
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < seconds:
+            fd = os.open(os.path.join(d, f"f{n}"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, data)
+            os.fsync(fd)
+            os.close(fd)
+            os.fsync(dfd)
+            n += 1
+        return n / (time.monotonic() - t0)
+    finally:
+        os.close(dfd)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class PeakPss:
+    """Samples the Pss of a process tree every `interval` seconds in a
+    thread; .peak_kib is the largest sum seen (KiB)."""
+
+    def __init__(self, root, interval=0.5):
+        import threading
+        self.root = root
+        self.interval = interval
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak_kib = max(self.peak_kib, pss_kib(self.root))
+            self._stop.wait(self.interval)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.peak_kib = max(self.peak_kib, pss_kib(self.root))
+        return self.peak_kib
 
 
 # ----- servers -----
@@ -216,44 +299,73 @@ class Zmnode:
             self.proc.wait()
         self.proc = None
 
+    def drained(self, timeout):
+        """True once no message is left in the spool (within `timeout` s)."""
+        deadline = time.monotonic() + timeout
+        dirs = [os.path.join(self.node, "spool", d) for d in ("router", "transport", "queue")]
+        while any(files for d in dirs for _, _, files in os.walk(d)):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
     def version(self):
         r = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
                            capture_output=True, text=True)
         return "zmnode " + (r.stdout.strip() or "?")
 
 
-class Postfix:
-    """A private Postfix instance (bench/peers/postfix)."""
+class Peer:
+    """A private peer MTA instance through its script in bench/peers/
+    (postfix, exim, opensmtpd: install, setup, start, stop, pid, drained,
+    version)."""
 
-    name = "postfix"
+    LABELS = {"postfix": "Postfix", "exim": "Exim", "opensmtpd": "OpenSMTPD"}
+    # Durability of an acknowledged message, for the tables.
+    DURABLE = {"postfix": True, "exim": True, "opensmtpd": False}
 
-    def __init__(self, home, port, mode="accept", sink_port=None, procs=100):
-        os.chmod(home, 0o755)  # its daemons run as nobody and must reach the queue
-        self.dir = os.path.join(home, "postfix")
+    def __init__(self, name, home, port, mode="accept", sink_port=None, procs=100):
+        self.name = name
+        self.script = os.path.join(PEERS, name)
+        os.chmod(home, 0o755)  # their daemons run unprivileged and must reach the queue
+        self.dir = os.path.join(home, name)
         self.port = port
-        args = [PEER_POSTFIX, "setup", self.dir, "--port", str(port), "--mode", mode,
+        args = [self.script, "setup", self.dir, "--port", str(port), "--mode", mode,
                 "--procs", str(procs)]
         if sink_port:
             args += ["--sink-port", str(sink_port)]
-        subprocess.run([PEER_POSTFIX, "install"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([self.script, "install"], check=True, stdout=subprocess.DEVNULL)
         subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
 
     def start(self):
-        subprocess.run([PEER_POSTFIX, "start", self.dir], check=True,
+        subprocess.run([self.script, "start", self.dir], check=True,
                        stdout=subprocess.DEVNULL)
 
     @property
     def root_pid(self):
-        with open(os.path.join(self.dir, "queue", "pid", "master.pid")) as f:
-            return int(f.read().strip())
+        r = subprocess.run([self.script, "pid", self.dir], check=True,
+                           capture_output=True, text=True)
+        return int(r.stdout.strip())
 
     def stop(self):
-        subprocess.run([PEER_POSTFIX, "stop", self.dir], stdout=subprocess.DEVNULL)
+        subprocess.run([self.script, "stop", self.dir], stdout=subprocess.DEVNULL)
+
+    def drained(self, timeout):
+        """True once the queue is empty (within `timeout` seconds)."""
+        r = subprocess.run([self.script, "drained", self.dir, "--timeout", str(int(timeout))],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return r.returncode == 0
 
     def version(self):
-        r = subprocess.run([PEER_POSTFIX, "exec", "postconf", "-d", "-h", "mail_version"],
-                           capture_output=True, text=True)
-        return "Postfix " + r.stdout.strip()
+        r = subprocess.run([self.script, "version"], capture_output=True, text=True)
+        return r.stdout.strip() or self.LABELS[self.name]
+
+
+class Postfix(Peer):
+    """A private Postfix instance (bench/peers/postfix)."""
+
+    def __init__(self, home, port, mode="accept", sink_port=None, procs=100):
+        super().__init__("postfix", home, port, mode, sink_port, procs)
 
 
 def postfix_bin(name):
@@ -373,34 +485,56 @@ def percentile(values, q):
 
 
 class Sink:
-    """An SMTP sink in its own process: accepts everything and appends
-    `<wall-clock time> <X-Bench-Id>` per message to a file."""
+    """An SMTP sink in `workers` processes sharing the port (SO_REUSEPORT):
+    accepts everything and appends `<wall-clock time> <X-Bench-Id>` per
+    message to LOG (worker 0) or LOG.k (worker k)."""
 
-    def __init__(self, port, log_path):
+    def __init__(self, port, log_path, workers=2):
         self.port = port
-        self.log_path = log_path
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(BENCH, "lib", "sink.py"), str(port), log_path])
-        if not wait_port("127.0.0.1", port):
-            raise RuntimeError("sink did not come up")
+        self.logs = [log_path] + [f"{log_path}.{k}" for k in range(1, workers)]
+        extra = ["--reuse-port"] if workers > 1 else []
+        self.procs = [subprocess.Popen(
+            [sys.executable, os.path.join(BENCH, "lib", "sink.py"), str(port), log] + extra)
+            for log in self.logs]
+        # Every worker must be listening before load spreads over them.
+        deadline = time.monotonic() + 20
+        while not all(os.path.exists(log + ".ready") for log in self.logs):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in self.procs):
+                self.stop()
+                raise RuntimeError("sink did not come up")
+            time.sleep(0.02)
 
     def arrivals_all(self):
         """[(id, time)] in arrival order, every message (id '-' for
         messages without X-Bench-Id, as smtp-source sends them)."""
         out = []
-        try:
-            with open(self.log_path) as f:
-                for line in f:
-                    parts = line.split()
-                    if len(parts) == 2:
-                        out.append((parts[1], float(parts[0])))
-        except FileNotFoundError:
-            pass
+        for log in self.logs:
+            try:
+                with open(log) as f:
+                    for line in f:
+                        parts = line.split()
+                        if len(parts) == 2:
+                            out.append((parts[1], float(parts[0])))
+            except FileNotFoundError:
+                pass
+        out.sort(key=lambda x: x[1])
         return out
 
+    def count(self):
+        n = 0
+        for log in self.logs:
+            try:
+                with open(log, "rb") as f:
+                    n += f.read().count(b"\n")
+            except FileNotFoundError:
+                pass
+        return n
+
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            p.wait(timeout=10)
 
 
 async def _open_idle(port, count, sources, timeout):

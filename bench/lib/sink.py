@@ -2,7 +2,11 @@
 PIPELINING advertised) and appends `<wall-clock time> <X-Bench-Id>` per
 message to LOG (`-` for messages without that header).
 
-  python3 bench/lib/sink.py PORT LOG
+  python3 bench/lib/sink.py PORT LOG [--reuse-port]
+
+--reuse-port: bind with SO_REUSEPORT, so several sink processes (each with
+its own LOG) share the port and the kernel spreads connections over them
+(benchlib.Sink(workers=N)).
 """
 import asyncio
 import sys
@@ -50,10 +54,13 @@ async def session(reader, writer, log):
 
 async def main():
     port, path = int(sys.argv[1]), sys.argv[2]
+    reuse = "--reuse-port" in sys.argv[3:]
     with open(path, "a") as log:
         server = await asyncio.start_server(
             lambda r, w: session(r, w, log), "127.0.0.1", port, backlog=1024,
-            limit=64 * 1024 * 1024)
+            limit=64 * 1024 * 1024, reuse_port=reuse or None)
+        with open(path + ".ready", "w"):
+            pass  # listening: benchlib.Sink waits for this file
         async with server:
             await server.serve_forever()
 
