@@ -27,6 +27,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 
 import pytest
 import yaml
@@ -329,6 +331,27 @@ def installed(tmp_path_factory):
     return prefix, programs
 
 
+def dependency_closure(packages):
+    """The packages apt installs for `packages`: them and, recursively,
+    their Depends and Pre-Depends (each alternative that is installed
+    here)."""
+    seen, todo = set(), list(packages)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        proc = run(["dpkg-query", "-W", "-f=${Depends}, ${Pre-Depends}",
+                    name])
+        if proc.returncode != 0:
+            continue  # not installed here: nothing to follow
+        for alt in re.split(r"[,|]", proc.stdout):
+            dep = re.sub(r"\(.*?\)", "", alt).strip().split(":")[0]
+            if dep and dep not in seen:
+                todo.append(dep)
+    return seen
+
+
 def sanitizer_build():
     cache = (BUILD / "CMakeCache.txt").read_text()
     return re.search(r"^ZM_SANITIZE:BOOL=ON$", cache, re.M) is not None
@@ -336,7 +359,11 @@ def sanitizer_build():
 
 def test_runtime_stage_provides_every_library(installed):
     prefix, programs = installed
-    wanted = runtime_packages()
+    listed = runtime_packages()
+    wanted = dependency_closure(listed)
+    for name in listed:
+        assert run(["dpkg-query", "-W", name]).returncode == 0, \
+            f"{name} (runtime list) is not a package installed here"
     libs = {}
     for prog in programs:
         proc = run(["ldd", str(prog)])
@@ -482,9 +509,12 @@ def test_entrypoint_inits_once_and_starts_the_node(pod):
     # itself, in the foreground as PID 1 would run it.
     marker = home / "spool" / "deferred" / "keep-me"
     marker.write_text("queued before the restart\n")
-    proc = subprocess.Popen(["sh", ENTRYPOINT], env=env,
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    # The supervisor mirrors every log line to stderr: a file, not a pipe
+    # nobody reads while it runs.
+    errfile = root / "entrypoint.stderr"
+    with open(errfile, "w") as err:
+        proc = subprocess.Popen(["sh", ENTRYPOINT], env=env,
+                                stdout=subprocess.DEVNULL, stderr=err)
     try:
         banner = wait_for(lambda: smtp_banner(ports["submission"]),
                           timeout=DEFAULT_WAIT, interval=0.2,
@@ -497,17 +527,37 @@ def test_entrypoint_inits_once_and_starts_the_node(pod):
         wait_for(lambda: smtp_banner(ports["smtp"]), timeout=DEFAULT_WAIT,
                  interval=0.2, what="port 25's stand-in to answer")
         assert marker.read_text() == "queued before the restart\n"
+        # The fleet agent runs with the pod's certificate; the admin
+        # listener answers the probes (once admind is part of the build).
+        if (BIN / "clusterd").exists():
+            wait_for(lambda: node.running("clusterd"), timeout=DEFAULT_WAIT,
+                     what="clusterd to run")
+        if (BIN / "admind").exists():
+            def probe(path):
+                try:
+                    with urllib.request.urlopen(
+                            f"http://127.0.0.1:{ports['admin']}{path}",
+                            timeout=10) as r:
+                        return r.status, r.read().decode()
+                except urllib.error.HTTPError as e:
+                    return e.code, e.read().decode()
+                except OSError:
+                    return None
+            assert wait_for(lambda: probe("/healthz"), timeout=DEFAULT_WAIT,
+                            what="admind's /healthz")[0] == 200
+            assert wait_for(lambda: (probe("/readyz") or (0,))[0] == 200,
+                            timeout=DEFAULT_WAIT, what="/readyz 200")
         # The entrypoint exec'd the supervisor: SIGTERM to "PID 1" stops
         # the node cleanly.
         assert node.pid("zmailer") == proc.pid
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=150)
-        assert proc.returncode == 0, proc.stderr.read()
+        assert proc.returncode == 0, errfile.read_text()[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert "initialized node" not in proc.stderr.read()
+    assert "initialized node" not in errfile.read_text()
 
 
 def test_entrypoint_refuses_another_pods_volume(pod):
