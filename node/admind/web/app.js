@@ -26,7 +26,7 @@ const charts = new Charts();
 
 const views = {
   members: {path: "members", show: (d) => (members = renderMembers(d))},
-  rates: {path: "rates/top?kind=all&limit=50", show: (d) => rates.update(d)},
+  rates: {path: "rates/top?kind=all&limit=20", show: (d) => rates.update(d)},
   policy: {path: "policy", show: (d) => policy.update(d)},
   queues: {path: "queues", show: (d) => renderQueues(d)},
   history: {path: "history?minutes=60", show: (d) => charts.update(d)},
