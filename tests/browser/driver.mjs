@@ -15,6 +15,7 @@
 //   {"cmd": "policy"}                 -> {"K": "reject", ...}
 //   {"cmd": "etrn", "domain": D, "user": U, "password": P}
 //   {"cmd": "etrn_results", "domain": D} -> {"n1": "done", ...}
+//   {"cmd": "live"}                   -> "live" | "connecting…" | "reconnecting…"
 //   {"cmd": "screenshot", "path": "/tmp/x.png"}
 //   {"cmd": "close"}
 //
@@ -160,6 +161,7 @@ async function screenshot({path}) {
 const COMMANDS = {
   open, members, source, policy_add: policyAdd, policy, etrn,
   etrn_results: etrnResults, screenshot,
+  live: async () => (await page.getByRole("status").textContent()).trim(),
   problems: async () => problems.splice(0),
   close: async () => {
     if (browser) await browser.close();

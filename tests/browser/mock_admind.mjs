@@ -5,7 +5,10 @@
 //   node mock_admind.mjs [port]     # prints "listening PORT"
 //
 // Three nodes n1..n3; POST/DELETE need Basic root:secret. Its state moves
-// a little every 2 s so the live updates show.
+// a little every 2 s so the live updates show. Test controls (no auth):
+// POST /api/v1/mock/kill {"node": "n2"} marks a node dead;
+// POST /api/v1/mock/stream {"up": false} drops every event stream and
+// answers 503 to new ones until {"up": true}.
 
 import {createServer} from "node:http";
 import {readFile} from "node:fs/promises";
@@ -22,6 +25,7 @@ const now = () => Math.floor(Date.now() / 1000);
 
 const state = {
   dead: new Set(),
+  streamUp: true,   // false: /events answers 503 (the page must poll)
   policy: [{key: "198.51.100.0/24", action: "reject", reason: "open proxies",
     author_node: "n2", created_unix: start - 3000, expires_unix: start + 600}],
   etrn: new Map(),
@@ -139,6 +143,19 @@ const server = createServer(async (req, res) => {
   const p = url.pathname;
   if (p.startsWith("/api/v1/")) {
     const what = p.slice(8);
+    if (req.method === "POST" && what.startsWith("mock/")) {
+      // The test's controls (no auth): kill a node, stop the stream.
+      const b = (await body(req)) || {};
+      if (what === "mock/kill") state.dead.add(b.node);
+      if (what === "mock/stream") {
+        state.streamUp = !!b.up;
+        if (!state.streamUp) {
+          for (const r of streams) r.destroy();
+          streams.clear();
+        }
+      }
+      return json(res, 200, {ok: true});
+    }
     if (req.method !== "GET" && req.headers.authorization !== AUTH) {
       return json(res, 401, {error: "authentication required"});
     }
@@ -158,6 +175,7 @@ const server = createServer(async (req, res) => {
         return st ? json(res, 200, st) : json(res, 404, {error: "no such id"});
       }
       if (what === "events") {
+        if (!state.streamUp) return json(res, 503, {error: "stream down"});
         res.writeHead(200, {"Content-Type": "text/event-stream",
           "Cache-Control": "no-store"});
         streams.add(res);
@@ -189,11 +207,6 @@ const server = createServer(async (req, res) => {
       const id = `e${state.etrn.size + 1}`;
       state.etrn.set(id, {domain: b.domain, started: Date.now()});
       return json(res, 200, {id});
-    }
-    if (req.method === "POST" && what === "mock/kill") {
-      const b = await body(req);
-      state.dead.add(b.node);
-      return json(res, 200, {ok: true});
     }
     return json(res, 404, {error: "no such endpoint"});
   }

@@ -27,6 +27,7 @@ import select
 import shutil
 import signal
 import subprocess
+import urllib.request
 
 import pytest
 
@@ -162,6 +163,15 @@ def mock_admind(tmp_path):
     log.close()
 
 
+def mock_control(base, what, **body):
+    """POST /api/v1/mock/<what> of mock_admind.mjs (its test controls)."""
+    req = urllib.request.Request(
+        f"{base}api/v1/mock/{what}", data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=COMMAND_TIMEOUT) as r:
+        assert r.status == 200
+
+
 def test_page_against_the_mock_api(mock_admind, page_factory, tmp_path):
     page = page_factory(mock_admind)
     page.wait_members({"n1": "alive", "n2": "alive", "n3": "alive"},
@@ -186,6 +196,17 @@ def test_page_against_the_mock_api(mock_admind, page_factory, tmp_path):
     shot = page.call("screenshot", path=str(tmp_path / "dashboard-mock.png"))
     print("screenshot:", shot)
     assert page.problems() == []
+
+    # The event stream goes away: the page says so, keeps up by polling,
+    # and reconnects by itself when the stream is back.
+    page.wait("live", lambda s: s == "live", "the stream live")
+    mock_control(mock_admind, "stream", up=False)
+    page.wait("live", lambda s: s != "live", "the page to see the stream gone")
+    mock_control(mock_admind, "kill", node="n2")
+    page.wait_members({"n1": "alive", "n2": "dead", "n3": "alive"},
+                      "n2 dead on the page while the stream is down")
+    mock_control(mock_admind, "stream", up=True)
+    page.wait("live", lambda s: s == "live", "the stream back by itself")
 
 
 # ----- against a 3-node fleet -------------------------------------------------
