@@ -53,7 +53,7 @@ function rates(q) {
       state.tick % 3, limit: 10, state: "deferred",
     nodes: [{node_id: "n1", count: 7}, {node_id: "n2", count: 5}],
     spark: spark(2)},
-    {key: "net64:2001:db8:1:2::/64", kind: "net64", class: "default",
+    {key: "ip6:2001:db8:1:2::/64", kind: "net64", class: "default",
       count: 41, limit: 100, state: "ok",
       nodes: [{node_id: "n1", count: 20}, {node_id: "n2", count: 11},
         {node_id: "n3", count: 10}], spark: spark(5)},
