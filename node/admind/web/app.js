@@ -34,6 +34,13 @@ const views = {
 
 function guard(name, fn) {
   return (data) => {
+    const summary = document.getElementById(`${name}-summary`);
+    if (data && typeof data.error === "string") {
+      // The server could not answer for this view (e.g. the policy
+      // overlay of a node without a cluster agent): say why, keep the rest.
+      if (summary) summary.textContent = data.error;
+      return;
+    }
     try {
       fn(data);
       document.getElementById(name)?.classList.remove("failed");

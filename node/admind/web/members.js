@@ -30,6 +30,7 @@ export function renderMembers(data) {
   const parts = Object.keys(by).sort((a, b) => (ORDER[a] ?? 9) - (ORDER[b] ?? 9))
       .map((s) => `${by[s]} ${s}`);
   document.getElementById("members-summary").textContent =
-      `${members.length} nodes: ${parts.join(", ")}`;
+      `${members.length} ${members.length === 1 ? "node" : "nodes"}: ` +
+      parts.join(", ");
   return members;
 }
