@@ -489,10 +489,12 @@ class Sink:
     accepts everything and appends `<wall-clock time> <X-Bench-Id>` per
     message to LOG (worker 0) or LOG.k (worker k)."""
 
-    def __init__(self, port, log_path, workers=2):
+    def __init__(self, port, log_path, workers=2, defer=False):
         self.port = port
         self.logs = [log_path] + [f"{log_path}.{k}" for k in range(1, workers)]
         extra = ["--reuse-port"] if workers > 1 else []
+        if defer:
+            extra.append("--defer")  # 421 to every connection (bench/queue)
         self.procs = [subprocess.Popen(
             [sys.executable, os.path.join(BENCH, "lib", "sink.py"), str(port), log] + extra)
             for log in self.logs]
@@ -537,10 +539,11 @@ class Sink:
             p.wait(timeout=10)
 
 
-async def _open_idle(port, count, sources, timeout):
-    """Opens `count` connections from 127.0.0.x sources, waits for each
-    banner; returns (writers, banners received, errors)."""
-    writers, errors = [], []
+async def _open_held(port, count, sources, timeout, slow):
+    """Opens `count` connections from 127.0.0.x sources and waits for each
+    banner; returns (connections, banners received, errors). With `slow`,
+    the caller trickles bytes into them (see _trickle)."""
+    conns, errors = [], []
     got = 0
     sem = asyncio.Semaphore(200)  # connect in waves, not 10,000 SYNs at once
 
@@ -551,7 +554,7 @@ async def _open_idle(port, count, sources, timeout):
             try:
                 r, w = await asyncio.wait_for(
                     asyncio.open_connection("127.0.0.1", port, local_addr=(src, 0)), timeout)
-                writers.append((r, w))
+                conns.append((r, w))
                 line = await asyncio.wait_for(r.readline(), timeout)
                 if line.startswith(b"220"):
                     got += 1
@@ -561,27 +564,63 @@ async def _open_idle(port, count, sources, timeout):
                 errors.append(repr(e)[:80])
 
     await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(count))), timeout * 4)
-    return writers, got, errors
+    return conns, got, errors
 
 
-def idle_connections(server, count, sources=40, timeout=60.0, probe=None):
-    """Memory per idle connection: Pss of the server tree before and after
-    `count` connections got their banner. `probe()` runs while they are
-    open (e.g. one normal message) and its result is returned."""
+async def _trickle(conns, interval, stop):
+    """A slow client on every connection: `EHLO slow.bench.example` and
+    then NOOPs, one byte per `interval` seconds per connection, until
+    `stop` is set. Returns how many connections the server closed."""
+    text = b"EHLO slow.bench.example\r\n" + b"NOOP\r\n" * 1000
+    closed = 0
+    k = 0
+    while not stop.is_set() and k < len(text):
+        for r, w in conns:
+            if w.is_closing():
+                continue
+            try:
+                w.write(text[k:k + 1])
+            except (OSError, RuntimeError):
+                closed += 1
+        k += 1
+        try:
+            await asyncio.wait_for(stop.wait(), interval)
+        except asyncio.TimeoutError:
+            pass
+    return closed
+
+
+def held_connections(server, count, sources=40, timeout=60.0, probe=None, slow=False,
+                     interval=1.0):
+    """Memory per held connection: Pss of the server tree before and after
+    `count` connections got their banner (idle ones, or slow ones that
+    trickle a byte per `interval` s into every connection). `probe()` runs
+    in a thread while they are open (e.g. a normal client's messages) and
+    its result is returned."""
 
     async def run():
         before = pss_kib(server.root_pid)
         t0 = time.monotonic()
-        writers, got, errors = await _open_idle(server.port, count, sources, timeout)
+        conns, got, errors = await _open_held(server.port, count, sources, timeout, slow)
         opened_s = time.monotonic() - t0
-        await asyncio.sleep(1)  # let the server settle its buffers
+        stop = asyncio.Event()
+        trickler = asyncio.create_task(_trickle(conns, interval, stop)) if slow else None
+        await asyncio.sleep(max(1.0, 2 * interval if slow else 1.0))  # settle buffers
         after = pss_kib(server.root_pid)
         procs = len(tree(server.root_pid))
         probe_result = await asyncio.get_running_loop().run_in_executor(None, probe) \
             if probe else None
-        for r, w in writers:
+        stop.set()
+        closed = await trickler if trickler else 0
+        for r, w in conns:
             w.close()
         return dict(before_kib=before, after_kib=after, served=got, errors=errors,
-                    opened_s=opened_s, processes=procs, probe=probe_result)
+                    opened_s=opened_s, processes=procs, probe=probe_result,
+                    closed_by_server=closed)
 
     return asyncio.run(run())
+
+
+def idle_connections(server, count, sources=40, timeout=60.0, probe=None):
+    """held_connections() with idle connections (bench/smtp-accept)."""
+    return held_connections(server, count, sources, timeout, probe)

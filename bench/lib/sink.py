@@ -2,15 +2,28 @@
 PIPELINING advertised) and appends `<wall-clock time> <X-Bench-Id>` per
 message to LOG (`-` for messages without that header).
 
-  python3 bench/lib/sink.py PORT LOG [--reuse-port]
+  python3 bench/lib/sink.py PORT LOG [--reuse-port] [--defer]
 
 --reuse-port: bind with SO_REUSEPORT, so several sink processes (each with
 its own LOG) share the port and the kernel spreads connections over them
 (benchlib.Sink(workers=N)).
+--defer: a sink that defers everything: `421 4.3.2` as its banner, then
+closes (bench/queue: every delivery attempt fails temporarily, nothing
+leaves the queue).
 """
 import asyncio
 import sys
 import time
+
+
+async def deferring(reader, writer, log):
+    writer.write(b"421 4.3.2 sink.bench.example deferring everything\r\n")
+    try:
+        await writer.drain()
+    except OSError:
+        pass
+    log.write(f"{time.time():.6f} deferred\n")
+    writer.close()
 
 
 async def session(reader, writer, log):
@@ -55,9 +68,10 @@ async def session(reader, writer, log):
 async def main():
     port, path = int(sys.argv[1]), sys.argv[2]
     reuse = "--reuse-port" in sys.argv[3:]
+    handler = deferring if "--defer" in sys.argv[3:] else session
     with open(path, "a") as log:
         server = await asyncio.start_server(
-            lambda r, w: session(r, w, log), "127.0.0.1", port, backlog=1024,
+            lambda r, w: handler(r, w, log), "127.0.0.1", port, backlog=1024,
             limit=64 * 1024 * 1024, reuse_port=reuse or None)
         with open(path + ".ready", "w"):
             pass  # listening: benchlib.Sink waits for this file
