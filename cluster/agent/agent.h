@@ -53,6 +53,15 @@ struct PeerSecurity {
   // its certificate; an error when it has none.
   std::function<absl::StatusOr<std::string>(const grpc::ServerContext&)>
       identity;
+  // When set, used instead of `identity`: OK if the caller's verified
+  // certificate names the node it claims to be (CN or a DNS SAN).
+  std::function<absl::Status(const grpc::ServerContext&,
+                             const std::string& claimed)>
+      check;
+  // When set, the credentials of a channel to a peer known only by its
+  // address (a seed): the chain is verified, not the name, since a seed's
+  // address need not be in its certificate.
+  std::shared_ptr<grpc::ChannelCredentials> seed_channel;
   // Set the TLS target name of a channel to the peer's node id when it is
   // known (its certificate names it), so the server is checked too.
   bool target_name_is_node_id = false;

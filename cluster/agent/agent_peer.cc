@@ -29,6 +29,10 @@ grpc::Status PeerCheck::Check(const grpc::ServerContext& ctx,
     why = "no node id claimed";
   } else if (claimed == options_.node_id) {
     why = "claims to be this node";
+  } else if (options_.security.check) {
+    if (auto s = options_.security.check(ctx, claimed); !s.ok()) {
+      why = std::string(Message(s));
+    }
   } else if (options_.security.identity) {
     auto id = options_.security.identity(ctx);
     if (!id.ok()) {

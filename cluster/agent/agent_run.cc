@@ -1,52 +1,40 @@
 // clusterd's start-up: cluster.conf -> AgentOptions, the agent, and the
 // signal loop (SIGTERM leaves the fleet, then stops).
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/security/credentials.h>
-#include <grpcpp/security/server_credentials.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <cmath>
+#include <cstdlib>
+#include <string_view>
 
 #include "cluster/agent/agent_internal.h"
 #include "cluster/agent/clusterd.h"
-#include "node/common/fs.h"
+#include "cluster/conf/cluster_tls.h"
 #include "node/common/strings.h"
 #include "node/dns/resolver.h"
 
 namespace zm::cluster {
 namespace {
 
-constexpr size_t kMaxPemBytes = 1 << 20;
-
+// The fleet's mutual TLS (cluster_tls.h): the files are watched, so a
+// renewed certificate, key or CA is used without a restart; a caller's
+// certificate must name the node it claims to be.
 absl::StatusOr<PeerSecurity> Security(const ClusterConf& conf) {
-  auto cert = fs::ReadFile(conf.tls_cert, kMaxPemBytes);
-  if (!cert.ok()) return cert.status();
-  auto key = fs::ReadFile(conf.tls_key, kMaxPemBytes);
-  if (!key.ok()) return key.status();
-  auto ca = fs::ReadFile(conf.tls_ca, kMaxPemBytes);
-  if (!ca.ok()) return ca.status();
+  TlsFiles files = TlsFilesOf(conf);
   PeerSecurity sec;
-  grpc::SslServerCredentialsOptions so(
-      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  so.pem_root_certs = *ca;
-  so.pem_key_cert_pairs.push_back({*key, *cert});
-  sec.server = grpc::SslServerCredentials(so);
-  grpc::SslCredentialsOptions co;
-  co.pem_root_certs = *ca;
-  co.pem_private_key = *key;
-  co.pem_cert_chain = *cert;
-  sec.channel = grpc::SslCredentials(co);
+  auto server = PeerServerCredentials(files);
+  if (!server.ok()) return server.status();
+  sec.server = *std::move(server);
+  auto channel = PeerChannelCredentials(files, ServerNameCheck::kHostName);
+  if (!channel.ok()) return channel.status();
+  sec.channel = *std::move(channel);
+  auto seed = PeerChannelCredentials(files, ServerNameCheck::kFleetOnly);
+  if (!seed.ok()) return seed.status();
+  sec.seed_channel = *std::move(seed);
   sec.target_name_is_node_id = true;
-  sec.identity =
-      [](const grpc::ServerContext& ctx) -> absl::StatusOr<std::string> {
-    auto auth = ctx.auth_context();
-    if (!auth || !auth->IsPeerAuthenticated()) {
-      return absl::UnauthenticatedError("no verified certificate");
-    }
-    auto cn = auth->FindPropertyValues("x509_common_name");
-    if (cn.empty()) return absl::UnauthenticatedError("certificate has no CN");
-    return std::string(cn.front().data(), cn.front().size());
+  sec.check = [](const grpc::ServerContext& ctx, const std::string& claimed) {
+    return CheckPeerIs(ctx, claimed);
   };
   return sec;
 }
@@ -88,18 +76,26 @@ absl::StatusOr<AgentOptions> OptionsFromConf(const NodeDir& node,
   m.gossip_interval_ms = conf.gossip_interval_ms;
   m.gossip_fanout = conf.fanout;
   m.rejoin_interval_ms = conf.seed_refresh_ms;
-  // cluster.conf says the suspicion timeout in time, the membership in
-  // probe intervals.
-  m.suspicion_mult = std::max<int>(
-      1, static_cast<int>(std::lround(static_cast<double>(conf.suspicion_min_ms) /
-                                      std::max<int64_t>(1, conf.probe_interval_ms))));
-  m.suspicion_max_mult = std::max<int>(
-      1, static_cast<int>(std::lround(static_cast<double>(conf.suspicion_max_ms) /
-                                      std::max<int64_t>(1, conf.suspicion_min_ms))));
+  // cluster.conf's suspicion-min/-max are the timeouts themselves (with
+  // many / no confirmations), scaled up only past ten members.
+  m.suspicion_min_ms = conf.suspicion_min_ms;
+  m.suspicion_max_ms = conf.suspicion_max_ms;
 
   if (conf.rate_slots) o.state.rate_window_slots = *conf.rate_slots;
   if (conf.rate_slot_seconds) o.state.rate_slot_seconds = *conf.rate_slot_seconds;
   o.state.tombstone_horizon_ms = conf.policy_tombstone_horizon_ms;
+  // For tests only (docs/reliability.md): ZM_TEST_CLOCK_OFFSET_MS moves
+  // this agent's fleet-state clock (its HLC, policy expiry, rate slots)
+  // by that many milliseconds, to play a node with a skewed clock.
+  if (const char* off = std::getenv("ZM_TEST_CLOCK_OFFSET_MS");
+      off != nullptr && *off != '\0') {
+    int64_t ms = 0;
+    if (!ParseNumber(std::string_view(off), &ms)) {
+      return absl::InvalidArgumentError(
+          StrCat("ZM_TEST_CLOCK_OFFSET_MS: not a number of ms: '", off, "'"));
+    }
+    o.state.clock = [ms] { return internal::UnixMs() + ms; };
+  }
   o.state_dir = node.db() + "/cluster";
   o.local_socket =
       conf.local_socket.empty() ? node.run() + "/cluster.sock" : conf.local_socket;

@@ -49,8 +49,10 @@ pb::Peer::Stub* GrpcTransport::StubFor(const std::string& address,
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   if (!name.empty()) args.SetSslTargetNameOverride(name);
   Channel c;
-  c.channel =
-      grpc::CreateCustomChannel(address, options_.security.channel, args);
+  const auto& creds = name.empty() && options_.security.seed_channel
+                          ? options_.security.seed_channel
+                          : options_.security.channel;
+  c.channel = grpc::CreateCustomChannel(address, creds, args);
   c.stub = pb::Peer::NewStub(c.channel);
   return channels_.emplace(key, std::move(c)).first->second.stub.get();
 }

@@ -429,11 +429,20 @@ class Membership::Impl {
   void StartSuspicion(Entry& e, const std::string& reporter, int64_t now) {
     const double n = static_cast<double>(LiveCountLocked());
     const double scale = std::max(1.0, std::log10(std::max(n, 1.0)));
-    e.suspect_min_ms = std::max(
-        opts_.suspicion_min_ms,
-        static_cast<int64_t>(opts_.suspicion_mult * scale *
-                             static_cast<double>(opts_.probe_interval_ms)));
-    e.suspect_max_ms = opts_.suspicion_max_mult * e.suspect_min_ms;
+    if (opts_.suspicion_max_ms > 0) {
+      e.suspect_min_ms = static_cast<int64_t>(
+          scale * static_cast<double>(opts_.suspicion_min_ms));
+      e.suspect_max_ms = std::max(
+          e.suspect_min_ms,
+          static_cast<int64_t>(scale *
+                               static_cast<double>(opts_.suspicion_max_ms)));
+    } else {
+      e.suspect_min_ms = std::max(
+          opts_.suspicion_min_ms,
+          static_cast<int64_t>(opts_.suspicion_mult * scale *
+                               static_cast<double>(opts_.probe_interval_ms)));
+      e.suspect_max_ms = opts_.suspicion_max_mult * e.suspect_min_ms;
+    }
     int k = opts_.suspicion_mult - 2;
     if (n - 2 < k) k = 0;
     e.expected_confirmations = std::max(k, 0);

@@ -146,6 +146,10 @@ struct MembershipOptions {
   int suspicion_mult = 3;
   int suspicion_max_mult = 6;
   int64_t suspicion_min_ms = 6000;
+  // When set (cluster.conf's suspicion-min/-max): min = suspicion_min_ms *
+  // max(1, log10(n)) and max = suspicion_max_ms * max(1, log10(n)) instead
+  // of the above; suspicion_mult then only sets the confirmations.
+  int64_t suspicion_max_ms = 0;
   // Local health multiplier cap: probe timeout and interval are scaled by
   // (1 + score), score in [0, awareness_max - 1].
   int awareness_max = 8;

@@ -203,6 +203,32 @@ TEST_F(MembershipTest, FailedProbeSuspectsThenDeclaresDeadAfterTheTimeout) {
   EXPECT_EQ(events_.back().type, MemberEventType::kDead);
 }
 
+TEST_F(MembershipTest, SuspicionTimeoutsInTimeAsClusterConfSaysThem) {
+  MembershipOptions o;
+  o.self = Alive("me", 7);
+  o.clock = [this] { return now_; };
+  o.random_seed = 42;
+  o.suspicion_min_ms = 2000;  // cluster.conf suspicion-min
+  o.suspicion_max_ms = 6000;  // suspicion-max
+  m_ = std::make_unique<Membership>(o, transport_);
+  m_->HandleJoin(Alive("p1"));
+  m_->Tick();
+  ASSERT_FALSE(transport_.pings.empty());
+  auto ping = std::move(transport_.pings.front());
+  transport_.pings.clear();
+  now_ += ping.timeout_ms;
+  ping.done(false, {});
+  ASSERT_EQ(Find("p1")->state, MemberState::kSuspect);
+  // Two members: nobody can confirm, so suspicion-min applies (not the
+  // old 6 s floor of probe intervals).
+  now_ += 2000 - 1;
+  m_->Tick();
+  EXPECT_EQ(Find("p1")->state, MemberState::kSuspect);
+  now_ += 1;
+  m_->Tick();
+  EXPECT_EQ(Find("p1")->state, MemberState::kDead);
+}
+
 TEST_F(MembershipTest, IndirectProbeAckKeepsTheTargetAlive) {
   m_->HandleJoin(Alive("p1"));
   m_->HandleJoin(Alive("p2"));
