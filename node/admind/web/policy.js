@@ -17,6 +17,17 @@ export class PolicyView {
       e.preventDefault();
       this.add();
     });
+    // rate-class entries carry their limits ("N" or "N,M" per window).
+    const action = document.getElementById("policy-action");
+    const showClass = () => {
+      const on = action.value === "rate-class";
+      for (const n of this.form.querySelectorAll(
+          "#policy-class, label[for=policy-class]")) {
+        n.hidden = !on;
+      }
+    };
+    action.addEventListener("change", showClass);
+    showClass();
   }
 
   /** Puts `subject` in the form (from a source's Block… button). */
@@ -34,15 +45,19 @@ export class PolicyView {
     const action = document.getElementById("policy-action").value;
     const reason = document.getElementById("policy-reason").value.trim();
     const ttl = Number(document.getElementById("policy-ttl").value);
+    const rateClass = document.getElementById("policy-class").value.trim();
     if (!key) return;
     const until = ttl ? `for ${duration(ttl)}` : "until removed";
     const ok = await confirmAction("Add a policy entry",
-        `${action.toUpperCase()} ${key} on every node of the fleet ${until}` +
+        `${action.toUpperCase()}${action === "rate-class" ? ` ${rateClass}` : ""}` +
+        ` ${key} on every node of the fleet ${until}` +
         (reason ? ` (reason: ${reason})` : "") + "?", "Add entry");
     if (!ok) return;
     this.error.textContent = "";
     try {
-      await this.api.change("POST", "policy", {key, action, reason, ttl_s: ttl});
+      const body = {key, action, reason, ttl_s: ttl};
+      if (action === "rate-class") body.class = rateClass;
+      await this.api.change("POST", "policy", body);
       document.getElementById("policy-key").value = "";
       document.getElementById("policy-reason").value = "";
       this.onChanged();
@@ -82,7 +97,8 @@ export class PolicyView {
     } else {
       fill(body, entries.map((e) => el("tr", {dataset: {key: e.key}},
           el("th", {scope: "row", class: "mono"}, e.key),
-          el("td", {}, el("span", {class: `badge act-${e.action}`}, e.action)),
+          el("td", {}, el("span", {class: `badge act-${e.action}`}, e.action),
+              e.class ? el("span", {class: "mono"}, ` ${e.class}`) : null),
           el("td", {class: "reason"}, e.reason || "–"),
           el("td", {}, e.author_node || "–"),
           el("td", {title: utc(e.created_unix)},
