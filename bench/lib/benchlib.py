@@ -310,9 +310,11 @@ class Zmnode:
         return True
 
     def version(self):
-        r = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+        """The checkout holding the binaries (its HEAD now: the build may
+        be older) and the binaries' folder."""
+        r = subprocess.run(["git", "-C", self.bindir, "rev-parse", "--short", "HEAD"],
                            capture_output=True, text=True)
-        return "zmnode " + (r.stdout.strip() or "?")
+        return f"zmnode {r.stdout.strip() or '?'} ({self.bindir})"
 
 
 class Peer:
