@@ -116,6 +116,8 @@ struct Agent {
   bool eof = false;
   int ring = -1;
   std::string channel, command;
+  // The thread it served last. All queued jobs of an agent belong to one
+  // thread (jobs.front().thread): its open connection serves them all.
   ThreadKey last_thread;
   int64_t idle_since_ms = 0;
   int64_t idlemax_ms = 0;
@@ -221,7 +223,7 @@ class Scheduler {
   bool Ready(const Thread& t, const Rcpt& r, int64_t now) const;
   bool ThreadHasReady(Thread& t, int64_t now);
   int ServeThread(Thread& t, int64_t now);
-  bool StartAgent(Thread& t);
+  Agent* StartAgent(Thread& t);
   bool Dispatch(Agent& a, Thread& t, int64_t now);
   void FinishMessage(Message& m);
 
@@ -250,6 +252,11 @@ class Scheduler {
   int64_t next_check_ms_ = 0;  // CheckExpiry has nothing to do before
   bool test_clock_ = false;
   ThreadKey rr_last_;                  // the thread Pump served last
+  // A thread with due recipients and no agent could not get one (a limit):
+  // agents are not fed ahead (overfeed) until it has one, so that they
+  // run dry and the next idle one goes to that thread.
+  bool agent_shortage_ = false;
+  bool shortage_before_ = false;  // agent_shortage_ of the previous Pump
   std::set<std::string> retry_dirty_;  // messages whose retry file is stale
 };
 

@@ -37,9 +37,9 @@ bool Scheduler::Ready(const Thread& t, const Rcpt& r, int64_t now) const {
   return !t.params.queueonly || t.kicked;
 }
 
-// Starts an agent for thread t. False if it could not start (the thread's
-// ready recipients are then deferred) or a limit says no.
-bool Scheduler::StartAgent(Thread& t) {
+// Starts an agent for thread t. Null if it could not start (the thread's
+// ready recipients are then deferred).
+Agent* Scheduler::StartAgent(Thread& t) {
   int ring = t.params.ring;
   auto failed_start = [&](const std::string& why) {
     int64_t now = Now();
@@ -61,34 +61,34 @@ bool Scheduler::StartAgent(Thread& t) {
   };
   if (t.command.empty()) {
     failed_start(t.command_error);
-    return false;
+    return nullptr;
   }
   std::vector<std::string> words = SplitCommandWords(t.command);
   if (words.empty()) {
     failed_start("empty transport agent command");
-    return false;
+    return nullptr;
   }
   std::string prog = words[0];
   if (prog.find('/') == std::string::npos) prog = ProgramPath(prog);
   if (::access(prog.c_str(), X_OK) != 0) {
     failed_start(StrCat("transport agent ", prog, ": ", std::strerror(errno)));
-    return false;
+    return nullptr;
   }
   int in[2], out[2], status[2];
   if (::pipe2(in, O_CLOEXEC) != 0) {
     failed_start(StrCat("pipe: ", std::strerror(errno)));
-    return false;
+    return nullptr;
   }
   if (::pipe2(out, O_CLOEXEC) != 0) {
     ::close(in[0]);
     ::close(in[1]);
     failed_start(StrCat("pipe: ", std::strerror(errno)));
-    return false;
+    return nullptr;
   }
   if (::pipe2(status, O_CLOEXEC) != 0) {
     for (int fd : {in[0], in[1], out[0], out[1]}) ::close(fd);
     failed_start(StrCat("pipe: ", std::strerror(errno)));
-    return false;
+    return nullptr;
   }
   std::string errlog = node_.log() + "/ta.stderr";
   // Everything the child needs, prepared before fork.
@@ -120,7 +120,7 @@ bool Scheduler::StartAgent(Thread& t) {
     for (int fd : {in[0], in[1], out[0], out[1], status[0], status[1]})
       ::close(fd);
     failed_start(StrCat("fork: ", std::strerror(errno)));
-    return false;
+    return nullptr;
   }
   if (pid == 0) {
     sigset_t none;
@@ -159,7 +159,7 @@ bool Scheduler::StartAgent(Thread& t) {
     zombies_.insert(pid);
     failed_start(StrCat("transport agent ", prog,
                         ": exec: ", std::strerror(child_errno)));
-    return false;
+    return nullptr;
   }
   ::fcntl(in[1], F_SETFL, O_NONBLOCK);
   ::fcntl(out[0], F_SETFL, O_NONBLOCK);
@@ -174,9 +174,10 @@ bool Scheduler::StartAgent(Thread& t) {
   a->idlemax_ms = t.params.idlemax_ms;
   a->capacity = 1 + std::min(t.params.overfeed, 1000);
   a->idle_since_ms = NowMs();
+  Agent* started = a.get();
   agents_.push_back(std::move(a));
   ++counters_.agents_started;
-  return true;
+  return started;
 }
 
 bool Scheduler::Dispatch(Agent& a, Thread& t, int64_t now) {
@@ -231,63 +232,95 @@ bool Scheduler::ThreadHasReady(Thread& t, int64_t now) {
   return false;
 }
 
-// Gives thread t (which has ready recipients) one job: to a hungry agent
-// of its ring, or by starting an agent. Returns 1 if a job went out, 0 if
-// nothing could be done now, -1 if the thread's recipients were deferred
-// (the agent could not start).
+// Gives thread t (which has ready recipients) one job. In this order:
+//  1. an idle agent that served t last (its connection is still open);
+//  2. while fewer than `maxthr` agents work on t: an idle agent of t's
+//     ring (an agent that finished a host is fed the next thread), else a
+//     new agent if `maxring`, `maxchannel` and `maxta` allow one;
+//  3. one more job queued behind the others of an agent already working on
+//     t (`overfeed`), unless some thread is waiting for its first agent.
+// Returns 1 if a job went out, 0 if nothing could be done now, -1 if the
+// thread's recipients were deferred (no agent could start).
 int Scheduler::ServeThread(Thread& t, int64_t now) {
   ThreadKey key{t.channel, t.host};
-  // A hungry agent of this ring running the same command; prefer the one
-  // that served this thread last, then the least loaded.
-  Agent* best = nullptr;
-  for (auto& a : agents_) {
-    if (a->closing || a->eof || !a->ready || a->ring != t.params.ring ||
-        a->command != t.command ||
-        static_cast<int>(a->jobs.size()) >= a->capacity) {
+  Agent* idle_same = nullptr;
+  Agent* idle_other = nullptr;
+  Agent* feed = nullptr;
+  int serving = 0;
+  for (auto& ap : agents_) {
+    Agent* a = ap.get();
+    if (a->closing || a->eof || a->ring != t.params.ring ||
+        a->command != t.command) {
       continue;
     }
-    if (!best || (a->last_thread == key && best->last_thread != key) ||
-        ((a->last_thread == key) == (best->last_thread == key) &&
-         a->jobs.size() < best->jobs.size())) {
-      best = a.get();
+    if (a->jobs.empty()) {
+      if (!a->ready) continue;
+      if (a->last_thread == key) {
+        if (!idle_same) idle_same = a;
+      } else if (!idle_other) {
+        idle_other = a;
+      }
+      continue;
+    }
+    if (a->jobs.front().thread != key) continue;
+    ++serving;
+    if (static_cast<int>(a->jobs.size()) < a->capacity &&
+        (!feed || a->jobs.size() < feed->jobs.size())) {
+      feed = a;
     }
   }
-  if (best) return Dispatch(*best, t, now) ? 1 : 0;
-  // Agents still starting up will say #hungry soon; do not pile on.
-  for (auto& a : agents_) {
-    if (!a->ready && !a->closing && !a->eof && a->command == t.command)
-      return 0;
-  }
-  int ring_n = CountIf(agents_, [&](const Agent& a) {
-    return a.ring == t.params.ring && !a.eof;
-  });
-  int chan_n = CountIf(agents_, [&](const Agent& a) {
-    return a.channel == t.channel && !a.eof;
-  });
-  int total = CountIf(agents_, [](const Agent& a) { return !a.eof; });
-  bool limited = (t.params.maxring > 0 && ring_n >= t.params.maxring) ||
-                 (t.params.maxchannel > 0 && chan_n >= t.params.maxchannel) ||
-                 total >= conf_.EffectiveMaxTa();
-  if (limited) {
-    // Make room: an idle agent of this ring for another command goes.
-    for (auto& a : agents_) {
-      if (a->ring == t.params.ring && a->ready && a->jobs.empty() &&
-          !a->closing && a->command != t.command) {
-        CloseAgent(*a);
-        break;
+  if (idle_same) return Dispatch(*idle_same, t, now) ? 1 : 0;
+  bool room = t.params.maxthr <= 0 || serving < t.params.maxthr;
+  if (room && idle_other) return Dispatch(*idle_other, t, now) ? 1 : 0;
+  if (room) {
+    int ring_n = CountIf(agents_, [&](const Agent& a) {
+      return a.ring == t.params.ring && !a.eof;
+    });
+    int chan_n = CountIf(agents_, [&](const Agent& a) {
+      return a.channel == t.channel && !a.eof;
+    });
+    int total = CountIf(agents_, [](const Agent& a) { return !a.eof; });
+    bool limited =
+        (t.params.maxring > 0 && ring_n >= t.params.maxring) ||
+        (t.params.maxchannel > 0 && chan_n >= t.params.maxchannel) ||
+        total >= conf_.EffectiveMaxTa();
+    if (!limited) {
+      Agent* a = StartAgent(t);
+      if (a == nullptr) return -1;
+      return Dispatch(*a, t, now) ? 1 : 0;
+    }
+    if (serving == 0) {
+      agent_shortage_ = true;
+      // Make room: an idle agent of this ring for another command goes.
+      for (auto& a : agents_) {
+        if (a->ring == t.params.ring && a->ready && a->jobs.empty() &&
+            !a->closing && a->command != t.command) {
+          CloseAgent(*a);
+          break;
+        }
       }
     }
-    return 0;
   }
-  return StartAgent(t) ? 0 : -1;
+  if (feed && !agent_shortage_ && !shortage_before_) {
+    return Dispatch(*feed, t, now) ? 1 : 0;
+  }
+  return 0;
 }
 
 // Even-handed service: every thread with due recipients gets one job per
 // round, starting after the thread served last, so that a destination with
-// 100,000 messages takes turns with one that has a single message.
+// 100,000 messages takes turns with one that has a single message. Threads
+// no agent works on go first: a destination waiting for its first agent
+// is served before another agent is given to a busy one.
 void Scheduler::Pump() {
   if (stopping_) return;
   int64_t now = Now();
+  shortage_before_ = agent_shortage_;
+  agent_shortage_ = false;
+  std::set<ThreadKey> worked_on;
+  for (const auto& a : agents_) {
+    if (!a->jobs.empty()) worked_on.insert(a->jobs.front().thread);
+  }
   std::vector<Thread*> order;
   order.reserve(threads_.size());
   auto split = threads_.upper_bound(rr_last_);
@@ -299,12 +332,15 @@ void Scheduler::Pump() {
   for (Thread* t : order) {
     if (ThreadHasReady(*t, now)) busy.push_back(t);
   }
+  std::stable_partition(busy.begin(), busy.end(), [&](const Thread* t) {
+    return worked_on.count({t->channel, t->host}) == 0;
+  });
   for (int round = 0; !busy.empty() && round < 100000; ++round) {
     std::vector<Thread*> again;
     for (Thread* t : busy) {
       int r = ServeThread(*t, now);
       if (r > 0) rr_last_ = {t->channel, t->host};
-      if (r != 0 && ThreadHasReady(*t, now)) again.push_back(t);
+      if (r > 0 && ThreadHasReady(*t, now)) again.push_back(t);
     }
     busy.swap(again);
   }

@@ -89,7 +89,8 @@ bool IsFlag(std::string_view key) {
 
 bool IsKnownKey(std::string_view key) {
   static constexpr std::string_view kKeys[] = {
-      "maxta",    "maxchannel", "maxring",     "interval", "idlemax", "expiry",
+      "maxta",    "maxchannel", "maxring",     "maxthr",   "interval",
+      "idlemax",  "expiry",
       "retries",  "skew",       "overfeed",    "user",     "group",   "nice",
       "priority", "sysnice",    "syspriority", "command",  "warning"};
   if (IsFlag(key)) return true;
@@ -156,6 +157,7 @@ absl::Status ApplyParam(const Param& prm, ThreadParams* p) {
   if (k == "warning") return duration(&p->warning_ms, true);
   if (k == "maxchannel") return integer(0, 100000, &p->maxchannel);
   if (k == "maxring") return integer(0, 100000, &p->maxring);
+  if (k == "maxthr") return integer(0, 100000, &p->maxthr);
   if (k == "maxta") return integer(0, 100000, &dummy);
   if (k == "skew") return integer(0, 1000, &p->skew);
   if (k == "overfeed") return integer(0, 100000, &p->overfeed);

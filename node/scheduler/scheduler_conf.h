@@ -49,6 +49,9 @@ struct ThreadParams {
   std::vector<int> retries = {1, 1, 2, 3, 5, 8, 13, 21, 34};
   int maxchannel = 0;  // 0 = no limit
   int maxring = 0;     // 0 = no limit
+  // Agents working on one channel/host thread at the same time (parallel
+  // connections to one destination); 0 = no limit beyond the others.
+  int maxthr = 20;
   int skew = 1;
   int overfeed = 0;
   bool ageorder = false;

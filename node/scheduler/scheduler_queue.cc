@@ -547,12 +547,18 @@ void Scheduler::FinishMessage(Message& m) {
   Event(StrCat(qid, ": removed"));
   ++counters_.msgs_out;
   counters_.rcpts_out += m.rcpts.size();
+  std::set<ThreadKey> left;
   for (const auto& rc : m.rcpts) {
     const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
+    if (!left.insert(ThreadKey{r.channel, r.host}).second) continue;
     auto t = threads_.find(ThreadKey{r.channel, r.host});
     if (t == threads_.end()) continue;
     auto& q = t->second.msgs;
-    q.erase(std::remove(q.begin(), q.end(), qid), q.end());
+    if (!q.empty() && q.front() == qid) {
+      q.pop_front();  // the usual case: oldest first
+    } else {
+      q.erase(std::remove(q.begin(), q.end(), qid), q.end());
+    }
   }
   msgs_.erase(qid);
   // Empty threads are removed by the loop's tick, not here: callers may
