@@ -22,6 +22,10 @@ namespace zm::scheduler {
 namespace {
 
 constexpr size_t kMaxTaLine = 8192;
+// Jobs an agent may hold (the one in progress and those queued behind it)
+// before a thread is given another agent: a destination gets parallel
+// connections when it has a backlog, not for every second message.
+constexpr int kJobsBeforeSpread = 2;
 
 int CountIf(const std::vector<std::unique_ptr<Agent>>& agents,
             const std::function<bool(const Agent&)>& f) {
@@ -233,7 +237,8 @@ bool Scheduler::ThreadHasReady(Thread& t, int64_t now) {
 }
 
 // Gives thread t (which has ready recipients) one job. In this order:
-//  1. an idle agent that served t last (its connection is still open);
+//  1. an idle agent that served t last (its connection is still open),
+//     or an agent working on t with nothing queued behind its job;
 //  2. while fewer than `maxthr` agents work on t: an idle agent of t's
 //     ring (an agent that finished a host is fed the next thread), else a
 //     new agent if `maxring`, `maxchannel` and `maxta` allow one;
@@ -270,6 +275,12 @@ int Scheduler::ServeThread(Thread& t, int64_t now) {
     }
   }
   if (idle_same) return Dispatch(*idle_same, t, now) ? 1 : 0;
+  bool may_feed = feed && !agent_shortage_ && !shortage_before_;
+  // One job waiting behind the current one costs nothing: no new process
+  // or connection for a destination that an agent keeps up with.
+  if (may_feed && static_cast<int>(feed->jobs.size()) < kJobsBeforeSpread) {
+    return Dispatch(*feed, t, now) ? 1 : 0;
+  }
   bool room = t.params.maxthr <= 0 || serving < t.params.maxthr;
   if (room && idle_other) return Dispatch(*idle_other, t, now) ? 1 : 0;
   if (room) {
@@ -301,9 +312,7 @@ int Scheduler::ServeThread(Thread& t, int64_t now) {
       }
     }
   }
-  if (feed && !agent_shortage_ && !shortage_before_) {
-    return Dispatch(*feed, t, now) ? 1 : 0;
-  }
+  if (may_feed) return Dispatch(*feed, t, now) ? 1 : 0;
   return 0;
 }
 
