@@ -4,13 +4,14 @@
 //
 //   router [-C DIR] [-f] [-n WORKERS]
 //
-// Work is done in batches that share two syncfs(2) calls:
+// Work is done in batches that share their disk flush:
 //   1. per message: parse router/<id>, route, write tmp/<id> (no fsync);
 //      unreadable files go to postman/ (never deleted);
-//   2. syncfs: every control temporary of the batch is durable;
+//   2. every control temporary of the batch is made durable (fdatasync of
+//      each for up to 8, else one syncfs(2));
 //   3. per message: rename router/<id> -> queue/<id>, then
-//      tmp/<id> -> transport/<id> (both refuse to replace);
-//   4. syncfs: the renames are durable; the batch is done.
+//      tmp/<id> -> transport/<id> (both refuse to replace); not flushed:
+//      a lost rename only means routing the message again.
 // A crash anywhere leaves each message in router/ (routed again) or in
 // queue/ with or without its control file; RecoverSpool() at start moves a
 // queue/<id> that has no transport/<id> back to router/.
