@@ -305,8 +305,13 @@ absl::Status RunAgent(const NodeDir& node, Handler& handler, Logger& log,
   auto say = [&](std::string_view text) {
     return fs::WriteAll(out_fd, text, "result output");
   };
+  // A job's result lines go out in one write together with the next
+  // `#hungry`: one wake-up of the scheduler per job, not one per line.
+  std::string results_out;
   for (;;) {
-    if (auto s = say("#hungry\n"); !s.ok()) return s;
+    results_out += "#hungry\n";
+    if (auto s = say(results_out); !s.ok()) return s;
+    results_out.clear();
     auto line = reader.Next();
     if (!line.ok()) {
       log.Error("", StrCat("protocol error: ", Message(line.status())));
@@ -400,7 +405,7 @@ absl::Status RunAgent(const NodeDir& node, Handler& handler, Logger& log,
               StrCat("result not recorded (", Message(s), ")"));
         }
       }
-      if (auto s = say(FormatResult(qid, index, r, xfer)); !s.ok()) return s;
+      results_out += FormatResult(qid, index, r, xfer);
     }
   }
 }
