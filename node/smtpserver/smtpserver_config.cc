@@ -61,6 +61,9 @@ constexpr Key kKeys[] = {
     {"data-timeout", Kind::kNumber, 1, 86400},      // zmnode, seconds
     {"data-end-timeout", Kind::kNumber, 1, 86400},  // zmnode, seconds
     {"drain-timeout", Kind::kNumber, 0, 86400},     // zmnode, seconds
+    {"proxy-protocol", Kind::kCustom},              // zmnode: listeners
+    {"proxy-trusted", Kind::kCustom},               // zmnode: networks
+    {"proxy-timeout", Kind::kNumber, 1, 300},       // zmnode, seconds
     {"tarpit", Kind::kCustom},
     {"deliverby", Kind::kCustom},
     // Texts.
@@ -166,6 +169,7 @@ absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& path) {
   auto lines = config::ReadLines(path);
   if (!lines.ok()) return lines.status();
   ServerConfig c;
+  int proxy_line = 0;  // where proxy-protocol was set
   for (const config::Line& l : *lines) {
     std::string_view text = Trim(l.text);
     auto err = [&](std::string_view what) {
@@ -415,6 +419,25 @@ absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& path) {
         c.idle_timeout_sec = static_cast<int>(n);
       } else if (name == "drain-timeout") {
         c.drain_timeout_sec = static_cast<int>(n);
+      } else if (name == "proxy-protocol") {
+        if (auto st = need_text(); !st.ok()) return st;
+        for (std::string_view w : SplitWhitespace(value)) {
+          if (w != "smtp" && w != "submission" && w != "smtps") {
+            return err(StrCat("proxy-protocol takes smtp, submission, smtps, "
+                              "not '", w, "'"));
+          }
+          c.proxy_listeners.emplace_back(w);
+        }
+        proxy_line = l.number;
+      } else if (name == "proxy-trusted") {
+        if (auto st = need_text(); !st.ok()) return st;
+        for (std::string_view w : SplitWhitespace(value)) {
+          if (auto bad = c.proxy_trusted.Add(w); !bad.ok()) {
+            return err(StrCat("proxy-trusted: ", Message(bad)));
+          }
+        }
+      } else if (name == "proxy-timeout") {
+        c.proxy_timeout_sec = static_cast<int>(n);
       } else if (name == "hdr220") {
         if (value.empty()) return err("hdr220 needs a text");
         c.hdr220 = std::string(value);
@@ -485,6 +508,11 @@ absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& path) {
       p.flags = std::string(tail);
     }
     c.helo_patterns.push_back(std::move(p));
+  }
+  if (proxy_line > 0 && c.proxy_trusted.empty()) {
+    return config::Error(path, proxy_line,
+                         "proxy-protocol needs proxy-trusted (the networks "
+                         "of the proxies that may send the header)");
   }
   return c;
 }

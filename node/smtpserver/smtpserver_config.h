@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "node/common/node_dir.h"
 #include "node/milter/client.h"
+#include "node/smtpserver/smtpserver_proxy.h"
 
 namespace zm::smtpserver {
 
@@ -60,6 +61,11 @@ struct ServerConfig {
   int data_timeout_sec = 180;             // data-timeout: per DATA block
   int data_end_timeout_sec = 600;         // data-end-timeout: our reply
   int drain_timeout_sec = 30;             // drain-timeout (zmnode)
+  // PROXY protocol (smtpserver_proxy.h; zmnode): the listeners ("smtp",
+  // "submission", "smtps") that expect a header from proxy-trusted peers.
+  std::vector<std::string> proxy_listeners;  // proxy-protocol
+  ProxyTrust proxy_trusted;                  // proxy-trusted (repeatable)
+  int proxy_timeout_sec = 10;                // proxy-timeout
 
   // Texts.
   std::string hdr220;             // raw, with %H %V %T %% metatags

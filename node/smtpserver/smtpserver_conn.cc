@@ -387,6 +387,8 @@ asio::awaitable<void> Converse(ServerContext& ctx, Conn& c) {
     }
     ci.local_addr = la.to_string();
   }
+  if (!c.proxy_port.empty()) ci.port = c.proxy_port;
+  if (!c.proxy_local_addr.empty()) ci.local_addr = c.proxy_local_addr;
   ci.trusted = g.settings->policy.IsTrusted(c.ip);
   if (c.listener == smtp::Listener::kSmtps) {
     // Implicit TLS (RFC 8314): the handshake comes before the greeting.

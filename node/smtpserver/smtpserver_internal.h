@@ -61,6 +61,9 @@ struct Conn {
   bool stop_requested = false;   // the server is stopping
   std::string ip;
   std::string label;  // "unknown[1.2.3.4]"
+  // From a PROXY header (smtpserver_proxy.h): the client's port and the
+  // address it connected to; empty: the socket's own.
+  std::string proxy_port, proxy_local_addr;
   std::shared_ptr<const Generation> gen;
   std::unique_ptr<smtp::Session> session;
   std::shared_ptr<spool::Submission> sub;  // the message being received
@@ -79,6 +82,15 @@ struct ServerContext {
 // Runs the SMTP conversation on `c` until it ends (QUIT, EOF, timeout,
 // error); the caller closes the socket and releases the connection.
 asio::awaitable<void> Converse(ServerContext& ctx, Conn& c);
+
+// PROXY protocol (smtpserver_proxy.h, smtpserver_proxy_conn.cc): whether a
+// connection from `ip` on `listener` must start with a header, and reading
+// it (never past its end). ReadProxyHeader returns "" and sets c.ip,
+// c.label, c.proxy_port and c.proxy_local_addr from the header, or says
+// what was wrong; the caller bounds it in time by cancelling the socket.
+bool ExpectsProxyHeader(const ServerConfig& cfg, smtp::Listener listener,
+                        const std::string& ip);
+asio::awaitable<std::string> ReadProxyHeader(Conn& c);
 
 // Microseconds since the epoch.
 int64_t NowUsec();

@@ -169,6 +169,11 @@ class Server {
     return gen_;
   }
   asio::awaitable<void> Accept(Acceptor* a);
+  // The connection limits: "" when `c` is admitted (and counted), else
+  // the limit it reached.
+  std::string Admit(const std::shared_ptr<Conn>& c);
+  // A trusted proxy's connection: the PROXY header first (smtpserver_proxy.h).
+  asio::awaitable<void> ServeProxied(std::shared_ptr<Conn> c);
   asio::awaitable<void> Refuse(tcp::socket socket);
   asio::awaitable<void> Serve(std::shared_ptr<Conn> c);
   asio::awaitable<void> Watchdog(std::shared_ptr<Conn> c);
@@ -271,25 +276,15 @@ asio::awaitable<void> Server::Accept(Acceptor* a) {
       conn->socket.set_option(
           asio::socket_base::send_buffer_size(cfg.tcp_xmit_buffer), ec);
     }
-    bool ok = true;
-    std::string why;
-    {
-      absl::MutexLock l(&mu_);
-      if (total_ >= cfg.max_parallel_connections) {
-        ok = false;
-        why = "MaxParallelConnections";
-      } else if (cfg.max_same_ip_source > 0 &&
-                 per_ip_[conn->ip] >= cfg.max_same_ip_source) {
-        ok = false;
-        why = "MaxSameIpSource";
-      } else {
-        ++total_;
-        ++per_ip_[conn->ip];
-        conns_.insert(conn);
-      }
-      if (!ok && per_ip_[conn->ip] == 0) per_ip_.erase(conn->ip);
+    if (internal::ExpectsProxyHeader(cfg, a->listener, conn->ip)) {
+      // Admitted once the header names the client: the limits count the
+      // client's address, not the proxy's.
+      asio::co_spawn(conn->socket.get_executor(), ServeProxied(conn),
+                     asio::detached);
+      continue;
     }
-    if (!ok) {
+    std::string why = Admit(conn);
+    if (!why.empty()) {
       log_.Warning("", StrCat("refused connection from ", conn->label, ": ",
                               why, " reached"));
       auto ex = conn->socket.get_executor();
@@ -298,6 +293,58 @@ asio::awaitable<void> Server::Accept(Acceptor* a) {
     }
     asio::co_spawn(conn->socket.get_executor(), Serve(conn), asio::detached);
   }
+}
+
+std::string Server::Admit(const std::shared_ptr<Conn>& c) {
+  const ServerConfig& cfg = c->gen->settings->server;
+  absl::MutexLock l(&mu_);
+  std::string why;
+  if (total_ >= cfg.max_parallel_connections) {
+    why = "MaxParallelConnections";
+  } else if (cfg.max_same_ip_source > 0 &&
+             per_ip_[c->ip] >= cfg.max_same_ip_source) {
+    why = "MaxSameIpSource";
+  } else {
+    ++total_;
+    ++per_ip_[c->ip];
+    conns_.insert(c);
+  }
+  if (!why.empty() && per_ip_[c->ip] == 0) per_ip_.erase(c->ip);
+  return why;
+}
+
+asio::awaitable<void> Server::ServeProxied(std::shared_ptr<Conn> c) {
+  std::string proxy = c->label;
+  auto expired = std::make_shared<bool>(false);
+  c->timer.expires_after(
+      std::chrono::seconds(c->gen->settings->server.proxy_timeout_sec));
+  c->timer.async_wait([c, expired](std::error_code ec) {
+    if (ec) return;
+    *expired = true;
+    c->socket.cancel(ec);
+  });
+  std::string why = co_await internal::ReadProxyHeader(*c);
+  c->timer.cancel();
+  if (*expired) why = "none within proxy-timeout";
+  auto ex = c->socket.get_executor();
+  if (!why.empty()) {
+    log_.Warning("", StrCat("PROXY header from ", proxy, ": ", why,
+                            "; connection closed"));
+    std::error_code ec;
+    c->socket.shutdown(tcp::socket::shutdown_both, ec);
+    c->socket.close(ec);
+    co_return;
+  }
+  log_.Info("", StrCat("PROXY header from ", proxy, ": client ", c->label,
+                       c->proxy_port.empty() ? "" : " port ", c->proxy_port));
+  why = Admit(c);
+  if (!why.empty()) {
+    log_.Warning("", StrCat("refused connection from ", c->label, ": ", why,
+                            " reached"));
+    asio::co_spawn(ex, Refuse(std::move(c->socket)), asio::detached);
+    co_return;
+  }
+  asio::co_spawn(ex, Serve(c), asio::detached);
 }
 
 asio::awaitable<void> Server::Refuse(tcp::socket socket) {
