@@ -22,7 +22,7 @@ bool StartsLike(std::string_view data, std::string_view prefix) {
 }
 
 absl::Status Bad(std::string_view why) {
-  return absl::InvalidArgumentError(StrCat("PROXY header: ", why));
+  return absl::InvalidArgumentError(std::string(why));
 }
 
 bool ParsePort(std::string_view s, int* port) {

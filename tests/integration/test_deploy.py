@@ -34,7 +34,8 @@ import pytest
 import yaml
 
 from conftest import BIN, COMMAND_TIMEOUT, DEFAULT_WAIT, Node, free_port, \
-    pid_alive, wait_for
+    wait_for
+from smtpserver_util import command, connect, read_reply, set_params
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -653,3 +654,118 @@ def test_logrotate_rotates_a_live_log(tmp_path):
     # copytruncate: the same file, emptied; the writer's next line is at
     # its start, not after a hole.
     assert log.read_bytes() == b"after rotation\n"
+
+
+# ----- PROXY protocol: the alternative to externalTrafficPolicy: Local -----
+
+def proxy_v1(src, port, dst="127.0.0.1", dport=25):
+    family = "TCP6" if ":" in src else "TCP4"
+    return f"PROXY {family} {src} {dst} {port} {dport}\r\n".encode()
+
+
+def proxy_v2(src, port, dst="127.0.0.1", dport=25, command=1):
+    sig = b"\r\n\r\n\x00\r\nQUIT\n"
+    body = (socket.inet_aton(src) + socket.inet_aton(dst) +
+            port.to_bytes(2, "big") + dport.to_bytes(2, "big"))
+    fam = 0x11 if command else 0x00
+    if not command:
+        body = b""
+    return sig + bytes([0x20 | command, fam]) + len(body).to_bytes(
+        2, "big") + body
+
+
+def proxied_session(port, header):
+    """Connects, sends `header`, returns (socket, greeting or '')."""
+    s = connect(port)
+    s.sendall(header)
+    try:
+        return s, read_reply(s)
+    except OSError:
+        return s, ""
+
+
+@pytest.fixture
+def proxy_node(node_factory):
+    def setup(n):
+        set_params(n, proxy_protocol="smtp", proxy_trusted="127.0.0.0/8",
+                   proxy_timeout=2, MaxSameIpSource=1)
+    return node_factory(setup=setup)
+
+
+def test_proxy_header_names_the_client(proxy_node):
+    node = proxy_node
+    s, greeting = proxied_session(node.smtp_port, proxy_v1("192.0.2.7", 40001))
+    with s:
+        assert greeting.startswith("220 "), greeting
+        assert command(s, "EHLO client.example").startswith("250")
+        assert command(s, "MAIL FROM:<a@client.example>").startswith("250")
+        assert command(s, "RCPT TO:<root@localhost>").startswith("250")
+        assert command(s, "DATA").startswith("354")
+        reply = command(s, "Subject: via proxy\r\n\r\nhello\r\n.")
+        assert reply.startswith("250"), reply
+        command(s, "QUIT")
+    node.wait_log(r"PROXY header from unknown\[127\.0\.0\.1\]: client "
+                  r"unknown\[192\.0\.2\.7\] port 40001")
+    node.wait_log(r"connect from unknown\[192\.0\.2\.7\]")
+    msg = node.wait_mbox_message("root", "via proxy")
+    assert "192.0.2.7" in msg.split("\n\n")[0], msg
+
+
+def test_proxy_v2_and_limits_per_client(proxy_node):
+    node = proxy_node
+    # MaxSameIpSource 1 counts the clients behind the proxy, not the proxy.
+    a, ga = proxied_session(node.smtp_port, proxy_v2("198.51.100.1", 1111))
+    b, gb = proxied_session(node.smtp_port, proxy_v2("198.51.100.2", 2222))
+    c, gc = proxied_session(node.smtp_port, proxy_v1("198.51.100.1", 3333))
+    with a, b, c:
+        assert ga.startswith("220 ") and gb.startswith("220 "), (ga, gb)
+        assert gc.startswith("421 "), gc
+    node.wait_log(r"refused connection from unknown\[198\.51\.100\.1\]: "
+                  r"MaxSameIpSource")
+    # v2 LOCAL (the balancer's health check): served as the proxy itself.
+    d, gd = proxied_session(node.smtp_port, proxy_v2("0.0.0.0", 0, command=0))
+    with d:
+        assert gd.startswith("220 "), gd
+
+
+def test_proxy_header_missing_or_bad_closes(proxy_node):
+    node = proxy_node
+    s, got = proxied_session(node.smtp_port, b"EHLO client.example\r\n")
+    with s:
+        assert got == "", got
+    node.wait_log(r"PROXY header from unknown\[127\.0\.0\.1\]: .*does not "
+                  r"start with one; connection closed")
+    s, got = proxied_session(node.smtp_port,
+                             b"PROXY TCP4 192.0.2.7 127.0.0.1 99999 25\r\n")
+    with s:
+        assert got == ""
+    node.wait_log(r"PROXY header from .*port is not a number")
+    # Nothing at all: closed after proxy-timeout, not held forever.
+    s = connect(node.smtp_port)
+    with s:
+        assert s.recv(100) == b""
+    node.wait_log(r"PROXY header from .*none within proxy-timeout")
+    assert node.running("smtpserver")
+
+
+def test_proxy_untrusted_peer_is_a_direct_client(node_factory):
+    def setup(n):
+        set_params(n, proxy_protocol="smtp", proxy_trusted="10.0.0.0/8")
+    node = node_factory(setup=setup)
+    s = connect(node.smtp_port)
+    with s:
+        assert read_reply(s).startswith("220 ")  # no header wanted
+        # A header from an untrusted peer is only an unknown command.
+        reply = command(s, "PROXY TCP4 192.0.2.7 127.0.0.1 1 25")
+        assert reply[:1] == "5", reply
+    node.wait_log(r"connect from unknown\[127\.0\.0\.1\]")
+
+
+def test_proxy_protocol_needs_trusted_networks(node_factory):
+    def setup(n):
+        set_params(n, proxy_protocol="smtp")
+    node = node_factory(start=False, setup=setup)
+    proc = node.start(check=False)
+    assert proc.returncode != 0
+    assert re.search(r"smtpserver\.conf:\d+: proxy-protocol needs "
+                     r"proxy-trusted", proc.output), proc.output
