@@ -173,6 +173,16 @@ def check(objects):
     if [x.upper() for x in caps.get("add", [])] != ["NET_BIND_SERVICE"]:
         problems.append(f"capabilities added: {caps.get('add')}, want only "
                         "NET_BIND_SERVICE")
+    # A non-root process gets no ambient capabilities from Kubernetes:
+    # ports below 1024 need the pod's unprivileged-port sysctl.
+    low = [p.get("containerPort") for p in c.get("ports", [])
+           if p.get("containerPort", 1024) < 1024]
+    sysctls = {x["name"]: x.get("value") for x in psc.get("sysctls", [])}
+    start = sysctls.get("net.ipv4.ip_unprivileged_port_start", "1024")
+    if low and (not str(start).isdigit() or int(start) > min(low)):
+        problems.append(f"non-root cannot bind port {min(low)}: set sysctl "
+                        "net.ipv4.ip_unprivileged_port_start (now "
+                        f"{start})")
     if "/tmp" not in mounts:
         problems.append("no writable /tmp with a read-only root")
 

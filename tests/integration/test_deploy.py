@@ -203,6 +203,11 @@ def _break_nonroot(objs):
     del sts["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"]
 
 
+def _break_low_ports(objs):
+    sts = _sts_container(objs)[0]
+    del sts["spec"]["template"]["spec"]["securityContext"]["sysctls"]
+
+
 def _break_peers(objs):
     svc = next(o for o in objs if o["kind"] == "Service" and
                o["metadata"]["name"] == "zmnode-peers")
@@ -242,6 +247,7 @@ def _break_secret_ref(objs):
     (_break_caps, "want only NET_BIND_SERVICE"),
     (_break_rootfs, "root file system is writable"),
     (_break_nonroot, "runAsNonRoot"),
+    (_break_low_ports, "cannot bind port 25"),
     (_break_peers, "publish not-ready"),
     (_break_traffic_policy, "externalTrafficPolicy"),
     (_break_pdb, "maxUnavailable"),
