@@ -375,7 +375,14 @@ absl::StatusOr<ResolverOptions> OptionsForNode(const NodeDir& node) {
       return config::Error(path, l.number, "expected 'KEY VALUE'");
     }
     std::string_view key = words[0], value = words[1];
-    if (key == "nameserver") {
+    if (key == "dnssec-trust-anchor") {
+      std::string f(value);
+      options.trust_anchors.push_back(f[0] == '/' ? f : node.etc_file(f));
+    } else if (key == "dnssec-server" && value == "recursive") {
+      options.dnssec_recursive = true;
+    } else if (key == "nameserver" || key == "dnssec-server") {
+      std::vector<std::string>& list =
+          key == "nameserver" ? options.servers : options.dnssec_servers;
       std::string v(value);
       // Check the address part: ADDR, ADDR:PORT, [ADDR]:PORT.
       std::string addr = v, port;
@@ -410,9 +417,9 @@ absl::StatusOr<ResolverOptions> OptionsForNode(const NodeDir& node) {
       }
       // c-ares wants IPv6 with a port in brackets.
       if (port.empty() || v[0] == '[' || addr.find(':') == std::string::npos) {
-        options.servers.push_back(v);
+        list.push_back(v);
       } else {
-        options.servers.push_back(StrCat("[", addr, "]:", port));
+        list.push_back(StrCat("[", addr, "]:", port));
       }
     } else if (key == "timeout" || key == "attempts" || key == "cache") {
       int64_t n = 0;

@@ -55,6 +55,15 @@ struct ResolverOptions {
   int timeout_ms = 5000;
   int attempts = 2;
   size_t cache_entries = 10000;  // 0 = no cache
+  // DNSSEC (node/dns/secure_resolver.h, used for DANE): trust anchor files
+  // (`dnssec-trust-anchor FILE`, DS or DNSKEY records in zone file form);
+  // none = no DNSSEC lookups. The servers to ask (`dnssec-server
+  // ADDR[:PORT]`, they must pass DNSSEC records through; none = the
+  // nameserver lines, else /etc/resolv.conf), or `dnssec-server recursive`:
+  // resolve from the root servers.
+  std::vector<std::string> trust_anchors;
+  std::vector<std::string> dnssec_servers;
+  bool dnssec_recursive = false;
 };
 
 // Reads etc/resolver.conf of `node` (absent: defaults, system servers).

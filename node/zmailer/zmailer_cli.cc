@@ -6,6 +6,7 @@
 #include "node/zmailer/commands_internal.h"
 #include "node/zmailer/zmailer.h"
 #include "node/zmailer/zmailer_dkim.h"
+#include "node/zmailer/zmailer_tlsrpt.h"
 #include "node/zmailer/zmailer_cluster.h"
 #include "node/zmailer/zmailer_policy.h"
 #include "node/zmailer/zmailer_queue.h"
@@ -105,6 +106,7 @@ int Main(int argc, char** argv) {
   internal::RatesCommand rates;
   internal::AddRatesCommand(app, &rates);
   internal::DkimCommand dkim(app);
+  internal::TlsrptCommand tlsrpt(app);
   internal::ClusterCommand cluster;
   internal::AddClusterCommand(app, &cluster);
 
@@ -136,6 +138,7 @@ int Main(int argc, char** argv) {
   if (newaliases->parsed()) return internal::CmdNewDb(node, "aliases");
   if (route.parsed()) return route.Run(node);
   if (dkim.parsed()) return dkim.Run(node);
+  if (tlsrpt.parsed()) return tlsrpt.Run(node);
   if (policy.parsed()) return policy.Run(node);
   (void)start;
   return internal::CmdStart(node, foreground);

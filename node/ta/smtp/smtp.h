@@ -14,6 +14,7 @@
 #define ZM_TA_SMTP_SMTP_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,8 +23,11 @@
 #include "node/common/log.h"
 #include "node/common/node_dir.h"
 #include "node/dns/resolver.h"
+#include "node/dns/secure_resolver.h"
 #include "node/ta/common/ta.h"
 #include "node/ta/smtpclient/smtpclient.h"
+#include "node/tlspolicy/mtasts.h"
+#include "node/tlspolicy/tlsrpt.h"
 
 namespace zm::smtp {
 
@@ -37,6 +41,23 @@ struct TlsPolicy {
   std::string verify_name;  // verify: the name to match ("" = MX host name)
 };
 
+// Settings lines of the same file (KEY=VALUE, no destination has a '='):
+//   dane=yes|no          DANE when etc/resolver.conf has a trust anchor
+//   mta-sts=yes|no       MTA-STS lookups, fetches and checks
+//   mta-sts-ca=FILE      CA file for policy fetches and for MX
+//                        certificates under MTA-STS ("" = system store)
+//   mta-sts-port=N       the HTTPS port of policy hosts (tests)
+//   mta-sts-timeout=SECS the policy fetch deadline
+//   tlsrpt=yes|no        record TLS reporting data (log/tlsrpt/)
+struct SecureSettings {
+  bool dane = true;
+  bool mta_sts = true;
+  std::string mta_sts_ca;
+  int mta_sts_port = 443;
+  int mta_sts_timeout_ms = 30000;
+  bool tlsrpt = true;
+};
+
 class TlsPolicies {
  public:
   // InvalidArgument "file:line: what" for a bad line. A missing file is
@@ -46,9 +67,18 @@ class TlsPolicies {
                                            std::string_view file);
   // The policy for a destination (the job's host without port, lower case).
   TlsPolicy For(std::string_view destination) const;
+  // A rule naming the destination itself or a suffix of it (not "*"):
+  // such a rule overrides DANE and MTA-STS.
+  std::optional<TlsPolicy> Explicit(std::string_view destination) const;
+  const SecureSettings& settings() const { return settings_; }
+  // Relative file names of the settings are in the node's etc/.
+  void ResolveFiles(const NodeDir& node);
 
  private:
+  const TlsPolicy* Find(std::string_view destination, bool star) const;
+  absl::Status ParseSetting(std::string_view key_value);
   std::vector<std::pair<std::string, TlsPolicy>> rules_;  // file order
+  SecureSettings settings_;
 };
 
 struct Options {
@@ -79,11 +109,41 @@ struct Destination {
 absl::StatusOr<Destination> ParseDestination(std::string_view host,
                                              int default_port);
 
+// How TLS is done with one server, and which policy said so
+// (docs/transport-agents.md, "Secure transport").
+struct TlsDecision {
+  enum class Kind { kStatic, kDane, kStsEnforce, kStsTesting };
+  Kind kind = Kind::kStatic;
+  TlsPolicy policy;                          // kStatic
+  std::vector<smtpclient::TlsaRecord> tlsa;  // kDane: usable records
+  std::string tlsa_name;                     // kDane: "_25._tcp.mx..."
+  tlspolicy::StsPolicy sts;                  // kSts*
+  bool sts_mx_listed = true;                 // kSts*: the MX matches
+  // What decided, for every diagnostic: "DANE (_25._tcp.mx.example.net)",
+  // "MTA-STS enforce policy of example.net", "smtp-tls.conf verify",
+  // "opportunistic TLS".
+  std::string label;
+  // Not empty: this server must not be tried (a failed TLSA lookup); the
+  // diagnostic.
+  std::string refuse;
+};
+
 // One server to try.
 struct Server {
   std::string name;  // the host name (MX target), or the IP for literals
   std::string ip;
   int port = 25;
+  TlsDecision tls;
+};
+
+// "mx1.example.net[192.0.2.1]:25", "[192.0.2.1]:25", or the socket path.
+std::string RelayName(const Server& s);
+
+// What DANE, MTA-STS and TLS reporting need besides the agent's options.
+struct SecureTransport {
+  std::unique_ptr<dns::SecureResolver> dnssec;  // null: no DANE
+  std::string sts_cache_dir;                    // "" = no MTA-STS cache
+  std::string tlsrpt_dir;                       // "" = no TLS reporting
 };
 
 class SmtpAgent : public ta::Handler {
@@ -91,7 +151,8 @@ class SmtpAgent : public ta::Handler {
   // `resolver` may be null: then only address lookups through the system
   // (getaddrinfo) and no MX.
   SmtpAgent(Options options, TlsPolicies tls,
-            std::unique_ptr<dns::Resolver> resolver, Logger& log);
+            std::unique_ptr<dns::Resolver> resolver, Logger& log,
+            SecureTransport secure = {});
   ~SmtpAgent() override;
 
   ta::Result Deliver(const ta::Delivery& d) override;
@@ -104,14 +165,33 @@ class SmtpAgent : public ta::Handler {
  private:
   // The servers of a destination, in the order to try them; an error
   // result (permanent or temporary) when there are none.
+  // `mx_secure`: set when the MX answer was DNSSEC-validated.
   absl::StatusOr<std::vector<Server>> Servers(const Destination& dest,
-                                              ta::Result* failure);
+                                              ta::Result* failure,
+                                              bool* mx_secure);
   absl::StatusOr<std::vector<std::string>> Addresses(const std::string& name);
+  // smtp_secure.cc: the TLS decision for each server (DANE, MTA-STS, the
+  // static policy). `mx_secure`: the MX answer was DNSSEC-validated.
+  void DecideTls(const std::string& queue_id, const Destination& dest,
+                 bool mx_secure, std::vector<Server>* servers);
+  // The MTA-STS policy of a domain (cache, TXT id, fetch); nullopt = none.
+  std::optional<tlspolicy::StsPolicy> StsPolicyFor(const std::string& queue_id,
+                                                   const std::string& domain);
+  // Connects to `s` and says EHLO, with STARTTLS as s.tls says. nullopt
+  // and client_ set on success, else why not.
+  std::optional<smtpclient::Outcome> Connect(const std::string& queue_id,
+                                             const Destination& dest,
+                                             const Server& s);
+  // Records a session for TLS reporting (if on): `result` "" = success.
+  void Report(const Destination& dest, const Server& s,
+              std::string_view result, std::string_view detail);
+  void Report(tlspolicy::TlsResult r);
 
   Options o_;
   TlsPolicies tls_;
   std::unique_ptr<dns::Resolver> resolver_;
   Logger& log_;
+  SecureTransport secure_;
   // The open connection and whom it goes to.
   std::unique_ptr<smtpclient::Client> client_;
   std::string client_dest_;

@@ -23,20 +23,22 @@ ta::Result FromOutcome(const smtpclient::Outcome& o, std::string relay) {
   return ta::Result::Deferred(o.dsn, std::move(relay), o.diag);
 }
 
+}  // namespace
+
 std::string RelayName(const Server& s) {
   if (s.port == 0) return s.name;  // a UNIX socket
   return s.name == s.ip ? StrCat("[", s.ip, "]:", s.port)
                         : StrCat(s.name, "[", s.ip, "]:", s.port);
 }
 
-}  // namespace
-
 SmtpAgent::SmtpAgent(Options options, TlsPolicies tls,
-                     std::unique_ptr<dns::Resolver> resolver, Logger& log)
+                     std::unique_ptr<dns::Resolver> resolver, Logger& log,
+                     SecureTransport secure)
     : o_(std::move(options)),
       tls_(std::move(tls)),
       resolver_(std::move(resolver)),
-      log_(log) {}
+      log_(log),
+      secure_(std::move(secure)) {}
 
 SmtpAgent::~SmtpAgent() {
   if (client_) client_->Quit();
@@ -88,7 +90,9 @@ absl::StatusOr<std::vector<std::string>> SmtpAgent::Addresses(
 }
 
 absl::StatusOr<std::vector<Server>> SmtpAgent::Servers(const Destination& dest,
-                                                       ta::Result* failure) {
+                                                       ta::Result* failure,
+                                                       bool* mx_secure) {
+  *mx_secure = false;
   std::vector<Server> out;
   if (dest.literal) {
     out.push_back(
@@ -101,7 +105,29 @@ absl::StatusOr<std::vector<Server>> SmtpAgent::Servers(const Destination& dest,
     return absl::NotFoundError(diag);
   };
   std::vector<std::string> hosts;
-  if (resolver_ && !dest.no_mx && !o_.address_only) {
+  bool use_mx = resolver_ && !dest.no_mx && !o_.address_only;
+  if (use_mx && secure_.dnssec && tls_.settings().dane) {
+    // RFC 7672 section 2.2.1: DANE only behind a validated MX answer; a
+    // bogus one is a lookup failure.
+    auto smx = secure_.dnssec->Lookup(dest.name, dns::kRrMx);
+    if (smx.ok() && smx->bogus) {
+      return fail(false, "4.7.5",
+                  StrCat("smtp; DANE: the MX records of ", dest.name,
+                         " fail DNSSEC validation: ", smx->why_bogus));
+    }
+    *mx_secure = smx.ok() && smx->secure;
+    if (*mx_secure && !smx->mx.empty()) {
+      // The validated answer is the one to use.
+      if (smx->mx.size() == 1 && smx->mx[0].host.empty()) {
+        return fail(
+            true, "5.1.10",
+            StrCat("smtp; domain ", dest.name, " accepts no mail (null MX)"));
+      }
+      for (const auto& r : smx->mx) hosts.push_back(r.host);
+      use_mx = false;
+    }
+  }
+  if (use_mx) {
     auto mx = resolver_->LookupMx(dest.name);
     if (!mx.ok()) {
       if (absl::IsUnavailable(mx.status())) {
@@ -184,67 +210,25 @@ std::vector<ta::Result> SmtpAgent::DeliverJob(
   }
   if (!client_) {
     ta::Result failure;
-    auto servers = Servers(*dest, &failure);
+    bool mx_secure = false;
+    auto servers = Servers(*dest, &failure, &mx_secure);
     if (!servers.ok()) {
       log_.Warning(queue_id, failure.diag);
       failure.connect_s = Since(start);
       return all(failure);
     }
-    TlsPolicy pol =
-        tls_.For(dest->literal ? StrCat("[", dest->name, "]") : dest->name);
+    DecideTls(queue_id, *dest, mx_secure, &*servers);
     smtpclient::Outcome last;
     for (const Server& s : *servers) {
-      std::string relay = RelayName(s);
-      for (int attempt = 0; attempt < 2 && !client_; ++attempt) {
-        bool want_tls = pol.level != TlsPolicy::Level::kNone && attempt == 0;
-        auto conn = s.port == 0 ? smtpclient::Connection::ConnectUnix(
-                                      s.ip, o_.timeouts.connect_ms)
-                                : smtpclient::Connection::ConnectTcp(
-                                      s.ip, s.port, o_.timeouts.connect_ms);
-        if (!conn.ok()) {
-          last = {4, "4.4.1", StrCat(tag, Message(conn.status()))};
-          break;
-        }
-        auto c = std::make_unique<smtpclient::Client>(*std::move(conn),
-                                                      o_.timeouts, o_.lmtp);
-        if (auto f = c->Open(o_.helo_name)) {
-          last = *f;
-          last.diag = StrCat(last.diag, " [", relay, "]");
-          break;
-        }
-        bool required = pol.level == TlsPolicy::Level::kEncrypt ||
-                        pol.level == TlsPolicy::Level::kVerify;
-        if (want_tls && c->caps().starttls) {
-          smtpclient::TlsOptions t;
-          t.verify = pol.level == TlsPolicy::Level::kVerify;
-          t.ca_file = pol.ca_file;
-          t.verify_name = pol.verify_name.empty() ? s.name : pol.verify_name;
-          if (s.name != s.ip) t.sni = s.name;
-          if (auto f = c->StartTls(t)) {
-            last = *f;
-            last.diag = StrCat(last.diag, " [", relay, "]");
-            log_.Warning(queue_id, StrCat("STARTTLS with ", relay,
-                                          " failed: ", last.diag));
-            if (required) break;
-            continue;  // "may": once more, in plain text
-          }
-          log_.Info(queue_id, StrCat("TLS with ", relay, ": ",
-                                     c->connection().TlsInfo()));
-        } else if (required) {
-          last = {4, "4.7.4",
-                  StrCat(tag, relay,
-                         " does not offer STARTTLS and the TLS policy for ",
-                         dest->name, " requires it")};
-          c->Quit();
-          break;
-        }
-        client_ = std::move(c);
+      auto f = Connect(queue_id, *dest, s);
+      if (!f) {
         client_dest_ = target;
-        client_relay_ = relay;
+        client_relay_ = RelayName(s);
+        break;
       }
-      if (client_) break;
-      log_.Warning(queue_id,
-                   StrCat("no delivery through ", relay, ": ", last.diag));
+      last = *f;
+      log_.Warning(queue_id, StrCat("no delivery through ", RelayName(s),
+                                    ": ", last.diag));
     }
     if (!client_) {
       // A server that refused us permanently still is only one server:

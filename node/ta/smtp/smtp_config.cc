@@ -93,6 +93,10 @@ absl::StatusOr<TlsPolicies> TlsPolicies::Parse(std::string_view text,
     auto bad = [&](std::string_view what) {
       return absl::InvalidArgumentError(StrCat(file, ":", lineno, ": ", what));
     };
+    if (w.size() == 1 && w[0].find('=') != std::string_view::npos) {
+      if (auto st = p.ParseSetting(w[0]); !st.ok()) return bad(Message(st));
+      continue;
+    }
     if (w.size() < 2) return bad("needs a destination and a policy");
     TlsPolicy pol;
     std::string level = ToLower(w[1]);
@@ -127,20 +131,70 @@ absl::StatusOr<TlsPolicies> TlsPolicies::Parse(std::string_view text,
   return p;
 }
 
+absl::Status TlsPolicies::ParseSetting(std::string_view kv) {
+  size_t eq = kv.find('=');
+  std::string key = ToLower(kv.substr(0, eq));
+  std::string_view value = kv.substr(eq + 1);
+  auto yes_no = [&](bool* out) -> absl::Status {
+    std::string v = ToLower(value);
+    if (v == "yes" || v == "on" || v == "true") {
+      *out = true;
+    } else if (v == "no" || v == "off" || v == "false") {
+      *out = false;
+    } else {
+      return absl::InvalidArgumentError(
+          StrCat(key, "= needs yes or no, not '", value, "'"));
+    }
+    return absl::OkStatus();
+  };
+  if (key == "dane") return yes_no(&settings_.dane);
+  if (key == "mta-sts") return yes_no(&settings_.mta_sts);
+  if (key == "tlsrpt") return yes_no(&settings_.tlsrpt);
+  if (key == "mta-sts-ca") {
+    // A relative name is in the node's etc/ (MakeAgent completes it).
+    settings_.mta_sts_ca = std::string(value);
+    return absl::OkStatus();
+  }
+  if (key == "mta-sts-port") {
+    if (!ParsePort(value, &settings_.mta_sts_port)) {
+      return absl::InvalidArgumentError("mta-sts-port= needs a port");
+    }
+    return absl::OkStatus();
+  }
+  if (key == "mta-sts-timeout") {
+    int secs = 0;
+    if (!ParseNumber(value, &secs) || secs < 1 || secs > 600) {
+      return absl::InvalidArgumentError(
+          "mta-sts-timeout= needs seconds (1..600)");
+    }
+    settings_.mta_sts_timeout_ms = secs * 1000;
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(StrCat(
+      "unknown setting '", key,
+      "' (dane, mta-sts, mta-sts-ca, mta-sts-port, mta-sts-timeout, tlsrpt)"));
+}
+
+void TlsPolicies::ResolveFiles(const NodeDir& node) {
+  std::string& ca = settings_.mta_sts_ca;
+  if (!ca.empty() && ca[0] != '/') ca = node.etc_file(ca);
+}
+
 absl::StatusOr<TlsPolicies> TlsPolicies::Load(const std::string& path) {
   auto text = fs::ReadFile(path, kMaxTlsFile);
   if (!text.ok()) return text.status();
   return Parse(*text, path);
 }
 
-TlsPolicy TlsPolicies::For(std::string_view destination) const {
+const TlsPolicy* TlsPolicies::Find(std::string_view destination,
+                                   bool star_too) const {
   std::string d = ToLower(destination);
   // The exact name first, then the longest ".suffix", then "*".
   const TlsPolicy* best = nullptr;
   size_t best_len = 0;
   const TlsPolicy* star = nullptr;
   for (const auto& [pattern, pol] : rules_) {
-    if (pattern == d) return pol;
+    if (pattern == d) return &pol;
     if (pattern == "*") {
       if (star == nullptr) star = &pol;
     } else if (pattern[0] == '.' && d.size() > pattern.size() &&
@@ -151,9 +205,20 @@ TlsPolicy TlsPolicies::For(std::string_view destination) const {
       best_len = pattern.size();
     }
   }
-  if (best != nullptr) return *best;
-  if (star != nullptr) return *star;
-  return TlsPolicy();  // opportunistic
+  if (best != nullptr) return best;
+  return star_too ? star : nullptr;
+}
+
+TlsPolicy TlsPolicies::For(std::string_view destination) const {
+  const TlsPolicy* p = Find(destination, true);
+  return p != nullptr ? *p : TlsPolicy();  // opportunistic
+}
+
+std::optional<TlsPolicy> TlsPolicies::Explicit(
+    std::string_view destination) const {
+  const TlsPolicy* p = Find(destination, false);
+  if (p == nullptr) return std::nullopt;
+  return *p;
 }
 
 absl::StatusOr<Options> ParseFlags(const NodeDir& node,
@@ -241,8 +306,10 @@ absl::StatusOr<std::unique_ptr<ta::Handler>> MakeAgent(
     auto t = TlsPolicies::Load(tls_file);
     if (!t.ok()) return t.status();
     tls = *std::move(t);
+    tls.ResolveFiles(start.node);
   }
   std::unique_ptr<dns::Resolver> resolver;
+  SecureTransport secure;
 #ifdef ZM_HAVE_DNS
   if (o->relay.empty() && !lmtp) {
     auto ro = dns::OptionsForNode(start.node);
@@ -250,10 +317,20 @@ absl::StatusOr<std::unique_ptr<ta::Handler>> MakeAgent(
     auto r = dns::Resolver::Create(*ro);
     if (!r.ok()) return r.status();
     resolver = *std::move(r);
+    if (!ro->trust_anchors.empty() && tls.settings().dane) {
+      auto sr = dns::SecureResolver::Create(*ro);
+      if (!sr.ok()) return sr.status();
+      secure.dnssec = *std::move(sr);
+    }
   }
 #endif
+  if (!lmtp) {
+    secure.sts_cache_dir = start.node.db() + "/mta-sts";
+    secure.tlsrpt_dir = start.node.log() + "/tlsrpt";
+  }
   return std::make_unique<SmtpAgent>(*std::move(o), std::move(tls),
-                                     std::move(resolver), log);
+                                     std::move(resolver), log,
+                                     std::move(secure));
 }
 
 }  // namespace zm::smtp

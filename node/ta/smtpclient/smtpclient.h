@@ -61,11 +61,34 @@ class ReplyParser {
   bool done_ = false;
 };
 
+// A DANE TLSA record (RFC 6698): usage 2 (DANE-TA) or 3 (DANE-EE),
+// selector 0 (certificate) or 1 (public key), matching type 0 (full), 1
+// (SHA-256) or 2 (SHA-512), and the association data (binary).
+struct TlsaRecord {
+  int usage = 3;
+  int selector = 1;
+  int mtype = 1;
+  std::string data;
+  // "3 1 1 ab12..." (presentation form, for diagnostics).
+  std::string Text() const;
+};
+
 struct TlsOptions {
   bool verify = false;      // check the chain (and the name if set)
   std::string ca_file;      // "" = the system's CA store
   std::string verify_name;  // the name the certificate must carry
   std::string sni;          // server name indication ("" = none)
+  // Check the chain and name as `verify` does, but let the handshake
+  // succeed anyway; Connection::verify_error() tells the outcome (MTA-STS
+  // testing mode).
+  bool check_only = false;
+  // DANE (RFC 7672): when not empty, the peer must match one of these
+  // records (OpenSSL's DANE verifier); DANE-EE(3) matches ignore names and
+  // expiry, DANE-TA(2) needs a chain to the matched key naming one of
+  // `dane_names` (the first is the TLSA base domain, the MX host).
+  // `verify`, `ca_file` and `verify_name` are not used then.
+  std::vector<TlsaRecord> dane;
+  std::vector<std::string> dane_names;
 };
 
 class Connection {
@@ -86,7 +109,16 @@ class Connection {
   // The TLS handshake on the open connection (after a 220 to STARTTLS).
   absl::Status StartTls(const TlsOptions& options, int timeout_ms);
 
+  // All bytes until the peer closes the connection (an HTTP/1.0 body),
+  // at most `max` (OutOfRange past it).
+  absl::StatusOr<std::string> ReadToEnd(size_t max, int timeout_ms);
+
   bool tls() const { return ssl_ != nullptr; }
+  // After StartTls with check_only: "" if the chain and name verified, else
+  // why not.
+  const std::string& verify_error() const { return verify_error_; }
+  // After a DANE handshake: the TLSA record that matched ("3 1 1 ab..").
+  std::string DaneMatch() const;
   // "TLSv1.3 TLS_AES_256_GCM_SHA384", "" without TLS.
   std::string TlsInfo() const;
   // True if bytes from the peer are waiting unread (a pipelining violation
@@ -101,6 +133,7 @@ class Connection {
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
   std::string rbuf_;
+  std::string verify_error_;
 };
 
 // RFC 5321 section 4.5.3.2 timeouts, in milliseconds.

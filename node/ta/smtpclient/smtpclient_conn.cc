@@ -255,10 +255,13 @@ absl::Status Connection::StartTls(const TlsOptions& options, int timeout_ms) {
     // Plain text bytes after the 220 would be taken as encrypted: refuse.
     return absl::UnavailableError("peer sent data after its STARTTLS reply");
   }
+  verify_error_.clear();
+  bool dane = !options.dane.empty();
+  bool check = !dane && (options.verify || options.check_only);
   ctx_ = SSL_CTX_new(TLS_client_method());
   if (ctx_ == nullptr) return absl::InternalError(SslError());
   SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
-  if (options.verify) {
+  if (check) {
     int ok = options.ca_file.empty()
                  ? SSL_CTX_set_default_verify_paths(ctx_)
                  : SSL_CTX_load_verify_locations(ctx_, options.ca_file.c_str(),
@@ -267,17 +270,43 @@ absl::Status Connection::StartTls(const TlsOptions& options, int timeout_ms) {
       return absl::FailedPreconditionError(
           StrCat("CA file ", options.ca_file, ": ", SslError()));
     }
-    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
-  } else {
-    SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);
   }
+  if (dane && SSL_CTX_dane_enable(ctx_) <= 0) {
+    return absl::InternalError(StrCat("DANE: ", SslError()));
+  }
+  bool enforce = dane || (options.verify && !options.check_only);
+  SSL_CTX_set_verify(ctx_, enforce ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
+                     nullptr);
   ssl_ = SSL_new(ctx_);
   if (ssl_ == nullptr) return absl::InternalError(SslError());
   SSL_set_fd(ssl_, fd_);
   if (!options.sni.empty()) {
     SSL_set_tlsext_host_name(ssl_, options.sni.c_str());
   }
-  if (options.verify && !options.verify_name.empty()) {
+  if (dane) {
+    const char* base =
+        options.dane_names.empty() ? nullptr : options.dane_names[0].c_str();
+    if (SSL_dane_enable(ssl_, base) <= 0) {
+      return absl::InternalError(StrCat("DANE: ", SslError()));
+    }
+    for (size_t i = 1; i < options.dane_names.size(); ++i) {
+      SSL_add1_host(ssl_, options.dane_names[i].c_str());
+    }
+    // RFC 7672 section 3.1.1: DANE-EE(3) matches say nothing of names.
+    SSL_dane_set_flags(ssl_, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+    int usable = 0;
+    for (const TlsaRecord& t : options.dane) {
+      int r = SSL_dane_tlsa_add(
+          ssl_, static_cast<uint8_t>(t.usage), static_cast<uint8_t>(t.selector),
+          static_cast<uint8_t>(t.mtype),
+          reinterpret_cast<const unsigned char*>(t.data.data()), t.data.size());
+      if (r > 0) ++usable;
+      ERR_clear_error();
+    }
+    if (usable == 0) {
+      return absl::FailedPreconditionError("DANE: no usable TLSA record");
+    }
+  } else if (check && !options.verify_name.empty()) {
     SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     SSL_set1_host(ssl_, options.verify_name.c_str());
   }
@@ -294,13 +323,67 @@ absl::Status Connection::StartTls(const TlsOptions& options, int timeout_ms) {
       continue;
     }
     long v = SSL_get_verify_result(ssl_);
-    std::string why = v != X509_V_OK
-                          ? StrCat("certificate verification failed: ",
-                                   X509_verify_cert_error_string(v))
-                          : SslError();
+    std::string why =
+        v != X509_V_OK
+            ? StrCat(dane ? "no TLSA record matches the certificate: "
+                          : "certificate verification failed: ",
+                     X509_verify_cert_error_string(v))
+            : SslError();
     return absl::UnavailableError(StrCat("TLS handshake: ", why));
   }
+  if (check) {
+    long v = SSL_get_verify_result(ssl_);
+    if (SSL_get0_peer_certificate(ssl_) == nullptr) {
+      verify_error_ = "no certificate";
+    } else if (v != X509_V_OK) {
+      verify_error_ = X509_verify_cert_error_string(v);
+    }
+  }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Connection::ReadToEnd(size_t max, int timeout_ms) {
+  int64_t deadline = NowMs() + timeout_ms;
+  std::string out = std::move(rbuf_);
+  rbuf_.clear();
+  for (;;) {
+    if (out.size() > max) return absl::OutOfRangeError("answer too long");
+    char chunk[4096];
+    // The end of the data: the peer closed (with or without a TLS
+    // close_notify); the caller checks the length it was promised.
+    auto n = ReadSome(chunk, sizeof chunk, deadline);
+    if (!n.ok()) {
+      ERR_clear_error();
+      if (absl::IsUnavailable(n.status())) return out;
+      return n.status();
+    }
+    out.append(chunk, *n);
+  }
+}
+
+std::string Connection::DaneMatch() const {
+  if (ssl_ == nullptr) return "";
+  uint8_t usage = 0, selector = 0, mtype = 0;
+  const unsigned char* data = nullptr;
+  size_t len = 0;
+  if (SSL_get0_dane_tlsa(ssl_, &usage, &selector, &mtype, &data, &len) < 0 ||
+      data == nullptr) {
+    return "";
+  }
+  TlsaRecord t{usage, selector, mtype,
+               std::string(reinterpret_cast<const char*>(data), len)};
+  return t.Text();
+}
+
+std::string TlsaRecord::Text() const {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(data.size() * 2);
+  for (unsigned char c : data) {
+    hex += kHex[c >> 4];
+    hex += kHex[c & 15];
+  }
+  return StrCat(usage, " ", selector, " ", mtype, " ", hex);
 }
 
 std::string Connection::TlsInfo() const {
