@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "node/common/fs.h"
+#include "node/common/strings.h"
 #include "node/ta/smtp/smtp.h"
 #include "node/tlspolicy/dane.h"
 #include "node/tlspolicy/mtasts.h"
