@@ -94,6 +94,11 @@ absl::StatusOr<std::unique_ptr<SecureResolver>> SecureResolver::Create(
       if (rc != 0) return UbError(StrCat("server ", s), rc);
     }
   }
+  // Last: it finalizes the context. unbound answers the names reserved
+  // for testing (RFC 6761 .test) itself with NXDOMAIN; c-ares does not,
+  // and neither should this resolver.
+  rc = ub_ctx_zone_remove(ctx, "test.");
+  if (rc != 0) return UbError("local zone test.", rc);
   return r;
 }
 

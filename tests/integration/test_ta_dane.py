@@ -9,7 +9,7 @@ import json
 
 from conftest import wait_for
 from sink_util import Sink, set_smtp_command
-from tlspolicy_util import (TestCa, cert_sha256, signed_dns,  # noqa: F401
+from tlspolicy_util import (LocalCa, cert_sha256, signed_dns,  # noqa: F401
                             spki_sha256)
 
 MSG = "From: alice@localhost\nSubject: dane test\n\nhello\n"
@@ -28,7 +28,7 @@ def result_line(node, addr):
 
 def test_dane_match_mismatch_and_unsigned(node_factory, signed_dns,
                                           tmp_path):
-    ca = TestCa(tmp_path / "ca")
+    ca = LocalCa(tmp_path / "ca")
     crt, key = ca.issue("mx", ["mx-ee.dane.test", "mx-ta.dane.test",
                                "mx-bad.dane.test", "mx.plain.test"])
     chain = tmp_path / "chain.pem"

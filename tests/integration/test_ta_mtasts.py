@@ -11,7 +11,7 @@ import json
 from conftest import wait_for
 from dns_util import dnsmasq, host, mx, txt  # noqa: F401
 from sink_util import Sink, set_smtp_command
-from tlspolicy_util import PolicyServer, TestCa, sts_policy
+from tlspolicy_util import PolicyServer, LocalCa, sts_policy
 
 MSG = "From: alice@localhost\nSubject: mta-sts test\n\nhello\n"
 
@@ -35,7 +35,7 @@ def result_line(node, addr):
 
 
 def test_mta_sts_enforce_testing_and_match(node_factory, dnsmasq, tmp_path):
-    ca = TestCa(tmp_path / "ca")
+    ca = LocalCa(tmp_path / "ca")
     web_crt, web_key = ca.issue("web", [f"mta-sts.{d}" for d in POLICIES])
     mx_crt, mx_key = ca.issue("mx", ["mx.ok.test"])
     # One HTTPS server for every domain: the Host header picks the policy.
@@ -108,8 +108,8 @@ def test_mta_sts_fetch_failure_means_no_policy(node_factory, dnsmasq,
     # The policy host's certificate is from another CA: the fetch fails,
     # there is no cached policy, the domain gets the default (delivered)
     # and the failure is recorded as sts-policy-fetch-error.
-    ca = TestCa(tmp_path / "ca")
-    other = TestCa(tmp_path / "other", name="another CA")
+    ca = LocalCa(tmp_path / "ca")
+    other = LocalCa(tmp_path / "other", name="another CA")
     web_crt, web_key = other.issue("web", ["mta-sts.fail.test"])
     server = PolicyServer(web_crt, web_key,
                           sts_policy("enforce", "nothing.invalid"))

@@ -1,6 +1,6 @@
 """Servers for the DANE and MTA-STS tests of the smtp agent.
 
-- `TestCa`: a CA (EC keys, openssl) that issues server certificates;
+- `LocalCa`: a CA (EC keys, openssl) that issues server certificates;
   `spki_sha256(cert)` is the DANE-EE "3 1 1" association data.
 - `signed_dns` fixture: NSD serving DNSSEC-signed zones (keys made and
   zones signed with ldns-keygen/ldns-signzone) and unsigned ones on
@@ -38,7 +38,7 @@ def _openssl(*args, input=None):
                           stderr=subprocess.PIPE).stdout
 
 
-class TestCa:
+class LocalCa:
     """A test CA in `folder`; issue() makes certificates it signs."""
 
     def __init__(self, folder, name="zmnode tlspolicy test CA"):
@@ -119,6 +119,12 @@ class SignedDns:
                 zf = self.dir / f"{name}.zone.signed"
             zones.append((name, zf.name))
         self.trust_anchor.write_text("".join(anchors))
+        # libunbound forwarding here first asks ". NS": an unsigned root
+        # zone answers it.
+        (self.dir / "root.zone").write_text(
+            "$ORIGIN .\n$TTL 300\n@ IN SOA ns.root. hostmaster.root. 1 3600 "
+            "600 86400 300\n@ IN NS ns.root.\nns.root. IN A 127.0.0.1\n")
+        zones.append((".", "root.zone"))
         conf = [
             "server:", "  ip-address: 127.0.0.1", f"  port: {self.port}",
             '  username: ""', '  chroot: ""', f'  zonesdir: "{self.dir}"',
@@ -128,7 +134,7 @@ class SignedDns:
             f'  logfile: "{self.dir}/nsd.log"', "  server-count: 1",
             "  do-ip6: no", "remote-control:", "  control-enable: no"]
         for name, f in zones:
-            conf += ["zone:", f"  name: {name}", f"  zonefile: {f}"]
+            conf += ["zone:", f'  name: "{name}"', f"  zonefile: {f}"]
         (self.dir / "nsd.conf").write_text("\n".join(conf) + "\n")
         self.probe = f"ns.{zones[0][0]}"
 
@@ -254,5 +260,5 @@ def sts_policy(mode, *mx, max_age=86400):
             + "".join(f"mx: {m}\r\n" for m in mx) + f"max_age: {max_age}\r\n")
 
 
-__all__ = ["TestCa", "self_signed", "spki_sha256", "cert_sha256",
+__all__ = ["LocalCa", "self_signed", "spki_sha256", "cert_sha256",
            "signed_dns", "SignedDns", "PolicyServer", "sts_policy"]
