@@ -60,7 +60,8 @@ void SmtpAgent::Report(tlspolicy::TlsResult r) {
 
 void SmtpAgent::Report(const Destination& dest, const Server& s,
                        std::string_view result, std::string_view detail) {
-  if (dest.literal) return;
+  // Reports are about the receiving domains, not relays or literals.
+  if (dest.literal || !o_.relay.empty() || o_.lmtp) return;
   tlspolicy::TlsResult r;
   r.policy_domain = dest.name;
   switch (s.tls.kind) {
