@@ -2,8 +2,9 @@
 DNSSEC-signed zone (keys and signatures made by the test) that libunbound
 validates with the test's trust anchor: a DANE-EE match and a DANE-TA
 match are delivered over TLS, a mismatch is deferred saying DANE decided,
-an unsigned zone's TLSA records are ignored (opportunistic TLS), and the
-TLS reporting data counts the sessions (`zmailer tlsrpt`)."""
+an unsigned zone's TLSA records are ignored (opportunistic TLS), a zone
+that validates as bogus is deferred, and the TLS reporting data counts
+the sessions (`zmailer tlsrpt`)."""
 
 import json
 
@@ -45,7 +46,10 @@ def test_dane_match_mismatch_and_unsigned(node_factory, signed_dns,
                 f"_{p}._tcp.mx-ta IN TLSA 2 0 1 {cert_sha256(ca.cert)}",
                 "bad IN MX 10 mx-bad", "mx-bad IN A 127.0.0.1",
                 f"_{p}._tcp.mx-bad IN TLSA 3 1 1 {WRONG}",
+            ], "bogus.test": [
+                "@ IN MX 10 mx", "mx IN A 127.0.0.1",
             ]},
+            wrong_anchor=("bogus.test",),
             unsigned={"plain.test": [
                 "@ IN MX 10 mx", "mx IN A 127.0.0.1",
                 f"_{p}._tcp.mx IN TLSA 3 1 1 {WRONG}",
@@ -56,7 +60,7 @@ def test_dane_match_mismatch_and_unsigned(node_factory, signed_dns,
             set_smtp_command(node, f"smtp -p {p} -T 5")
         node = node_factory(setup=setup)
         rcpts = ["a@ee.dane.test", "b@ta.dane.test", "c@bad.dane.test",
-                 "d@plain.test"]
+                 "d@plain.test", "e@bogus.test"]
         for rcpt in rcpts:
             proc = node.sendmail("-f", "alice@localhost", rcpt, message=MSG)
             assert proc.returncode == 0, proc.output
@@ -74,6 +78,10 @@ def test_dane_match_mismatch_and_unsigned(node_factory, signed_dns,
         bad = result_line(node, "c@bad.dane.test")
         assert "status=deferred" in bad
         assert f"DANE (_{p}._tcp.mx-bad.dane.test)" in bad
+        bogus = result_line(node, "e@bogus.test")
+        assert "status=deferred" in bogus
+        assert "DANE: the MX records of bogus.test fail DNSSEC validation" \
+            in bogus
         log = maillog(node)
         assert f"TLSA match 3 1 1 {ee}" in log
         assert "TLSA match 2 0 1" in log

@@ -95,7 +95,7 @@ class SignedDns:
     `unsigned` ones. Record lines are zone-file lines relative to the
     zone ("mx IN A 127.0.0.1", "@ IN MX 10 mx")."""
 
-    def __init__(self, workdir, signed, unsigned=()):
+    def __init__(self, workdir, signed, unsigned=(), wrong_anchor=()):
         self.dir = pathlib.Path(workdir)
         self.port = free_port()
         self.proc = None
@@ -115,6 +115,10 @@ class SignedDns:
                 zsk = self._run("ldns-keygen", "-a", "ECDSAP256SHA256",
                                 name).strip()
                 self._run("ldns-signzone", zf.name, ksk, zsk)
+                if name in wrong_anchor:
+                    # A key that signed nothing: the zone validates bogus.
+                    ksk = self._run("ldns-keygen", "-a", "ECDSAP256SHA256",
+                                    "-k", name).strip()
                 anchors.append((self.dir / f"{ksk}.ds").read_text())
                 zf = self.dir / f"{name}.zone.signed"
             zones.append((name, zf.name))
@@ -181,13 +185,14 @@ class SignedDns:
 
 @pytest.fixture
 def signed_dns():
-    """Factory: signed_dns(signed, unsigned=()) -> started SignedDns."""
+    """Factory: signed_dns(signed, unsigned=(), wrong_anchor=()) ->
+    started SignedDns."""
     servers, dirs = [], []
 
-    def make(signed, unsigned=()):
+    def make(signed, unsigned=(), wrong_anchor=()):
         d = tempfile.mkdtemp(prefix="zmnsd-", dir="/tmp")
         dirs.append(d)
-        s = SignedDns(d, signed, unsigned)
+        s = SignedDns(d, signed, unsigned, wrong_anchor)
         servers.append(s)
         return s.start()
 
