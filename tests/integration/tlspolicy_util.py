@@ -26,7 +26,7 @@ import time
 import pytest
 
 from conftest import free_port
-from dns_util import _answers
+from dns_util import DnsServer, _answers
 
 NSD = "/usr/sbin/nsd"
 START_TIMEOUT = 30.0
@@ -90,10 +90,10 @@ def cert_sha256(cert):
     return hashlib.sha256(der).hexdigest()
 
 
-class SignedDns:
+class SignedDns(DnsServer):
     """NSD with `signed` zones (name -> record lines, signed) and
     `unsigned` ones. Record lines are zone-file lines relative to the
-    zone ("mx IN A 127.0.0.1", "@ IN MX 10 mx")."""
+    zone ("mx IN A 127.0.0.1", "@ IN MX 10 mx"). stop() is DnsServer's."""
 
     def __init__(self, workdir, signed, unsigned=(), wrong_anchor=()):
         self.dir = pathlib.Path(workdir)
@@ -163,16 +163,6 @@ class SignedDns:
                 raise AssertionError("nsd did not answer")
             time.sleep(0.05)
         return self
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.proc = None
 
     def configure(self, node):
         """c-ares and libunbound both ask this NSD; the signed zones' DS
