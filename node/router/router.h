@@ -4,11 +4,10 @@
 //
 //   router [-C DIR] [-f] [-n WORKERS]
 //
-// Work is done in batches that share their disk flush:
+// Work is done in batches that share one syncfs(2) call:
 //   1. per message: parse router/<id>, route, write tmp/<id> (no fsync);
 //      unreadable files go to postman/ (never deleted);
-//   2. every control temporary of the batch is made durable (fdatasync of
-//      each for up to 8, else one syncfs(2));
+//   2. syncfs(2): every control temporary of the batch is durable;
 //   3. per message: rename router/<id> -> queue/<id>, then
 //      tmp/<id> -> transport/<id> (both refuse to replace); not flushed:
 //      a lost rename only means routing the message again.

@@ -19,14 +19,7 @@ namespace {
 
 enum class Outcome { kPrepared, kDone, kRetry };
 
-// Batches up to this size flush each control file with fdatasync(2);
-// larger ones share one syncfs(2). syncfs writes back every dirty page of
-// the file system, other programs' too, which on a shared disk costs far
-// more than a few small fdatasyncs.
-constexpr size_t kFdatasyncEachMax = 8;
-
 struct Prepared {
-  fs::UniqueFd fd;  // tmp/<id>, open for the flush
   std::string id;
   std::string sender;
   uint64_t size = 0;
@@ -183,7 +176,6 @@ Outcome Prepare(const spool::Spool& spool, Routing& routing, Logger& log,
     log.Error(name, Message(s));
     return Outcome::kRetry;
   }
-  out->fd = std::move(fd);
   out->id = name;
   out->sender = env.sender;
   out->size = env.size;
@@ -220,17 +212,7 @@ absl::Status RouteBatch(const spool::Spool& spool, Routing& routing,
     return s;
   };
   // Every control temporary of the batch is durable after this.
-  if (ready.size() <= kFdatasyncEachMax) {
-    for (Prepared& p : ready) {
-      if (::fdatasync(p.fd.get()) != 0) {
-        return give_back(fs::ErrnoStatus(
-            "fdatasync", spool.Path(spool::kTmp, p.id), errno));
-      }
-    }
-  } else if (auto s = fs::SyncFs(spool.root()); !s.ok()) {
-    return give_back(s);
-  }
-  for (Prepared& p : ready) p.fd.reset();
+  if (auto s = fs::SyncFs(spool.root()); !s.ok()) return give_back(s);
 
   std::vector<const Prepared*> moved;
   for (const Prepared& p : ready) {

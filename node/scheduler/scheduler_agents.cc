@@ -25,7 +25,7 @@ constexpr size_t kMaxTaLine = 8192;
 // Jobs an agent may hold (the one in progress and those queued behind it)
 // before a thread is given another agent: a destination gets parallel
 // connections when it has a backlog, not for every second message.
-constexpr int kJobsBeforeSpread = 2;
+constexpr int kJobsBeforeSpread = 4;
 
 int CountIf(const std::vector<std::unique_ptr<Agent>>& agents,
             const std::function<bool(const Agent&)>& f) {
@@ -238,7 +238,7 @@ bool Scheduler::ThreadHasReady(Thread& t, int64_t now) {
 
 // Gives thread t (which has ready recipients) one job. In this order:
 //  1. an idle agent that served t last (its connection is still open),
-//     or an agent working on t with nothing queued behind its job;
+//     or an agent working on t that holds fewer than kJobsBeforeSpread;
 //  2. while fewer than `maxthr` agents work on t: an idle agent of t's
 //     ring (an agent that finished a host is fed the next thread), else a
 //     new agent if `maxring`, `maxchannel` and `maxta` allow one;
