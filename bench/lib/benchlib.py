@@ -244,7 +244,10 @@ class Zmnode:
     name = "zmnode"
 
     def __init__(self, bindir, home, port, mode="accept", conns=20000,
-                 smtp_conf_extra=(), scheduler_conf=None):
+                 smtp_conf_extra=(), scheduler_conf=None, scheduler_edit=None):
+        """scheduler_conf: the text of etc/scheduler.conf; scheduler_edit: a
+        function applied to the one `zmailer init` wrote (the binaries' own
+        defaults, which may differ from the checkout's)."""
         self.bindir = os.path.abspath(bindir)
         self.home = home
         self.node = os.path.join(home, "zmnode")
@@ -268,8 +271,12 @@ class Zmnode:
             text = line + "\n" + text
         with open(conf, "w") as f:
             f.write(text)
+        sched = os.path.join(self.node, "etc", "scheduler.conf")
+        if scheduler_edit is not None:
+            with open(sched) as f:
+                scheduler_conf = scheduler_edit(f.read())
         if scheduler_conf is not None:
-            with open(os.path.join(self.node, "etc", "scheduler.conf"), "w") as f:
+            with open(sched, "w") as f:
                 f.write(scheduler_conf)
 
     def start(self):
