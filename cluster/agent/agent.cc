@@ -206,7 +206,7 @@ absl::Status Agent::Impl::Start() {
                                                *transport, log, counters);
   etrn = std::make_unique<EtrnExecutor>(opts, *state, log, counters);
   local_service = std::make_unique<LocalService>(
-      opts, *state, *membership, anti_entropy.get(), *etrn, log);
+      opts, *state, *membership, anti_entropy.get(), *etrn, log, counters);
   state->SetListener([this](const Changes& c) {
     local_service->OnChanges(c);
     for (const auto& r : c.etrn_requests) etrn->Enqueue(r);

@@ -97,9 +97,7 @@ void AntiEntropy::Pull(const Member& peer, int chunk) {
                                   ": ", Message(changes.status())));
             return Finish(peer);
           }
-          counters_.records_applied +=
-              changes->rates.size() + changes->policy_winners.size() +
-              changes->etrn_requests.size() + changes->etrn_results.size();
+          counters_.records_applied += changes->count();
           if (changes->rejected > 0 && limiter_.Allow(peer.node_id + "|bad")) {
             log_.Warning("", StrCat("peer ", peer.node_id, " sent ",
                                     changes->rejected,

@@ -17,6 +17,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "cluster/agent/agent.h"
+#include "cluster/agent/source_book.h"
+#include "cluster/client/policy_overlay.h"
 #include "cluster/membership/membership.h"
 #include "cluster/state/fleet_state.h"
 #include "node/common/log.h"
@@ -243,7 +245,7 @@ class LocalService final : public pb::Local::Service {
  public:
   LocalService(const AgentOptions& options, FleetState& state,
                Membership& membership, AntiEntropy* anti_entropy,
-               EtrnExecutor& etrn, Logger& log);
+               EtrnExecutor& etrn, Logger& log, Counters& counters);
 
   // From the FleetState listener: wakes streams and ETRN waiters.
   void OnChanges(const Changes& changes);
@@ -278,6 +280,19 @@ class LocalService final : public pb::Local::Service {
                           pb::EtrnStatusReply* reply) override;
   grpc::Status Members(grpc::ServerContext* ctx, const pb::MembersRequest* req,
                        pb::MembersReply* reply) override;
+  // agent_sources.cc: the busiest sources, node statuses, statistics.
+  grpc::Status TopSources(grpc::ServerContext* ctx,
+                          const pb::TopSourcesRequest* req,
+                          pb::TopSourcesReply* reply) override;
+  grpc::Status PublishNodeStatus(grpc::ServerContext* ctx,
+                                 const pb::PublishNodeStatusRequest* req,
+                                 pb::PublishNodeStatusReply* reply) override;
+  grpc::Status FleetStatus(grpc::ServerContext* ctx,
+                           const pb::FleetStatusRequest* req,
+                           pb::FleetStatusReply* reply) override;
+  grpc::Status AgentStats(grpc::ServerContext* ctx,
+                          const pb::AgentStatsRequest* req,
+                          pb::AgentStatsReply* reply) override;
 
  private:
   // One open stream's pending changes.
@@ -293,6 +308,13 @@ class LocalService final : public pb::Local::Service {
   // the service shuts down; false on the last two.
   bool WaitFor(grpc::ServerContext* ctx, Watcher* w);
   std::vector<std::string> AliveNodes() const;
+  // agent_sources.cc: what OnChanges does for TopSources and AgentStats.
+  void NoteForSources(const Changes& changes);
+  // Re-picks the keys whose minutes the source book keeps (every
+  // kRetrackMs at most).
+  void MaybeRetrack(bool force);
+  // [start, end) of the rate window now, unix seconds.
+  std::pair<int64_t, int64_t> Window() const;
 
   const AgentOptions& options_;
   FleetState& state_;
@@ -307,6 +329,20 @@ class LocalService final : public pb::Local::Service {
   std::map<std::string, std::vector<std::string>> expected_
       ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+
+  Counters& counters_;
+  const int64_t started_ms_;
+  SourceBook book_;
+  PolicyOverlay overlay_;  // the policy winners, for TopSources' state
+  std::atomic<int64_t> next_retrack_ms_{0};
+  absl::Mutex sources_mu_;
+  // Keys shown by TopSources lately -> when (unix s): kept tracked.
+  std::map<std::string, int64_t> shown_ ABSL_GUARDED_BY(sources_mu_);
+  struct Propagation {
+    uint64_t count = 0, sum_ms = 0;
+    int64_t last_ms = 0, max_ms = 0;
+  };
+  Propagation propagation_ ABSL_GUARDED_BY(sources_mu_);
 };
 
 }  // namespace zm::cluster::internal

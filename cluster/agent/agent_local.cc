@@ -50,15 +50,25 @@ void AddCounts(pb::RateSlot* to, const pb::RateSlot& s) {
 
 LocalService::LocalService(const AgentOptions& options, FleetState& state,
                            Membership& membership, AntiEntropy* anti_entropy,
-                           EtrnExecutor& etrn, Logger& log)
+                           EtrnExecutor& etrn, Logger& log, Counters& counters)
     : options_(options),
       state_(state),
       membership_(membership),
       anti_entropy_(anti_entropy),
       etrn_(etrn),
-      log_(log) {}
+      log_(log),
+      counters_(counters),
+      started_ms_(UnixMs()) {
+  pb::PolicyUpdate snapshot;
+  snapshot.set_snapshot(true);
+  for (auto& e : state_.PolicyLive(UnixMs())) {
+    *snapshot.add_entries() = std::move(e);
+  }
+  overlay_.Apply(snapshot);
+}
 
 void LocalService::OnChanges(const Changes& changes) {
+  NoteForSources(changes);
   absl::MutexLock l(&mu_);
   if (!changes.etrn_results.empty()) ++etrn_results_seen_;
   for (Watcher* w : watchers_) {
@@ -119,8 +129,13 @@ bool LocalService::WaitFor(grpc::ServerContext* ctx, Watcher* w) {
 grpc::Status LocalService::ReportRates(grpc::ServerContext*,
                                        const pb::ReportRatesRequest* req,
                                        pb::ReportRatesReply*) {
-  if (static_cast<size_t>(req->slots_size()) > kMaxReportSlots) {
+  if (static_cast<size_t>(req->slots_size()) > kMaxReportSlots ||
+      static_cast<size_t>(req->limits_size()) > kMaxReportSlots) {
     return Invalid("too many slots in one report");
+  }
+  for (const pb::SourceLimit& limit : req->limits()) {
+    if (limit.key().empty() || limit.key().size() > 512) continue;
+    book_.SetLimit(limit);
   }
   std::vector<pb::RateSlot> slots(req->slots().begin(), req->slots().end());
   // Only this node's counts come in here, whatever the sender wrote.
@@ -256,11 +271,13 @@ grpc::Status LocalService::PolicyDelete(grpc::ServerContext*,
 }
 
 grpc::Status LocalService::PolicyList(grpc::ServerContext*,
-                                      const pb::PolicyListRequest*,
+                                      const pb::PolicyListRequest* req,
                                       pb::PolicyReply* reply) {
-  for (auto& e : state_.PolicyLive(UnixMs())) {
-    *reply->add_entries() = std::move(e);
-  }
+  // With include_deleted: tombstones and expired entries too (until the
+  // horizon drops them), as their winners.
+  auto entries = req->include_deleted() ? state_.PolicyAll()
+                                        : state_.PolicyLive(UnixMs());
+  for (auto& e : entries) *reply->add_entries() = std::move(e);
   return grpc::Status::OK;
 }
 
@@ -400,10 +417,21 @@ grpc::Status LocalService::Members(grpc::ServerContext*,
                                    pb::MembersReply* reply) {
   const int64_t now_unix = UnixMs();
   const int64_t now_steady = SteadyMs();
+  std::map<std::string, pb::NodeStatus> statuses;
+  for (auto& s : state_.NodeStatuses()) statuses[s.node_id()] = std::move(s);
   for (const MemberView& v : membership_.Members()) {
     pb::MemberView* out = reply->add_members();
     *out->mutable_member() = ToProto(v.member);
     out->set_self(v.is_self);
+    out->set_state(std::string(MemberStateName(v.member.state)));
+    if (v.member.started_unix_ms > 0) {
+      out->set_uptime_ms(std::max<int64_t>(0, now_unix - v.member.started_unix_ms));
+    }
+    auto st = statuses.find(v.member.node_id);
+    if (st != statuses.end()) {
+      out->set_admin_url(st->second.admin_url());
+      out->set_status_updated_unix_ms(st->second.updated_unix_ms());
+    }
     if (v.is_self) {
       out->set_last_contact_unix_ms(now_unix);
       out->set_gossip_lag_ms(0);

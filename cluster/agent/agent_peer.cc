@@ -198,9 +198,7 @@ grpc::Status PeerService::Push(grpc::ServerContext* ctx,
                           ": ", Message(changes.status())));
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "state not writable");
   }
-  counters_.records_applied +=
-      changes->rates.size() + changes->policy_winners.size() +
-      changes->etrn_requests.size() + changes->etrn_results.size();
+  counters_.records_applied += changes->count();
   NoteRejected(req->from().node_id(), *changes);
   Count(*req, *reply);
   return grpc::Status::OK;

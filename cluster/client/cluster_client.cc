@@ -12,6 +12,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/time/time.h"
+#include "cluster/conf/cluster_conf.h"
 #include "node/common/fs.h"
 #include "node/common/strings.h"
 
@@ -85,25 +86,44 @@ absl::Status RunStream(const std::string& path, grpc::ClientContext* ctx,
 
 }  // namespace
 
+namespace {
+
+// The first value of a cluster.conf keyword (one of `names`), if any.
+std::optional<std::string> ConfValue(const std::string& text,
+                                     std::initializer_list<std::string_view> names) {
+  for (std::string_view line : Split(text, '\n')) {
+    line = line.substr(0, line.find('#'));
+    std::vector<std::string_view> words = SplitWhitespace(line);
+    if (words.size() < 2) continue;
+    for (std::string_view n : names) {
+      if (words[0] == n) return std::string(words[1]);
+    }
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<std::string> ReadConf(const NodeDir& node) {
+  return fs::ReadFile(node.etc_file("cluster.conf"), 1 << 20);
+}
+
+}  // namespace
+
 std::string SocketPath(const NodeDir& node) {
+  // As the agent reads it (a broken file: the default; the agent refuses
+  // to start on it anyway).
+  absl::StatusOr<ClusterConf> conf = LoadClusterConf(node);
+  if (conf.ok() && !conf->local_socket.empty()) return conf->local_socket;
   return node.run() + "/cluster.sock";
 }
 
 bool HasCluster(const NodeDir& node) {
   // Every node has a cluster.conf (its node-id); only one that gossips
   // (a gossip-listen line, docs/cluster.md) is in a fleet.
-  absl::StatusOr<std::string> text = fs::ReadFile(node.etc_file("cluster.conf"), 1 << 20);
-  if (!text.ok()) return false;
-  for (std::string_view line : Split(*text, '\n')) {
-    line = line.substr(0, line.find('#'));
-    std::vector<std::string_view> words = SplitWhitespace(line);
-    if (words.size() >= 2 &&
-        (words[0] == "gossip-listen" || words[0] == "listen")) {
-      return true;
-    }
-  }
-  return false;
+  absl::StatusOr<std::string> text = ReadConf(node);
+  return text.ok() && ConfValue(*text, {"gossip-listen", "listen"});
 }
+
+bool HasAgent(const NodeDir& node) { return fs::Exists(node.etc_file("cluster.conf")); }
 
 // ---- Subscription -------------------------------------------------------
 
@@ -153,9 +173,9 @@ void Subscription::Loop() {
 
 absl::StatusOr<std::unique_ptr<ClusterClient>> ClusterClient::ForNode(
     const NodeDir& node, ClientOptions opts) {
-  if (!HasCluster(node)) {
+  if (!HasAgent(node)) {
     return absl::FailedPreconditionError(
-        StrCat("this node is not in a cluster (no gossip-listen in ",
+        StrCat("this node has no cluster agent (no ",
                node.etc_file("cluster.conf"), ")"));
   }
   if (opts.socket_path.empty()) opts.socket_path = SocketPath(node);
@@ -248,6 +268,40 @@ absl::StatusOr<v1::MembersReply> ClusterClient::Members() {
   return Unary<v1::MembersReply>(
       opts_, 0, [&](grpc::ClientContext* c, v1::MembersReply* out) {
         return stub_->Members(c, req, out);
+      });
+}
+
+absl::StatusOr<v1::TopSourcesReply> ClusterClient::TopSources(
+    const v1::TopSourcesRequest& req) {
+  return Unary<v1::TopSourcesReply>(
+      opts_, 0, [&](grpc::ClientContext* c, v1::TopSourcesReply* out) {
+        return stub_->TopSources(c, req, out);
+      });
+}
+
+absl::StatusOr<v1::PublishNodeStatusReply> ClusterClient::PublishNodeStatus(
+    const v1::NodeStatus& status) {
+  v1::PublishNodeStatusRequest req;
+  *req.mutable_status() = status;
+  return Unary<v1::PublishNodeStatusReply>(
+      opts_, 0, [&](grpc::ClientContext* c, v1::PublishNodeStatusReply* out) {
+        return stub_->PublishNodeStatus(c, req, out);
+      });
+}
+
+absl::StatusOr<v1::FleetStatusReply> ClusterClient::FleetStatus() {
+  v1::FleetStatusRequest req;
+  return Unary<v1::FleetStatusReply>(
+      opts_, 0, [&](grpc::ClientContext* c, v1::FleetStatusReply* out) {
+        return stub_->FleetStatus(c, req, out);
+      });
+}
+
+absl::StatusOr<v1::AgentStatsReply> ClusterClient::AgentStats() {
+  v1::AgentStatsRequest req;
+  return Unary<v1::AgentStatsReply>(
+      opts_, 0, [&](grpc::ClientContext* c, v1::AgentStatsReply* out) {
+        return stub_->AgentStats(c, req, out);
       });
 }
 

@@ -10,7 +10,7 @@
 // backoff for as long as the Subscription lives.
 //
 //   auto client = ClusterClient::ForNode(node);          // needs cluster.conf
-//   if (!client.ok()) ...;                               // not in a fleet
+//   if (!client.ok()) ...;                               // no agent here
 //   auto members = (*client)->Members();
 //   auto sub = (*client)->WatchPolicy(
 //       [&](const v1::PolicyUpdate& u) { overlay.Apply(u); });
@@ -51,11 +51,16 @@ struct ClientOptions {
   int backoff_max_ms = 5000;     // streams: and its cap (doubling)
 };
 
-// run/cluster.sock of `node`.
+// The local service's socket of `node`: cluster.conf's local-socket, else
+// run/cluster.sock.
 std::string SocketPath(const NodeDir& node);
 // Whether `node` is a fleet member: its etc/cluster.conf has a
 // gossip-listen line (without one, the file only names the node).
 bool HasCluster(const NodeDir& node);
+// Whether `node` runs a cluster agent: it has an etc/cluster.conf. A node
+// in no fleet runs it solo (local service only, no peers), so its own
+// rates, policy overlay and status take the same path (docs/cluster.md).
+bool HasAgent(const NodeDir& node);
 
 // A running stream (see ClusterClient::WatchRates/WatchPolicy).
 class Subscription {
@@ -91,8 +96,9 @@ class Subscription {
 
 class ClusterClient {
  public:
-  // The client of `node`'s agent. FailedPrecondition when the node is not
-  // in a fleet (HasCluster). Does not connect yet.
+  // The client of `node`'s agent. FailedPrecondition when the node has
+  // no agent (HasAgent: no cluster.conf); a node in no fleet has a solo
+  // one. Does not connect yet.
   static absl::StatusOr<std::unique_ptr<ClusterClient>> ForNode(
       const NodeDir& node, ClientOptions opts = {});
   // The client of the agent at opts.socket_path (must be set).
@@ -116,6 +122,12 @@ class ClusterClient {
   absl::StatusOr<v1::EtrnStatusReply> EtrnStatus(
       const v1::EtrnStatusRequest& req);
   absl::StatusOr<v1::MembersReply> Members();
+  absl::StatusOr<v1::TopSourcesReply> TopSources(
+      const v1::TopSourcesRequest& req);
+  absl::StatusOr<v1::PublishNodeStatusReply> PublishNodeStatus(
+      const v1::NodeStatus& status);
+  absl::StatusOr<v1::FleetStatusReply> FleetStatus();
+  absl::StatusOr<v1::AgentStatsReply> AgentStats();
 
   // Peers' rate slots: `request` is asked for the request at every
   // (re)connection (so since_unix follows the clock); `on_reconnect` (may

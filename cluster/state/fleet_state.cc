@@ -8,7 +8,8 @@
 // the peer's digest and says, in Delta.through, how far that prefix goes.
 //
 // Persistence keys (RocksDB): "<kind><origin>\0<record key>" -> the record
-// (kind r rate, p policy, e ETRN request, x ETRN result), "d<origin>" ->
+// (kind r rate, p policy, e ETRN request, x ETRN result, s node status,
+// whose record key is empty), "d<origin>" ->
 // "<version> <floor>", "c<request id>" -> claim expiry (unix ms).
 #include "cluster/state/fleet_state.h"
 
@@ -36,6 +37,7 @@ enum class Kind : char {
   kPolicy = 'p',
   kEtrnRequest = 'e',
   kEtrnResult = 'x',
+  kStatus = 's',
 };
 
 int64_t SystemNowMs() {
@@ -57,6 +59,7 @@ struct Origin {
   std::map<std::string, v1::PolicyEntry> policies;  // by subject
   std::map<std::string, v1::EtrnRequest> requests;  // by id
   std::map<std::string, v1::EtrnResult> results;    // by request id
+  std::map<std::string, v1::NodeStatus> statuses;   // at most one, key ""
   std::map<uint64_t, std::pair<Kind, std::string>> by_version;
 };
 
@@ -145,6 +148,8 @@ class FleetStateImpl : public FleetState {
       std::string_view request_id, int code, std::string_view text) override;
   absl::StatusOr<bool> ClaimEtrn(std::string_view request_id) override;
   std::vector<v1::EtrnRequest> EtrnUnclaimed() const override;
+  absl::StatusOr<v1::NodeStatus> PublishNodeStatus(
+      v1::NodeStatus status) override;
 
   v1::Digest GetDigest() const override;
   DeltaBatch DeltaFor(const v1::Digest& peer, size_t max_bytes) const override;
@@ -162,6 +167,8 @@ class FleetStateImpl : public FleetState {
   std::vector<v1::EtrnRequest> EtrnRequests(int64_t now_ms) const override;
   std::vector<v1::EtrnResult> EtrnResults(
       std::string_view request_id) const override;
+  std::vector<v1::NodeStatus> NodeStatuses() const override;
+  std::vector<v1::PolicyEntry> PolicyAll() const override;
   absl::StatusOr<ExpireStats> Expire() override;
   FleetStateStats Stats() const override;
 
@@ -336,6 +343,14 @@ absl::Status FleetStateImpl::Load() {
         v1::EtrnResult r;
         if (parse(&r)) {
           PutRecord(origin, o, Kind::kEtrnResult, o.results, rkey, r, &none);
+        }
+        break;
+      }
+      case 's': {
+        v1::NodeStatus st;
+        if (parse(&st)) {
+          PutRecord(origin, o, Kind::kStatus, o.statuses, rkey, st, &none);
+          hlc_.Update(st.hlc());
         }
         break;
       }
@@ -625,6 +640,37 @@ std::vector<v1::EtrnRequest> FleetStateImpl::EtrnUnclaimed() const {
   return out;
 }
 
+absl::StatusOr<v1::NodeStatus> FleetStateImpl::PublishNodeStatus(
+    v1::NodeStatus status) {
+  Changes changes;
+  {
+    absl::MutexLock l(&mu_);
+    int64_t now = NowMs();
+    status.set_node_id(node_id_);
+    if (absl::Status ok =
+            internal::ValidateNodeStatus(status, opt_, now, /*local=*/true);
+        !ok.ok()) {
+      return ok;
+    }
+    Origin& o = origins_[node_id_];
+    auto old = o.statuses.find("");
+    if (old != o.statuses.end()) hlc_.Update(old->second.hlc());
+    *status.mutable_hlc() = hlc_.Now(now);
+    status.set_version(NextVersion());
+    Batch batch;
+    PutRecord(node_id_, o, Kind::kStatus, o.statuses, std::string(), status,
+              &batch);
+    PutDigestRow(node_id_, o, &batch);
+    // A status is republished every few seconds: losing the last one to a
+    // power cut costs nothing (the counter is synced by other writes and
+    // re-taken from peers, see own() in Apply).
+    if (absl::Status w = Persist(batch, /*sync=*/false); !w.ok()) return w;
+    changes.node_statuses.push_back(status);
+  }
+  Notify(changes);
+  return status;
+}
+
 // ---- Anti-entropy.
 
 v1::Digest FleetStateImpl::GetDigest() const {
@@ -671,6 +717,8 @@ const google::protobuf::MessageLite* RecordAt(const Origin& o, Kind kind,
       return Find(o.requests, key);
     case Kind::kEtrnResult:
       return Find(o.results, key);
+    case Kind::kStatus:
+      return Find(o.statuses, key);
   }
   return nullptr;
 }
@@ -688,6 +736,9 @@ void AddTo(v1::Delta* d, const Origin& o, Kind kind, const std::string& key) {
       break;
     case Kind::kEtrnResult:
       *d->add_etrn_results() = o.results.at(key);
+      break;
+    case Kind::kStatus:
+      *d->add_node_statuses() = o.statuses.at(key);
       break;
   }
 }
@@ -1029,6 +1080,30 @@ absl::StatusOr<Changes> FleetStateImpl::Apply(const v1::Delta& delta) {
       ++stats_.applied;
     }
 
+    for (const v1::NodeStatus& st : delta.node_statuses()) {
+      if (absl::Status ok =
+              internal::ValidateNodeStatus(st, opt_, now, /*local=*/false);
+          !ok.ok()) {
+        if (absl::IsResourceExhausted(ok)) ++stats_.statuses_oversize;
+        reject(std::move(ok));
+        continue;
+      }
+      if (st.hlc().wall_ms() + opt_.tombstone_horizon_ms <= now) continue;
+      if (reused(st.node_id(), st.version(), Kind::kStatus, "")) continue;
+      own(st.node_id(), st.version());
+      Origin& o = origins_[st.node_id()];
+      auto it = o.statuses.find("");
+      if (it != o.statuses.end()) {
+        int c = CompareHlc(st.hlc(), it->second.hlc());
+        if (c < 0 || (c == 0 && !Newer(st, it->second))) continue;
+      }
+      PutRecord(st.node_id(), o, Kind::kStatus, o.statuses, std::string(), st,
+                &batch);
+      hlc_.Update(st.hlc());
+      changes.node_statuses.push_back(st);
+      ++stats_.applied;
+    }
+
     std::map<std::string, uint64_t> through;
     for (const v1::OriginVersion& t : delta.through()) {
       if (!internal::ValidToken(t.node_id())) {
@@ -1159,6 +1234,26 @@ std::vector<v1::EtrnResult> FleetStateImpl::EtrnResults(
   return out;
 }
 
+std::vector<v1::NodeStatus> FleetStateImpl::NodeStatuses() const {
+  absl::ReaderMutexLock l(&mu_);
+  std::vector<v1::NodeStatus> out;
+  for (const auto& [origin, o] : origins_) {
+    auto it = o.statuses.find("");
+    if (it != o.statuses.end()) out.push_back(it->second);
+  }
+  return out;
+}
+
+std::vector<v1::PolicyEntry> FleetStateImpl::PolicyAll() const {
+  absl::ReaderMutexLock l(&mu_);
+  std::vector<v1::PolicyEntry> out;
+  for (const auto& [subject, origins] : subject_origins_) {
+    const v1::PolicyEntry* w = Winner(subject);
+    if (w != nullptr) out.push_back(*w);
+  }
+  return out;
+}
+
 // ---- Expiry.
 
 void FleetStateImpl::DropSubject(const std::string& subject, Batch* b) {
@@ -1215,6 +1310,13 @@ absl::StatusOr<ExpireStats> FleetStateImpl::Expire() {
         ++st.etrn_results;
       }
     }
+    for (auto it = o.statuses.begin(); it != o.statuses.end();) {
+      auto cur = it++;
+      if (cur->second.hlc().wall_ms() + opt_.tombstone_horizon_ms <= now) {
+        EraseRecord(origin, o, Kind::kStatus, o.statuses, cur, &batch);
+        ++st.node_statuses;
+      }
+    }
     for (const auto& [subject, p] : o.policies) {
       std::optional<int64_t> t = GcTime(p);
       if (t && *t + opt_.tombstone_horizon_ms <= now) {
@@ -1236,8 +1338,8 @@ absl::StatusOr<ExpireStats> FleetStateImpl::Expire() {
       claims_.erase(cur);
     }
   }
-  stats_.expired +=
-      st.rate_slots + st.policies + st.etrn_requests + st.etrn_results;
+  stats_.expired += st.rate_slots + st.policies + st.etrn_requests +
+                    st.etrn_results + st.node_statuses;
   if (absl::Status w = Persist(batch, false); !w.ok()) return w;
   return st;
 }
@@ -1248,11 +1350,13 @@ FleetStateStats FleetStateImpl::Stats() const {
   s.resyncs_served = resyncs_served_.load(std::memory_order_relaxed);
   s.origins = origins_.size();
   s.rate_slots = s.policies = s.etrn_requests = s.etrn_results = 0;
+  s.node_statuses = 0;
   for (const auto& [origin, o] : origins_) {
     s.rate_slots += o.rates.size();
     s.policies += o.policies.size();
     s.etrn_requests += o.requests.size();
     s.etrn_results += o.results.size();
+    s.node_statuses += o.statuses.size();
   }
   return s;
 }

@@ -1,7 +1,7 @@
 // zm::cluster::FleetState: the replicated fleet state every cluster agent
 // keeps (and the simulation harness, in memory).
 //
-// Three state-based CRDTs from proto/zmnode/cluster/v1/state.proto, each
+// Four state-based CRDTs from proto/zmnode/cluster/v1/state.proto, each
 // record written by exactly one node (its origin) and stamped with that
 // origin's version counter, which only grows (persisted, also across
 // restarts):
@@ -11,7 +11,11 @@
 //     subject wins fleet-wide; deletes are tombstones kept for the
 //     tombstone horizon (24 h), expired entries likewise;
 //   - ETRN requests (by id, dropped at their expiry) and each node's result
-//     for each request (which flows back to the origin).
+//     for each request (which flows back to the origin);
+//   - node status: one record per origin (its admind's latest publication:
+//     queue summary, per-minute history, version, uptime, admin URL),
+//     last-writer-wins by Hlc, bounded in size, dropped a tombstone
+//     horizon after its last publication.
 //
 // Anti-entropy: a node sends its digest (highest version held per origin);
 // the peer answers DeltaFor(digest, cap), the records above those versions,
@@ -73,6 +77,9 @@ struct FleetStateOptions {
   size_t max_etrn_per_origin = 10000;  // requests and results
   // Longest rate key, policy reason, ETRN text accepted.
   size_t max_field_bytes = 512;
+  // Largest node status record (serialized) accepted from a peer or
+  // published locally.
+  size_t max_status_bytes = 32 * 1024;
   // Unix milliseconds; empty = the system clock.
   std::function<int64_t()> clock;
   // fsync (RocksDB WAL sync) local writes, so the version counter never
@@ -98,13 +105,19 @@ struct Changes {
   std::vector<v1::PolicyEntry> policy_winners;
   std::vector<v1::EtrnRequest> etrn_requests;  // first seen, not expired
   std::vector<v1::EtrnResult> etrn_results;    // new or changed
+  std::vector<v1::NodeStatus> node_statuses;   // newer than what was held
   // Records refused as malformed or over a bound, and why the first was.
   size_t rejected = 0;
   absl::Status first_rejection;
 
+  // Records changed, all kinds.
+  size_t count() const {
+    return rates.size() + policy_winners.size() + etrn_requests.size() +
+           etrn_results.size() + node_statuses.size();
+  }
   bool empty() const {
     return rates.empty() && policy_winners.empty() && etrn_requests.empty() &&
-           etrn_results.empty();
+           etrn_results.empty() && node_statuses.empty();
   }
 };
 
@@ -123,8 +136,10 @@ struct FleetStateStats {
   size_t policies = 0;  // records, all origins, tombstones included
   size_t etrn_requests = 0;
   size_t etrn_results = 0;
+  size_t node_statuses = 0;
   uint64_t applied = 0;   // records merged from peers that changed state
   uint64_t rejected = 0;  // records from peers refused
+  uint64_t statuses_oversize = 0;  // of which node statuses over the bound
   uint64_t resyncs_served = 0;
   uint64_t resyncs_applied = 0;
   uint64_t expired = 0;  // records dropped by Expire()
@@ -135,6 +150,7 @@ struct ExpireStats {
   size_t policies = 0;
   size_t etrn_requests = 0;
   size_t etrn_results = 0;
+  size_t node_statuses = 0;
 };
 
 // Lower case, canonical CIDR/IP text: "192.0.2.7", "198.51.100.0/24",
@@ -178,6 +194,11 @@ class FleetState {
   virtual absl::StatusOr<bool> ClaimEtrn(std::string_view request_id) = 0;
   // Live requests this node has not claimed (e.g. after a restart).
   virtual std::vector<v1::EtrnRequest> EtrnUnclaimed() const = 0;
+  // Replaces this node's status record: node_id, hlc and version are set
+  // here, the rest is the caller's. InvalidArgument when it is larger
+  // than max_status_bytes or carries malformed text.
+  virtual absl::StatusOr<v1::NodeStatus> PublishNodeStatus(
+      v1::NodeStatus status) = 0;
 
   // ---- Anti-entropy.
   virtual v1::Digest GetDigest() const = 0;
@@ -206,10 +227,15 @@ class FleetState {
   virtual std::vector<v1::EtrnRequest> EtrnRequests(int64_t now_ms) const = 0;
   virtual std::vector<v1::EtrnResult> EtrnResults(
       std::string_view request_id) const = 0;
+  // Every node's status record held (one per origin, by node id).
+  virtual std::vector<v1::NodeStatus> NodeStatuses() const = 0;
+  // Every policy winner, tombstones and expired entries included.
+  virtual std::vector<v1::PolicyEntry> PolicyAll() const = 0;
 
   // ---- Expiry: drops old rate slots, policy tombstones and expired
   // entries past the horizon (with the records they overrode), expired ETRN
-  // requests and claims, results older than the horizon. Call it
+  // requests and claims, results older than the horizon, node statuses not
+  // republished for the horizon. Call it
   // periodically (the agent: every gossip round or so).
   virtual absl::StatusOr<ExpireStats> Expire() = 0;
 

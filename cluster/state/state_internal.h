@@ -35,6 +35,11 @@ absl::Status ValidateEtrnRequest(const v1::EtrnRequest& r,
                                  const FleetStateOptions& opt, int64_t now_ms);
 absl::Status ValidateEtrnResult(const v1::EtrnResult& r,
                                 const FleetStateOptions& opt, int64_t now_ms);
+// A node status, from a peer (`local` false) or published here (`local`:
+// node_id, hlc and version are not yet set).
+absl::Status ValidateNodeStatus(const v1::NodeStatus& s,
+                                const FleetStateOptions& opt, int64_t now_ms,
+                                bool local);
 
 // Rows to write in one atomic batch: key and value, std::nullopt deletes.
 using Batch = std::vector<std::pair<std::string, std::optional<std::string>>>;

@@ -201,5 +201,45 @@ absl::Status ValidateEtrnResult(const v1::EtrnResult& r,
   return absl::OkStatus();
 }
 
+absl::Status ValidateNodeStatus(const v1::NodeStatus& s,
+                                const FleetStateOptions& opt, int64_t now_ms,
+                                bool local) {
+  if (s.ByteSizeLong() > opt.max_status_bytes) {
+    return absl::ResourceExhaustedError(
+        StrCat("node status: larger than ", opt.max_status_bytes, " bytes"));
+  }
+  if (!local) {
+    if (!ValidToken(s.node_id())) return Bad("node status: bad node id");
+    if (s.hlc().node_id() != s.node_id()) {
+      return Bad("node status: hlc node is not the origin");
+    }
+    if (s.version() == 0) return Bad("node status: version 0");
+    if (AbsurdTime(s.hlc().wall_ms(), now_ms, opt)) {
+      return Bad("node status: absurd time");
+    }
+  }
+  if (!ValidText(s.zm_version(), kMaxRateClass) ||
+      !ValidText(s.admin_url(), opt.max_field_bytes) ||
+      !ValidText(s.hostname(), 255)) {
+    return Bad("node status: long or binary version, URL or host name");
+  }
+  const v1::NodeHistory& h = s.history();
+  const int n = h.received_size();
+  if (n > 60 || h.delivered_size() != n || h.deferred_size() != n ||
+      h.bounced_size() != n || h.rejected_policy_size() != n ||
+      h.rejected_rate_size() != n) {
+    return Bad("node status: history series of unequal or excess length");
+  }
+  if (s.queue().top_destinations_size() > 10) {
+    return Bad("node status: more than 10 top destinations");
+  }
+  for (const v1::QueueDestination& d : s.queue().top_destinations()) {
+    if (!ValidText(d.channel(), 64) || !ValidText(d.host(), 255)) {
+      return Bad("node status: bad destination");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace internal
 }  // namespace zm::cluster

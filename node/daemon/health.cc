@@ -39,9 +39,12 @@ std::vector<std::string> DaemonPrograms(const NodeDir& node) {
   std::vector<std::string> programs = DaemonPrograms();
   auto conf = fs::ReadFile(node.etc_file("cluster.conf"), 1 << 20);
   if (!conf.ok()) return programs;
+  // A node that names itself (node-id) runs its agent, solo when it does
+  // not gossip (docs/cluster.md, "A node alone").
   for (std::string_view line : Split(*conf, '\n')) {
     auto words = SplitWhitespace(line);
-    if (!words.empty() && words[0] == "gossip-listen") {
+    if (words.size() >= 2 &&
+        (words[0] == "gossip-listen" || words[0] == "node-id")) {
       programs.push_back("clusterd");
       break;
     }

@@ -24,7 +24,8 @@ inline const std::vector<std::string>& DaemonPrograms() {
   return kPrograms;
 }
 // The same for `node`, plus the cluster agent "clusterd" last when the node
-// is a fleet member (its etc/cluster.conf sets gossip-listen).
+// has an etc/cluster.conf naming it (node-id) or gossiping (gossip-listen):
+// without gossip-listen the agent runs solo, local service only.
 std::vector<std::string> DaemonPrograms(const NodeDir& node);
 
 struct ProgramState {

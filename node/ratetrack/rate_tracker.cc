@@ -45,6 +45,8 @@ struct Shard {
   std::list<std::string> lru ABSL_GUARDED_BY(mu);  // front: used last
   // Keys whose row must be rewritten (or deleted, when no longer in keys).
   std::unordered_set<std::string> dirty ABSL_GUARDED_BY(mu);
+  // Keys added to locally since the last TakeLocalChanges.
+  std::unordered_set<std::string> local_changed ABSL_GUARDED_BY(mu);
 };
 
 int64_t FloorTo(int64_t t, int64_t step) {
@@ -138,6 +140,7 @@ class Tracker : public RateTracker {
     mine->counts += delta;
     mine->changed_sec = now_sec;
     shard.dirty.emplace(key);
+    shard.local_changed.emplace(key);
   }
 
   Counts Get(std::string_view key, int64_t now_sec) const override {
@@ -194,6 +197,26 @@ class Tracker : public RateTracker {
       for (const auto& [key, ks] : shard.keys) {
         for (const Entry& e : ks.entries) {
           if (e.node == node_id_ && e.changed_sec >= since_sec) {
+            out.push_back(SlotCount{key, e.node, e.slot_start, e.counts});
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  std::vector<SlotCount> TakeLocalChanges(int64_t now_sec) override {
+    const int64_t oldest = OldestSlot(now_sec);
+    std::vector<SlotCount> out;
+    for (Shard& shard : shards_) {
+      std::unordered_set<std::string> changed;
+      absl::MutexLock lock(&shard.mu);
+      changed.swap(shard.local_changed);
+      for (const std::string& key : changed) {
+        auto it = shard.keys.find(key);
+        if (it == shard.keys.end()) continue;  // forgotten since
+        for (const Entry& e : it->second.entries) {
+          if (e.node == node_id_ && e.slot_start >= oldest) {
             out.push_back(SlotCount{key, e.node, e.slot_start, e.counts});
           }
         }

@@ -104,6 +104,10 @@ class RateTracker {
   // and a peer's slots (kept when larger than what is known: merging the
   // same report twice changes nothing).
   virtual std::vector<SlotCount> LocalSlotsSince(int64_t since_sec) const = 0;
+  // This node's slots (in the window ending at now_sec) of every key added
+  // to locally since the last call, each key once: what a reporter sends
+  // without scanning every key.
+  virtual std::vector<SlotCount> TakeLocalChanges(int64_t now_sec) = 0;
   virtual void MergePeer(const std::vector<SlotCount>& slots) = 0;
 
   // Writes what is pending to RocksDB (a no-op in memory).

@@ -764,7 +764,7 @@ class PolicyChecks : public smtp::Checks {
       return Verdict::Reject(
           MakeR(458, "4.3.0", StrCat("Unable to queue messages for ", arg)));
     }
-    if (deps_.fleet) {
+    if (deps_.fleet && deps_.fleet->in_fleet()) {
       absl::StatusOr<FleetEtrn> fleet = deps_.fleet->Etrn(domain);
       if (fleet.ok()) return FleetEtrnReply(session, arg, *fleet);
       // The agent is down: this node alone, as without a cluster.

@@ -114,8 +114,10 @@ void FleetLink::Loop() {
 void FleetLink::ReportOnce(bool final) {
   const int64_t now = NowSec();
   const bool all = resend_all_.exchange(false);
-  std::vector<ratetrack::SlotCount> slots =
-      rates_.LocalSlotsSince(all ? now - WindowSeconds() : since_);
+  // Only the keys added to since the last report (the tracker keeps the
+  // set), or, after a failure or a new stream, the whole window.
+  std::vector<ratetrack::SlotCount> slots = rates_.TakeLocalChanges(now);
+  if (all) slots = rates_.LocalSlotsSince(now - WindowSeconds());
   absl::Status failed;
   for (size_t i = 0; i < slots.size() && failed.ok();
        i += opts_.report_batch) {
@@ -136,9 +138,6 @@ void FleetLink::ReportOnce(bool final) {
     agent_ok_ = false;
     return;
   }
-  // A slot changed in this very second may change again: overlap by one
-  // second (merging is idempotent, so repeats cost only bytes).
-  since_ = now - 1;
   if (slots.empty()) return;
   reports_.fetch_add(1);
   if (!agent_ok_ && log_) log_->Info("", "fleet: reporting rates again");

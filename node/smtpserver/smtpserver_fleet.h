@@ -2,7 +2,8 @@
 // agent (docs/cluster.md, "Fleet rate limits, policy and ETRN").
 //
 // Nothing in the SMTP path waits on it. A background thread reports this
-// node's rate-tracker slots to the agent in batches (every ~200 ms), and
+// node's rate-tracker slots of the keys that changed (TakeLocalChanges: no
+// scan of every key) to the agent in batches (every ~200 ms), and
 // two streams keep the process's memory current: peers' rate slots are
 // merged into the RateTracker (so the existing limits count local + peers:
 // fleet-wide limits, decided in process), and the fleet policy overlay is
@@ -54,6 +55,9 @@ struct FleetOptions {
   int defer_over_limit_sec = 0;
   // PARAM etrn-cluster-wait N: how long SMTP ETRN waits for the nodes.
   int etrn_wait_ms = 5000;
+  // The node is in a fleet (gossip-listen); false for a solo agent, whose
+  // node keeps its own SMTP ETRN (in_fleet()).
+  bool in_fleet = true;
 };
 
 // What a cluster-wide ETRN got: each node's answer and who has not
@@ -82,6 +86,8 @@ class FleetLink {
   // nodes' answers. Unavailable when the agent is down.
   absl::StatusOr<FleetEtrn> Etrn(std::string_view domain);
 
+  bool in_fleet() const { return opts_.in_fleet; }
+
   // For tests and the log.
   uint64_t reports() const { return reports_.load(); }
   bool rates_connected() const { return rate_sub_ && rate_sub_->connected(); }
@@ -105,7 +111,6 @@ class FleetLink {
   cluster::PolicyOverlay overlay_;
   std::atomic<bool> resend_all_{true};
   std::atomic<uint64_t> reports_{0};
-  int64_t since_ = 0;       // on the loop thread
   bool agent_ok_ = true;    // on the loop thread: for one log line a change
 
   absl::Mutex mu_;

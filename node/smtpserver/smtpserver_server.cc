@@ -51,9 +51,10 @@ absl::StatusOr<Shared> MakeShared(const NodeDir& node,
   auto rates = ratetrack::RateTracker::Open(node, node_id, window);
   if (!rates.ok()) return rates.status();
   sh.rates = std::move(*rates);
-  // A fleet member (etc/cluster.conf) links to its cluster agent; the
-  // agent may start later or restart: the link keeps trying.
-  if (cluster::HasCluster(node)) {
+  // A node with a cluster agent (etc/cluster.conf; solo outside a fleet)
+  // links to it; the agent may start later or restart: the link keeps
+  // trying.
+  if (cluster::HasAgent(node)) {
     auto client = cluster::ClusterClient::ForNode(node);
     if (client.ok()) {
       FleetOptions fo;
@@ -61,6 +62,7 @@ absl::StatusOr<Shared> MakeShared(const NodeDir& node,
       fo.window = window;
       fo.defer_over_limit_sec = config.fleet_defer_over_limit_sec;
       fo.etrn_wait_ms = config.etrn_cluster_wait_sec * 1000;
+      fo.in_fleet = cluster::HasCluster(node);
       sh.fleet = FleetLink::Start(std::move(*client), *sh.rates, &log, fo);
       log.Info("", StrCat("fleet: node ", node_id, " linked to ",
                           cluster::SocketPath(node)));

@@ -250,7 +250,8 @@ class Node:
                 if not os.path.basename(exe_args[0]).decode(
                         errors="replace") in (
                             "zmailer", "scheduler", "router", "smtpserver",
-                            "mailbox", "errormail", "sendmail", "mailq"):
+                            "mailbox", "errormail", "sendmail", "mailq",
+                            "clusterd"):
                     continue
                 belongs = home.encode() in cmd
                 if not belongs:

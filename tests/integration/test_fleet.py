@@ -177,12 +177,29 @@ def test_policy_added_on_one_node_refuses_on_another(fleet_factory):
         assert proc.stderr.count("\n") == 1, proc.stderr
 
 
-def test_policy_needs_a_fleet(node_factory):
+@needs_clusterd
+def test_policy_on_a_single_node(node_factory):
+    """A node in no fleet runs its agent solo: `zmailer policy` works the
+    same way there, and the smtpserver takes the entry (docs/cluster.md,
+    "A node alone")."""
     node = node_factory(start=False)
     proc = node.zmailer("policy", "list")
-    assert proc.returncode == 78, proc.output
-    assert "not in a cluster" in proc.stderr, proc.stderr
+    assert proc.returncode == 69, proc.output  # nothing running yet
     assert proc.stderr.count("\n") == 1, proc.stderr
+    node.start()
+    wait_for(lambda: node.running("clusterd"), what="solo clusterd")
+    proc = node.zmailer("policy", "add", BLOCKED, "reject", "--reason",
+                        "solo test")
+    assert proc.returncode == 0, proc.output
+    proc = node.zmailer("policy", "list", "--json")
+    assert proc.returncode == 0, proc.output
+    assert BLOCKED in proc.stdout, proc.stdout
+
+    wait_for(lambda: try_send(node, source=BLOCKED)[0] == 554,
+             what="the solo overlay refusing the client")
+    # The node's programs count clusterd: status lists it.
+    status = node.zmailer("status")
+    assert "clusterd" in status.stdout, status.output
 
 
 def etrn_customer(sink_port):

@@ -99,6 +99,28 @@ TEST(RateTrackerTest, MergePeerIsIdempotentAndAddsUp) {
   EXPECT_EQ(top[0].per_node.size(), 2u);
 }
 
+TEST(RateTrackerTest, TakeLocalChangesReturnsEachChangedKeyOnce) {
+  auto a = RateTracker::InMemory("a", Window());
+  a->Add("k1", Counts{.messages = 1}, kT0);
+  a->Add("k1", Counts{.messages = 1}, kT0);
+  a->Add("k2", Counts{.messages = 4}, kT0);
+  a->MergePeer({SlotCount{"k3", "b", kT0, Counts{.messages = 9}}});
+  std::vector<SlotCount> got = a->TakeLocalChanges(kT0);
+  ASSERT_EQ(got.size(), 2u);  // k1 and k2, ours only; k3 is a peer's
+  uint64_t total = 0;
+  for (const SlotCount& s : got) {
+    EXPECT_EQ(s.node_id, "a");
+    total += s.counts.messages;
+  }
+  EXPECT_EQ(total, 6u);
+  EXPECT_TRUE(a->TakeLocalChanges(kT0).empty());  // nothing new since
+  a->Add("k2", Counts{.messages = 1}, kT0 + 1);
+  got = a->TakeLocalChanges(kT0 + 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].key, "k2");
+  EXPECT_EQ(got[0].counts.messages, 5u);  // the slot as it stands
+}
+
 TEST(RateTrackerTest, MemoryIsBounded) {
   RateWindow w = Window();
   w.max_keys = 64;

@@ -49,13 +49,28 @@ TEST_F(ClusterClientTest, NoClusterConfIsFailedPrecondition) {
   auto c = ClusterClient::ForNode(node_);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(c.status().message().find("not in a cluster"), std::string::npos);
+  EXPECT_NE(c.status().message().find("no cluster agent"), std::string::npos);
+  EXPECT_FALSE(HasAgent(node_));
   // What `zmailer init` writes for a node on its own: a name, no gossip.
+  // It runs a solo agent: not in a fleet, but a client all the same.
   std::ofstream(node_.etc_file("cluster.conf"))
       << "node-id a\n#gossip-listen 0.0.0.0:7400\n";
   EXPECT_FALSE(HasCluster(node_));
+  EXPECT_TRUE(HasAgent(node_));
+  EXPECT_TRUE(ClusterClient::ForNode(node_).ok());
   WriteClusterConf();
   EXPECT_TRUE(HasCluster(node_));
+}
+
+TEST_F(ClusterClientTest, SocketPathFollowsClusterConf) {
+  std::ofstream(node_.etc_file("cluster.conf")) << "node-id a\n";
+  EXPECT_EQ(SocketPath(node_), node_.run() + "/cluster.sock");
+  std::ofstream(node_.etc_file("cluster.conf"))
+      << "node-id a\nlocal-socket /tmp/zm-elsewhere.sock\n";
+  EXPECT_EQ(SocketPath(node_), "/tmp/zm-elsewhere.sock");
+  auto c = ClusterClient::ForNode(node_);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ((*c)->socket_path(), "/tmp/zm-elsewhere.sock");
 }
 
 TEST_F(ClusterClientTest, AbsentAgentIsUnavailableAtOnce) {

@@ -49,7 +49,29 @@ class History {
     v1::OriginVersion* through = d.add_through();
     through->set_node_id(origin);
     through->set_version(version);
-    switch (Pick(4)) {
+    switch (Pick(5)) {
+      case 4: {
+        // A node status: the origin's newest publication wins.
+        v1::NodeStatus st;
+        st.set_node_id(origin);
+        int64_t& hw = hlc_wall_[origin];
+        hw = std::max(hw + 1, wall);
+        st.mutable_hlc()->set_wall_ms(hw);
+        st.mutable_hlc()->set_node_id(origin);
+        st.set_updated_unix_ms(hw);
+        st.set_admin_url("http://" + origin + ":8025/");
+        st.mutable_queue()->set_messages(Pick(100));
+        st.mutable_history()->set_first_minute_unix(hw / 60000 * 60);
+        st.mutable_history()->add_received(Pick(10));
+        st.mutable_history()->add_delivered(Pick(10));
+        st.mutable_history()->add_deferred(0);
+        st.mutable_history()->add_bounced(0);
+        st.mutable_history()->add_rejected_policy(0);
+        st.mutable_history()->add_rejected_rate(0);
+        st.set_version(version);
+        *d.add_node_statuses() = st;
+        break;
+      }
       case 0: {
         std::string key = "ip4:10.0.0." + std::to_string(Pick(width_));
         int64_t slot = kT0Ms / 1000 - 450 * static_cast<int64_t>(Pick(width_));
@@ -214,7 +236,14 @@ void AntiEntropyConverges(uint64_t seed, bool day_passes) {
     for (int round = 0; round < 40; ++round) {
       FleetState& w = *nodes[pick(n)];
       clock.now_ms += 1 + pick(20);
-      switch (pick(4)) {
+      switch (pick(5)) {
+        case 4: {
+          v1::NodeStatus st;
+          st.mutable_queue()->set_messages(pick(100));
+          st.set_admin_url("http://x:8025/");
+          ASSERT_TRUE(w.PublishNodeStatus(st).ok());
+          break;
+        }
         case 0: {
           v1::RateSlot s = testing::Slot("user:u" + std::to_string(pick(6)),
                                          kT0Ms / 1000, 1 + pick(50));

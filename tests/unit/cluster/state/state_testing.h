@@ -76,6 +76,8 @@ inline std::string Fingerprint(const FleetState& st, int64_t now_ms) {
     rows.push_back("e" + r.ShortDebugString());
   for (const auto& r : all.delta.etrn_results())
     rows.push_back("x" + r.ShortDebugString());
+  for (const auto& r : all.delta.node_statuses())
+    rows.push_back("s" + r.ShortDebugString());
   for (const auto& r : st.PolicyLive(now_ms))
     rows.push_back("w" + r.ShortDebugString());
   v1::Digest digest = st.GetDigest();

@@ -1,0 +1,282 @@
+// The local service's fleet views for admind and `zmailer rates --fleet`:
+// the busiest sources (TopSources), the node statuses (PublishNodeStatus,
+// FleetStatus) and the agent's statistics (AgentStats).
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <map>
+
+#include "cluster/agent/agent_internal.h"
+#include "node/common/strings.h"
+
+namespace zm::cluster::internal {
+namespace {
+
+// How often the source book's tracked keys are picked anew.
+constexpr int64_t kRetrackMs = 15000;
+// How long a key TopSources showed stays tracked.
+constexpr int64_t kShownSec = 3600;
+constexpr size_t kMaxShown = 1024;
+constexpr uint32_t kMaxTop = 1000;
+
+// "ip4:..." -> "ip", "ip6:.../64" -> "net64", "user:..." -> "user".
+std::string_view KindOf(std::string_view key) {
+  if (key.starts_with("ip4:")) return "ip";
+  if (key.starts_with("ip6:")) return "net64";
+  if (key.starts_with("user:")) return "user";
+  return "other";
+}
+
+struct Sum {
+  uint64_t messages = 0, recipients = 0, auth_failures = 0, excesses = 0;
+  std::map<std::string, uint64_t> nodes;
+};
+
+std::map<std::string, Sum> SumByKey(const std::vector<pb::RateSlot>& slots) {
+  std::map<std::string, Sum> sums;
+  for (const pb::RateSlot& s : slots) {
+    Sum& sum = sums[s.key()];
+    sum.messages += s.messages();
+    sum.recipients += s.recipients();
+    sum.auth_failures += s.auth_failures();
+    sum.excesses += s.excesses();
+    sum.nodes[s.node_id()] += s.messages();
+  }
+  return sums;
+}
+
+// Keys by messages, most first (ties by key).
+std::vector<const std::pair<const std::string, Sum>*> Ranked(
+    const std::map<std::string, Sum>& sums) {
+  std::vector<const std::pair<const std::string, Sum>*> order;
+  order.reserve(sums.size());
+  for (const auto& e : sums) order.push_back(&e);
+  std::stable_sort(order.begin(), order.end(), [](auto* a, auto* b) {
+    return a->second.messages > b->second.messages;
+  });
+  return order;
+}
+
+}  // namespace
+
+std::pair<int64_t, int64_t> LocalService::Window() const {
+  const int64_t slot = std::max(1, options_.state.rate_slot_seconds);
+  const int64_t now = UnixMs() / 1000;
+  const int64_t end = now - now % slot + slot;
+  return {end - slot * std::max(1, options_.state.rate_window_slots), end};
+}
+
+void LocalService::NoteForSources(const Changes& changes) {
+  const int64_t now_ms = UnixMs();
+  if (!changes.policy_winners.empty()) {
+    pb::PolicyUpdate u;
+    for (const auto& e : changes.policy_winners) *u.add_entries() = e;
+    overlay_.Apply(u);
+  }
+  MaybeRetrack(false);
+  if (!changes.rates.empty()) book_.OnRates(changes.rates, now_ms / 1000);
+  // Propagation: from a record's time at its origin to its arrival here.
+  absl::MutexLock l(&sources_mu_);
+  auto note = [&](const std::string& origin, int64_t wall_ms) {
+    if (origin == options_.node_id || wall_ms <= 0) return;
+    int64_t d = std::max<int64_t>(0, now_ms - wall_ms);
+    Propagation& p = propagation_;
+    ++p.count;
+    p.sum_ms += static_cast<uint64_t>(d);
+    p.last_ms = d;
+    p.max_ms = std::max(p.max_ms, d);
+  };
+  for (const auto& e : changes.policy_winners) {
+    if (e.has_hlc()) note(e.author_node(), e.hlc().wall_ms());
+  }
+  for (const auto& s : changes.node_statuses) {
+    note(s.node_id(), s.hlc().wall_ms());
+  }
+}
+
+void LocalService::MaybeRetrack(bool force) {
+  const int64_t now_ms = UnixMs();
+  int64_t next = next_retrack_ms_.load();
+  if (!force && now_ms < next) return;
+  if (!next_retrack_ms_.compare_exchange_strong(next, now_ms + kRetrackMs) &&
+      !force) {
+    return;  // another thread does it
+  }
+  auto [start, end] = Window();
+  std::vector<pb::RateSlot> window = state_.RatesInWindow(start);
+  std::map<std::string, Sum> sums = SumByKey(window);
+  std::vector<std::string> keys;
+  {
+    // Keys shown lately first (most recent first), then the busiest.
+    absl::MutexLock l(&sources_mu_);
+    std::erase_if(shown_, [&](const auto& e) {
+      return e.second + kShownSec < now_ms / 1000;
+    });
+    std::vector<std::pair<int64_t, std::string>> recent;
+    for (const auto& [key, at] : shown_) recent.emplace_back(at, key);
+    std::sort(recent.rbegin(), recent.rend());
+    for (auto& [at, key] : recent) keys.push_back(key);
+  }
+  for (const auto* e : Ranked(sums)) {
+    if (e->second.messages == 0) break;
+    keys.push_back(e->first);
+  }
+  book_.Track(keys, window, now_ms / 1000);
+}
+
+grpc::Status LocalService::TopSources(grpc::ServerContext*,
+                                      const pb::TopSourcesRequest* req,
+                                      pb::TopSourcesReply* reply) {
+  const std::string kind = req->kind().empty() ? "all" : req->kind();
+  if (kind != "all" && kind != "ip" && kind != "net64" && kind != "user") {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        StrCat("unknown source kind '", kind, "'"));
+  }
+  const int64_t now_ms = UnixMs();
+  const int64_t now = now_ms / 1000;
+  auto [start, end] = Window();
+  std::map<std::string, Sum> sums = SumByKey(state_.RatesInWindow(start));
+  const size_t limit =
+      req->limit() == 0 ? 20 : std::min<uint32_t>(req->limit(), kMaxTop);
+  std::vector<std::string> shown;
+  for (const auto* e : Ranked(sums)) {
+    if (reply->sources_size() >= static_cast<int>(limit)) break;
+    const std::string& key = e->first;
+    const Sum& sum = e->second;
+    if (sum.messages == 0 && sum.auth_failures == 0) continue;
+    std::string_view k = KindOf(key);
+    if (kind != "all" && k != kind) continue;
+    if (!req->filter().empty() && key.find(req->filter()) == std::string::npos) {
+      continue;
+    }
+    pb::TopSource* out = reply->add_sources();
+    out->set_key(key);
+    out->set_kind(std::string(k));
+    out->set_count(sum.messages);
+    out->set_recipients(sum.recipients);
+    out->set_auth_failures(sum.auth_failures);
+    for (const auto& [node, n] : sum.nodes) {
+      pb::SourceNodeCount* c = out->add_nodes();
+      c->set_node_id(node);
+      c->set_count(n);
+    }
+    // Class, limit and state as the smtpserver sees them: its reported
+    // limit, overridden by a fleet policy entry for the source.
+    std::string rate_class = "default";
+    std::string state = "ok";
+    std::optional<pb::SourceLimit> reported = book_.Limit(key);
+    if (reported) {
+      if (!reported->rate_class().empty()) rate_class = reported->rate_class();
+      int64_t lim = reported->messages();
+      uint64_t abs = static_cast<uint64_t>(lim < 0 ? -lim : lim);
+      out->set_limit(abs);
+      if (abs != 0 && sum.messages >= abs) state = lim < 0 ? "blocked" : "deferred";
+    } else if (sum.excesses > 0) {
+      state = "deferred";  // refused for its rate within the window
+    }
+    std::optional<pb::PolicyEntry> entry;
+    std::string_view rest = key;
+    if (ConsumePrefix(&rest, "ip4:") || ConsumePrefix(&rest, "ip6:")) {
+      auto slash = rest.find('/');
+      entry = overlay_.ForIp(rest.substr(0, slash), now_ms);
+    } else if (ConsumePrefix(&rest, "user:") &&
+               rest.find('@') != std::string_view::npos) {
+      entry = overlay_.ForAddress(rest, now_ms);
+    }
+    if (entry) {
+      switch (entry->action()) {
+        case pb::POLICY_ACTION_REJECT:
+          state = "blocked";
+          break;
+        case pb::POLICY_ACTION_DEFER:
+          state = "deferred";
+          break;
+        case pb::POLICY_ACTION_ALLOW:
+          state = "ok";
+          rate_class = "allow";
+          out->set_limit(0);
+          break;
+        case pb::POLICY_ACTION_RATE_CLASS:
+          rate_class = entry->rate_class();
+          break;
+        default:
+          break;
+      }
+    }
+    out->set_rate_class(rate_class);
+    out->set_state(state);
+    for (uint64_t n : book_.Spark(key, now)) out->add_spark(n);
+    shown.push_back(key);
+  }
+  reply->set_window_s(static_cast<uint32_t>(end - start));
+  reply->set_now_unix(now);
+  reply->set_spark_end_minute_unix(now - now % 60);
+  bool fresh = false;
+  {
+    absl::MutexLock l(&sources_mu_);
+    for (const std::string& key : shown) {
+      if (!shown_.contains(key)) fresh = true;
+      if (shown_.size() < kMaxShown || shown_.contains(key)) shown_[key] = now;
+    }
+  }
+  // A key shown for the first time gets its minutes from now on.
+  if (fresh) MaybeRetrack(true);
+  return grpc::Status::OK;
+}
+
+grpc::Status LocalService::PublishNodeStatus(
+    grpc::ServerContext*, const pb::PublishNodeStatusRequest* req,
+    pb::PublishNodeStatusReply* reply) {
+  auto stored = state_.PublishNodeStatus(req->status());
+  if (!stored.ok()) {
+    return grpc::Status(static_cast<grpc::StatusCode>(stored.status().code()),
+                        std::string(stored.status().message()));
+  }
+  *reply->mutable_status() = *std::move(stored);
+  return grpc::Status::OK;
+}
+
+grpc::Status LocalService::FleetStatus(grpc::ServerContext*,
+                                       const pb::FleetStatusRequest*,
+                                       pb::FleetStatusReply* reply) {
+  for (auto& s : state_.NodeStatuses()) *reply->add_statuses() = std::move(s);
+  reply->set_node_id(options_.node_id);
+  return grpc::Status::OK;
+}
+
+grpc::Status LocalService::AgentStats(grpc::ServerContext*,
+                                      const pb::AgentStatsRequest*,
+                                      pb::AgentStatsReply* reply) {
+  reply->set_node_id(options_.node_id);
+  reply->set_solo(options_.listen.empty());
+  uint32_t by_state[5] = {0, 0, 0, 0, 0};
+  for (const MemberView& v : membership_.Members()) {
+    int s = static_cast<int>(v.member.state);
+    if (s >= 1 && s <= 4) ++by_state[s];
+  }
+  reply->set_members_alive(by_state[static_cast<int>(MemberState::kAlive)]);
+  reply->set_members_suspect(by_state[static_cast<int>(MemberState::kSuspect)]);
+  reply->set_members_dead(by_state[static_cast<int>(MemberState::kDead)]);
+  reply->set_members_left(by_state[static_cast<int>(MemberState::kLeft)]);
+  reply->set_gossip_bytes_sent(counters_.bytes_sent.load());
+  reply->set_gossip_bytes_received(counters_.bytes_received.load());
+  reply->set_exchanges(counters_.exchanges.load());
+  reply->set_pushes(counters_.pushes.load());
+  reply->set_records_merged(counters_.records_applied.load());
+  reply->set_peers_refused(counters_.peers_refused.load());
+  reply->set_etrn_acted(counters_.etrn_acted.load());
+  FleetStateStats st = state_.Stats();
+  reply->set_records_refused(st.rejected);
+  reply->set_rate_slots(st.rate_slots);
+  reply->set_policy_entries(st.policies);
+  reply->set_node_statuses(st.node_statuses);
+  reply->set_uptime_ms(UnixMs() - started_ms_);
+  absl::MutexLock l(&sources_mu_);
+  reply->set_propagation_count(propagation_.count);
+  reply->set_propagation_sum_ms(propagation_.sum_ms);
+  reply->set_propagation_last_ms(propagation_.last_ms);
+  reply->set_propagation_max_ms(propagation_.max_ms);
+  return grpc::Status::OK;
+}
+
+}  // namespace zm::cluster::internal
