@@ -5,6 +5,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <thread>
 
 #include "node/common/strings.h"
@@ -176,7 +177,8 @@ class Server {
   std::string Admit(const std::shared_ptr<Conn>& c);
   // A trusted proxy's connection: the PROXY header first (smtpserver_proxy.h).
   asio::awaitable<void> ServeProxied(std::shared_ptr<Conn> c);
-  asio::awaitable<void> Refuse(tcp::socket socket);
+  asio::awaitable<void> Refuse(tcp::socket socket, smtp::ReplyId why);
+  void CloseAcceptors();
   asio::awaitable<void> Serve(std::shared_ptr<Conn> c);
   asio::awaitable<void> Watchdog(std::shared_ptr<Conn> c);
   asio::awaitable<void> Signals();
@@ -201,6 +203,9 @@ class Server {
   std::vector<Acceptor> acceptors_;
   std::string where_;
   bool stopping_ = false;  // on control_
+  // Set at stop: new connections are told 421 4.3.2 until the running
+  // sessions are done (then the listeners close).
+  std::atomic<bool> draining_{false};
 
   absl::Mutex mu_;
   std::shared_ptr<const Generation> gen_ ABSL_GUARDED_BY(mu_);
@@ -259,6 +264,13 @@ asio::awaitable<void> Server::Accept(Acceptor* a) {
       co_await t.async_wait(Token(ec));
       continue;
     }
+    if (draining_.load()) {
+      // Told, not reset: the client moves on to another MX at once.
+      auto ex = socket.get_executor();
+      asio::co_spawn(ex, Refuse(std::move(socket), smtp::ReplyId::kShuttingDown),
+                     asio::detached);
+      continue;
+    }
     auto conn = std::make_shared<Conn>(std::move(socket), a->listener);
     auto remote = conn->socket.remote_endpoint(ec);
     if (ec) continue;  // already gone
@@ -290,7 +302,10 @@ asio::awaitable<void> Server::Accept(Acceptor* a) {
       log_.Warning("", StrCat("refused connection from ", conn->label, ": ",
                               why, " reached"));
       auto ex = conn->socket.get_executor();
-      asio::co_spawn(ex, Refuse(std::move(conn->socket)), asio::detached);
+      asio::co_spawn(ex,
+                     Refuse(std::move(conn->socket),
+                            smtp::ReplyId::kTooManyConnections),
+                     asio::detached);
       continue;
     }
     asio::co_spawn(conn->socket.get_executor(), Serve(conn), asio::detached);
@@ -343,17 +358,19 @@ asio::awaitable<void> Server::ServeProxied(std::shared_ptr<Conn> c) {
   if (!why.empty()) {
     log_.Warning("", StrCat("refused connection from ", c->label, ": ", why,
                             " reached"));
-    asio::co_spawn(ex, Refuse(std::move(c->socket)), asio::detached);
+    asio::co_spawn(ex,
+                   Refuse(std::move(c->socket),
+                          smtp::ReplyId::kTooManyConnections),
+                   asio::detached);
     co_return;
   }
   asio::co_spawn(ex, Serve(c), asio::detached);
 }
 
-asio::awaitable<void> Server::Refuse(tcp::socket socket) {
-  // 421 4.7.0 in the clear, also on the smtps port: a client that
-  // expected TLS only sees the handshake fail, which it retries later.
-  std::string r =
-      smtp::MakeReply(smtp::ReplyId::kTooManyConnections).Format(true);
+asio::awaitable<void> Server::Refuse(tcp::socket socket, smtp::ReplyId why) {
+  // 421 in the clear, also on the smtps port: a client that expected TLS
+  // only sees the handshake fail, which it retries later.
+  std::string r = smtp::MakeReply(why).Format(true);
   std::error_code ec;
   // A few bytes always fit into a fresh socket's send buffer.
   co_await asio::async_write(socket, asio::buffer(r), Token(ec));
@@ -426,9 +443,9 @@ void Server::Stop() {
   // On control_.
   if (stopping_) return;
   stopping_ = true;
-  log_.Info("", "stopping: no new connections; finishing sessions");
+  draining_ = true;
+  log_.Info("", "stopping: new connections get 421 4.3.2; finishing sessions");
   std::error_code ec;
-  for (auto& a : acceptors_) a.acceptor->close(ec);
   std::vector<std::shared_ptr<Conn>> conns;
   int total = 0;
   {
@@ -451,7 +468,16 @@ void Server::Stop() {
   signals_.close(ec);
   if (total > 0) {
     asio::co_spawn(control_, Drain(), asio::detached);
+  } else {
+    CloseAcceptors();
   }
+}
+
+void Server::CloseAcceptors() {
+  // On control_. Once closed, the io_context runs out of work and Run()
+  // returns.
+  std::error_code ec;
+  for (auto& a : acceptors_) a.acceptor->close(ec);
 }
 
 asio::awaitable<void> Server::Drain() {
@@ -476,6 +502,7 @@ asio::awaitable<void> Server::Drain() {
       c->socket.close(e);
     });
   }
+  CloseAcceptors();
 }
 
 void Server::Reload() {

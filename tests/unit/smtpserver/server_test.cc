@@ -298,8 +298,13 @@ TEST_F(SmtpServerTest, StopLetsATransactionFinish) {
   c.Cmd("RCPT TO:<root@localhost>");
   EXPECT_EQ(c.Cmd("DATA").substr(0, 3), "354");
   ::kill(pid_, SIGTERM);
-  // The listener closes; this session still completes its message.
-  EXPECT_TRUE(WaitFor([&] { return !Client(port_).connected(); }));
+  // New clients are told to go (not reset) while this session still
+  // completes its message.
+  EXPECT_TRUE(WaitFor([&] {
+    Client late(port_);
+    return late.connected() &&
+           late.Reply().rfind("421 4.3.2 ", 0) == 0;
+  }));
   std::string r = c.Cmd("Subject: x\r\n\r\nbody\r\n.");
   EXPECT_EQ(r.rfind("250 2.0.0 Ok: queued as ", 0), 0u) << r;
   EXPECT_EQ(c.Reply(),
