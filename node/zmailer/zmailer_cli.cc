@@ -6,6 +6,7 @@
 #include "node/zmailer/commands_internal.h"
 #include "node/zmailer/zmailer.h"
 #include "node/zmailer/zmailer_dkim.h"
+#include "node/zmailer/zmailer_drain.h"
 #include "node/zmailer/zmailer_tlsrpt.h"
 #include "node/zmailer/zmailer_cluster.h"
 #include "node/zmailer/zmailer_policy.h"
@@ -109,6 +110,8 @@ int Main(int argc, char** argv) {
   internal::TlsrptCommand tlsrpt(app);
   internal::ClusterCommand cluster;
   internal::AddClusterCommand(app, &cluster);
+  internal::DrainCommand drain;
+  internal::AddDrainCommand(app, &drain);
 
   try {
     app.parse(argc, argv);
@@ -121,6 +124,7 @@ int Main(int argc, char** argv) {
   if (init->parsed()) return internal::CmdInit(init_opts);
   NodeDir node = LocateNode(dir);
   if (stop->parsed()) return internal::CmdStop(node);
+  if (drain.sub->parsed()) return internal::CmdDrain(node, drain);
   if (kill->parsed()) return internal::CmdKill(node);
   if (reload->parsed()) return internal::CmdReload(node);
   if (freeze->parsed()) return internal::CmdFreeze(node);

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include "node/zmailer/commands_internal.h"
 #include "node/zmailer/supervisor_internal.h"
 #include "node/zmailer/zmailer.h"
+#include "node/zmailer/zmailer_drain.h"
 
 #ifdef ZM_HAVE_RELATIONS
 #include "node/relations/newdb.h"
@@ -37,6 +39,11 @@ constexpr int kStartTimeoutMs = 30000;
 constexpr int kProgramStopMs = 20000;
 
 int StopBoundMs(const NodeDir& node) {
+  auto drain = LoadDrainSettings(node);
+  if (drain.ok()) {
+    return static_cast<int>(
+        std::min<int64_t>(DrainBoundMs(node, *drain), 24LL * 3600 * 1000));
+  }
   return kProgramStopMs *
              static_cast<int>(health::DaemonPrograms(node).size()) +
          10000;
@@ -196,7 +203,9 @@ int CmdStop(const NodeDir& node) {
   if (auto s = RequireNode(node); !s.ok()) return FailStatus(s);
   auto sup = Supervisor(node);
   if (sup.running) {
-    ::kill(sup.pid, SIGTERM);
+    // SIGINT: the drain sequence without the readiness delay (SIGTERM,
+    // from `zmailer drain` or an orchestrator, waits for it).
+    ::kill(sup.pid, SIGINT);
     if (!WaitForExit(sup.pid, StopBoundMs(node))) {
       return Fail(StrCat("the supervisor (pid ", sup.pid,
                          ") did not stop within ", StopBoundMs(node) / 1000,

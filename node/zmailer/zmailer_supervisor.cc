@@ -15,11 +15,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <optional>
+#include <string_view>
 
 #include "node/common/fs.h"
 #include "node/common/strings.h"
@@ -27,14 +30,21 @@
 #include "node/zmailer/restart_policy.h"
 #include "node/zmailer/supervisor_internal.h"
 #include "node/zmailer/zmailer.h"
+#include "node/zmailer/zmailer_drain.h"
 
 namespace zm::zmailer {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// How long a program may take to stop on SIGTERM before it gets SIGKILL.
+// How long a program may take to stop on SIGTERM before it gets SIGKILL
+// when etc/drain.conf cannot be read.
 constexpr int kStopTimeoutMs = 20000;
+// Stopped first, in this order, during a drain: mail intake, then the
+// fleet membership; the rest in reverse start order, admind (readiness,
+// health) last.
+constexpr std::string_view kStopFirst[] = {"smtpserver", "clusterd"};
+constexpr std::string_view kStopLast = "admind";
 // A program's captured stderr is rotated past this size.
 constexpr off_t kMaxStderrBytes = 1 << 20;
 
@@ -69,7 +79,9 @@ class Supervisor {
   int Run();
 
  private:
-  enum class Event { kNone, kStop, kReload, kChild };
+  // kDrain (SIGTERM) waits drain.conf's readiness-delay before stopping;
+  // kStop (SIGINT, `zmailer stop`) does not.
+  enum class Event { kNone, kStop, kDrain, kReload, kChild };
 
   absl::Status Setup();
   void StartChild(Child& c);
@@ -78,7 +90,9 @@ class Supervisor {
   void CheckReadiness();
   void Report(char kind, std::string_view text);
   void Reload();
+  void BeginDrain(bool readiness_delay);
   void StopAll();
+  void StopChild(Child& c);
   bool WaitChild(Child& c, int timeout_ms);
   std::vector<Event> ReadSignals();
   int PollTimeoutMs() const;
@@ -95,6 +109,7 @@ class Supervisor {
   bool hurry_ = false;  // a second stop request: do not wait politely
   bool announced_ready_ = false;
   bool wrote_pid_ = false;
+  int stop_timeout_ms_ = kStopTimeoutMs;
 };
 
 absl::Status Supervisor::Setup() {
@@ -161,6 +176,10 @@ absl::Status Supervisor::Setup() {
     return s;
   }
   wrote_pid_ = true;
+  // A start ends the drain of a previous run.
+  if (::unlink(internal::DrainingMarker(node).c_str()) == 0) {
+    log_.Info("", "run/draining removed: the node takes mail again");
+  }
   return absl::OkStatus();
 }
 
@@ -349,6 +368,8 @@ std::vector<Supervisor::Event> Supervisor::ReadSignals() {
         events.push_back(Event::kChild);
         break;
       case SIGTERM:
+        events.push_back(Event::kDrain);
+        break;
       case SIGINT:
         events.push_back(Event::kStop);
         break;
@@ -371,7 +392,7 @@ bool Supervisor::WaitChild(Child& c, int timeout_ms) {
     struct pollfd p = {signal_fd_.get(), POLLIN, 0};
     ::poll(&p, 1, static_cast<int>(left));
     for (Event e : ReadSignals()) {
-      if (e == Event::kStop) hurry_ = true;
+      if (e == Event::kStop || e == Event::kDrain) hurry_ = true;
     }
     // SIGCHLDs coalesce: always look.
     ReapChildren();
@@ -379,23 +400,70 @@ bool Supervisor::WaitChild(Child& c, int timeout_ms) {
   return true;
 }
 
+void Supervisor::BeginDrain(bool readiness_delay) {
+  const NodeDir& node = opts_.node;
+  auto settings = internal::LoadDrainSettings(node);
+  if (!settings.ok()) {
+    log_.Warning("", StrCat(Message(settings.status()),
+                            "; draining with the defaults"));
+    settings = internal::DrainSettings{};
+  }
+  stop_timeout_ms_ = static_cast<int>(
+      std::min<int64_t>(settings->stop_timeout_ms, 24LL * 3600 * 1000));
+  if (auto s = fs::WriteFileAtomically(node.run(), "draining",
+                                       StrCat(::time(nullptr), "\n"));
+      !s.ok()) {
+    log_.Error("", StrCat("draining: ", Message(s)));
+  }
+  int64_t delay = readiness_delay ? settings->readiness_delay_ms : 0;
+  log_.Info("", StrCat("draining: run/draining created (not ready); "
+                       "refusing mail in ", delay, "ms"));
+  // The programs keep working (and are restarted) meanwhile; a second
+  // stop request cuts the wait short.
+  auto deadline = Clock::now() + std::chrono::milliseconds(delay);
+  while (!hurry_) {
+    int64_t left = MsBetween(Clock::now(), deadline);
+    if (left <= 0) break;
+    int timeout = PollTimeoutMs();
+    timeout = timeout < 0 ? static_cast<int>(left)
+                          : static_cast<int>(std::min<int64_t>(timeout, left));
+    struct pollfd p = {signal_fd_.get(), POLLIN, 0};
+    ::poll(&p, 1, timeout);
+    for (Event e : ReadSignals()) {
+      if (e == Event::kStop || e == Event::kDrain) hurry_ = true;
+    }
+    ReapChildren();
+    RunDueRestarts();
+  }
+}
+
+void Supervisor::StopChild(Child& c) {
+  c.restart_at.reset();
+  if (c.pid == 0) return;
+  pid_t pid = c.pid;
+  ::kill(pid, SIGTERM);
+  if (WaitChild(c, stop_timeout_ms_)) return;
+  log_.Warning("", StrCat(c.name, " (pid ", pid, ") did not stop within ",
+                          stop_timeout_ms_ / 1000, "s; killing it"));
+  ::kill(-pid, SIGKILL);  // its process group: its helpers too
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  if (::waitpid(pid, &status, 0) == pid) HandleExit(c, status);
+}
+
 void Supervisor::StopAll() {
   stopping_ = true;
   log_.Info("", StrCat("stopping node ", opts_.node.home));
-  for (auto it = children_.rbegin(); it != children_.rend(); ++it) {
-    Child& c = *it;
-    c.restart_at.reset();
-    if (c.pid == 0) continue;
-    pid_t pid = c.pid;
-    ::kill(pid, SIGTERM);
-    if (WaitChild(c, kStopTimeoutMs)) continue;
-    log_.Warning("", StrCat(c.name, " (pid ", pid, ") did not stop within ",
-                            kStopTimeoutMs / 1000, "s; killing it"));
-    ::kill(-pid, SIGKILL);  // its process group: its helpers too
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    if (::waitpid(pid, &status, 0) == pid) HandleExit(c, status);
+  for (Child& c : children_) c.restart_at.reset();
+  for (std::string_view name : kStopFirst) {
+    for (Child& c : children_) {
+      if (c.name == name) StopChild(c);
+    }
   }
+  for (auto it = children_.rbegin(); it != children_.rend(); ++it) {
+    if (it->name != kStopLast) StopChild(*it);
+  }
+  for (Child& c : children_) StopChild(c);
 }
 
 int Supervisor::PollTimeoutMs() const {
@@ -437,6 +505,7 @@ int Supervisor::Run() {
   ReapChildren();
   CheckReadiness();
   bool stop = false;
+  bool readiness_delay = false;
   while (!stop) {
     struct pollfd fds[2] = {{signal_fd_.get(), POLLIN, 0},
                             {inotify_fd_.get(), POLLIN, 0}};
@@ -447,7 +516,8 @@ int Supervisor::Run() {
     }
     bool reload = false;
     for (Event e : ReadSignals()) {
-      if (e == Event::kStop) stop = true;
+      if (e == Event::kStop || e == Event::kDrain) stop = true;
+      if (e == Event::kDrain) readiness_delay = true;
       if (e == Event::kReload) reload = true;
     }
     ReapChildren();
@@ -461,6 +531,7 @@ int Supervisor::Run() {
     RunDueRestarts();
     CheckReadiness();
   }
+  BeginDrain(readiness_delay);
   StopAll();
   Report('F', "the supervisor was stopped before every program was up");
   ::unlink(opts_.node.pid_file("zmailer").c_str());
