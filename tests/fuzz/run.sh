@@ -18,7 +18,7 @@ JOBS="${ZM_FUZZ_JOBS:-$(nproc)}"
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_command fuzz_session fuzz_address
   fuzz_smtpserver_conf fuzz_scheduler_conf fuzz_router_conf fuzz_policy
-  fuzz_aliases fuzz_control fuzz_ta_protocol)
+  fuzz_aliases fuzz_control fuzz_ta_protocol fuzz_gossip)
 
 if [ "$SECONDS_EACH" = 0 ]; then
   echo "fuzz: skipped (ZM_FUZZ_SECONDS=0)"
