@@ -20,7 +20,7 @@
 // etc/drain.conf (optional; `KEY value` lines, '#' comments, errors as
 // "file:line: what"):
 //   readiness-delay 5s     # step 2 (0 in tests)
-//   stop-timeout 60s       # how long each program may take to stop
+//   stop-timeout 90s       # how long each program may take to stop
 //   handoff-timeout 30s    # one SMTP exchange of a handoff
 //
 // Internal to node/zmailer.
@@ -41,7 +41,7 @@ namespace zm::zmailer::internal {
 
 struct DrainSettings {
   int64_t readiness_delay_ms = 5000;
-  int64_t stop_timeout_ms = 60000;
+  int64_t stop_timeout_ms = 90000;
   int64_t handoff_timeout_ms = 30000;
 };
 

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "cluster/membership/membership.h"
 #include "cluster/membership/membership_proto.h"
 #include "cluster/state/fleet_state.h"
@@ -38,11 +39,11 @@ class NullTransport : public zm::cluster::Transport {
   void SendPingReq(const zm::cluster::Member&, const zm::cluster::Member&,
                    uint64_t, std::vector<zm::cluster::Member>, int64_t,
                    PingReqDone done) override {
-    done(false, {});
+    done(false, false, {});
   }
   void SendJoin(const std::string&, const zm::cluster::Member&, int64_t,
                 JoinDone done) override {
-    done(false, {});
+    done(absl::UnavailableError("fuzz: no network"));
   }
   void SendLeave(const zm::cluster::Member&, const zm::cluster::Member&,
                  int64_t, LeaveDone done) override {
