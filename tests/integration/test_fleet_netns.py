@@ -36,9 +36,9 @@ LIMIT = 6             # messages per window from the limited client
 CLIENT = "127.0.0.2"  # the limited client: loopback alias in every host
 CONVERGE = 90         # seconds for membership/state changes to spread
 
+_NO_NETNS = netns_unavailable()
 pytestmark = [
-    pytest.mark.skipif(bool(netns_unavailable()), reason=netns_unavailable()
-                       or "netns available"),
+    pytest.mark.skipif(bool(_NO_NETNS), reason=_NO_NETNS or "-"),
     pytest.mark.skipif(not (BIN / "clusterd").exists(),
                        reason="clusterd is not built"),
 ]
