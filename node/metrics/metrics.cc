@@ -164,8 +164,8 @@ std::atomic<int64_t>* Registry::Find(Kind kind, std::string_view name,
     Header* h = HeaderOf(base_);
     Slot* slots = SlotsOf(base_);
     // Another process sharing the file (a fork) may have made it already.
-    uint32_t n = std::min(h->allocated.load(std::memory_order_acquire),
-                          h->capacity);
+    uint32_t n =
+        std::min(h->allocated.load(std::memory_order_acquire), h->capacity);
     for (uint32_t i = 0; i < n && v == nullptr; ++i) {
       Slot& s = slots[i];
       if (s.state.load(std::memory_order_acquire) == kReady &&

@@ -152,9 +152,10 @@ TEST_F(MetricsTest, ReaderRefusesOtherFilesAndDirSkipsThem) {
   {
     FILE* f = fopen((dir_ + "/bad.stats").c_str(), "w");
     ASSERT_NE(f, nullptr);
-    fputs("this is not a stats file at all, but long enough to have a header"
-          " of sixty-four bytes",
-          f);
+    fputs(
+        "this is not a stats file at all, but long enough to have a header"
+        " of sixty-four bytes",
+        f);
     fclose(f);
   }
   EXPECT_FALSE(ReadStatsFile(dir_ + "/bad.stats").ok());
