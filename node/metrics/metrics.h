@@ -92,6 +92,18 @@ class Gauge {
   std::atomic<int64_t>* v_ = nullptr;
 };
 
+// Adds 1 to a gauge for its lifetime (sessions open, jobs running).
+class GaugeScope {
+ public:
+  explicit GaugeScope(const Gauge& g) : g_(g) { g_.Add(1); }
+  ~GaugeScope() { g_.Add(-1); }
+  GaugeScope(const GaugeScope&) = delete;
+  GaugeScope& operator=(const GaugeScope&) = delete;
+
+ private:
+  Gauge g_;
+};
+
 inline constexpr size_t kNameMax = 63;     // bytes, without the NUL
 inline constexpr size_t kLabelsMax = 111;  // bytes, without the NUL
 inline constexpr uint32_t kDefaultCapacity = 512;

@@ -35,6 +35,9 @@ constexpr std::array kCatalog = {
                "Delivery threads (channel and host pairs) in the queue."},
     MetricInfo{kQueueOldestAge, T::kGauge,
                "Age of the oldest message in the queue, in seconds."},
+    // the supervisor
+    MetricInfo{kRestarts, T::kCounter,
+               "Restarts of a program by the supervisor, by program."},
     // router
     MetricInfo{kRouterMessages, T::kCounter,
                "Messages the router processed, by result."},
@@ -48,7 +51,7 @@ constexpr std::array kCatalog = {
                "1 if the node is ready for traffic (as /readyz)."},
     MetricInfo{"zmnode_draining", T::kGauge, "1 while the node drains."},
     MetricInfo{"zmnode_process_start_time_seconds", T::kGauge,
-               "Start time of the program's metrics file, unix seconds."},
+               "Start time of the running program, unix seconds."},
     MetricInfo{"zmnode_spool_free_bytes", T::kGauge,
                "Free space on the spool's file system, in bytes."},
     MetricInfo{"zmnode_gossip_members", T::kGauge,

@@ -37,6 +37,8 @@ inline constexpr std::string_view kQueueRecipients = "zmnode_queue_recipients";
 inline constexpr std::string_view kQueueThreads = "zmnode_queue_threads";
 inline constexpr std::string_view kQueueOldestAge =
     "zmnode_queue_oldest_age_seconds";
+// the supervisor (zmailer)
+inline constexpr std::string_view kRestarts = "zmnode_restarts_total";
 // router
 inline constexpr std::string_view kRouterMessages =
     "zmnode_router_messages_total";

@@ -1,0 +1,74 @@
+#include "node/admind/admind_auth.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+
+#include "node/common/strings.h"
+
+namespace zm::admind {
+
+std::optional<BasicCredentials> ParseBasicAuth(std::string_view header) {
+  header = Trim(header);
+  if (!StartsWithIgnoreCase(header, "basic ")) return std::nullopt;
+  std::string_view b64 = Trim(header.substr(6));
+  if (b64.empty() || b64.size() > 1024 || b64.size() % 4 != 0) {
+    return std::nullopt;
+  }
+  std::string out(b64.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(b64.data()),
+                          static_cast<int>(b64.size()));
+  if (n < 0) return std::nullopt;
+  // EVP_DecodeBlock counts the padding as zero bytes.
+  size_t len = static_cast<size_t>(n);
+  for (size_t i = b64.size(); i > 0 && b64[i - 1] == '='; --i) --len;
+  out.resize(len);
+  auto colon = out.find(':');
+  if (colon == std::string::npos) return std::nullopt;
+  return BasicCredentials{out.substr(0, colon), out.substr(colon + 1)};
+}
+
+AuthResult Authenticator::Check(std::string_view authorization,
+                                std::string_view peer_ip, uint32_t need) {
+  AuthResult r;
+  auto creds = ParseBasicAuth(authorization);
+  if (!creds) {
+    r.reason = "authentication required (HTTP Basic, a scheduler.auth user)";
+    return r;
+  }
+  auto peer = admin::PeerAddress::Parse(peer_ip);
+  if (!peer) {
+    r.reason = "unknown client address";
+    return r;
+  }
+  absl::MutexLock lock(&mu_);
+  struct stat st;
+  if (stat(path_.c_str(), &st) == 0 &&
+      (!auth_ || st.st_mtim.tv_sec != mtime_.tv_sec ||
+       st.st_mtim.tv_nsec != mtime_.tv_nsec)) {
+    auto loaded = admin::LoadSchedulerAuth(path_);
+    if (loaded.ok()) {
+      auth_ = std::move(*loaded);
+      mtime_ = st.st_mtim;
+    }
+  }
+  const admin::AuthEntry* e = auth_ ? auth_->Find(creds->user, *peer) : nullptr;
+  // Compare in constant time so the answer's timing tells nothing.
+  if (e == nullptr || e->password.size() != creds->password.size() ||
+      CRYPTO_memcmp(e->password.data(), creds->password.data(),
+                    e->password.size()) != 0) {
+    r.reason = "wrong user or password";
+    return r;
+  }
+  if (need != 0 && (e->tokens & need) != need) {
+    r.code = 403;
+    r.reason = StrCat("user '", creds->user, "' lacks the right for this");
+    return r;
+  }
+  r.code = 200;
+  r.user = creds->user;
+  return r;
+}
+
+}  // namespace zm::admind

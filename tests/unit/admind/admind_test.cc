@@ -1,0 +1,235 @@
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "node/admind/admind_assets.h"
+#include "node/admind/admind_auth.h"
+#include "node/admind/admind_config.h"
+#include "node/admind/admind_events.h"
+#include "node/admind/admind_history.h"
+#include "node/admind/admind_metrics.h"
+#include "node/metrics/metrics_catalog.h"
+
+namespace zm::admind {
+namespace {
+
+NodeDir TestNode() { return NodeDir{"/srv/n1"}; }
+
+TEST(AdminConfigTest, DefaultsWithoutFile) {
+  auto c = ParseAdminConfig("", "admin.conf", TestNode());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen_host, "127.0.0.1");
+  EXPECT_EQ(c->listen_port, 8025);
+  EXPECT_EQ(c->auth_file, "/srv/n1/etc/scheduler.auth");
+  EXPECT_FALSE(c->tls());
+  EXPECT_FALSE(c->ReadNeedsAuth());
+  EXPECT_EQ(c->Url(), "http://127.0.0.1:8025/");
+}
+
+TEST(AdminConfigTest, ParsesEveryKey) {
+  auto c = ParseAdminConfig(
+      "# comment\n"
+      "listen [::]:9000\n"
+      "tls-cert tls/a.pem\n"
+      "tls-key  /x/k.pem   # trailing comment\n"
+      "auth-file $MAILVAR/users\n"
+      "read-auth no\n"
+      "max-body 2048\n"
+      "max-headers 20\n"
+      "max-events-clients 3\n"
+      "json-log yes\n",
+      "admin.conf", TestNode());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen_host, "::");
+  EXPECT_EQ(c->listen_port, 9000);
+  EXPECT_EQ(c->tls_cert, "/srv/n1/etc/tls/a.pem");
+  EXPECT_EQ(c->tls_key, "/x/k.pem");
+  EXPECT_EQ(c->auth_file, "/srv/n1/etc/users");
+  EXPECT_FALSE(c->ReadNeedsAuth());
+  EXPECT_EQ(c->max_body, 2048u);
+  EXPECT_EQ(c->max_headers, 20);
+  EXPECT_EQ(c->max_events_clients, 3);
+  EXPECT_TRUE(c->json_log);
+  EXPECT_EQ(c->Url(), "https://[::1]:9000/");
+}
+
+TEST(AdminConfigTest, ReadAuthAutoFollowsTheAddress) {
+  auto wide = ParseAdminConfig("listen 0.0.0.0:8025\n", "a", TestNode());
+  ASSERT_TRUE(wide.ok());
+  EXPECT_TRUE(wide->ReadNeedsAuth());
+  auto v6lo = ParseAdminConfig("listen [::1]:8025\n", "a", TestNode());
+  ASSERT_TRUE(v6lo.ok());
+  EXPECT_FALSE(v6lo->ReadNeedsAuth());
+  auto yes = ParseAdminConfig("read-auth yes\n", "a", TestNode());
+  ASSERT_TRUE(yes.ok());
+  EXPECT_TRUE(yes->ReadNeedsAuth());
+}
+
+TEST(AdminConfigTest, ErrorsNameFileAndLine) {
+  struct Case {
+    const char* text;
+    const char* want;
+  } cases[] = {
+      {"listen 127.0.0.1\n", "admin.conf:1: "},
+      {"\nlisten 127.0.0.1:0\n", "admin.conf:2: "},
+      {"listen nohost:80\n", "admin.conf:1: "},
+      {"read-auth maybe\n", "admin.conf:1: read-auth"},
+      {"bogus 1\n", "admin.conf:1: unknown key 'bogus'"},
+      {"listen 1.2.3.4:80 extra\n", "admin.conf:1: 'listen' takes"},
+      {"max-body 10\n", "admin.conf:1: max-body"},
+      {"tls-cert a.pem\n", "admin.conf:1: tls-cert and tls-key"},
+      {"json-log maybe\n", "admin.conf:1: json-log"},
+  };
+  for (const Case& c : cases) {
+    auto r = ParseAdminConfig(c.text, "admin.conf", TestNode());
+    ASSERT_FALSE(r.ok()) << c.text;
+    EXPECT_TRUE(std::string(r.status().message()).starts_with(c.want))
+        << c.text << " -> " << r.status();
+  }
+}
+
+TEST(ParseListenTest, Forms) {
+  std::string h;
+  int p = 0;
+  ASSERT_TRUE(ParseListen("*:25", &h, &p).ok());
+  EXPECT_EQ(h, "0.0.0.0");
+  EXPECT_EQ(p, 25);
+  ASSERT_TRUE(ParseListen("[2001:db8::1]:443", &h, &p).ok());
+  EXPECT_EQ(h, "2001:db8::1");
+  EXPECT_FALSE(ParseListen("[2001:db8::1]443", &h, &p).ok());
+  EXPECT_FALSE(ParseListen("1.2.3.4:70000", &h, &p).ok());
+  EXPECT_FALSE(ParseListen(":80", &h, &p).ok());
+}
+
+TEST(BasicAuthTest, Parse) {
+  // "root:se:cret" -> user root, password "se:cret".
+  auto c = ParseBasicAuth("Basic cm9vdDpzZTpjcmV0");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->user, "root");
+  EXPECT_EQ(c->password, "se:cret");
+  // "a:b" with padding.
+  c = ParseBasicAuth("basic YTpi");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->user, "a");
+  EXPECT_EQ(c->password, "b");
+  EXPECT_FALSE(ParseBasicAuth("Bearer xyz").has_value());
+  EXPECT_FALSE(ParseBasicAuth("Basic !!!!").has_value());
+  EXPECT_FALSE(ParseBasicAuth("Basic bm9jb2xvbg==").has_value());  // nocolon
+  EXPECT_FALSE(ParseBasicAuth("").has_value());
+}
+
+class AuthenticatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/zm_admind_authXXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    std::ofstream(dir_ + "/scheduler.auth")
+        << "nobody:nobody:SNMP QQ TT ETRN:[127.0.0.1]/32\n"
+           "root:secret:ALL:[127.0.0.1]/32\n";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string dir_;
+};
+
+TEST_F(AuthenticatorTest, RightsAndAddresses) {
+  Authenticator auth(dir_ + "/scheduler.auth");
+  // root:secret
+  const std::string root = "Basic cm9vdDpzZWNyZXQ=";
+  // nobody:nobody
+  const std::string nobody = "Basic bm9ib2R5Om5vYm9keQ==";
+  // root:wrong
+  const std::string wrong = "Basic cm9vdDp3cm9uZw==";
+  EXPECT_EQ(auth.Check("", "127.0.0.1", 0).code, 401);
+  EXPECT_EQ(auth.Check(wrong, "127.0.0.1", 0).code, 401);
+  EXPECT_EQ(auth.Check(root, "127.0.0.1", admin::kTokenKill).code, 200);
+  EXPECT_EQ(auth.Check(root, "127.0.0.1", 0).user, "root");
+  EXPECT_EQ(auth.Check(nobody, "127.0.0.1", admin::kTokenEtrn).code, 200);
+  EXPECT_EQ(auth.Check(nobody, "127.0.0.1", admin::kTokenKill).code, 403);
+  // The mask is 127.0.0.1/32: another address has no user.
+  EXPECT_EQ(auth.Check(root, "192.0.2.1", 0).code, 401);
+}
+
+TEST(HistoryTest, PerMinuteDeltasAndRestarts) {
+  History h(5);
+  int64_t t0 = 1'700'000'040;         // a minute boundary
+  h.Record(t0, {10, 0, 0, 0, 0, 0});  // the first sample sets the base
+  h.Record(t0 + 10, {13, 1, 0, 0, 0, 0});
+  h.Record(t0 + 70, {15, 1, 2, 0, 0, 0});
+  h.Record(t0 + 130, {4, 1, 2, 0, 1, 7});  // received restarted from 0
+  auto s = h.Last(3, t0 + 130);
+  EXPECT_EQ(s.first_minute, t0);
+  EXPECT_EQ(s.series[0], (std::vector<int64_t>{3, 2, 4}));
+  EXPECT_EQ(s.series[1], (std::vector<int64_t>{1, 0, 0}));
+  EXPECT_EQ(s.series[2], (std::vector<int64_t>{0, 2, 0}));
+  EXPECT_EQ(s.series[5], (std::vector<int64_t>{0, 0, 7}));
+  // Older than the ring: zeros.
+  auto longer = h.Last(10, t0 + 130);
+  EXPECT_EQ(longer.series[0].size(), 10u);
+  EXPECT_EQ(longer.series[0][9], 4);
+  EXPECT_EQ(longer.series[0][0], 0);
+}
+
+TEST(HistoryTest, TotalsFromSamples) {
+  using metrics::Kind;
+  std::vector<metrics::Sample> s = {
+      {std::string(metrics::kSmtpMessagesReceived), "", Kind::kCounter, 5},
+      {std::string(metrics::kSchedulerRecipients),
+       "channel=\"local\",result=\"delivered\"", Kind::kCounter, 3},
+      {std::string(metrics::kSchedulerRecipients),
+       "channel=\"smtp\",result=\"delivered\"", Kind::kCounter, 4},
+      {std::string(metrics::kSchedulerRecipients),
+       "channel=\"smtp\",result=\"deferred\"", Kind::kCounter, 2},
+      {std::string(metrics::kSmtpRateLimitRejections), "reason=\"mail\"",
+       Kind::kCounter, 9},
+  };
+  Totals t = CurrentTotals(s);
+  EXPECT_EQ(t, (Totals{5, 7, 2, 0, 0, 9}));
+}
+
+TEST(PrometheusTest, GroupsFamiliesWithHelpAndType) {
+  using metrics::Kind;
+  std::vector<metrics::Sample> s = {
+      {"zmnode_smtp_connections_total", "listener=\"smtp\"", Kind::kCounter, 2},
+      {"zmnode_queue_messages", "", Kind::kGauge, 4},
+      {"zmnode_smtp_connections_total", "listener=\"submission\"",
+       Kind::kCounter, 1},
+      {"zmnode_smtp_connections_total", "listener=\"smtp\"", Kind::kCounter, 3},
+      {"custom_thing", "", Kind::kGauge, 1},
+  };
+  std::string text = RenderPrometheus(s);
+  EXPECT_NE(text.find("# TYPE zmnode_smtp_connections_total counter\n"
+                      "zmnode_smtp_connections_total{listener=\"smtp\"} 5\n"
+                      "zmnode_smtp_connections_total{listener=\"submission\"}"
+                      " 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("# HELP zmnode_queue_messages Messages in the queue.\n"
+                      "# TYPE zmnode_queue_messages gauge\n"
+                      "zmnode_queue_messages 4\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("# TYPE custom_thing gauge\ncustom_thing 1\n"),
+            std::string::npos);
+}
+
+TEST(AssetsTest, ContentTypes) {
+  EXPECT_EQ(ContentType("index.html"), "text/html; charset=utf-8");
+  EXPECT_EQ(ContentType("js/app.js"), "application/javascript; charset=utf-8");
+  EXPECT_EQ(ContentType("a.css"), "text/css; charset=utf-8");
+  EXPECT_EQ(ContentType("x.bin"), "application/octet-stream");
+  EXPECT_EQ(FindAsset("no/such/file.js"), nullptr);
+  EXPECT_NE(FallbackIndex().find("/api/v1/node"), std::string_view::npos);
+}
+
+TEST(EventsTest, Format) {
+  EXPECT_EQ(EventHub::Format("members", "{\"a\":1}"),
+            "event: members\ndata: {\"a\":1}\n\n");
+}
+
+}  // namespace
+}  // namespace zm::admind
