@@ -38,10 +38,10 @@ ProgramState ReadProgramState(const NodeDir& node, const std::string& program) {
 std::vector<std::string> DaemonPrograms(const NodeDir& node) {
   std::vector<std::string> programs = DaemonPrograms();
   auto conf = fs::ReadFile(node.etc_file("cluster.conf"), 1 << 20);
-  if (!conf.ok()) return programs;
+  const std::string text = conf.ok() ? *conf : "";
   // A node that names itself (node-id) runs its agent, solo when it does
   // not gossip (docs/cluster.md, "A node alone").
-  for (std::string_view line : Split(*conf, '\n')) {
+  for (std::string_view line : Split(text, '\n')) {
     auto words = SplitWhitespace(line);
     if (words.size() >= 2 &&
         (words[0] == "gossip-listen" || words[0] == "node-id")) {
@@ -49,6 +49,7 @@ std::vector<std::string> DaemonPrograms(const NodeDir& node) {
       break;
     }
   }
+  programs.push_back("admind");  // the admin HTTP listener, last
   return programs;
 }
 

@@ -26,6 +26,7 @@ inline const std::vector<std::string>& DaemonPrograms() {
 // The same for `node`, plus the cluster agent "clusterd" last when the node
 // has an etc/cluster.conf naming it (node-id) or gossiping (gossip-listen):
 // without gossip-listen the agent runs solo, local service only.
+// The admin HTTP listener "admind" comes last.
 std::vector<std::string> DaemonPrograms(const NodeDir& node);
 
 struct ProgramState {

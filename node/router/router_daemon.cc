@@ -14,6 +14,7 @@
 #include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/config/cluster_conf.h"
+#include "node/metrics/metrics_catalog.h"
 #include "node/router/router.h"
 
 namespace zm::router {
@@ -138,7 +139,11 @@ void Dispatch(const spool::Spool& spool, WorkQueue& work, Logger& log,
 }
 
 void Work(const spool::Spool& spool, RoutingHolder& holder, WorkQueue& work,
-          Logger& log) {
+          Logger& log, metrics::Registry& metrics) {
+  metrics::Counter done =
+      metrics.GetCounter(metrics::kRouterMessages, {{"result", "done"}});
+  metrics::Counter retried =
+      metrics.GetCounter(metrics::kRouterMessages, {{"result", "retried"}});
   for (;;) {
     std::vector<std::string> batch = work.TakeBatch();
     if (batch.empty()) return;
@@ -151,6 +156,8 @@ void Work(const spool::Spool& spool, RoutingHolder& holder, WorkQueue& work,
       log.Error(
           "", StrCat("batch of ", batch.size(), " not finished: ", Message(s)));
     }
+    done.Inc(static_cast<int64_t>(batch.size() - retry.size()));
+    retried.Inc(static_cast<int64_t>(retry.size()));
     work.Done(batch);
   }
 }
@@ -179,7 +186,11 @@ absl::StatusOr<RouterOptions> ParseRouterArgs(
 int RunRouter(Daemon& daemon, const RouterOptions& options) {
   Logger& log = daemon.log();
   const NodeDir& node = daemon.node();
-  auto routing = Routing::Open(node);
+  // run/metrics/router.stats (docs/metrics.md).
+  auto registry = metrics::Registry::Open(node.run() + "/metrics", "router");
+  RoutingOptions routing_options;
+  routing_options.metrics = registry.get();
+  auto routing = Routing::Open(node, routing_options);
   if (!routing.ok()) return Daemon::Fail(daemon.program(), routing.status());
   auto tag = config::LoadNodeTag(node);
   if (!tag.ok()) return Daemon::Fail(daemon.program(), tag.status());
@@ -209,7 +220,7 @@ int RunRouter(Daemon& daemon, const RouterOptions& options) {
   std::vector<std::thread> workers;
   for (int i = 0; i < options.workers; ++i) {
     workers.emplace_back(Work, std::cref(spool), std::ref(holder),
-                         std::ref(work), std::ref(log));
+                         std::ref(work), std::ref(log), std::ref(*registry));
   }
   if (auto s = daemon.Ready(); !s.ok()) {
     log.Error("", StrCat("cannot write pid file: ", Message(s)));
@@ -223,7 +234,7 @@ int RunRouter(Daemon& daemon, const RouterOptions& options) {
     if (sig == Daemon::Signal::kStop) break;
     if (sig == Daemon::Signal::kReload) {
       (void)log.Reopen();
-      auto fresh = Routing::Open(node);
+      auto fresh = Routing::Open(node, routing_options);
       if (fresh.ok()) {
         holder.Set(std::shared_ptr<Routing>(std::move(*fresh)));
         log.Info("", "configuration and relations reloaded");

@@ -14,6 +14,7 @@
 #include "node/common/strings.h"
 #include "node/config/mail_conf.h"
 #include "node/mail/address.h"
+#include "node/metrics/metrics_catalog.h"
 #include "node/relations/dbases_conf.h"
 #include "node/relations/relation_db.h"
 #include "node/relations/relation_source.h"
@@ -110,8 +111,12 @@ std::string Join(const std::vector<std::string>& v, std::string_view sep) {
 class Walk {
  public:
   Walk(const State& st, dns::Resolver* resolver, std::vector<Route>* out,
-       std::vector<std::string>* trace)
-      : st_(st), resolver_(resolver), out_(out), trace_(trace) {}
+       std::vector<std::string>* trace, metrics::Registry* metrics = nullptr)
+      : st_(st),
+        resolver_(resolver),
+        out_(out),
+        trace_(trace),
+        metrics_(metrics) {}
 
   void Recipient(std::string_view address) {
     std::string_view s = Trim(address);
@@ -451,6 +456,7 @@ class Walk {
       return true;
     }
     auto mx = resolver_->LookupMx(domain);
+    CountLookup("mx", mx.status());
     if (mx.ok() && !mx->empty()) {
       if (mx->size() == 1 && (*mx)[0].host.empty()) {
         Trace("dns", StrCat(domain, " MX 0 . (null MX)"));
@@ -467,11 +473,13 @@ class Walk {
     }
     if (mx.ok()) {
       auto a = resolver_->LookupA(domain);
+      CountLookup("a", a.status());
       if (a.ok() && !a->empty()) {
         Trace("dns", StrCat(domain, " no MX, A ", Join(*a, ", ")));
         return true;
       }
       auto aaaa = resolver_->LookupAaaa(domain);
+      CountLookup("aaaa", aaaa.status());
       if (aaaa.ok() && !aaaa->empty()) {
         Trace("dns", StrCat(domain, " no MX, AAAA ", Join(*aaaa, ", ")));
         return true;
@@ -486,6 +494,16 @@ class Walk {
       return DnsFailure(domain, user, bad);
     }
     return DnsFailure(domain, user, mx.status());
+  }
+
+  // zmnode_dns_lookups_total and, but for "no such domain",
+  // zmnode_dns_failures_total.
+  void CountLookup(std::string_view type, const absl::Status& s) {
+    if (metrics_ == nullptr) return;
+    metrics_->GetCounter(metrics::kDnsLookups, {{"type", type}}).Inc();
+    if (!s.ok() && !absl::IsNotFound(s)) {
+      metrics_->GetCounter(metrics::kDnsFailures, {{"type", type}}).Inc();
+    }
   }
 
   bool DnsFailure(const std::string& domain, const std::string& user,
@@ -505,6 +523,7 @@ class Walk {
   dns::Resolver* resolver_;
   std::vector<Route>* out_;
   std::vector<std::string>* trace_;
+  metrics::Registry* metrics_;
   std::vector<std::string> chain_;
   std::vector<std::string> owners_;
   bool overflowed_ = false;
@@ -514,16 +533,17 @@ class RoutingImpl : public Routing {
  public:
   RoutingImpl(std::shared_ptr<const State> st,
               std::unique_ptr<dns::Resolver> own_resolver,
-              dns::Resolver* resolver)
+              dns::Resolver* resolver, metrics::Registry* metrics)
       : own_resolver_(std::move(own_resolver)),
         resolver_(resolver != nullptr ? resolver : own_resolver_.get()),
+        metrics_(metrics),
         state_(std::move(st)) {}
 
   std::vector<Route> RouteAddress(std::string_view address,
                                   std::vector<std::string>* trace) override {
     std::shared_ptr<const State> st = Snapshot();
     std::vector<Route> routes;
-    Walk(*st, resolver_, &routes, trace).Recipient(address);
+    Walk(*st, resolver_, &routes, trace, metrics_).Recipient(address);
     // One delivery per destination, in first-seen order.
     std::vector<Route> unique;
     for (Route& r : routes) {
@@ -565,6 +585,7 @@ class RoutingImpl : public Routing {
 
   std::unique_ptr<dns::Resolver> own_resolver_;
   dns::Resolver* resolver_;
+  metrics::Registry* metrics_;
   absl::Mutex reload_mu_;
   absl::Mutex mu_;
   std::shared_ptr<const State> state_ ABSL_GUARDED_BY(mu_);
@@ -617,8 +638,8 @@ absl::StatusOr<std::unique_ptr<Routing>> Routing::Open(
     if (!r.ok()) return r.status();
     own = std::move(*r);
   }
-  return std::unique_ptr<Routing>(
-      new RoutingImpl(std::move(st), std::move(own), options.resolver));
+  return std::unique_ptr<Routing>(new RoutingImpl(
+      std::move(st), std::move(own), options.resolver, options.metrics));
 }
 
 }  // namespace zm::router

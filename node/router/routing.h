@@ -37,6 +37,7 @@
 #include "absl/status/statusor.h"
 #include "node/common/node_dir.h"
 #include "node/dns/resolver.h"
+#include "node/metrics/metrics.h"
 
 namespace zm::router {
 
@@ -57,6 +58,8 @@ struct RoutingOptions {
   // Used for the remote-domain check when it is on (router.conf
   // dns-check); null: Open() makes one from etc/resolver.conf.
   dns::Resolver* resolver = nullptr;
+  // Counts DNS lookups and failures (zmnode_dns_*_total); null: none.
+  metrics::Registry* metrics = nullptr;
 };
 
 class Routing {

@@ -33,6 +33,7 @@
 #include "node/mail/control.h"
 #include "node/scheduler/scheduler_conf.h"
 #include "node/scheduler/scheduler_dsn.h"
+#include "node/scheduler/scheduler_metrics.h"
 #include "node/spool/spool.h"
 
 namespace zm::scheduler {
@@ -226,6 +227,8 @@ class Scheduler {
   Agent* StartAgent(Thread& t);
   bool Dispatch(Agent& a, Thread& t, int64_t now);
   void FinishMessage(Message& m);
+  // Queue gauges into run/metrics/scheduler.stats (scheduler_admin.cc).
+  void PublishMetrics();
 
  public:
   Daemon& d_;
@@ -258,6 +261,7 @@ class Scheduler {
   bool agent_shortage_ = false;
   bool shortage_before_ = false;  // agent_shortage_ of the previous Pump
   std::set<std::string> retry_dirty_;  // messages whose retry file is stale
+  SchedulerMetrics metrics_{node_};    // exported counters (docs/metrics.md)
 };
 
 // "1d3h", "21m34s", "0s".

@@ -398,6 +398,22 @@ std::vector<std::string> Scheduler::ShowQueueShort() const {
                  " out ", counters_.rcpts_in - rcpts, " stored ", rcpts)};
 }
 
+void Scheduler::PublishMetrics() {
+  QueueFigures q;
+  q.messages = static_cast<int64_t>(msgs_.size());
+  int64_t oldest = 0;
+  for (const auto& [qid, m] : msgs_) {
+    for (const auto& rc : m->rcpts)
+      q.recipients += rc.state != RcptState::kDone;
+    if (oldest == 0 || m->arrival_ms < oldest) oldest = m->arrival_ms;
+  }
+  for (const auto& [k, t] : threads_) q.threads += !t.msgs.empty();
+  q.oldest_age_s =
+      oldest == 0 ? 0 : std::max<int64_t>(0, (Now() - oldest) / 1000);
+  for (const auto& a : agents_) q.agents += !a->eof;
+  metrics_.Queue(q);
+}
+
 std::vector<std::string> Scheduler::ShowThread(std::string_view ch,
                                                std::string_view host) const {
   std::vector<std::string> out;

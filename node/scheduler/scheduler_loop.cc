@@ -96,6 +96,7 @@ int Scheduler::Loop() {
       ReapChildren();
       IdleAgents();
       CheckExpiry();
+      PublishMetrics();
       if (now - last_scan_ms_ >= kRescanMs) ScanTransport();
       for (auto it = threads_.begin(); it != threads_.end();) {
         it = it->second.msgs.empty() ? threads_.erase(it) : std::next(it);

@@ -283,6 +283,8 @@ void Scheduler::ResultFor(Message& m, int index, std::string_view status,
     rc.last_diag = std::string(diag);
     rc.result_time = Now() / 1000;
     ++(rc.failed ? counters_.failed : counters_.delivered);
+    metrics_.Outcome(m.cf.recipients[static_cast<size_t>(index)].channel,
+                     rc.failed ? "bounced" : "delivered");
     LogResult(m, index, rc.failed ? "bounced" : "sent", dsn, relay, c, d, diag,
               dispatch_ms);
     return;
@@ -309,6 +311,7 @@ void Scheduler::Defer(Message& m, int index, std::string_view dsn,
   t.attempts++;
   t.last_diag = rc.last_diag;
   ++counters_.deferred;
+  metrics_.Outcome(r.channel, "deferred");
   int64_t now = Now();
   rc.result_time = now / 1000;
   rc.next_ms =
@@ -346,6 +349,8 @@ void Scheduler::FailExpired(Message& m, int index) {
   rc.last_diag = res.diag;
   rc.result_time = res.time;
   ++counters_.expired;
+  metrics_.Outcome(m.cf.recipients[static_cast<size_t>(index)].channel,
+                   "expired");
   LogResult(m, index, "expired", res.dsn, rc.relay.empty() ? "none" : rc.relay,
             0, 0, res.diag, 0);
 }

@@ -21,14 +21,51 @@
 #include "node/smtp/session.h"
 #include "node/smtpserver/smtpserver_auth.h"
 #include "node/smtpserver/smtpserver_filter.h"
-#include "node/smtpserver/smtpserver_mailauth.h"
 #include "node/smtpserver/smtpserver_fleet.h"
+#include "node/smtpserver/smtpserver_mailauth.h"
+#include "node/smtpserver/smtpserver_metrics.h"
 #include "node/smtpserver/smtpserver_policy.h"
 #include "node/smtpserver/smtpserver_verify.h"
 
-
 namespace zm::smtpserver {
 namespace {
+
+// The start of every rate-limit refusal's text; what tells a rate refusal
+// from a policy one when counting them (zmnode_smtp_*_rejections_total).
+constexpr std::string_view kTooMuch = "You are sending too much ";
+
+bool IsRateRefusal(const smtp::Verdict& v) {
+  return v.reply && !v.reply->lines.empty() &&
+         v.reply->lines.front().starts_with(kTooMuch);
+}
+
+// The reason label of a policy refusal: the check that refused.
+std::string_view KindName(smtp::CheckKind k) {
+  using K = smtp::CheckKind;
+  switch (k) {
+    case K::kConnect:
+      return "connect";
+    case K::kHelo:
+      return "helo";
+    case K::kAuth:
+      return "auth";
+    case K::kMailFrom:
+      return "mail";
+    case K::kRcptTo:
+      return "rcpt";
+    case K::kData:
+      return "data";
+    case K::kMessage:
+      return "message";
+    case K::kEtrn:
+      return "etrn";
+    case K::kVrfy:
+      return "vrfy";
+    case K::kExpn:
+      return "expn";
+  }
+  return "other";
+}
 
 using smtp::Check;
 using smtp::CheckKind;
@@ -160,6 +197,10 @@ class PolicyChecks : public smtp::Checks {
         break;
     }
     if (v.outcome == Verdict::Outcome::kReject) Tarpit(session, &v);
+    if (v.outcome == Verdict::Outcome::kReject && deps_.metrics &&
+        !IsRateRefusal(v)) {
+      deps_.metrics->PolicyRejection(KindName(check.kind));
+    }
     return v;
   }
 
@@ -500,8 +541,9 @@ class PolicyChecks : public smtp::Checks {
       deps_.fleet->OverLimit(
           key, StrCat("over ", std::llabs(limit), " ", what, " per window"));
     }
-    std::string text = StrCat("You are sending too much ", what,
-                              " per time interval. Try again later.");
+    if (deps_.metrics) deps_.metrics->RateRejection(what);
+    std::string text =
+        StrCat(kTooMuch, what, " per time interval. Try again later.");
     return Verdict::Reject(limit > 0 ? MakeR(450, "4.7.1", text)
                                      : MakeR(550, "5.7.1", text));
   }

@@ -42,6 +42,7 @@ class Authenticator;  // smtpserver_auth.h
 class ContentFilter;  // smtpserver_filter.h
 class MailAuth;       // smtpserver_mailauth.h
 class FleetLink;      // smtpserver_fleet.h
+struct SmtpMetrics;   // smtpserver_metrics.h
 
 struct CheckDeps {
   const NodeDir* node = nullptr;
@@ -55,6 +56,8 @@ struct CheckDeps {
   // the static policy, ETRN is cluster-wide, over-limit sources may be
   // published. Null: this node alone.
   FleetLink* fleet = nullptr;
+  // Exported counters of refusals (policy, rate limit); null = none.
+  const SmtpMetrics* metrics = nullptr;
 };
 
 std::unique_ptr<smtp::Checks> MakePolicyChecks(

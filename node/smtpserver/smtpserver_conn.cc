@@ -361,6 +361,8 @@ asio::awaitable<void> CommitMessage(ServerContext& ctx, Conn& c) {
   c.sub.reset();
   session.MessageCommitted(st);
   if (st.ok()) c.gen->checks->Record(session, smtp::Checks::Event::kCommitted);
+  if (st.ok())
+    ctx.metrics.Received(session.envelope().recipients.size(), sub->size());
 }
 
 }  // namespace
@@ -373,6 +375,7 @@ int64_t NowUsec() {
 
 asio::awaitable<void> Converse(ServerContext& ctx, Conn& c) {
   const Generation& g = *c.gen;
+  metrics::GaugeScope active(ctx.metrics.sessions);
   std::error_code ec;
   smtp::ClientInfo ci;
   ci.addr = c.ip;

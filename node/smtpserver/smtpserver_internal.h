@@ -19,8 +19,9 @@
 #include "node/smtp/session.h"
 #include "node/smtpserver/smtpserver_auth.h"
 #include "node/smtpserver/smtpserver_filter.h"
-#include "node/smtpserver/smtpserver_milter.h"
 #include "node/smtpserver/smtpserver_mailauth.h"
+#include "node/smtpserver/smtpserver_metrics.h"
+#include "node/smtpserver/smtpserver_milter.h"
 #include "node/smtpserver/smtpserver_settings.h"
 #include "node/spool/group_commit.h"
 #include "node/spool/spool.h"
@@ -77,6 +78,7 @@ struct ServerContext {
   spool::Spool& spool;
   asio::thread_pool& pool;  // blocking work: spool, checks, AUTH
   spool::GroupCommitter& committer;
+  const SmtpMetrics& metrics;  // exported counters
 };
 
 // Runs the SMTP conversation on `c` until it ends (QUIT, EOF, timeout,

@@ -16,6 +16,7 @@
 #include "node/smtpserver/smtpserver_checks.h"
 #include "node/smtpserver/smtpserver_fleet.h"
 #include "node/smtpserver/smtpserver_internal.h"
+#include "node/smtpserver/smtpserver_metrics.h"
 #include "node/smtpserver/smtpserver_tls.h"
 
 namespace zm::smtpserver {
@@ -34,6 +35,8 @@ auto Token(std::error_code& ec) {
 
 // What lives as long as the process, across reloads.
 struct Shared {
+  std::unique_ptr<metrics::Registry> registry;  // run/metrics/smtpserver.stats
+  std::unique_ptr<SmtpMetrics> metrics;         // uses registry
   std::unique_ptr<ratetrack::RateTracker> rates;
   std::unique_ptr<dns::Resolver> dns;
   std::unique_ptr<FleetLink> fleet;  // uses rates: declared after it
@@ -43,6 +46,8 @@ absl::StatusOr<Shared> MakeShared(const NodeDir& node,
                                   const ServerConfig& config,
                                   const std::string& node_tag, Logger& log) {
   Shared sh;
+  sh.registry = metrics::Registry::Open(node.run() + "/metrics", "smtpserver");
+  sh.metrics = std::make_unique<SmtpMetrics>(*sh.registry);
   auto cluster_id = config::LoadNodeId(node);
   std::string node_id =
       cluster_id.ok() && !cluster_id->empty() ? *cluster_id : node_tag;
@@ -115,6 +120,7 @@ absl::StatusOr<std::shared_ptr<const Generation>> MakeGeneration(
   deps.filter = g->filter.get();
   deps.mailauth = g->mailauth.get();
   deps.fleet = shared.fleet.get();
+  deps.metrics = shared.metrics.get();
   g->checks = MakePolicyChecks(g->settings, deps);
   return std::shared_ptr<const Generation>(std::move(g));
 }
@@ -154,7 +160,7 @@ class Server {
         signals_(control_),
         pool_(2),
         committer_(spool_),
-        ctx_{log_, daemon.node(), spool_, pool_, committer_},
+        ctx_{log_, daemon.node(), spool_, pool_, committer_, *shared_.metrics},
         gen_(std::move(gen)) {}
 
   absl::Status Listen();
@@ -324,6 +330,7 @@ std::string Server::Admit(const std::shared_ptr<Conn>& c) {
   } else {
     ++total_;
     ++per_ip_[c->ip];
+    ctx_.metrics.connections[static_cast<int>(c->listener)].Inc();
     conns_.insert(c);
   }
   if (!why.empty() && per_ip_[c->ip] == 0) per_ip_.erase(c->ip);

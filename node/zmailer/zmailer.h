@@ -47,6 +47,7 @@ struct InitOptions {
   std::string hostname;  // default: the system's host name
   std::string smtp_address = "127.0.0.1";
   int smtp_port = 2525;
+  std::string admin_listen = "127.0.0.1:8025";  // admind, etc/admin.conf
 
   // Fleet membership, written into etc/cluster.conf. Without
   // gossip_listen the node is on its own and the others must be empty.

@@ -45,6 +45,9 @@ int Main(int argc, char** argv) {
                    "port the smtpserver binds")
       ->check(CLI::Range(1, 65535))
       ->capture_default_str();
+  init->add_option("--admin-listen", init_opts.admin_listen,
+                   "ADDR:PORT of admind, the admin HTTP listener")
+      ->capture_default_str();
   init->add_option("--gossip-listen", init_opts.gossip_listen,
                    "join a fleet: the peer service's ADDR:PORT");
   init->add_option("--advertise", init_opts.advertise,

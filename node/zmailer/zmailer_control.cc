@@ -13,6 +13,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "node/admind/admind_config.h"
 #include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/daemon/health.h"
@@ -317,6 +318,9 @@ int CmdStatus(const NodeDir& node) {
   if (auto s = RequireNode(node); !s.ok()) return FailStatus(s);
   health::NodeHealth h = health::Collect(node);
   std::cout << health::Render(h);
+  if (auto admin = admind::LoadAdminConfig(node); admin.ok()) {
+    std::cout << "dashboard: " << admin->Url() << "\n";
+  }
   if (h.frozen) {
     std::cout << "frozen: 'zmailer start' refuses until 'zmailer thaw'\n";
   }

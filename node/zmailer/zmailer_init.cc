@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "cluster/conf/cluster_conf.h"
+#include "node/admind/admind_config.h"
 #include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/spool/spool.h"
@@ -260,6 +261,12 @@ absl::Status InitNode(const InitOptions& opts, std::string* report) {
     return absl::InvalidArgumentError(
         StrCat("--smtp-port ", opts.smtp_port, " is not a port number"));
   }
+  std::string admin_host;
+  int admin_port = 0;
+  if (auto s = admind::ParseListen(opts.admin_listen, &admin_host, &admin_port);
+      !s.ok()) {
+    return absl::InvalidArgumentError(StrCat("--admin-listen ", Message(s)));
+  }
   NodeDir node = LocateNode(opts.dir);
   if (auto s = CheckTarget(node.home, opts.force); !s.ok()) return s;
 
@@ -280,6 +287,7 @@ absl::Status InitNode(const InitOptions& opts, std::string* report) {
       {"NODE_ID", node_id},
       {"SMTP_ADDRESS", opts.smtp_address},
       {"SMTP_PORT", std::to_string(opts.smtp_port)},
+      {"ADMIN_LISTEN", opts.admin_listen},
   };
   std::string names;
   size_t count = 0;

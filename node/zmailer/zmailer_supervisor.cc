@@ -27,6 +27,8 @@
 #include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/daemon/health.h"
+#include "node/metrics/metrics.h"
+#include "node/metrics/metrics_catalog.h"
 #include "node/zmailer/restart_policy.h"
 #include "node/zmailer/supervisor_internal.h"
 #include "node/zmailer/zmailer.h"
@@ -110,6 +112,8 @@ class Supervisor {
   bool announced_ready_ = false;
   bool wrote_pid_ = false;
   int stop_timeout_ms_ = kStopTimeoutMs;
+  // run/metrics/zmailer.stats: restarts per program (docs/metrics.md).
+  std::unique_ptr<metrics::Registry> metrics_ = metrics::Registry::InMemory(8);
 };
 
 absl::Status Supervisor::Setup() {
@@ -138,6 +142,7 @@ absl::Status Supervisor::Setup() {
                  " (all programs of a node live in one folder)"));
     }
   }
+  metrics_ = metrics::Registry::Open(node.run() + "/metrics", "zmailer", 64);
 
   sigset_t set;
   sigemptyset(&set);
@@ -297,6 +302,7 @@ void Supervisor::HandleExit(Child& c, int status) {
     return;
   }
   c.restart_at = Clock::now() + std::chrono::milliseconds(d.delay_ms);
+  metrics_->GetCounter(metrics::kRestarts, {{"program", c.name}}).Inc();
   log_.Warning("", StrCat(c.name, " (pid ", pid, ") ", how, said,
                           "; restarting in ", (d.delay_ms + 999) / 1000, "s"));
 }

@@ -251,7 +251,7 @@ class Node:
                         errors="replace") in (
                             "zmailer", "scheduler", "router", "smtpserver",
                             "mailbox", "errormail", "sendmail", "mailq",
-                            "clusterd"):
+                            "clusterd", "admind"):
                     continue
                 belongs = home.encode() in cmd
                 if not belongs:
@@ -452,9 +452,12 @@ def node_factory(request):
         home = pathlib.Path(parent) / "node"
         port = free_port()
         node = Node(home, port, node_id)
+        # admind (the admin HTTP listener) gets a free port too.
+        node.admin_port = free_port()
         nodes.append(node)
         proc = subprocess.run(
             [str(BIN / "zmailer"), "init", str(home), "--smtp-port", str(port),
+             "--admin-listen", f"127.0.0.1:{node.admin_port}",
              "--node-id", node_id, *init_args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=node.env,
             timeout=COMMAND_TIMEOUT)
