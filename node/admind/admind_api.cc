@@ -115,12 +115,13 @@ ApiReply ErrorReply(int status, std::string_view message) {
 }
 
 Api::Api(NodeDir node, AdminConfig conf, std::string node_id, History* history,
-         std::unique_ptr<cluster::ClusterClient> client)
+         bool fleet, std::unique_ptr<cluster::ClusterClient> client)
     : node_(std::move(node)),
       conf_(std::move(conf)),
       node_id_(std::move(node_id)),
       started_unix_(NowUnix()),
       history_(history),
+      fleet_(fleet),
       client_(std::move(client)) {
   char host[256] = {0};
   if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
@@ -196,7 +197,7 @@ json Api::Node() {
   j["ready"] = r.ready;
   j["not_ready"] = r.failures;
   j["draining"] = r.draining;
-  j["cluster"] = clustered();
+  j["cluster"] = fleet_;
   j["admin_url"] = conf_.Url();
   json procs = json::array();
   for (const ProcessInfo& p : Processes(node_)) {
@@ -221,17 +222,17 @@ json Api::Members() {
         const v1::Member& m = v.member();
         json e;
         e["node_id"] = m.node_id();
-        e["state"] = MemberStateName(m.state());
+        e["state"] = v.state().empty() ? MemberStateName(m.state()) : v.state();
         e["address"] = m.address();
         e["generation"] = m.generation();
         e["incarnation"] = m.incarnation();
-        e["uptime_s"] =
-            m.started_unix_ms() > 0
-                ? std::max<int64_t>(0, (now_ms - m.started_unix_ms()) / 1000)
-                : 0;
+        int64_t up_ms = v.uptime_ms() > 0         ? v.uptime_ms()
+                        : m.started_unix_ms() > 0 ? now_ms - m.started_unix_ms()
+                                                  : 0;
+        e["uptime_s"] = std::max<int64_t>(0, up_ms / 1000);
         e["version"] = m.version();
         e["gossip_lag_ms"] = v.gossip_lag_ms();
-        e["admin_url"] = v.self() ? conf_.Url() : "";
+        e["admin_url"] = v.self() ? conf_.Url() : v.admin_url();
         e["self"] = v.self();
         list.push_back(std::move(e));
       }
@@ -253,7 +254,7 @@ json Api::Members() {
   return json{{"members", list}};
 }
 
-json Api::RatesTop(const Params& params) {
+json Api::RatesFromFleetRates(const Params& params) {
   auto param = [&](const char* name, std::string def) {
     auto it = params.find(name);
     return it == params.end() || it->second.empty() ? def : it->second;
@@ -301,8 +302,8 @@ json Api::RatesTop(const Params& params) {
 ApiReply Api::Policy() {
   if (!client_) {
     return ErrorReply(503,
-                      "the policy overlay needs a cluster agent; this "
-                      "node is not in a fleet");
+                      "the policy overlay needs the node's cluster agent "
+                      "(clusterd), which this node does not run");
   }
   auto reply = client_->PolicyList(v1::PolicyListRequest());
   if (!reply.ok()) return FromStatus(reply.status());
@@ -316,8 +317,8 @@ ApiReply Api::Policy() {
 ApiReply Api::PolicyAdd(const json& body) {
   if (!client_) {
     return ErrorReply(503,
-                      "the policy overlay needs a cluster agent; this "
-                      "node is not in a fleet");
+                      "the policy overlay needs the node's cluster agent "
+                      "(clusterd), which this node does not run");
   }
   if (!body.contains("key") || !body["key"].is_string() ||
       !body.contains("action") || !body["action"].is_string()) {
@@ -360,8 +361,8 @@ ApiReply Api::PolicyAdd(const json& body) {
 ApiReply Api::PolicyDelete(const Params& params) {
   if (!client_) {
     return ErrorReply(503,
-                      "the policy overlay needs a cluster agent; this "
-                      "node is not in a fleet");
+                      "the policy overlay needs the node's cluster agent "
+                      "(clusterd), which this node does not run");
   }
   auto it = params.find("key");
   if (it == params.end() || it->second.empty()) {
@@ -386,12 +387,17 @@ ApiReply Api::StartEtrn(const json& body) {
     v1::StartEtrnRequest req;
     req.set_domain(domain);
     auto reply = client_->StartEtrn(req);
-    if (!reply.ok()) return FromStatus(reply.status());
-    absl::MutexLock lock(&mu_);
-    last_etrn_ = reply->request().id();
-    return Ok(json{{"id", last_etrn_}});
+    if (reply.ok()) {
+      absl::MutexLock lock(&mu_);
+      last_etrn_ = reply->request().id();
+      return Ok(json{{"id", last_etrn_}});
+    }
+    // A node alone whose agent is not there asks its scheduler itself.
+    if (fleet_ || !absl::IsUnavailable(reply.status())) {
+      return FromStatus(reply.status());
+    }
   }
-  // No fleet: the local scheduler, at once.
+  // No agent: the local scheduler, at once.
   json result = {{"node_id", node_id_},
                  {"state", "failed"},
                  {"messages", 0},
@@ -502,32 +508,6 @@ json Api::LocalQueue() {
   q["top_destinations"] = top;
   q["updated_unix"] = NowUnix();
   return q;
-}
-
-std::vector<metrics::Sample> Api::FleetSamples() { return {}; }
-
-void Api::Tick() {}
-
-json Api::Queues() {
-  json nodes = json::array();
-  nodes.push_back(LocalQueue());
-  return json{{"nodes", nodes}};
-}
-
-json Api::HistoryJson(size_t minutes) {
-  HistorySeries h = history_->Last(minutes, NowUnix());
-  json mins = json::array();
-  for (size_t i = 0; i < minutes; ++i) {
-    mins.push_back(h.first_minute + 60 * static_cast<int64_t>(i));
-  }
-  json mine;
-  for (size_t i = 0; i < kHistorySeries; ++i) {
-    mine[std::string(kHistoryNames[i])] = h.series[i];
-  }
-  json series;
-  series[node_id_] = mine;
-  series["fleet"] = mine;
-  return json{{"minutes", mins}, {"series", series}};
 }
 
 }  // namespace zm::admind

@@ -7,10 +7,10 @@
 //
 // Node-local parts come from the node (pid files, metrics files, the
 // scheduler's admin socket); fleet parts from the node's cluster agent
-// (run/cluster.sock). Without a cluster (no gossip-listen) the fleet is
-// this node alone: members lists itself, queues and history its own
-// figures, ETRN goes to the local scheduler, and the policy overlay (a
-// fleet feature) answers 503.
+// (run/cluster.sock), which a node alone may run too (solo). Without an
+// agent the fleet is this node: members lists itself, queues and history
+// its own figures, ETRN goes to the local scheduler, and the policy
+// overlay (kept by the agent) answers 503.
 #ifndef ZM_ADMIND_ADMIND_API_H_
 #define ZM_ADMIND_ADMIND_API_H_
 
@@ -43,9 +43,11 @@ using Params = std::map<std::string, std::string>;
 
 class Api {
  public:
-  // `client` may be null (the node is not in a fleet).
+  // `fleet`: the node gossips with peers (cluster.conf gossip-listen).
+  // `client`: its cluster agent (also run by a node alone, solo); null
+  // when the node runs none.
   Api(NodeDir node, AdminConfig conf, std::string node_id, History* history,
-      std::unique_ptr<cluster::ClusterClient> client);
+      bool fleet, std::unique_ptr<cluster::ClusterClient> client);
   ~Api();
 
   // `what` is the path after /api/v1/ ("node", "rates/top", ...).
@@ -64,7 +66,7 @@ class Api {
   std::string LastEtrnId();
 
   const std::string& node_id() const { return node_id_; }
-  bool clustered() const { return client_ != nullptr; }
+  bool clustered() const { return fleet_; }
 
   // Called every few seconds by the main loop: in a fleet, publishes this
   // node's status (queue summary, history) every 10 s.
@@ -83,6 +85,10 @@ class Api {
   ApiReply PolicyDelete(const Params& params);
   ApiReply StartEtrn(const nlohmann::json& body);
   ApiReply EtrnReply(const std::string& id);
+  // rates/top from the agent's FleetRates (before TopSources existed).
+  nlohmann::json RatesFromFleetRates(const Params& params);
+  // This node's status for the fleet (PublishNodeStatus).
+  void PublishStatus();
 
   const NodeDir node_;
   const AdminConfig conf_;
@@ -90,6 +96,7 @@ class Api {
   std::string hostname_;
   const int64_t started_unix_;
   History* const history_;
+  const bool fleet_;
   std::unique_ptr<cluster::ClusterClient> client_;
 
   absl::Mutex mu_;
@@ -97,6 +104,7 @@ class Api {
   // ETRN runs of a node without a cluster: id -> reply JSON.
   std::map<std::string, nlohmann::json> local_etrn_ ABSL_GUARDED_BY(mu_);
   uint64_t etrn_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t last_publish_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // An error reply: {"error": "one line"}.

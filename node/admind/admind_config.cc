@@ -80,10 +80,16 @@ bool AdminConfig::ReadNeedsAuth() const {
   return true;
 }
 
-std::string AdminConfig::Url() const {
+std::string AdminConfig::Url(std::string_view wildcard_host) const {
   std::string host = listen_host;
-  if (host == "0.0.0.0") host = "127.0.0.1";
-  if (host == "::") host = "::1";
+  bool wildcard = host == "0.0.0.0" || host == "::";
+  if (wildcard && !wildcard_host.empty()) {
+    host = std::string(wildcard_host);
+  } else if (host == "0.0.0.0") {
+    host = "127.0.0.1";
+  } else if (host == "::") {
+    host = "::1";
+  }
   if (host.find(':') != std::string::npos) host = StrCat("[", host, "]");
   return StrCat(tls() ? "https" : "http", "://", host, ":", listen_port, "/");
 }

@@ -9,8 +9,8 @@
 //   max-body    65536               bytes of a request body
 //   max-headers 64                  header lines of a request
 //   max-events-clients 16           concurrent GET /api/v1/events streams
-//   json-log    no                  yes: programs also write log/maillog.json
-//                                   (read by zm::Logger users; see docs)
+//   json-log    no                  yes: admind writes the event log as JSON
+//                                   lines too, log/maillog.json
 //
 //   auto conf = zm::admind::LoadAdminConfig(node);  // defaults if no file
 #ifndef ZM_ADMIND_ADMIND_CONFIG_H_
@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "node/common/node_dir.h"
@@ -36,14 +37,15 @@ struct AdminConfig {
   size_t max_body = 65536;
   int max_headers = 64;
   int max_events_clients = 16;
-  bool json_log = false;  // admind makes log/maillog.json (see log.h)
+  bool json_log = false;  // log/maillog.json (admind_jsonlog.h)
 
   bool tls() const { return !tls_cert.empty(); }
   // Whether GET requests need a user (read-auth, and for auto whether the
   // listener is bound beyond loopback).
   bool ReadNeedsAuth() const;
-  // "http://127.0.0.1:8025/" (a wildcard host is shown as 127.0.0.1).
-  std::string Url() const;
+  // "http://127.0.0.1:8025/"; a wildcard listener is shown as
+  // `wildcard_host` (default the loopback address).
+  std::string Url(std::string_view wildcard_host = "") const;
 };
 
 // "HOST:PORT" or "[V6]:PORT" -> host, port. InvalidArgument naming `what`.

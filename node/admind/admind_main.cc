@@ -2,8 +2,10 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <optional>
 #include <thread>
 
 #include "cluster/client/cluster_client.h"
@@ -12,19 +14,23 @@
 #include "node/admind/admind_config.h"
 #include "node/admind/admind_events.h"
 #include "node/admind/admind_history.h"
+#include "node/admind/admind_jsonlog.h"
 #include "node/admind/admind_metrics.h"
 #include "node/admind/admind_server.h"
 #include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/config/cluster_conf.h"
 #include "node/daemon/daemon.h"
+#include "node/daemon/health.h"
 
 namespace zm::admind {
 namespace {
 
 constexpr char kProgram[] = "admind";
-// How often the history sampler reads the metrics files.
+// How often the history sampler reads the metrics files, and how often
+// the JSON event log follows log/maillog.
 constexpr int kSampleMs = 5000;
+constexpr int kJsonLogMs = 1000;
 
 std::string NodeIdOf(const NodeDir& node) {
   auto id = config::LoadNodeId(node);
@@ -37,21 +43,6 @@ std::string NodeIdOf(const NodeDir& node) {
   return h.substr(0, h.find('.'));
 }
 
-// json-log yes: make log/maillog.json, which every zm::Logger then also
-// writes (see node/common/log.h).
-void EnsureJsonLog(const NodeDir& node, Logger& log) {
-  std::string path = node.maillog() + ".json";
-  if (fs::Exists(path)) return;
-  int fd =
-      ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-  if (fd < 0) {
-    log.Warning("", Message(fs::ErrnoStatus("create", path, errno)));
-    return;
-  }
-  ::close(fd);
-  log.Info("", StrCat("JSON event log on: ", path));
-}
-
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -61,15 +52,22 @@ int Main(int argc, char** argv) {
   const NodeDir& node = daemon.node();
   auto conf = LoadAdminConfig(node);
   if (!conf.ok()) return Daemon::Fail(kProgram, conf.status());
-  if (conf->json_log) EnsureJsonLog(node, daemon.log());
+  std::optional<JsonLog> json_log;
+  if (conf->json_log) json_log.emplace(node);
 
+  // The node's cluster agent, when the supervisor runs one (in a fleet,
+  // or solo for a node alone); calls fail fast while it is down.
   std::unique_ptr<cluster::ClusterClient> client;
-  if (cluster::HasCluster(node)) {
-    auto c = cluster::ClusterClient::ForNode(node);
-    if (c.ok()) client = std::move(*c);
+  const auto programs = health::DaemonPrograms(node);
+  if (std::find(programs.begin(), programs.end(), "clusterd") !=
+      programs.end()) {
+    cluster::ClientOptions opts;
+    opts.socket_path = cluster::SocketPath(node);
+    client = cluster::ClusterClient::Connect(opts);
   }
   History history(180);
-  Api api(node, *conf, NodeIdOf(node), &history, std::move(client));
+  Api api(node, *conf, NodeIdOf(node), &history, cluster::HasCluster(node),
+          std::move(client));
   EventHub hub(&api, conf->max_events_clients);
   AdminServer server(node, *conf, &api, &hub, &daemon.log());
   if (auto s = server.Init(); !s.ok()) return Daemon::Fail(kProgram, s);
@@ -86,6 +84,7 @@ int Main(int argc, char** argv) {
   };
   sample();
   auto next_sample = std::chrono::steady_clock::now();
+  auto next_json = next_sample;
   for (;;) {
     auto now = std::chrono::steady_clock::now();
     if (now >= next_sample) {
@@ -93,8 +92,13 @@ int Main(int argc, char** argv) {
       api.Tick();
       next_sample = now + std::chrono::milliseconds(kSampleMs);
     }
+    if (now >= next_json) {
+      if (json_log) json_log->Poll(std::time(nullptr));
+      next_json = now + std::chrono::milliseconds(kJsonLogMs);
+    }
+    auto next = std::min(next_sample, next_json);
     int wait = static_cast<int>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(next_sample - now)
+        std::chrono::duration_cast<std::chrono::milliseconds>(next - now)
             .count());
     struct pollfd p = {daemon.signal_fd(), POLLIN, 0};
     int n = ::poll(&p, 1, std::max(wait, 1));

@@ -69,10 +69,13 @@ std::string RenderPrometheus(const std::vector<metrics::Sample>& samples) {
               info ? info->help : std::string_view("(no help)"), "\n");
     StrAppend(&out, "# TYPE ", name, " ", counter ? "counter" : "gauge", "\n");
     for (const auto& [labels, s] : series) {
+      std::string value =
+          s.milli ? fmt::format("{:.3f}", static_cast<double>(s.value) / 1000)
+                  : std::to_string(s.value);
       if (labels.empty()) {
-        StrAppend(&out, name, " ", s.value, "\n");
+        StrAppend(&out, name, " ", value, "\n");
       } else {
-        StrAppend(&out, name, "{", labels, "} ", s.value, "\n");
+        StrAppend(&out, name, "{", labels, "} ", value, "\n");
       }
     }
   }

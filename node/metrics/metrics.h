@@ -154,6 +154,7 @@ struct Sample {
   std::string labels;  // Prometheus label text, may be empty
   Kind kind = Kind::kCounter;
   int64_t value = 0;
+  bool milli = false;  // value is in thousandths (rendered as value/1000)
 };
 
 struct StatsFile {

@@ -140,12 +140,16 @@ def test_etrn_on_a_single_node(node):
     status, body = api.post("/api/v1/etrn", {"domain": "example.org"},
                             auth=("nobody", "nobody"))
     assert status == 200, body
-    status, res = api.get(f"/api/v1/etrn?id={body['id']}")
-    assert status == 200
+
+    def done():
+        status, res = api.get(f"/api/v1/etrn?id={body['id']}")
+        assert status == 200, res
+        states = [r["state"] for r in res["results"]]
+        return res if states == ["done"] else None
+    res = wait_for(done, what="the ETRN done")
     assert res["domain"] == "example.org"
     [r] = res["results"]
     assert r["node_id"] == node.node_id
-    assert r["state"] == "done", r
     node.wait_log(r"ETRN example\.org")
     assert api.get("/api/v1/etrn?id=nope")[0] == 404
 
@@ -198,3 +202,32 @@ def test_dashboard_root_is_served(node):
     assert headers["Content-Type"].startswith("text/html")
     assert "<html" in body.lower()
     assert api.get("/no/such/file.js")[0] == 404
+
+
+def test_json_log_lines(node_factory):
+    import json
+
+    def setup(n):
+        with open(n.etc / "admin.conf", "a") as f:
+            f.write("json-log yes\n")
+    node = node_factory(setup=setup)
+    api = AdminApi(node)
+    api.wait_up()
+    path = node.home / "log" / "maillog.json"
+
+    node.sendmail("root", message="Subject: json log\n\nhi\n")
+
+    def delivered_line():
+        if not path.exists():
+            return None
+        for line in path.read_text(errors="replace").splitlines():
+            ev = json.loads(line)
+            if ev["program"] == "scheduler" and "status=sent" in ev["msg"]:
+                return ev
+        return None
+    ev = wait_for(delivered_line, interval=0.2, what="a JSON delivery line")
+    assert set(ev) == {"ts", "host", "program", "pid", "queue_id", "level",
+                       "msg"}
+    assert ev["level"] == "info" and ev["queue_id"]
+    assert ev["ts"].endswith("Z")
+    assert ev["queue_id"] in "\n".join(node.log_lines())

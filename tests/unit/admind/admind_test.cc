@@ -1,16 +1,21 @@
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
+#include "cluster/client/cluster_client.h"
 #include "gtest/gtest.h"
+#include "node/admind/admind_api.h"
 #include "node/admind/admind_assets.h"
 #include "node/admind/admind_auth.h"
 #include "node/admind/admind_config.h"
 #include "node/admind/admind_events.h"
+#include "node/admind/admind_health.h"
 #include "node/admind/admind_history.h"
+#include "node/admind/admind_jsonlog.h"
 #include "node/admind/admind_metrics.h"
 #include "node/metrics/metrics_catalog.h"
 
@@ -224,6 +229,117 @@ TEST(AssetsTest, ContentTypes) {
   EXPECT_EQ(ContentType("x.bin"), "application/octet-stream");
   EXPECT_EQ(FindAsset("no/such/file.js"), nullptr);
   EXPECT_NE(FallbackIndex().find("/api/v1/node"), std::string_view::npos);
+}
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/zm_admind_apiXXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    node_.home = tmpl;
+    for (const char* d : {"etc", "spool", "run", "log"}) {
+      std::filesystem::create_directories(node_.home + "/" + d);
+    }
+  }
+  void TearDown() override { std::filesystem::remove_all(node_.home); }
+  Api MakeApi() {
+    auto conf = ParseAdminConfig("", "admin.conf", node_);
+    return Api(node_, *conf, "t1", &history_, false, nullptr);
+  }
+  NodeDir node_;
+  History history_{60};
+};
+
+TEST_F(ApiTest, NodeAloneAnswersForItself) {
+  Api api = MakeApi();
+  auto node = nlohmann::json::parse(api.Get("node", {}).body);
+  EXPECT_EQ(node["node_id"], "t1");
+  EXPECT_EQ(node["cluster"], false);
+  // Nothing runs in this node directory: not ready, and it says why.
+  EXPECT_EQ(node["ready"], false);
+  EXPECT_EQ(node["draining"], false);
+  auto members = nlohmann::json::parse(api.Get("members", {}).body);
+  ASSERT_EQ(members["members"].size(), 1u);
+  EXPECT_EQ(members["members"][0]["self"], true);
+  EXPECT_EQ(members["members"][0]["state"], "alive");
+  // The overlay is a fleet feature.
+  EXPECT_EQ(api.Get("policy", {}).status, 503);
+  EXPECT_EQ(
+      api.Post("policy", R"({"key":"192.0.2.1","action":"reject"})").status,
+      503);
+}
+
+TEST_F(ApiTest, BadRequestsAreJsonErrors) {
+  Api api = MakeApi();
+  for (const auto& [what, params] : std::vector<std::pair<std::string, Params>>{
+           {"history", {{"minutes", "0"}}},
+           {"history", {{"minutes", "x"}}},
+           {"rates/top", {{"kind", "bogus"}}},
+           {"rates/top", {{"limit", "0"}}},
+           {"etrn", {}},
+       }) {
+    ApiReply r = api.Get(what, params);
+    EXPECT_EQ(r.status, 400) << what;
+    EXPECT_TRUE(nlohmann::json::parse(r.body).contains("error")) << r.body;
+  }
+  EXPECT_EQ(api.Get("nothing", {}).status, 404);
+  EXPECT_EQ(api.Get("etrn", {{"id", "unknown"}}).status, 404);
+  EXPECT_EQ(api.Post("etrn", "[1,2]").status, 400);
+  EXPECT_EQ(api.Post("etrn", R"({"domain":"a b"})").status, 400);
+  EXPECT_EQ(api.Delete("node", {}).status, 404);
+}
+
+TEST_F(ApiTest, HistoryHasOneEntryPerMinute) {
+  Api api = MakeApi();
+  auto h = nlohmann::json::parse(api.Get("history", {{"minutes", "3"}}).body);
+  ASSERT_EQ(h["minutes"].size(), 3u);
+  EXPECT_EQ(h["minutes"][1].get<int64_t>() - h["minutes"][0].get<int64_t>(),
+            60);
+  for (const char* series : {"t1", "fleet"}) {
+    for (std::string_view name : kHistoryNames) {
+      EXPECT_EQ(h["series"][series][std::string(name)].size(), 3u);
+    }
+  }
+}
+
+TEST_F(ApiTest, ReadinessFollowsTheDrainingMarker) {
+  Readiness r = CheckReadiness(node_);
+  EXPECT_FALSE(r.draining);
+  std::ofstream(DrainingMarker(node_)) << "";
+  r = CheckReadiness(node_);
+  EXPECT_TRUE(r.draining);
+  EXPECT_FALSE(r.ready);
+  EXPECT_NE(std::find(r.failures.begin(), r.failures.end(), "node is draining"),
+            r.failures.end());
+}
+
+TEST(JsonLogTest, LoggerLinesBecomeJson) {
+  time_t now = 1795248224;  // November 2026
+  auto j = nlohmann::json::parse(MaillogLineToJson(
+      "Nov 21 08:03:44 mx1 zmnode/scheduler[4712]: 0G4VZ8Q3K2M7AB-mx1: "
+      "to=<root@mx1>, status=sent (ok)",
+      now));
+  EXPECT_EQ(j["host"], "mx1");
+  EXPECT_EQ(j["program"], "scheduler");
+  EXPECT_EQ(j["pid"], 4712);
+  EXPECT_EQ(j["level"], "info");
+  EXPECT_EQ(j["msg"], "to=<root@mx1>, status=sent (ok)");
+  EXPECT_TRUE(j["ts"].get<std::string>().starts_with("2026-11-2"));
+  EXPECT_TRUE(j["ts"].get<std::string>().ends_with("Z"));
+  // Queue ids are recognised, not any "word: ".
+  j = nlohmann::json::parse(MaillogLineToJson(
+      "Nov  1 00:00:01 mx1 zmnode/admind[9]: warning: admin POST /x: no", now));
+  EXPECT_EQ(j["level"], "warning");
+  EXPECT_EQ(j["queue_id"], "");
+  EXPECT_EQ(j["msg"], "admin POST /x: no");
+  j = nlohmann::json::parse(MaillogLineToJson(
+      "Dec 31 23:59:59 h zmnode/router[1]: error: bad \xff byte", now));
+  EXPECT_EQ(j["level"], "error");
+  // A December line read in November is from last year.
+  EXPECT_TRUE(j["ts"].get<std::string>().starts_with("2025-12-31") ||
+              j["ts"].get<std::string>().starts_with("2026-01-01"));
+  EXPECT_EQ(MaillogLineToJson("garbage", now), "");
+  EXPECT_EQ(MaillogLineToJson("Nov 21 08:03:44 mx1 sshd[1]: x", now), "");
 }
 
 TEST(EventsTest, Format) {
