@@ -12,6 +12,7 @@ Everything goes over real HTTP (http.client) to the node's admind.
 import base64
 import http.client
 import json
+import ssl
 
 from conftest import wait_for
 
@@ -28,15 +29,28 @@ def add_root_user(node):
 
 
 class AdminApi:
-    def __init__(self, node, timeout=10):
+    def __init__(self, node, timeout=10, cafile=None):
+        """`cafile`: speak HTTPS, trusting that certificate (the node's
+        self-signed one); the host name is not checked (127.0.0.1)."""
         self.host = "127.0.0.1"
         self.port = node.admin_port
         self.timeout = timeout
+        self.context = None
+        if cafile:
+            self.context = ssl.create_default_context(cafile=str(cafile))
+            self.context.check_hostname = False
+
+    def connection(self):
+        if self.context:
+            return http.client.HTTPSConnection(
+                self.host, self.port, timeout=self.timeout,
+                context=self.context)
+        return http.client.HTTPConnection(self.host, self.port,
+                                          timeout=self.timeout)
 
     def request(self, method, path, body=None, auth=None, headers=None):
         """(status, parsed body, response headers)."""
-        conn = http.client.HTTPConnection(self.host, self.port,
-                                          timeout=self.timeout)
+        conn = self.connection()
         try:
             h = dict(headers or {})
             data = None
@@ -72,7 +86,7 @@ class AdminApi:
     def up(self):
         try:
             return self.get("/healthz")[0] == 200
-        except OSError:
+        except (OSError, http.client.HTTPException):
             return False
 
     def wait_up(self):
