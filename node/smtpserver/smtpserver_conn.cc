@@ -359,10 +359,11 @@ asio::awaitable<void> CommitMessage(ServerContext& ctx, Conn& c) {
                     StrCat("spool commit failed: ", Message(st)));
   }
   c.sub.reset();
+  if (st.ok()) {
+    ctx.metrics.Received(session.envelope().recipients.size(), sub->size());
+  }
   session.MessageCommitted(st);
   if (st.ok()) c.gen->checks->Record(session, smtp::Checks::Event::kCommitted);
-  if (st.ok())
-    ctx.metrics.Received(session.envelope().recipients.size(), sub->size());
 }
 
 }  // namespace

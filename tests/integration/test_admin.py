@@ -213,7 +213,9 @@ def test_json_log_lines(node_factory):
     api.wait_up()
     path = node.home / "log" / "maillog.json"
 
-    node.sendmail("root", message="Subject: json log\n\nhi\n")
+    with smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=30) as s:
+        s.sendmail("sender@example.com", ["root@localhost"],
+                   "Subject: json log\r\n\r\nhi\r\n")
 
     def delivered_line():
         if not path.exists():
