@@ -100,6 +100,7 @@ absl::StatusOr<AdminConfig> ParseAdminConfig(std::string_view text,
   AdminConfig c;
   c.auth_file = node.etc_file("scheduler.auth");
   int number = 0;
+  int tls_line = 0;  // the last tls-cert/tls-key line
   for (std::string_view raw : Split(text, '\n')) {
     ++number;
     std::string line = config::StripComment(raw);
@@ -122,6 +123,7 @@ absl::StatusOr<AdminConfig> ParseAdminConfig(std::string_view text,
         return err(Message(s));
       }
     } else if (key == "tls-cert" || key == "tls-key" || key == "auth-file") {
+      if (key != "auth-file") tls_line = number;
       auto path = PathValue(value, node);
       if (!path.ok()) return err(Message(path.status()));
       (key == "tls-cert"  ? c.tls_cert
@@ -160,7 +162,7 @@ absl::StatusOr<AdminConfig> ParseAdminConfig(std::string_view text,
     }
   }
   if (c.tls_cert.empty() != c.tls_key.empty()) {
-    return config::Error(file, number,
+    return config::Error(file, tls_line,
                          "tls-cert and tls-key go together (both or neither)");
   }
   return c;

@@ -3,7 +3,7 @@
 // event to log/maillog.json as one JSON object:
 //
 //   {"ts":"2026-11-21T08:03:44Z","host":"mx1","program":"scheduler",
-//    "pid":4712,"queue_id":"0G4VZ8Q3K2M7AB-mx1","level":"info","msg":"..."}
+//    "pid":4712,"queue_id":"1K0R3N6QPY9P11PK-mx1","level":"info","msg":"..."}
 //
 //   JsonLog j(node);
 //   j.Poll(now);   // from the main loop, about every second

@@ -316,7 +316,7 @@ TEST_F(ApiTest, ReadinessFollowsTheDrainingMarker) {
 TEST(JsonLogTest, LoggerLinesBecomeJson) {
   time_t now = 1795248224;  // November 2026
   auto j = nlohmann::json::parse(MaillogLineToJson(
-      "Nov 21 08:03:44 mx1 zmnode/scheduler[4712]: 0G4VZ8Q3K2M7AB-mx1: "
+      "Nov 21 08:03:44 mx1 zmnode/scheduler[4712]: 1K0R3N6QPY9P11PK-mx1: "
       "to=<root@mx1>, status=sent (ok)",
       now));
   EXPECT_EQ(j["host"], "mx1");
