@@ -8,6 +8,7 @@
 #include "cluster/client/cluster_client.h"
 #include "node/admind/admind_api.h"
 #include "node/admind/admind_health.h"
+#include "node/daemon/health.h"
 #include "node/common/strings.h"
 
 namespace zm::admind {
