@@ -203,8 +203,6 @@ def test_fleet_across_hosts_partition_heal_drain(netfleet):
     # 1. Gossip finds the peers by DNS (seed-dns, no seed addresses).
     for i in range(3):
         fleet.wait_view(i, alive, "discovery")
-    log = n3.maillog.read_text(errors="replace")
-    assert "peers.fleet.test" in log or "seed" in log
 
     # 2. Mail flows between the hosts (MX by DNS) and to the sink.
     for i, rcpt in ((0, "root@n2.fleet.test"), (1, "root@n3.fleet.test"),
