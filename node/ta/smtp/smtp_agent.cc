@@ -96,7 +96,7 @@ absl::StatusOr<std::vector<Server>> SmtpAgent::Servers(const Destination& dest,
   std::vector<Server> out;
   if (dest.literal) {
     out.push_back(
-        Server{dest.name, dest.name, dest.unix_socket ? 0 : dest.port});
+        Server{dest.name, dest.name, dest.unix_socket ? 0 : dest.port, {}});
     return out;
   }
   auto fail = [&](bool permanent, std::string dsn, std::string diag) {
@@ -159,7 +159,7 @@ absl::StatusOr<std::vector<Server>> SmtpAgent::Servers(const Destination& dest,
       continue;
     }
     for (const auto& ip : *addrs) {
-      if (out.size() < kMaxServers) out.push_back(Server{h, ip, dest.port});
+      if (out.size() < kMaxServers) out.push_back(Server{h, ip, dest.port, {}});
     }
   }
   if (out.empty()) {
