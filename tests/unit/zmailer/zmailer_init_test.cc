@@ -55,7 +55,8 @@ TEST_F(ZmailerInitTest, WritesEveryTemplateWithPlaceholdersFilled) {
       {"HOSTNAME", "mx.test.example"},
       {"NODE_ID", "t1"},
       {"SMTP_ADDRESS", "127.0.0.1"},
-      {"SMTP_PORT", "2600"}};
+      {"SMTP_PORT", "2600"},
+      {"ADMIN_LISTEN", "127.0.0.1:8025"}};
   int templates = 0;
   for (const auto& e : std::filesystem::directory_iterator(ZM_DEFAULTS_DIR)) {
     if (!e.is_regular_file()) continue;

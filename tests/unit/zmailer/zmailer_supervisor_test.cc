@@ -41,6 +41,10 @@ class SupervisorTest : public ::testing::Test {
     for (const auto& p : health::DaemonPrograms()) {
       stdfs::create_symlink(ZM_STANDIN, bin + "/" + p);
     }
+    // A node made by init also runs its cluster agent (solo) and admind.
+    for (const char* p : {"clusterd", "admind"}) {
+      stdfs::create_symlink(ZM_STANDIN, bin + "/" + p);
+    }
     node_ = tmp_ + "/node";
     auto r =
         RunProgram({zmailer_, "init", node_, "--node-id", "t1", "--smtp-port",
