@@ -510,7 +510,10 @@ class PolicyChecks : public smtp::Checks {
 
   // The rate limit of the client's policy class; authenticated users get
   // ratelimit_auth_factor times as much.
-  std::optional<RateLimit> Limit(const Session& session) const {
+  // `rate_class` (optional) gets where the limit comes from: "" for the
+  // static policy's ratelimitmsgs, "fleet N[,M]" for a fleet rate class.
+  std::optional<RateLimit> Limit(const Session& session,
+                                 std::string* rate_class = nullptr) const {
     PolicyAttrs a = ClientAttrs(session);
     auto text = a.Get("ratelimitmsgs");
     // A fleet entry for the client: allow lifts the limit, a rate class
@@ -520,6 +523,7 @@ class PolicyChecks : public smtp::Checks {
       if (f->action() == v1::POLICY_ACTION_RATE_CLASS &&
           ParseRateLimit(f->rate_class())) {
         text = f->rate_class();
+        if (rate_class) *rate_class = StrCat("fleet ", f->rate_class());
       }
     }
     if (!text) return std::nullopt;
@@ -530,6 +534,18 @@ class PolicyChecks : public smtp::Checks {
       r->recipients *= settings_->server.ratelimit_auth_factor;
     }
     return r;
+  }
+
+  // The limit of the source and its key, told to the fleet link too.
+  std::optional<RateLimit> CheckedLimit(const Session& session,
+                                        const std::optional<std::string>& key) {
+    std::string rate_class;
+    auto limit = Limit(session, &rate_class);
+    if (limit && key && deps_.fleet) {
+      deps_.fleet->NoteLimit(*key, rate_class, limit->messages,
+                             limit->recipients);
+    }
+    return limit;
   }
 
   Verdict RateRefusal(const Session& session, const std::string& key,
@@ -631,8 +647,8 @@ class PolicyChecks : public smtp::Checks {
 
   std::optional<Verdict> MessageRate(const Session& session) {
     if (!deps_.rates) return std::nullopt;
-    auto limit = Limit(session);
     auto key = RateKey(session);
+    auto limit = CheckedLimit(session, key);
     if (!limit || !key || limit->messages == 0) return std::nullopt;
     ratetrack::Counts c = deps_.rates->Get(*key, NowSec());
     if (c.messages < static_cast<uint64_t>(std::llabs(limit->messages))) {
@@ -643,8 +659,8 @@ class PolicyChecks : public smtp::Checks {
 
   std::optional<Verdict> RecipientRate(const Session& session) {
     if (!deps_.rates) return std::nullopt;
-    auto limit = Limit(session);
     auto key = RateKey(session);
+    auto limit = CheckedLimit(session, key);
     if (!limit || !key || limit->recipients == 0) return std::nullopt;
     ratetrack::Counts c = deps_.rates->Get(*key, NowSec());
     uint64_t pending = session.envelope().recipients.size();

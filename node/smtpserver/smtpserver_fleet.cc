@@ -13,6 +13,7 @@ namespace zm::smtpserver {
 namespace {
 
 constexpr size_t kMaxPublished = 10000;  // remembered over-limit subjects
+constexpr size_t kMaxLimits = 10000;     // remembered per-source limits
 constexpr uint32_t kEtrnTtlSec = 3600;   // a node that rejoins still acts
 
 int64_t NowSec() { return static_cast<int64_t>(std::time(nullptr)); }
@@ -118,13 +119,26 @@ void FleetLink::ReportOnce(bool final) {
   // set), or, after a failure or a new stream, the whole window.
   std::vector<ratetrack::SlotCount> slots = rates_.TakeLocalChanges(now);
   if (all) slots = rates_.LocalSlotsSince(now - WindowSeconds());
+  std::vector<v1::SourceLimit> limits;
+  {
+    absl::MutexLock lock(&mu_);
+    if (all) {
+      for (const auto& [key, limit] : limits_) limits.push_back(limit);
+      limits_pending_.clear();
+    } else {
+      limits.swap(limits_pending_);
+    }
+  }
   absl::Status failed;
-  for (size_t i = 0; i < slots.size() && failed.ok();
-       i += opts_.report_batch) {
+  const size_t batch = std::max<size_t>(opts_.report_batch, 1);
+  for (size_t i = 0; i < std::max(slots.size(), limits.size()) && failed.ok();
+       i += batch) {
     v1::ReportRatesRequest req;
-    for (size_t j = i; j < std::min(slots.size(), i + opts_.report_batch);
-         ++j) {
+    for (size_t j = i; j < std::min(slots.size(), i + batch); ++j) {
       ToProto(slots[j], opts_.node_id, req.add_slots());
+    }
+    for (size_t j = i; j < std::min(limits.size(), i + batch); ++j) {
+      *req.add_limits() = limits[j];
     }
     failed = client_->ReportRates(req);
   }
@@ -138,7 +152,7 @@ void FleetLink::ReportOnce(bool final) {
     agent_ok_ = false;
     return;
   }
-  if (slots.empty()) return;
+  if (slots.empty() && limits.empty()) return;
   reports_.fetch_add(1);
   if (!agent_ok_ && log_) log_->Info("", "fleet: reporting rates again");
   agent_ok_ = true;
@@ -174,6 +188,28 @@ void FleetLink::OverLimit(std::string_view rate_key, std::string_view why) {
   }
   published_[*subject] = now;
   to_publish_.emplace_back(*subject, std::string(why));
+}
+
+void FleetLink::NoteLimit(std::string_view rate_key,
+                          std::string_view rate_class, int64_t messages,
+                          int64_t recipients) {
+  absl::MutexLock lock(&mu_);
+  auto it = limits_.find(rate_key);
+  if (it != limits_.end() && it->second.rate_class() == rate_class &&
+      it->second.messages() == messages &&
+      it->second.recipients() == recipients) {
+    return;  // reported already
+  }
+  if (it == limits_.end()) {
+    if (limits_.size() >= kMaxLimits) limits_.erase(limits_.begin());
+    it = limits_.emplace(std::string(rate_key), v1::SourceLimit()).first;
+  }
+  v1::SourceLimit& l = it->second;
+  l.set_key(std::string(rate_key));
+  l.set_rate_class(std::string(rate_class));
+  l.set_messages(messages);
+  l.set_recipients(recipients);
+  if (limits_pending_.size() < kMaxLimits) limits_pending_.push_back(l);
 }
 
 void FleetLink::PublishPending() {

@@ -82,6 +82,12 @@ class FleetLink {
   // per source and half TTL). User keys are not published.
   void OverLimit(std::string_view rate_key, std::string_view why);
 
+  // The limit the policy put on a source when it was checked (negative:
+  // refused for good), sent with the next report when it changed, so the
+  // agent's TopSources can show limit, class and state. Bounded.
+  void NoteLimit(std::string_view rate_key, std::string_view rate_class,
+                 int64_t messages, int64_t recipients);
+
   // Starts a cluster-wide ETRN and waits up to etrn_wait_ms for the
   // nodes' answers. Unavailable when the agent is down.
   absl::StatusOr<FleetEtrn> Etrn(std::string_view domain);
@@ -118,6 +124,10 @@ class FleetLink {
   std::vector<std::pair<std::string, std::string>> to_publish_
       ABSL_GUARDED_BY(mu_);  // (subject, reason)
   std::map<std::string, int64_t> published_ ABSL_GUARDED_BY(mu_);  // subject -> unix s
+  // Limits as last noted per key (bounded), and those not yet reported.
+  std::map<std::string, v1::SourceLimit, std::less<>> limits_
+      ABSL_GUARDED_BY(mu_);
+  std::vector<v1::SourceLimit> limits_pending_ ABSL_GUARDED_BY(mu_);
 
   std::unique_ptr<cluster::Subscription> rate_sub_;
   std::unique_ptr<cluster::Subscription> policy_sub_;

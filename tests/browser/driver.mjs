@@ -76,12 +76,14 @@ async function source({key}) {
   const r = row.first();
   const state = (await r.locator("td").nth(4).textContent()).trim();
   const countText = (await r.locator("td").nth(2).textContent()).trim();
+  const limitText = (await r.locator("td").nth(3).textContent()).trim();
   const nodes = {};
   for (const t of await r.locator(".contrib-node").allTextContents()) {
     const [n, c] = t.trim().split(/\s+/);
     nodes[n] = Number(c.replace(/\D/g, ""));
   }
-  return {state, count: Number(countText.replace(/\D/g, "")), nodes};
+  return {state, count: Number(countText.replace(/\D/g, "")), nodes,
+    limit: limitText === "none" ? 0 : Number(limitText.replace(/\D/g, ""))};
 }
 
 async function signInIfAsked({user, password}) {

@@ -288,6 +288,12 @@ def test_dashboard_on_a_three_node_fleet(fleet_factory, page_factory,
             key=test_fleet.SOURCE_KEY)
         assert src["count"] >= test_fleet.LIMIT, src
         assert src["count"] == sum(src["nodes"].values()), src
+        # The limit the smtpservers' policy put on it (smtp-policy's
+        # ratelimitmsgs, reported with their rate slots).
+        src = page.wait(
+            "source", lambda s: s and s["limit"] == test_fleet.LIMIT,
+            "the source's limit as the smtpservers' policy set it",
+            key=test_fleet.SOURCE_KEY)
 
         # A block added on the page (n1) refuses the client on n3.
         blocked = test_fleet.BLOCKED

@@ -71,6 +71,10 @@ class FakeAgent final : public v1::Local::Service {
     absl::MutexLock l(&mu_);
     return reported_;
   }
+  std::map<std::string, v1::SourceLimit> limits() {
+    absl::MutexLock l(&mu_);
+    return limits_;
+  }
   int report_calls() {
     absl::MutexLock l(&mu_);
     return report_calls_;
@@ -91,6 +95,7 @@ class FakeAgent final : public v1::Local::Service {
     absl::MutexLock l(&mu_);
     ++report_calls_;
     for (const auto& s : req->slots()) reported_.push_back(s);
+    for (const auto& l : req->limits()) limits_[l.key()] = l;
     return grpc::Status::OK;
   }
 
@@ -252,6 +257,7 @@ class FakeAgent final : public v1::Local::Service {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<v1::RateSlot> peer_slots_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::RateSlot> reported_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::SourceLimit> limits_ ABSL_GUARDED_BY(mu_);
   int report_calls_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, v1::PolicyEntry> policies_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::PolicyEntry> changes_ ABSL_GUARDED_BY(mu_);

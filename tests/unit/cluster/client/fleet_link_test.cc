@@ -250,6 +250,34 @@ TEST_F(FleetLinkTest, RateClassReplacesTheStaticLimit) {
   EXPECT_EQ(Ask(*s, CheckKind::kMailFrom, "x@example.org").reply->code, 450);
 }
 
+TEST_F(FleetLinkTest, ReportsTheLimitOfACheckedSource) {
+  // The static policy's ratelimitmsgs 3 for 198.51.100.0/24.
+  auto s = NewSession("198.51.100.9");
+  Verdict v = Ask(*s, CheckKind::kMailFrom, "x@example.org");
+  EXPECT_TRUE(!v.reply || v.reply->code < 400) << Text(v);
+  ASSERT_TRUE(testutil::WaitFor(
+      [&] { return agent_->limits().count("ip4:198.51.100.9") == 1; }));
+  v1::SourceLimit l = agent_->limits()["ip4:198.51.100.9"];
+  EXPECT_EQ(l.messages(), 3);
+  EXPECT_EQ(l.rate_class(), "");
+  // A fleet rate class replaces it, and the new limit is reported.
+  v1::PolicyEntry e;
+  e.set_subject("198.51.100.0/24");
+  e.set_action(v1::POLICY_ACTION_RATE_CLASS);
+  e.set_rate_class("7");
+  agent_->PutPolicy(e);
+  ASSERT_TRUE(testutil::WaitFor([&] { return fleet_->overlay().size() == 1; }));
+  Ask(*s, CheckKind::kMailFrom, "x@example.org");
+  ASSERT_TRUE(testutil::WaitFor([&] {
+    return agent_->limits()["ip4:198.51.100.9"].messages() == 7;
+  }));
+  EXPECT_EQ(agent_->limits()["ip4:198.51.100.9"].rate_class(), "fleet 7");
+  // A source without a limit is not reported.
+  auto free = NewSession("192.0.2.77");
+  Ask(*free, CheckKind::kMailFrom, "x@example.org");
+  EXPECT_EQ(agent_->limits().count("ip4:192.0.2.77"), 0u);
+}
+
 TEST_F(FleetLinkTest, OverLimitPublishesATemporaryDefer) {
   Link(600);
   auto s = NewSession("198.51.100.9");
