@@ -523,9 +523,17 @@ def test_entrypoint_inits_once_and_starts_the_node(pod):
         proc = subprocess.Popen(["sh", ENTRYPOINT], env=env,
                                 stdout=subprocess.DEVNULL, stderr=err)
     try:
-        banner = wait_for(lambda: smtp_banner(ports["submission"]),
-                          timeout=DEFAULT_WAIT, interval=0.2,
-                          what="the submission port to answer")
+        try:
+            banner = wait_for(lambda: smtp_banner(ports["submission"]),
+                              timeout=DEFAULT_WAIT, interval=0.2,
+                              what="the submission port to answer")
+        except AssertionError as e:
+            # What the programs said on stderr (a sanitizer report, a bind
+            # failure) is in log/<program>.stderr, not in the maillog.
+            said = "".join(
+                f"\n--- {f.name} ---\n{f.read_text(errors='replace')[-4000:]}"
+                for f in sorted((home / "log").glob("*.stderr")))
+            raise AssertionError(f"{e}{said}") from None
         assert banner.startswith("220 zmnode-0.smtp.example.net")
         with smtplib.SMTP("127.0.0.1", ports["submission"],
                           timeout=30) as s:
