@@ -530,9 +530,11 @@ def test_entrypoint_inits_once_and_starts_the_node(pod):
         except AssertionError as e:
             # What the programs said on stderr (a sanitizer report, a bind
             # failure) is in log/<program>.stderr, not in the maillog.
+            files = sorted((home / "log").glob("*.stderr")) + sorted(
+                node.sanitizer_dir.glob("report*"))
             said = "".join(
-                f"\n--- {f.name} ---\n{f.read_text(errors='replace')[-4000:]}"
-                for f in sorted((home / "log").glob("*.stderr")))
+                f"\n--- {f.name} ---\n{f.read_text(errors='replace')[-6000:]}"
+                for f in files)
             raise AssertionError(f"{e}{said}") from None
         assert banner.startswith("220 zmnode-0.smtp.example.net")
         with smtplib.SMTP("127.0.0.1", ports["submission"],
