@@ -528,10 +528,11 @@ def test_entrypoint_inits_once_and_starts_the_node(pod):
                               timeout=DEFAULT_WAIT, interval=0.2,
                               what="the submission port to answer")
         except AssertionError as e:
-            # What the programs said on stderr (a sanitizer report, a bind
-            # failure) is in log/<program>.stderr, not in the maillog.
-            files = sorted((home / "log").glob("*.stderr")) + sorted(
-                node.sanitizer_dir.glob("report*"))
+            # Why a program would not start (a bind failure, a sanitizer
+            # report) is on stderr or in the sanitizer's files, not in the
+            # maillog.
+            # In the foreground the programs' stderr is the supervisor's.
+            files = [errfile] + sorted(node.sanitizer_dir.glob("report*"))
             said = "".join(
                 f"\n--- {f.name} ---\n{f.read_text(errors='replace')[-6000:]}"
                 for f in files)
