@@ -19,6 +19,7 @@ import copy
 import json
 import os
 import pathlib
+import random
 import re
 import shutil
 import signal
@@ -417,6 +418,31 @@ def test_runtime_list_has_no_build_packages():
 
 # ----- the entrypoint (what a pod does at start) -----
 
+def quiet_port():
+    """A free port below the kernel's ephemeral range.
+
+    The entrypoint's node listens on 0.0.0.0 (gossip), so a port that any
+    other test's outgoing connection happens to use as its local port
+    (free_port() draws from the same ephemeral range) would make the bind
+    fail while tests run in parallel."""
+    low = 32768
+    try:
+        low = int(pathlib.Path(
+            "/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
+
+
 @pytest.fixture
 def pod(tmp_path_factory, k8s_tree, rendered):
     """The mounts of an outbound-submission pod, made from the rendered
@@ -437,7 +463,7 @@ def pod(tmp_path_factory, k8s_tree, rendered):
     (root / "node").mkdir()
     (root / "node" / "lost+found").mkdir()  # as on a fresh ext4 volume
     (root / "tmp").mkdir()
-    ports = {k: free_port() for k in
+    ports = {k: quiet_port() for k in
              ("smtp", "submission", "smtps", "gossip", "admin")}
     env = dict(os.environ)
     env.update({
