@@ -158,16 +158,17 @@ class DnsServer:
             self.resolver_conf(timeout_ms, attempts))
 
 
-@pytest.fixture
-def dnsmasq():
-    """Factory: dnsmasq(records, failing=(), ttl=300) -> started DnsServer."""
+def server_factory(cls, prefix):
+    """The body of a fixture that starts servers of `cls` on demand, each
+    in a fresh folder under /tmp (`cls(folder, *args, **kw).start()`),
+    and stops them and removes their folders afterwards."""
     servers = []
     dirs = []
 
-    def make(records=(), failing=(), ttl=300):
-        d = tempfile.mkdtemp(prefix="zmdns-", dir="/tmp")
+    def make(*args, **kw):
+        d = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
         dirs.append(d)
-        s = DnsServer(d, records, failing, ttl)
+        s = cls(d, *args, **kw)
         servers.append(s)
         return s.start()
 
@@ -176,6 +177,12 @@ def dnsmasq():
         s.stop()
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def dnsmasq():
+    """Factory: dnsmasq(records, failing=(), ttl=300) -> started DnsServer."""
+    yield from server_factory(DnsServer, "zmdns-")
 
 
 __all__ = ["dnsmasq", "DnsServer", "mx", "null_mx", "host", "txt", "srv",

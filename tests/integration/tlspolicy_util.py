@@ -16,17 +16,15 @@ Every wait is bounded; readiness is checked, not slept for.
 import hashlib
 import http.server
 import pathlib
-import shutil
 import ssl
 import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
 from conftest import free_port
-from dns_util import DnsServer, _answers
+from dns_util import DnsServer, _answers, server_factory
 
 NSD = "/usr/sbin/nsd"
 START_TIMEOUT = 30.0
@@ -177,20 +175,7 @@ class SignedDns(DnsServer):
 def signed_dns():
     """Factory: signed_dns(signed, unsigned=(), wrong_anchor=()) ->
     started SignedDns."""
-    servers, dirs = [], []
-
-    def make(signed, unsigned=(), wrong_anchor=()):
-        d = tempfile.mkdtemp(prefix="zmnsd-", dir="/tmp")
-        dirs.append(d)
-        s = SignedDns(d, signed, unsigned, wrong_anchor)
-        servers.append(s)
-        return s.start()
-
-    yield make
-    for s in servers:
-        s.stop()
-    for d in dirs:
-        shutil.rmtree(d, ignore_errors=True)
+    yield from server_factory(SignedDns, "zmnsd-")
 
 
 class PolicyServer:
