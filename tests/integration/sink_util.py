@@ -45,6 +45,9 @@ class _Handler:
         # Extensions aiosmtpd handles without announcing them.
         if "PIPELINING" not in self.sink.hide:
             out.insert(len(out) - 1, "250-PIPELINING")
+        if self.sink.announce_rcptlimit:
+            out.insert(len(out) - 1,
+                       f"250-X-RCPTLIMIT {self.sink.announce_rcptlimit}")
         if self.sink.size_limit:
             out = [r for r in out if not r[4:].upper().startswith("SIZE")]
             out.insert(len(out) - 1, f"250-SIZE {self.sink.size_limit}")
@@ -65,6 +68,9 @@ class _Handler:
                           rcpt_options):
         self.sink.rcpt_options.append((address, list(rcpt_options)))
         local = address.split("@")[0].lower()
+        if self.sink.max_rcpts and \
+                len(envelope.rcpt_tos) >= self.sink.max_rcpts:
+            return "452 4.5.3 Too many recipients"
         if local in self.sink.reject:
             return self.sink.reject[local]
         envelope.rcpt_tos.append(address)
@@ -105,23 +111,29 @@ class _SMTPController(Controller):
 class Sink:
     """An aiosmtpd sink. `hide`: EHLO keywords not to announce;
     `reject`: {local part: reply line} refused at RCPT; `tls`: (cert, key)
-    to offer STARTTLS; `lmtp`: speak LMTP; `size_limit`: SIZE value."""
+    to offer STARTTLS; `lmtp`: speak LMTP; `size_limit`: SIZE value;
+    `max_rcpts`: recipients per transaction, the next get "452 4.5.3";
+    `announce_rcptlimit`: an X-RCPTLIMIT value to announce; `host`, `port`:
+    where to listen (default 127.0.0.1, a free port)."""
 
     def __init__(self, hide=(), reject=None, tls=None, lmtp=False,
                  size_limit=0, data_reply="250 2.0.0 OK queued",
-                 lmtp_reject=None, require_tls=False):
+                 lmtp_reject=None, require_tls=False, max_rcpts=0,
+                 announce_rcptlimit=0, host="127.0.0.1", port=None):
         self.hide = {h.upper() for h in hide}
         self.reject = reject or {}
         self.lmtp = lmtp
         self.lmtp_reject = lmtp_reject or {}
         self.size_limit = size_limit
+        self.max_rcpts = max_rcpts
+        self.announce_rcptlimit = announce_rcptlimit
         self.data_reply = data_reply
         self.messages = []
         self.mail_options = []
         self.rcpt_options = []
         self.ehlo_lines = []
         self.lock = threading.Lock()
-        self.port = free_port()
+        self.port = port or free_port()
         kwargs = {"decode_data": False, "enable_SMTPUTF8":
                   "SMTPUTF8" not in self.hide}
         if tls:
@@ -130,7 +142,7 @@ class Sink:
             kwargs["tls_context"] = ctx
             kwargs["require_starttls"] = require_tls
         cls = _LMTPController if lmtp else _SMTPController
-        self.controller = cls(_Handler(self), hostname="127.0.0.1",
+        self.controller = cls(_Handler(self), hostname=host,
                               port=self.port, **kwargs,
                               ready_timeout=10)
 
@@ -152,15 +164,16 @@ class ScriptedServer:
     first, e.g. the greeting) and `reply` is bytes to send, or "hang" (keep
     the connection open and silent), or "close". After a line "DATA" the
     server reads the message up to the final dot as one input; after
-    "BDAT n" it reads n bytes."""
+    "BDAT n" it reads n bytes. `host`, `port`: where to listen (default
+    127.0.0.1, a free port)."""
 
-    def __init__(self, script):
+    def __init__(self, script, host="127.0.0.1", port=None):
         self.script = script
-        self.port = free_port()
+        self.port = port or free_port()
         self.lines = []
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.bind((host, self.port))
         self.sock.listen(5)
         self.sock.settimeout(0.2)
         self.stop_flag = threading.Event()

@@ -228,3 +228,74 @@ def test_relay_to_postfix_smtp_sink(node_factory):
             assert f"body {i}" in text
         wait_for(lambda: node.maillog.read_text().count("status=sent") >= 20,
                  30, what="20 sent results")
+
+
+@pytest.mark.parametrize("announce", [False, True],
+                         ids=["452-replies", "x-rcptlimit"])
+def test_peer_recipient_limit_splits_transactions(node_factory, announce):
+    # The sink takes 2 recipients per transaction and answers the third
+    # "452 4.5.3 Too many recipients"; with X-RCPTLIMIT 2 announced the
+    # agent splits before asking. Either way: every recipient exactly
+    # once, over one connection.
+    rcpts = [f"user{i}@example.test" for i in range(5)]
+    with Sink(max_rcpts=2, announce_rcptlimit=2 if announce else 0) as sink:
+        node = relay_node(node_factory, sink.port)
+        send(node, *rcpts)
+        sink.wait_messages(3)
+        wait_for(lambda: node.maillog.read_text().count("status=sent") >= 5,
+                 30, what="5 sent results")
+        got = [r for m in sink.messages for r in m["to"]]
+        assert sorted(got) == sorted(rcpts)
+        assert all(len(m["to"]) <= 2 for m in sink.messages)
+        assert len(sink.ehlo_lines) == 1  # one connection, one EHLO
+        log = node.maillog.read_text()
+        assert "status=deferred" not in log
+        if announce:
+            assert not any("452" in l for l in log.splitlines())
+
+
+def test_bdat_in_several_chunks(node_factory):
+    body = "".join(f"line {i:04d} of a long message\n" for i in range(60))
+    message = "From: alice@localhost\nSubject: chunks\n\n" + body
+    chunk = 512
+    # At least 3 chunks; the node's added header lines make it a few more.
+    assert len(message) > 2 * chunk
+    script = [
+        (None, b"220 scripted ESMTP\r\n"),
+        ("EHLO", b"250-scripted\r\n250-PIPELINING\r\n250 CHUNKING\r\n"),
+        ("MAIL", b"250 2.1.0 ok\r\n"),
+        ("RCPT", b"250 2.1.5 ok\r\n"),
+    ] + [("BDAT", b"250 2.0.0 chunk taken\r\n")] * 12
+    with ScriptedServer(script) as srv:
+        node = relay_node(node_factory, srv.port, extra=f"-B {chunk}")
+        send(node, "bob@example.test", message=message)
+        log_has(node, "status=sent")
+        cmds = [l for l in srv.lines if l.startswith("BDAT ")]
+        assert 3 <= len(cmds) < 12, srv.lines
+        assert all(c == f"BDAT {chunk}" for c in cmds[:-1]), cmds
+        assert cmds[-1].endswith(" LAST")
+        # The chunks put together are the message, with a Received line
+        # or so added in front by the node.
+        data = "".join(l for l in srv.lines if not l.startswith(
+            ("EHLO", "MAIL", "RCPT", "BDAT", "QUIT", "RSET")))
+        assert data.endswith(body.replace("\n", "\r\n")), data[-200:]
+
+
+def test_refused_chunk_defers(node_factory):
+    script = [
+        (None, b"220 scripted ESMTP\r\n"),
+        ("EHLO", b"250-scripted\r\n250 CHUNKING\r\n"),
+        ("MAIL", b"250 2.1.0 ok\r\n"),
+        ("RCPT", b"250 2.1.5 ok\r\n"),
+        ("BDAT", b"452 4.3.1 out of disk space\r\n"),
+        ("BDAT", b"503 5.5.1 no transaction\r\n"),
+    ]
+    body = "x" * 700 + "\n"
+    with ScriptedServer(script) as srv:
+        node = relay_node(node_factory, srv.port, extra="-B 512")
+        send(node, "bob@example.test", message="Subject: big\n\n" + body)
+        log_has(node, "status=deferred")
+        log = node.maillog.read_text()
+        assert "452 4.3.1 out of disk space (in reply to BDAT)" in log
+        assert "status=sent" not in log
+        assert len([l for l in srv.lines if l.startswith("BDAT")]) == 2

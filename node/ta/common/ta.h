@@ -58,6 +58,10 @@ struct Result {
   int64_t retry_at = 0;  // unix seconds, for kRetryAt
   double connect_s = 0;  // set-up time; the loop measures the rest
   double xfer_s = -1;    // transfer time if the handler measured it (>= 0)
+  // kDeferred because the destination itself could not be reached (no
+  // server answered, DNS failed): reported as `unreachable`, and the
+  // scheduler holds the rest of the thread back until the retry time.
+  bool unreachable = false;
 
   static Result Ok(std::string dsn, std::string relay, std::string diag) {
     return {Status::kOk, std::move(dsn), std::move(relay), std::move(diag)};

@@ -215,6 +215,9 @@ absl::StatusOr<Job> ParseJob(std::string_view line) {
 std::string FormatResult(std::string_view queue_id, int index, const Result& r,
                          double xfer_s) {
   std::string status = StatusWord(r.status);
+  if (r.status == Result::Status::kDeferred && r.unreachable) {
+    status = "unreachable";
+  }
   if (r.status == Result::Status::kRetryAt) {
     status = StrCat("retryat=", r.retry_at);
   }

@@ -2,14 +2,17 @@
 // (docs/transport-agents.md). `smtpx` is `smtp -x`.
 //
 //   smtp [-C DIR] [-x] [-F RELAY] [-p PORT] [-S TLSFILE] [-T SECS]
-//        [-H HELONAME] [-c CHANNEL] [-s] [-8]
+//        [-H HELONAME] [-c CHANNEL] [-B BDATCHUNK] [-s] [-8]
 //
 // For each job it finds the destination's servers (MX records in
 // preference order, else the name's A/AAAA; `-x` skips MX; `-F` sends
 // everything to one relay; `[ip]`, `host:port` and `[ip]:port` hosts are
 // taken literally), connects, says EHLO, does STARTTLS as the TLS policy
-// says, and sends all the job's recipients in one transaction. The
-// connection stays open for the next job to the same destination.
+// says, and sends all the job's recipients in one transaction (more when
+// the peer limits recipients per transaction). A server that fails at
+// connect, greeting, EHLO, STARTTLS or MAIL FROM (4xx, 421, a broken
+// connection) makes it try the next one. The connection stays open for
+// the next job to the same destination.
 #ifndef ZM_TA_SMTP_SMTP_H_
 #define ZM_TA_SMTP_SMTP_H_
 
@@ -90,6 +93,7 @@ struct Options {
   std::string channel = "smtp";
   bool lmtp = false;  // the lmtp program: LHLO, no MX, UNIX sockets
   smtpclient::Timeouts timeouts;
+  size_t bdat_chunk = smtpclient::kDefaultBdatChunk;  // -B bytes
 };
 
 absl::StatusOr<Options> ParseFlags(const NodeDir& node,
@@ -183,8 +187,8 @@ class SmtpAgent : public ta::Handler {
                                              const Destination& dest,
                                              const Server& s);
   // Records a session for TLS reporting (if on): `result` "" = success.
-  void Report(const Destination& dest, const Server& s,
-              std::string_view result, std::string_view detail);
+  void Report(const Destination& dest, const Server& s, std::string_view result,
+              std::string_view detail);
   void Report(tlspolicy::TlsResult r);
 
   Options o_;

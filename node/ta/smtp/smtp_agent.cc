@@ -204,59 +204,91 @@ std::vector<ta::Result> SmtpAgent::DeliverJob(
   }
 
   // The connection of the previous job, if it goes to the same place.
-  if (client_ && (client_dest_ != target || !client_->Reset())) {
+  bool reused = client_ && client_dest_ == target && client_->Reset();
+  if (client_ && !reused) {
     client_->Quit();
     client_.reset();
   }
-  if (!client_) {
-    ta::Result failure;
-    bool mx_secure = false;
-    auto servers = Servers(*dest, &failure, &mx_secure);
-    if (!servers.ok()) {
-      log_.Warning(queue_id, failure.diag);
-      failure.connect_s = Since(start);
-      return all(failure);
-    }
-    DecideTls(queue_id, *dest, mx_secure, &*servers);
-    smtpclient::Outcome last;
-    for (const Server& s : *servers) {
-      auto f = Connect(queue_id, *dest, s);
-      if (!f) {
-        client_dest_ = target;
-        client_relay_ = RelayName(s);
-        break;
-      }
-      last = *f;
-      log_.Warning(queue_id, StrCat("no delivery through ", RelayName(s),
-                                    ": ", last.diag));
-    }
+  std::optional<std::vector<Server>> servers;
+  size_t next = 0;  // the next server to try
+  double connect_s = 0;
+  while (true) {
     if (!client_) {
-      // A server that refused us permanently still is only one server:
-      // the destination may work later.
-      if (last.klass != 4) last.klass = 4;
-      if (last.dsn.empty() || last.dsn[0] != '4') last.dsn = "4.4.1";
-      ta::Result r = FromOutcome(last, "none");
-      r.connect_s = Since(start);
-      return all(r);
+      if (!servers) {
+        ta::Result failure;
+        bool mx_secure = false;
+        auto found = Servers(*dest, &failure, &mx_secure);
+        if (!found.ok()) {
+          log_.Warning(queue_id, failure.diag);
+          failure.connect_s = Since(start);
+          // A DNS failure is the destination's, not the message's.
+          failure.unreachable = failure.status == ta::Result::Status::kDeferred;
+          return all(failure);
+        }
+        DecideTls(queue_id, *dest, mx_secure, &*found);
+        servers = std::move(*found);
+      }
+      smtpclient::Outcome last;
+      last.diag = StrCat(tag, "no server left to try");
+      for (; next < servers->size() && !client_; ++next) {
+        const Server& s = (*servers)[next];
+        auto f = Connect(queue_id, *dest, s);
+        if (!f) {
+          client_dest_ = target;
+          client_relay_ = RelayName(s);
+          client_->set_bdat_chunk(o_.bdat_chunk);
+          break;
+        }
+        last = *f;
+        log_.Warning(queue_id, StrCat("no delivery through ", RelayName(s),
+                                      ": ", last.diag));
+      }
+      if (!client_) {
+        // A server that refused us permanently still is only one server:
+        // the destination may work later.
+        if (last.klass != 4) last.klass = 4;
+        if (last.dsn.empty() || last.dsn[0] != '4') last.dsn = "4.4.1";
+        ta::Result r = FromOutcome(last, "none");
+        r.connect_s = Since(start);
+        r.unreachable = true;
+        return all(r);
+      }
+      ++next;  // past the one now connected
     }
+    connect_s = Since(start);
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<smtpclient::Outcome> got = client_->Send(env, message);
+    double xfer_s = Since(t0);
+    bool retry = client_->server_failed() &&
+                 (reused || !servers || next < servers->size());
+    if (retry) {
+      // Nothing went to anybody and the server is the reason (a stale
+      // kept connection, MAIL FROM 4xx, 421): a fresh connection for a
+      // kept one, else the next server.
+      log_.Warning(queue_id,
+                   StrCat("no delivery through ", client_relay_, ": ",
+                          got.empty() ? "" : got[0].diag,
+                          reused ? "; a new connection" : "; the next server"));
+      client_->Quit();
+      client_.reset();
+      if (reused) next = 0;
+      reused = false;
+      continue;
+    }
+    std::vector<ta::Result> out;
+    out.reserve(got.size());
+    for (const auto& o : got) {
+      ta::Result r = FromOutcome(o, client_relay_);
+      r.connect_s = connect_s;
+      r.xfer_s = xfer_s;
+      out.push_back(std::move(r));
+    }
+    if (!client_->usable()) {
+      client_->Quit();
+      client_.reset();
+    }
+    return out;
   }
-  double connect_s = Since(start);
-  auto t0 = std::chrono::steady_clock::now();
-  std::vector<smtpclient::Outcome> got = client_->Send(env, message);
-  double xfer_s = Since(t0);
-  std::vector<ta::Result> out;
-  out.reserve(got.size());
-  for (const auto& o : got) {
-    ta::Result r = FromOutcome(o, client_relay_);
-    r.connect_s = connect_s;
-    r.xfer_s = xfer_s;
-    out.push_back(std::move(r));
-  }
-  if (!client_->usable()) {
-    client_->Quit();
-    client_.reset();
-  }
-  return out;
 }
 
 }  // namespace zm::smtp

@@ -268,6 +268,14 @@ absl::StatusOr<Options> ParseFlags(const NodeDir& node,
         return absl::InvalidArgumentError("-T needs seconds (1..86400)");
       }
       o.timeouts = smtpclient::Timeouts::All(secs * 1000);
+    } else if (a == "-B") {
+      auto v = value("a BDAT chunk size in bytes");
+      if (!v.ok()) return v.status();
+      size_t bytes = 0;
+      if (!ParseNumber(*v, &bytes) || bytes < 512 || bytes > (64u << 20)) {
+        return absl::InvalidArgumentError("-B needs bytes (512..67108864)");
+      }
+      o.bdat_chunk = bytes;
     } else if (a == "-H") {
       auto v = value("a HELO name");
       if (!v.ok()) return v.status();

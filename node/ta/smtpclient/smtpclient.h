@@ -158,6 +158,7 @@ struct Capabilities {
   bool chunking = false;
   bool smtputf8 = false;
   bool starttls = false;
+  size_t rcpt_limit = 0;  // ZMailer's X-RCPTLIMIT n (0 = none announced)
 };
 Capabilities ParseEhlo(const Reply& ehlo);
 
@@ -173,6 +174,9 @@ struct Envelope {
   std::string envid;   // "" = not given
   std::vector<Recipient> recipients;
 };
+
+// BDAT chunk size when the peer offers CHUNKING (Client::set_bdat_chunk).
+inline constexpr size_t kDefaultBdatChunk = 1u << 20;
 
 // What became of one recipient (or of the whole attempt).
 struct Outcome {
@@ -194,12 +198,31 @@ class Client {
   // STARTTLS, the handshake and EHLO again.
   std::optional<Outcome> StartTls(const TlsOptions& options);
 
-  // One mail transaction. `message` is RFC 5322 text with LF line endings.
-  // One outcome per envelope recipient, in order.
+  // The message to the envelope's recipients. `message` is RFC 5322 text
+  // with LF line endings. One outcome per envelope recipient, in order.
+  // Usually one transaction; when the peer refuses recipients with "too
+  // many recipients" (452 / 4.5.3, or 552 treated as 452 per RFC 5321
+  // 4.5.3.1.10), or there are more than its X-RCPTLIMIT or
+  // set_rcpt_limit() allows, the rest go in further transactions on the
+  // same connection, each recipient in exactly one.
   std::vector<Outcome> Send(const Envelope& env, std::string_view message);
 
-  // RSET for the next transaction; false if the connection is not usable.
+  // True when the last Send() delivered to nobody and failed for reasons
+  // of the server rather than of the recipients: the connection broke
+  // before the message was sent, MAIL FROM got a 4xx, or a 421 came before
+  // the message. Another server (the next MX) may do better.
+  bool server_failed() const { return server_failed_; }
+
+  // Ready for the next transaction; false if the connection is not
+  // usable. After a completed transaction nothing is sent (the peer's
+  // state is already reset); after an aborted one RSET goes out in front
+  // of the next MAIL FROM (in the same write when PIPELINING is offered).
   bool Reset();
+
+  // Largest BDAT chunk (CHUNKING); larger messages go in several chunks.
+  void set_bdat_chunk(size_t bytes) { bdat_chunk_ = bytes > 0 ? bytes : 1; }
+  // At most this many recipients per transaction (0 = no limit of ours).
+  void set_rcpt_limit(size_t n) { rcpt_limit_ = n; }
   // QUIT (best effort) and close.
   void Quit();
 
@@ -208,8 +231,15 @@ class Client {
   Connection& connection() { return *conn_; }
 
  private:
+  struct Prepared;
   std::optional<Outcome> Hello(std::string_view helo_name);
   absl::StatusOr<Reply> Command(std::string_view line, int timeout_ms);
+  // One transaction for the recipients `idx` of the envelope. Fills their
+  // outcomes; those refused as "too many recipients" go to `too_many`.
+  void Transaction(const Prepared& p, const std::vector<size_t>& idx,
+                   std::vector<Outcome>* out, std::vector<size_t>* too_many);
+  // The message as BDAT chunks; the final reply(s) are read by the caller.
+  absl::Status SendChunks(const std::string& wire, std::optional<Reply>* bad);
 
   std::unique_ptr<Connection> conn_;
   Timeouts t_;
@@ -217,6 +247,10 @@ class Client {
   bool usable_ = false;
   std::string helo_name_;
   Capabilities caps_;
+  bool rset_pending_ = false;   // the last transaction was aborted
+  bool server_failed_ = false;  // see server_failed()
+  size_t bdat_chunk_ = kDefaultBdatChunk;
+  size_t rcpt_limit_ = 0;
 };
 
 // --- Message helpers, public for tests. ---

@@ -47,6 +47,15 @@ Outcome Broken(const absl::Status& s, std::string_view when, bool lmtp) {
 
 std::string AddrParam(std::string_view a) { return StrCat("<", a, ">"); }
 
+// RFC 5321 4.5.3.1.10: "452 too many recipients" (and the old 552 for the
+// same, to be treated as 452): the recipient goes in a later transaction.
+bool TooManyRecipients(const Reply& r) {
+  if (r.code != 452 && r.code != 552) return false;
+  if (r.enhanced == "4.5.3" || r.enhanced == "5.5.3") return true;
+  return !r.lines.empty() &&
+         ToLower(r.lines[0]).find("too many recipients") != std::string::npos;
+}
+
 }  // namespace
 
 std::string Reply::Text() const {
@@ -129,6 +138,10 @@ Capabilities ParseEhlo(const Reply& ehlo) {
     if (kw == "chunking") c.chunking = true;
     if (kw == "smtputf8") c.smtputf8 = true;
     if (kw == "starttls") c.starttls = true;
+    if (kw == "x-rcptlimit" && w.size() > 1) {
+      size_t n = 0;
+      if (ParseNumber(w[1], &n)) c.rcpt_limit = n;
+    }
     if (kw == "size") {
       c.size = true;
       uint64_t n = 0;
@@ -190,9 +203,7 @@ std::optional<Outcome> Client::StartTls(const TlsOptions& options) {
 }
 
 bool Client::Reset() {
-  if (!usable_) return false;
-  auto r = Command("RSET", t_.command_ms);
-  usable_ = r.ok() && r->klass() == 2 && !conn_->HasPendingInput();
+  usable_ = usable_ && !conn_->HasPendingInput();
   return usable_;
 }
 
@@ -205,10 +216,19 @@ void Client::Quit() {
   conn_.reset();
 }
 
+// What every transaction of one Send() shares.
+struct Client::Prepared {
+  std::string mail;                // MAIL FROM:<...> with parameters
+  std::vector<std::string> rcpts;  // RCPT TO:<...> per envelope recipient
+  std::string wire;                // the message as DATA or BDAT wants it
+  bool bdat = false;
+};
+
 std::vector<Outcome> Client::Send(const Envelope& env,
                                   std::string_view message) {
   const size_t n = env.recipients.size();
   std::vector<Outcome> out(n);
+  server_failed_ = false;
   if (n == 0) return out;
   auto all = [&](const Outcome& o) {
     for (auto& x : out) x = o;
@@ -216,6 +236,7 @@ std::vector<Outcome> Client::Send(const Envelope& env,
   };
   const char* tag = lmtp_ ? "lmtp; " : "smtp; ";
   if (!usable_) {
+    server_failed_ = true;
     return all(Make(4, "4.4.2", StrCat(tag, "connection not usable")));
   }
   // What the message needs from the peer.
@@ -234,9 +255,10 @@ std::vector<Outcome> Client::Send(const Envelope& env,
     message = converted;
     eight = false;
   }
-  bool bdat = caps_.chunking;
-  std::string wire = bdat ? BdatWire(message) : DataWire(message);
-  uint64_t size = wire.size();
+  Prepared p;
+  p.bdat = caps_.chunking;
+  p.wire = p.bdat ? BdatWire(message) : DataWire(message);
+  uint64_t size = p.wire.size();
   if (caps_.size && caps_.max_size > 0 && size > caps_.max_size) {
     return all(Make(
         5, "5.3.4",
@@ -245,17 +267,16 @@ std::vector<Outcome> Client::Send(const Envelope& env,
   }
 
   // The commands of the transaction.
-  std::string mail = StrCat("MAIL FROM:", AddrParam(env.sender));
-  if (caps_.size) StrAppend(&mail, " SIZE=", size);
-  if (eight) StrAppend(&mail, " BODY=8BITMIME");
-  if (utf8) StrAppend(&mail, " SMTPUTF8");
+  p.mail = StrCat("MAIL FROM:", AddrParam(env.sender));
+  if (caps_.size) StrAppend(&p.mail, " SIZE=", size);
+  if (eight) StrAppend(&p.mail, " BODY=8BITMIME");
+  if (utf8) StrAppend(&p.mail, " SMTPUTF8");
   if (caps_.dsn) {
-    if (!env.ret.empty()) StrAppend(&mail, " RET=", env.ret);
+    if (!env.ret.empty()) StrAppend(&p.mail, " RET=", env.ret);
     if (!env.envid.empty()) {
-      StrAppend(&mail, " ENVID=", mail::XtextEncode(env.envid));
+      StrAppend(&p.mail, " ENVID=", mail::XtextEncode(env.envid));
     }
   }
-  std::vector<std::string> rcpts;
   for (const auto& r : env.recipients) {
     std::string c = StrCat("RCPT TO:", AddrParam(r.address));
     if (caps_.dsn) {
@@ -265,58 +286,150 @@ std::vector<Outcome> Client::Send(const Envelope& env,
                   mail::XtextEncode(r.orcpt));
       }
     }
-    rcpts.push_back(std::move(c));
+    p.rcpts.push_back(std::move(c));
   }
 
+  // Transactions until every recipient has an outcome: the peer's or our
+  // recipient limit splits the envelope; "too many recipients" refusals
+  // go again, in the next transaction on the same connection.
+  size_t limit = n;
+  if (caps_.rcpt_limit > 0) limit = std::min(limit, caps_.rcpt_limit);
+  if (rcpt_limit_ > 0) limit = std::min(limit, rcpt_limit_);
+  std::vector<size_t> todo(n);
+  for (size_t i = 0; i < n; ++i) todo[i] = i;
+  bool first = true;
+  bool server_failed = false;
+  while (!todo.empty()) {
+    size_t take = std::min(limit, todo.size());
+    std::vector<size_t> batch(todo.begin(), todo.begin() + take);
+    std::vector<size_t> rest(todo.begin() + take, todo.end());
+    std::vector<size_t> again;
+    Transaction(p, batch, &out, &again);
+    if (first) server_failed = server_failed_;
+    first = false;
+    if (!again.empty()) {
+      size_t got = batch.size() - again.size();
+      if (got == 0 || !usable_) {
+        // No progress (or no connection left): these wait for a later try
+        // with the peer's own refusal (already in their outcomes).
+        rest.clear();
+        again.clear();
+      } else {
+        // The peer's real limit: what it took in this transaction.
+        limit = std::min(limit, got);
+      }
+    }
+    if (!rest.empty() && !usable_) {
+      for (size_t i : rest) {
+        out[i] = Make(4, "4.4.2",
+                      StrCat(tag,
+                             "connection lost before a further transaction "
+                             "for the remaining recipients"));
+      }
+      rest.clear();
+    }
+    todo = std::move(again);
+    todo.insert(todo.end(), rest.begin(), rest.end());
+  }
+  bool any_final = false;
+  for (const auto& o : out) any_final = any_final || o.klass != 4;
+  server_failed_ = server_failed && !any_final;
+  return out;
+}
+
+void Client::Transaction(const Prepared& p, const std::vector<size_t>& idx,
+                         std::vector<Outcome>* outp,
+                         std::vector<size_t>* too_many) {
+  std::vector<Outcome>& out = *outp;
+  const size_t n = idx.size();
+  server_failed_ = false;
+  auto all = [&](const Outcome& o) {
+    for (size_t i : idx) out[i] = o;
+  };
+  // Nothing delivered and the server (not a recipient) is the reason.
+  auto broken = [&](const absl::Status& s, std::string_view when) {
+    usable_ = false;
+    server_failed_ = true;
+    all(Broken(s, when, lmtp_));
+  };
   usable_ = false;  // until the transaction ends cleanly
+  bool rset = rset_pending_;
+  rset_pending_ = false;
   Reply mail_reply;
-  std::vector<std::optional<Reply>> rcpt_replies(n);
+  std::vector<Reply> rcpt_replies(n);
   std::optional<Reply> data_reply;
-  bool pipeline_data = caps_.pipelining && !bdat;
+  bool pipeline_data = caps_.pipelining && !p.bdat;
   if (caps_.pipelining) {
-    std::string batch = mail + "\r\n";
-    for (const auto& c : rcpts) StrAppend(&batch, c, "\r\n");
+    std::string batch;
+    if (rset) batch = "RSET\r\n";
+    StrAppend(&batch, p.mail, "\r\n");
+    for (size_t i : idx) StrAppend(&batch, p.rcpts[i], "\r\n");
     if (pipeline_data) batch += "DATA\r\n";
     if (auto s = conn_->Write(batch, t_.command_ms); !s.ok()) {
-      return all(Broken(s, "while sending MAIL FROM", lmtp_));
+      return broken(s, "while sending MAIL FROM");
+    }
+    if (rset) {
+      auto r = conn_->ReadReply(t_.command_ms);
+      if (!r.ok()) return broken(r.status(), "after RSET");
+      if (r->klass() != 2) {
+        server_failed_ = true;
+        return all(FromReply(*r, "RSET", lmtp_));
+      }
     }
     auto r = conn_->ReadReply(t_.command_ms);
-    if (!r.ok()) return all(Broken(r.status(), "after MAIL FROM", lmtp_));
+    if (!r.ok()) return broken(r.status(), "after MAIL FROM");
     mail_reply = *r;
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t k = 0; k < n; ++k) {
       auto rr = conn_->ReadReply(t_.command_ms);
-      if (!rr.ok()) return all(Broken(rr.status(), "after RCPT TO", lmtp_));
-      rcpt_replies[i] = *rr;
+      if (!rr.ok()) return broken(rr.status(), "after RCPT TO");
+      rcpt_replies[k] = *rr;
     }
     if (pipeline_data) {
       auto d = conn_->ReadReply(t_.data_init_ms);
-      if (!d.ok()) return all(Broken(d.status(), "after DATA", lmtp_));
+      if (!d.ok()) return broken(d.status(), "after DATA");
       data_reply = *d;
     }
   } else {
-    auto r = Command(mail, t_.command_ms);
-    if (!r.ok()) return all(Broken(r.status(), "after MAIL FROM", lmtp_));
+    if (rset) {
+      auto r = Command("RSET", t_.command_ms);
+      if (!r.ok()) return broken(r.status(), "after RSET");
+      if (r->klass() != 2) {
+        server_failed_ = true;
+        return all(FromReply(*r, "RSET", lmtp_));
+      }
+    }
+    auto r = Command(p.mail, t_.command_ms);
+    if (!r.ok()) return broken(r.status(), "after MAIL FROM");
     mail_reply = *r;
     if (mail_reply.klass() == 2) {
-      for (size_t i = 0; i < n; ++i) {
-        auto rr = Command(rcpts[i], t_.command_ms);
-        if (!rr.ok()) return all(Broken(rr.status(), "after RCPT TO", lmtp_));
-        rcpt_replies[i] = *rr;
+      for (size_t k = 0; k < n; ++k) {
+        auto rr = Command(p.rcpts[idx[k]], t_.command_ms);
+        if (!rr.ok()) return broken(rr.status(), "after RCPT TO");
+        rcpt_replies[k] = *rr;
       }
     }
   }
 
   std::vector<size_t> accepted;
-  for (size_t i = 0; i < n; ++i) {
+  bool closing = mail_reply.code == 421;
+  for (size_t k = 0; k < n; ++k) {
+    size_t i = idx[k];
     if (mail_reply.klass() != 2) {
       out[i] = FromReply(mail_reply, "MAIL FROM", lmtp_);
-    } else if (rcpt_replies[i]->klass() != 2) {
-      out[i] = FromReply(*rcpt_replies[i], "RCPT TO", lmtp_);
+    } else if (rcpt_replies[k].klass() != 2) {
+      out[i] = FromReply(rcpt_replies[k], "RCPT TO", lmtp_);
+      closing = closing || rcpt_replies[k].code == 421;
+      if (TooManyRecipients(rcpt_replies[k])) {
+        out[i].klass = 4;  // never a reason to fail the recipient
+        out[i].dsn = "4.5.3";
+        too_many->push_back(i);
+      }
     } else {
       accepted.push_back(i);
     }
   }
-  if (accepted.empty()) {
+  if (mail_reply.klass() == 4 || closing) server_failed_ = true;
+  if (accepted.empty() || closing) {
     if (data_reply && data_reply->code == 354) {
       // The peer took DATA although no recipient was accepted: end it
       // with an empty message; its reply is not a delivery.
@@ -324,21 +437,39 @@ std::vector<Outcome> Client::Send(const Envelope& env,
         (void)conn_->ReadReply(t_.data_term_ms);
       }
     }
+    if (closing) {
+      // 421: the peer is closing; nothing was sent to anybody.
+      for (size_t i : accepted) {
+        out[i] = FromReply(
+            mail_reply.code == 421 ? mail_reply : Reply{421, "4.4.2", {}},
+            "RCPT TO", lmtp_);
+      }
+      too_many->clear();
+      return;
+    }
     usable_ = true;
-    (void)Reset();
-    return out;
+    rset_pending_ = true;
+    return;
   }
+  server_failed_ = false;
 
   // The message.
   std::string what;
-  if (bdat) {
+  if (p.bdat) {
     what = "BDAT";
-    std::string cmd = StrCat("BDAT ", wire.size(), " LAST\r\n");
-    absl::Status s = conn_->Write(cmd, t_.command_ms);
-    if (s.ok()) s = conn_->Write(wire, t_.data_block_ms);
-    if (!s.ok()) {
+    std::optional<Reply> bad;
+    if (auto s = SendChunks(p.wire, &bad); !s.ok()) {
       for (size_t i : accepted) out[i] = Broken(s, "while sending BDAT", lmtp_);
-      return out;
+      return;
+    }
+    if (bad) {
+      // A chunk was refused: the peer dropped the message; its reply to
+      // the last chunk (read below) does not change that.
+      (void)conn_->ReadReply(t_.data_term_ms);
+      for (size_t i : accepted) out[i] = FromReply(*bad, what, lmtp_);
+      usable_ = bad->code != 421 && !conn_->HasPendingInput();
+      rset_pending_ = true;
+      return;
     }
   } else {
     what = "end of DATA";
@@ -347,21 +478,21 @@ std::vector<Outcome> Client::Send(const Envelope& env,
       if (!d.ok()) {
         for (size_t i : accepted)
           out[i] = Broken(d.status(), "after DATA", lmtp_);
-        return out;
+        return;
       }
       data_reply = *d;
     }
     if (data_reply->code != 354) {
       for (size_t i : accepted) out[i] = FromReply(*data_reply, "DATA", lmtp_);
-      usable_ = data_reply->klass() != 3;
-      (void)Reset();
-      return out;
+      usable_ = data_reply->klass() != 3 && data_reply->code != 421;
+      rset_pending_ = true;
+      return;
     }
-    if (auto s = conn_->Write(wire, t_.data_block_ms); !s.ok()) {
+    if (auto s = conn_->Write(p.wire, t_.data_block_ms); !s.ok()) {
       for (size_t i : accepted) {
         out[i] = Broken(s, "while sending the message", lmtp_);
       }
-      return out;
+      return;
     }
   }
   // The verdict: one reply, or one per accepted recipient for LMTP.
@@ -372,16 +503,50 @@ std::vector<Outcome> Client::Send(const Envelope& env,
       for (size_t j = lmtp_ ? k : 0; j < accepted.size(); ++j) {
         out[accepted[j]] = Broken(r.status(), StrCat("after ", what), lmtp_);
       }
-      return out;
+      return;
     }
     if (lmtp_) {
       out[accepted[k]] = FromReply(*r, what, lmtp_);
     } else {
       for (size_t i : accepted) out[i] = FromReply(*r, what, lmtp_);
     }
+    if (r->code == 421) return;  // usable_ stays false
   }
   usable_ = !conn_->HasPendingInput();
-  return out;
+}
+
+absl::Status Client::SendChunks(const std::string& wire,
+                                std::optional<Reply>* bad) {
+  // Every chunk but the last gets its reply here: at once without
+  // PIPELINING, else after all chunks are written (RFC 3030 lets BDAT
+  // be pipelined). The last chunk's reply is the caller's.
+  size_t sent = 0, unanswered = 0;
+  do {
+    size_t len = std::min(bdat_chunk_, wire.size() - sent);
+    bool last = sent + len == wire.size();
+    std::string cmd = StrCat("BDAT ", len, last ? " LAST\r\n" : "\r\n");
+    absl::Status s = conn_->Write(cmd, t_.command_ms);
+    if (s.ok())
+      s = conn_->Write(std::string_view(wire).substr(sent, len),
+                       t_.data_block_ms);
+    if (!s.ok()) return s;
+    sent += len;
+    if (last) break;
+    ++unanswered;
+    if (!caps_.pipelining || *bad) {
+      for (; unanswered > 0; --unanswered) {
+        auto r = conn_->ReadReply(t_.data_block_ms);
+        if (!r.ok()) return r.status();
+        if (r->klass() != 2 && !*bad) *bad = *r;
+      }
+    }
+  } while (sent < wire.size());
+  for (; unanswered > 0; --unanswered) {
+    auto r = conn_->ReadReply(t_.data_block_ms);
+    if (!r.ok()) return r.status();
+    if (r->klass() != 2 && !*bad) *bad = *r;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace zm::smtpclient

@@ -67,6 +67,14 @@ TEST(ParseEhlo, Keywords) {
   EXPECT_EQ(c.max_size, 1000u);
 }
 
+TEST(ParseEhlo, RcptLimit) {
+  ReplyParser p;
+  for (const char* l : {"250-mx.example", "250-X-RCPTLIMIT 100", "250 DSN"}) {
+    ASSERT_TRUE(p.Feed(l).ok());
+  }
+  EXPECT_EQ(smtpclient::ParseEhlo(p.Take()).rcpt_limit, 100u);
+}
+
 TEST(Wire, DotStuffingAndCrlf) {
   EXPECT_EQ(smtpclient::DataWire("a\n.b\n..c\nd"),
             "a\r\n..b\r\n...c\r\nd\r\n.\r\n");
