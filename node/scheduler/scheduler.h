@@ -91,12 +91,22 @@ struct Thread {
   std::string command;           // expanded; "" if none
   std::string command_error;     // why there is no command
   std::deque<std::string> msgs;  // queue ids with recipients here, by arrival
-  bool kicked = false;           // ETRN/RUNQ asked for a run (queueonly)
+  // The subset of msgs with a recipient here that is waiting (not in
+  // flight, not final), in arrival order (queue ids sort so): what
+  // dispatching looks at, so that messages in flight cost nothing per
+  // pass. May hold stale ids (failed by expiry or KILL); they are dropped
+  // when met.
+  std::set<std::string> waiting;
+  bool kicked = false;  // ETRN/RUNQ asked for a run (queueonly)
   int attempts = 0;
   std::string last_diag;
   // No waiting recipient is due before this (a cache for Pump; lowered by
   // Wake() whenever a recipient becomes due earlier).
   int64_t next_due_ms = 0;
+  // The destination was unreachable (an agent said `unreachable`): the
+  // thread's other recipients, tried or not, wait until this time.
+  // ETRN and RUNQ lift it.
+  int64_t hold_until_ms = 0;
 };
 
 struct Job {
@@ -254,12 +264,12 @@ class Scheduler {
   int64_t clock_offset_ms_ = 0;
   int64_t next_check_ms_ = 0;  // CheckExpiry has nothing to do before
   bool test_clock_ = false;
-  ThreadKey rr_last_;                  // the thread Pump served last
+  ThreadKey rr_last_;  // the thread Pump served last
   // A thread with due recipients and no agent could not get one (a limit):
   // agents are not fed ahead (overfeed) until it has one, so that they
   // run dry and the next idle one goes to that thread.
   bool agent_shortage_ = false;
-  bool shortage_before_ = false;  // agent_shortage_ of the previous Pump
+  bool shortage_before_ = false;       // agent_shortage_ of the previous Pump
   std::set<std::string> retry_dirty_;  // messages whose retry file is stale
   SchedulerMetrics metrics_{node_};    // exported counters (docs/metrics.md)
 };

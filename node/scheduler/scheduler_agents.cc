@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +33,48 @@ int CountIf(const std::vector<std::unique_ptr<Agent>>& agents,
   int n = 0;
   for (const auto& a : agents) n += f(*a) ? 1 : 0;
   return n;
+}
+
+// Starts `argv` with stdin `in`, stdout `out`, stderr appended to
+// `errlog`, the node's home as current directory and ZMAILER_HOME set,
+// signals unblocked and SIGPIPE at its default. The child's pid, or -1
+// with *err set (exec errors included: glibc's posix_spawn reports them).
+pid_t SpawnAgent(const std::vector<char*>& argv, const std::string& errlog,
+                 int in, int out, const std::string& home, int* err) {
+  std::string home_env = "ZMAILER_HOME=" + home;
+  std::vector<char*> envp;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    if (std::strncmp(*e, "ZMAILER_HOME=", 13) != 0) envp.push_back(*e);
+  }
+  envp.push_back(home_env.data());
+  envp.push_back(nullptr);
+  fs::UniqueFd errfd(
+      ::open(errlog.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640));
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&attr);
+  posix_spawn_file_actions_adddup2(&fa, in, 0);
+  posix_spawn_file_actions_adddup2(&fa, out, 1);
+  if (errfd.valid()) posix_spawn_file_actions_adddup2(&fa, errfd.get(), 2);
+  posix_spawn_file_actions_addchdir_np(&fa, home.c_str());
+  sigset_t none, deflt;
+  sigemptyset(&none);
+  sigemptyset(&deflt);
+  sigaddset(&deflt, SIGPIPE);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &deflt);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  int rc = ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    *err = rc;
+    return -1;
+  }
+  return pid;
 }
 
 }  // namespace
@@ -100,7 +143,7 @@ Agent* Scheduler::StartAgent(Thread& t) {
   words[0] = prog;
   for (auto& w : words) argv.push_back(w.data());
   argv.push_back(nullptr);
-  std::string home_env = "ZMAILER_HOME=" + node_.home;
+  int child_errno_spawn = 0;
   uid_t uid = 0;
   gid_t gid = 0;
   bool change_ids =
@@ -119,51 +162,71 @@ Agent* Scheduler::StartAgent(Thread& t) {
     }
   }
   std::optional<int> nice = t.params.nice, prio = t.params.priority;
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    for (int fd : {in[0], in[1], out[0], out[1], status[0], status[1]})
-      ::close(fd);
-    failed_start(StrCat("fork: ", std::strerror(errno)));
-    return nullptr;
-  }
-  if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);
-    ::dup2(in[0], 0);
-    ::dup2(out[1], 1);
-    int err = ::open(errlog.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0640);
-    if (err >= 0) ::dup2(err, 2);
-    if (::chdir(node_.home.c_str()) != 0) _exit(127);
-    ::setenv("ZMAILER_HOME", node_.home.c_str(), 1);
-    if (prio) ::setpriority(PRIO_PROCESS, 0, *prio);
-    if (nice) (void)::nice(*nice);
-    if (change_ids) {
-      if (gid != 0 && ::setgid(gid) != 0) _exit(127);
-      if (uid != 0 && ::setuid(uid) != 0) _exit(127);
+  pid_t pid = -1;
+  if (!change_ids && !nice && !prio) {
+    // The usual case: posix_spawn (a vfork-like clone), so the loop waits
+    // only for the exec, not for a copy of its page tables.
+    pid =
+        SpawnAgent(argv, errlog, in[0], out[1], node_.home, &child_errno_spawn);
+    for (int fd : {status[0], status[1]}) ::close(fd);
+    if (pid < 0) {
+      ::close(in[1]);
+      ::close(out[0]);
+      ::close(in[0]);
+      ::close(out[1]);
+      failed_start(StrCat("transport agent ", prog,
+                          ": exec: ", std::strerror(child_errno_spawn)));
+      return nullptr;
     }
-    ::execv(argv[0], argv.data());
-    int e = errno;
-    (void)!::write(status[1], &e, sizeof e);
-    _exit(127);
-  }
-  ::close(in[0]);
-  ::close(out[1]);
-  ::close(status[1]);
-  int child_errno = 0;
-  ssize_t n;
-  do {
-    n = ::read(status[0], &child_errno, sizeof child_errno);
-  } while (n < 0 && errno == EINTR);
-  ::close(status[0]);
-  if (n == sizeof child_errno) {
-    ::close(in[1]);
-    ::close(out[0]);
-    zombies_.insert(pid);
-    failed_start(StrCat("transport agent ", prog,
-                        ": exec: ", std::strerror(child_errno)));
-    return nullptr;
+    ::close(in[0]);
+    ::close(out[1]);
+  } else {
+    pid = ::fork();
+    if (pid < 0) {
+      for (int fd : {in[0], in[1], out[0], out[1], status[0], status[1]})
+        ::close(fd);
+      failed_start(StrCat("fork: ", std::strerror(errno)));
+      return nullptr;
+    }
+    if (pid == 0) {
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      ::signal(SIGPIPE, SIG_DFL);
+      ::dup2(in[0], 0);
+      ::dup2(out[1], 1);
+      int err = ::open(errlog.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0640);
+      if (err >= 0) ::dup2(err, 2);
+      if (::chdir(node_.home.c_str()) != 0) _exit(127);
+      ::setenv("ZMAILER_HOME", node_.home.c_str(), 1);
+      if (prio) ::setpriority(PRIO_PROCESS, 0, *prio);
+      if (nice) (void)::nice(*nice);
+      if (change_ids) {
+        if (gid != 0 && ::setgid(gid) != 0) _exit(127);
+        if (uid != 0 && ::setuid(uid) != 0) _exit(127);
+      }
+      ::execv(argv[0], argv.data());
+      int e = errno;
+      (void)!::write(status[1], &e, sizeof e);
+      _exit(127);
+    }
+    ::close(in[0]);
+    ::close(out[1]);
+    ::close(status[1]);
+    int child_errno = 0;
+    ssize_t n;
+    do {
+      n = ::read(status[0], &child_errno, sizeof child_errno);
+    } while (n < 0 && errno == EINTR);
+    ::close(status[0]);
+    if (n == sizeof child_errno) {
+      ::close(in[1]);
+      ::close(out[0]);
+      zombies_.insert(pid);
+      failed_start(StrCat("transport agent ", prog,
+                          ": exec: ", std::strerror(child_errno)));
+      return nullptr;
+    }
   }
   ::fcntl(in[1], F_SETFL, O_NONBLOCK);
   ::fcntl(out[0], F_SETFL, O_NONBLOCK);
@@ -185,18 +248,32 @@ Agent* Scheduler::StartAgent(Thread& t) {
 }
 
 bool Scheduler::Dispatch(Agent& a, Thread& t, int64_t now) {
-  for (const auto& qid : t.msgs) {
+  for (auto w = t.waiting.begin(); w != t.waiting.end();) {
+    const std::string& qid = *w;
     auto it = msgs_.find(qid);
-    if (it == msgs_.end()) continue;
+    if (it == msgs_.end()) {
+      w = t.waiting.erase(w);
+      continue;
+    }
     Message& m = *it->second;
     Job job;
+    bool later = false;  // a waiting recipient here that is not due yet
     for (auto& rc : m.rcpts) {
       const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
-      if (r.channel != t.channel || r.host != t.host || !Ready(t, rc, now))
+      if (rc.state != RcptState::kWaiting || r.channel != t.channel ||
+          r.host != t.host) {
         continue;
-      job.indexes.push_back(rc.index);
+      }
+      if (Ready(t, rc, now)) {
+        job.indexes.push_back(rc.index);
+      } else {
+        later = true;
+      }
     }
-    if (job.indexes.empty()) continue;
+    if (job.indexes.empty()) {
+      w = later ? std::next(w) : t.waiting.erase(w);
+      continue;
+    }
     std::string idx;
     for (int i : job.indexes) {
       m.rcpts[static_cast<size_t>(i)].state = RcptState::kInFlight;
@@ -204,9 +281,11 @@ bool Scheduler::Dispatch(Agent& a, Thread& t, int64_t now) {
       job.pending.insert(i);
     }
     job.qid = qid;
+    if (!later) t.waiting.erase(w);  // qid dies here: use job.qid below
     job.dispatch_ms = now;
     job.thread = {t.channel, t.host};
-    StrAppend(&a.outbuf, qid, "\t", mail::XtextEncode(t.host), "\t", idx, "\n");
+    StrAppend(&a.outbuf, job.qid, "\t", mail::XtextEncode(t.host), "\t", idx,
+              "\n");
     a.jobs.push_back(std::move(job));
     a.last_thread = {t.channel, t.host};
     FlushAgent(a);
@@ -217,19 +296,25 @@ bool Scheduler::Dispatch(Agent& a, Thread& t, int64_t now) {
 
 bool Scheduler::ThreadHasReady(Thread& t, int64_t now) {
   if (t.params.queueonly && !t.kicked) return false;
-  if (t.next_due_ms > now) return false;
+  if (t.next_due_ms > now || t.hold_until_ms > now) return false;
   int64_t earliest = INT64_MAX;
-  for (const auto& qid : t.msgs) {
-    auto it = msgs_.find(qid);
-    if (it == msgs_.end()) continue;
+  for (auto w = t.waiting.begin(); w != t.waiting.end();) {
+    auto it = msgs_.find(*w);
+    if (it == msgs_.end()) {
+      w = t.waiting.erase(w);
+      continue;
+    }
     const Message& m = *it->second;
+    bool any = false;
     for (const auto& rc : m.rcpts) {
       if (rc.state != RcptState::kWaiting) continue;
       const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
       if (r.channel != t.channel || r.host != t.host) continue;
       if (rc.next_ms <= now) return true;
       earliest = std::min(earliest, rc.next_ms);
+      any = true;
     }
+    w = any ? std::next(w) : t.waiting.erase(w);
   }
   t.next_due_ms = earliest;  // nothing due before this
   t.kicked = false;
@@ -291,10 +376,9 @@ int Scheduler::ServeThread(Thread& t, int64_t now) {
       return a.channel == t.channel && !a.eof;
     });
     int total = CountIf(agents_, [](const Agent& a) { return !a.eof; });
-    bool limited =
-        (t.params.maxring > 0 && ring_n >= t.params.maxring) ||
-        (t.params.maxchannel > 0 && chan_n >= t.params.maxchannel) ||
-        total >= conf_.EffectiveMaxTa();
+    bool limited = (t.params.maxring > 0 && ring_n >= t.params.maxring) ||
+                   (t.params.maxchannel > 0 && chan_n >= t.params.maxchannel) ||
+                   total >= conf_.EffectiveMaxTa();
     if (!limited) {
       Agent* a = StartAgent(t);
       if (a == nullptr) return -1;

@@ -60,8 +60,9 @@ absl::Status Scheduler::Start() {
   inotify_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
   if (!inotify_.valid()) return fs::ErrnoStatus("inotify_init1", "", errno);
   std::string tdir = spool_.Path(spool::kTransport);
-  if (::inotify_add_watch(inotify_.get(), tdir.c_str(),
-                          IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+  // Control files arrive by rename (the router). Not IN_CLOSE_WRITE:
+  // every result an agent appends to a control file would wake us.
+  if (::inotify_add_watch(inotify_.get(), tdir.c_str(), IN_MOVED_TO) < 0) {
     return fs::ErrnoStatus("inotify_add_watch", tdir, errno);
   }
   if (auto s = OpenAdmin(); !s.ok()) return s;

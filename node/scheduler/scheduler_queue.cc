@@ -23,6 +23,11 @@ constexpr size_t kMaxControlBytes = 16u << 20;
 constexpr size_t kMaxHeadBytes = 64u << 10;
 constexpr size_t kMaxDsnOriginalBytes = 32u << 20;
 constexpr std::string_view kRetryFolder = "retry";
+// What went wrong for rc: its own last diagnostic, else (held back untried)
+// its thread's.
+const std::string& Diagnostic(const Thread& t, const Rcpt& rc) {
+  return rc.last_diag.empty() ? t.last_diag : rc.last_diag;
+}
 }  // namespace
 
 int64_t NowMs() {
@@ -222,6 +227,7 @@ void Scheduler::LoadMessage(const std::string& qid) {
       rc.thread = &t;
       Wake(t, now);
       if (t.msgs.empty() || t.msgs.back() != qid) t.msgs.push_back(qid);
+      t.waiting.insert(qid);
       next_check_ms_ = std::min(
           next_check_ms_,
           m->arrival_ms + std::min(t.params.expiry_ms, t.params.warning_ms > 0
@@ -297,6 +303,18 @@ void Scheduler::ResultFor(Message& m, int index, std::string_view status,
   }
   LogResult(m, index, "deferred", dsn, relay, c, d, diag, dispatch_ms);
   Defer(m, index, dsn, diag, retry_at);
+  if (status == "unreachable" && rc.state == RcptState::kWaiting) {
+    // The destination, not this recipient, failed: the thread's backlog
+    // is not tried (nor counted as tried) before this one's next attempt.
+    const auto& r = m.cf.recipients[static_cast<size_t>(index)];
+    Thread& t = GetThread(r.channel, r.host);
+    if (rc.next_ms > t.hold_until_ms) {
+      t.hold_until_ms = rc.next_ms;
+      log_.Info(m.id, StrCat(r.channel, "/", r.host,
+                             " unreachable: its other messages wait ",
+                             FormatDuration((rc.next_ms - Now()) / 1000)));
+    }
+  }
 }
 
 void Scheduler::Defer(Message& m, int index, std::string_view dsn,
@@ -305,6 +323,7 @@ void Scheduler::Defer(Message& m, int index, std::string_view dsn,
   const auto& r = m.cf.recipients[static_cast<size_t>(index)];
   Thread& t = GetThread(r.channel, r.host);
   rc.state = RcptState::kWaiting;
+  t.waiting.insert(m.id);
   rc.attempts++;
   rc.last_dsn = std::string(dsn);
   rc.last_diag = std::string(diag);
@@ -333,8 +352,9 @@ void Scheduler::FailExpired(Message& m, int index) {
   res.status = mail::ResultStatus::kFailed;
   res.time = Now() / 1000;
   res.dsn = "4.4.7";
-  res.diag =
-      rc.last_diag.empty() ? "expired" : StrCat("expired: ", rc.last_diag);
+  const auto& r = m.cf.recipients[static_cast<size_t>(index)];
+  const std::string& why = Diagnostic(GetThread(r.channel, r.host), rc);
+  res.diag = why.empty() ? "expired" : StrCat("expired: ", why);
   std::string cpath = spool_.Path(spool::kTransport, m.id);
   fs::UniqueFd fd(::open(cpath.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
   if (!fd.valid() ||
@@ -359,10 +379,13 @@ namespace {
 
 // Whether recipient rc of m (in thread t) may expire now if old enough: it
 // was tried at least once, or its thread only runs on ETRN.
+// A recipient held back, untried, because its destination was unreachable
+// (Thread::hold_until_ms) counts as tried.
 bool MayExpire(const Thread& t, const Rcpt& rc) {
   return rc.state == RcptState::kWaiting &&
-         (rc.attempts > 0 || t.params.queueonly);
+         (rc.attempts > 0 || t.params.queueonly || t.hold_until_ms > 0);
 }
+
 
 // Whether a delay DSN is due for rc once the message is old enough.
 bool MayWarn(const Message& m, const Thread& t, const Rcpt& rc) {
@@ -417,7 +440,7 @@ void Scheduler::MaybeWarnDelay(Message& m) {
     d.original_recipient = r.orcpt;
     d.action = "delayed";
     d.status = rc.last_dsn.rfind("4.", 0) == 0 ? rc.last_dsn : "4.0.0";
-    d.diagnostic = rc.last_diag;
+    d.diagnostic = Diagnostic(t, rc);
     d.remote_mta = rc.relay;
     d.last_attempt = rc.result_time;
     d.will_retry_until = (m.arrival_ms + t.params.expiry_ms) / 1000;
@@ -558,6 +581,7 @@ void Scheduler::FinishMessage(Message& m) {
     if (!left.insert(ThreadKey{r.channel, r.host}).second) continue;
     auto t = threads_.find(ThreadKey{r.channel, r.host});
     if (t == threads_.end()) continue;
+    t->second.waiting.erase(qid);
     auto& q = t->second.msgs;
     if (!q.empty() && q.front() == qid) {
       q.pop_front();  // the usual case: oldest first
@@ -667,6 +691,7 @@ int Scheduler::Etrn(std::string_view domain) {
   for (auto& [key, t] : threads_) {
     if (!EqualsIgnoreCase(t.host, domain)) continue;
     t.kicked = true;
+    t.hold_until_ms = 0;
     for (const auto& qid : t.msgs) {
       auto it = msgs_.find(qid);
       if (it == msgs_.end()) continue;
@@ -696,6 +721,7 @@ int Scheduler::RunQueue(std::string_view qid) {
       Thread& t = GetThread(r.channel, r.host);
       if (t.params.queueonly && qid.empty()) continue;  // those wait for ETRN
       if (t.params.queueonly) t.kicked = true;
+      t.hold_until_ms = 0;
       rc.next_ms = now;
       Wake(t, now);
       ++n;
