@@ -89,10 +89,9 @@ bool IsFlag(std::string_view key) {
 
 bool IsKnownKey(std::string_view key) {
   static constexpr std::string_view kKeys[] = {
-      "maxta",    "maxchannel", "maxring",     "maxthr",   "interval",
-      "idlemax",  "expiry",
-      "retries",  "skew",       "overfeed",    "user",     "group",   "nice",
-      "priority", "sysnice",    "syspriority", "command",  "warning"};
+      "maxta",  "maxchannel", "maxring", "maxthr",      "interval", "idlemax",
+      "expiry", "retries",    "skew",    "overfeed",    "user",     "group",
+      "nice",   "priority",   "sysnice", "syspriority", "command",  "warning"};
   if (IsFlag(key)) return true;
   for (auto k : kKeys) {
     if (k == key) return true;
@@ -126,7 +125,14 @@ absl::Status ApplyParam(const Param& prm, ThreadParams* p) {
     }
     if (k == "ageorder") p->ageorder = true;
     if (k == "queueonly") p->queueonly = true;
-    if (k == "bychannel") p->bychannel = true;
+    if (k == "bychannel") {
+      // ZMailer: one agent job for all of a channel's hosts. Our jobs are
+      // always one channel/host thread's (an smtp connection, a host for
+      // sm's $h), so this cannot be honoured; refused rather than ignored.
+      return absl::InvalidArgumentError(
+          "'bychannel' is not supported: jobs always go per channel/host "
+          "thread (remove it; see docs/scheduler.md)");
+    }
     if (k == "bhost") p->bhost = true;
     return absl::OkStatus();
   }

@@ -56,7 +56,8 @@ struct ThreadParams {
   int overfeed = 0;
   bool ageorder = false;
   bool queueonly = false;
-  bool bychannel = false;
+  // Jobs hold one host's recipients only: always so here (a thread is
+  // one channel/host), so the flag is accepted and changes nothing.
   bool bhost = false;
   std::string user;
   std::string group;

@@ -136,7 +136,7 @@ TEST(SchedulerConfTest, ParamsOnSelectorLineAndSeveralPerLine) {
       "*/*  interval=2m expiry=1d\n"
       "smtp/*.example maxring=3 command=\"smtp -v\" queueonly\n"
       "smtp/*\n"
-      "\tmaxchannel=4 bhost bychannel nice=5 priority=-1\n"
+      "\tmaxchannel=4 bhost nice=5 priority=-1\n"
       "\tcommand=smtp\n"
       "PARAMmailsock = \"TCP:1174\"\n");
   EXPECT_EQ(conf.mailsock, "TCP:1174");
@@ -153,6 +153,12 @@ TEST(SchedulerConfTest, ParamsOnSelectorLineAndSeveralPerLine) {
   EXPECT_TRUE(b.bhost);
   EXPECT_EQ(b.nice, 5);
   EXPECT_EQ(b.priority, -1);
+}
+
+TEST(SchedulerConfTest, BychannelIsRefusedWithItsLine) {
+  EXPECT_EQ(ParseError("uucp/*\n  maxchannel=5\n  bychannel\n  command=sm\n"),
+            "scheduler.conf:3: 'bychannel' is not supported: jobs always go "
+            "per channel/host thread (remove it; see docs/scheduler.md)");
 }
 
 TEST(SchedulerConfTest, ErrorsNameFileAndLine) {
