@@ -7,13 +7,17 @@
 //
 //   ninja -C build-rel micro_bench && build-rel/bench/micro_bench
 #include <benchmark/benchmark.h>
+#include <stdlib.h>
 
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "fmt/format.h"
+#include "node/common/node_dir.h"
 #include "node/mail/address.h"
 #include "node/smtp/command.h"
 #include "node/smtpserver/smtpserver_policy.h"
@@ -82,7 +86,7 @@ BENCHMARK_CAPTURE(BM_ParseAddress, source_route,
 // A policy like an ISP's: `state.range(0)` customer networks (/24s), as
 // many domains with a rate limit, 1,000 senders refused, on top of the
 // built-in defaults; parsed in memory (Policy::Parse).
-smtpserver::Policy MakePolicy(int n) {
+std::string PolicySource(int n) {
   std::string src = "_full_rights relaycustnet + fulltrustnet +\n";
   for (int i = 0; i < n; ++i) {
     src += fmt::format("[10.{}.{}.0]/24 relaycustnet + ratelimitmsgs 100,500\n",
@@ -92,13 +96,66 @@ smtpserver::Policy MakePolicy(int n) {
   for (int i = 0; i < 1000; ++i) {
     src += fmt::format("spammer{}@ rejectsource + message \"go away\"\n", i);
   }
-  auto p = smtpserver::Policy::Parse("smtp-policy.src", src, {});
+  return src;
+}
+
+smtpserver::Policy MakePolicy(int n) {
+  auto p = smtpserver::Policy::Parse("smtp-policy.src", PolicySource(n), {});
   if (!p.ok()) {
     fmt::print(stderr, "policy: {}\n", p.status().ToString());
     std::abort();
   }
   return *std::move(p);
 }
+
+// The same policy compiled by newdb into RocksDB (db/smtp-policy), as a
+// running smtpserver uses it, in a scratch node directory.
+class CompiledPolicy {
+ public:
+  explicit CompiledPolicy(int n) {
+    char t[] = "/tmp/zm-bench-policy-XXXXXX";
+    dir_ = ::mkdtemp(t);
+    std::filesystem::create_directories(dir_ + "/db");
+    std::filesystem::create_directories(dir_ + "/etc");
+    std::ofstream(dir_ + "/etc/smtp-policy.src") << PolicySource(n);
+    NodeDir node{dir_};
+    absl::Status st = smtpserver::CompilePolicy(node, nullptr);
+    auto p = st.ok() ? smtpserver::Policy::Load(node)
+                     : absl::StatusOr<smtpserver::Policy>(st);
+    if (!p.ok()) {
+      fmt::print(stderr, "policy: {}\n", p.status().ToString());
+      std::abort();
+    }
+    policy = *std::move(p);
+  }
+  ~CompiledPolicy() { std::filesystem::remove_all(dir_); }
+  smtpserver::Policy policy;
+
+ private:
+  std::string dir_;
+};
+
+std::vector<std::string> ClientIps() {
+  std::vector<std::string> ips;
+  for (int i = 0; i < 1024; ++i) {
+    // Half inside a customer network, half outside every one.
+    ips.push_back(i % 2 ? fmt::format("10.{}.{}.7", i >> 8 & 3, i & 255)
+                        : fmt::format("198.51.{}.{}", i & 255, i >> 8));
+  }
+  return ips;
+}
+
+void BM_PolicyForIpCompiled(benchmark::State& state) {
+  CompiledPolicy compiled(static_cast<int>(state.range(0)));
+  const std::vector<std::string> ips = ClientIps();
+  size_t i = 0;
+  for (auto _ : state) {
+    smtpserver::PolicyAttrs a = compiled.policy.ForIp(ips[i++ % ips.size()]);
+    benchmark::DoNotOptimize(a);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_PolicyForIpCompiled)->Arg(100)->Arg(10000);
 
 void BM_PolicyForIp(benchmark::State& state) {
   const smtpserver::Policy policy = MakePolicy(static_cast<int>(state.range(0)));

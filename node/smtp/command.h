@@ -23,6 +23,9 @@ namespace zm::smtp {
 
 // RFC 5321 section 4.5.3.1.
 inline constexpr size_t kMaxCommandLine = 1000;  // including CRLF
+// AUTH lines (the command with its initial response, and the responses
+// to 334 challenges) may be up to 12,288 bytes with CRLF (RFC 4954 4).
+inline constexpr size_t kMaxAuthLine = 12288;
 inline constexpr size_t kMaxLocalPart = 64;
 inline constexpr size_t kMaxDomain = 255;
 inline constexpr size_t kMaxPath = 256;

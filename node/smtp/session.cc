@@ -53,6 +53,7 @@ Reply SimpleReply(int code, std::string_view enhanced, std::string text) {
 Session::Session(const SessionConfig& config, ClientInfo client)
     : config_(config),
       client_(std::move(client)),
+      reader_(kMaxAuthLine),
       style_(config.style_flags),
       tls_(client_.tls),
       tls_info_(client_.tls_info),
@@ -84,8 +85,16 @@ std::string Session::TakeData() {
   return out;
 }
 
-void Session::Send(const Reply& r) {
-  out_ += r.Format(config_.enhanced_status_codes);
+void Session::Send(const Reply& r, bool keep_lines) {
+  if (config_.no_multiline_replies && r.lines.size() > 1 && !keep_lines) {
+    // The last line carries the reply's meaning (EHLO is exempt: its lines
+    // are the extensions).
+    Reply one = r;
+    one.lines.erase(one.lines.begin(), one.lines.end() - 1);
+    out_ += one.Format(config_.enhanced_status_codes);
+  } else {
+    out_ += r.Format(config_.enhanced_status_codes);
+  }
   if (r.code >= 400 && config_.tarpit_initial_ms > 0) {
     if (tarpit_ms_ == 0) {
       tarpit_ms_ = config_.tarpit_initial_ms;
@@ -275,7 +284,9 @@ Action Session::Step() {
     } else if (auth_stage_ != AuthStage::kNone) {
       a = AuthResponse(line.text);
     } else {
-      a = HandleCommand(line.text);
+      // The reader allows AUTH's 12,288 bytes; other commands keep 1,000.
+      size_t len = line.text.size() + (line.crlf ? 2 : 1);
+      a = HandleCommand(line.text, len > kMaxCommandLine);
     }
     if (a != Action::kNeedInput) return a;
   }
@@ -295,12 +306,16 @@ Action Session::Bad(ReplyId id, std::string_view text) {
 }
 
 // kNeedInput from here means "carry on with the next line".
-Action Session::HandleCommand(std::string_view line) {
+Action Session::HandleCommand(std::string_view line, bool long_line) {
   if (line.find('\0') != std::string_view::npos) {
     Count("nul");
     return Bad(ReplyId::kEmptyCommand, "NUL character in command");
   }
   Command c = ParseCommand(line);
+  if (long_line && c.verb != Verb::kAuth) {
+    Count("toolong");
+    return Bad(ReplyId::kLineTooLong);
+  }
   if (refused_ && c.verb != Verb::kQuit) {
     Count("refused");
     return Bad(ReplyId::kBadSequence, "Service refused; only QUIT allowed");
@@ -403,7 +418,8 @@ Action Session::Mail(const Command& c) {
   if (in_transaction())
     return Bad(ReplyId::kBadSequence, "Nested MAIL command");
   if ((client_.listener == Listener::kSubmission ||
-       client_.listener == Listener::kSmtps) &&
+       client_.listener == Listener::kSmtps ||
+       (config_.msa_mode && client_.listener == Listener::kSmtp)) &&
       !relay_allowed()) {
     Send(ReplyId::kAuthRequired);
     return Action::kNeedInput;
@@ -834,7 +850,7 @@ void Session::CheckDone(Verdict v) {
       if (esmtp_) {
         for (auto& k : EhloKeywords()) r.lines.push_back(std::move(k));
       }
-      Send(r);
+      Send(r, /*keep_lines=*/true);
       break;
     }
     case CheckKind::kAuth:

@@ -137,17 +137,28 @@ struct SessionConfig {
   bool rcvd_auth_user = false;  // the AUTH user
   bool rcvd_tls_mode = false;   // TLS version and cipher
   bool rcvd_tls_ccert = false;  // the client certificate's subject
+  // MSA-mode: AUTH is required before MAIL on the smtp listener too
+  // (it always is on submission and smtps) unless the client may relay.
+  bool msa_mode = false;
+  // no-multiline-replies: every reply but EHLO's is one line (its last),
+  // for clients that cannot read continuation lines.
+  bool no_multiline_replies = false;
 };
 
 struct ClientInfo {
   std::string addr;  // peer IP ("" for local submission)
   std::string port;
-  std::string name;        // reverse DNS name; "" = unknown
+  std::string name;        // forward-confirmed reverse DNS name; "" = unknown
   std::string local_addr;  // the address the client connected to
   std::string ident;       // RFC 1413 answer, if the driver asked
   bool trusted = false;    // may relay (trusted network, local user)
   std::string local_user;  // sendmail -bs: the submitting login
   Listener listener = Listener::kSmtp;
+  // A DNS blocklist zone that lists the client's address, and its TXT
+  // text ("" = not listed, or not looked up); the driver looks these up
+  // before the session starts, the Checks decide what it means.
+  std::string dnsbl_zone;
+  std::string dnsbl_text;
   // Under TLS from the start (port 465); tls_info describes it.
   bool tls = false;
   TlsInfo tls_info;
@@ -262,10 +273,11 @@ class Session {
  private:
   enum class AuthStage { kNone, kPlain, kLoginUser, kLoginPassword };
 
-  void Send(const Reply& r);
+  // keep_lines: a multi-line reply even under no_multiline_replies (EHLO).
+  void Send(const Reply& r, bool keep_lines = false);
   void Send(ReplyId id, std::string_view text = {});
   Action Ask(CheckKind kind, std::string arg);
-  Action HandleCommand(std::string_view line);
+  Action HandleCommand(std::string_view line, bool long_line);
   Action Helo(const Command& c);
   Action Mail(const Command& c);
   Action Rcpt(const Command& c);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -20,6 +21,7 @@
 #include "node/ratetrack/rate_tracker.h"
 #include "node/smtp/session.h"
 #include "node/smtpserver/smtpserver_auth.h"
+#include "node/smtpserver/smtpserver_clientdns.h"
 #include "node/smtpserver/smtpserver_filter.h"
 #include "node/smtpserver/smtpserver_fleet.h"
 #include "node/smtpserver/smtpserver_mailauth.h"
@@ -155,6 +157,11 @@ struct SessionState {
   std::string freeze_reason;
   int error_recipients = 0;
   int accepted_recipients = 0;
+  // This transaction: the sender's policy says sendernorelay +; a
+  // recipient outside our domains was accepted (for maxoutsize).
+  bool sender_no_relay = false;
+  bool relayed = false;
+  uint64_t declared_size = 0;  // MAIL's SIZE=, 0 = none
   uint32_t tarpit_ms = 0;
 };
 
@@ -565,9 +572,27 @@ class PolicyChecks : public smtp::Checks {
   }
 
   Verdict MailFrom(const Session& session, const Check& check) {
-    Update(session, [](SessionState& st) { st.accepted_recipients = 0; });
+    Update(session, [&check](SessionState& st) {
+      st.accepted_recipients = 0;
+      st.sender_no_relay = false;
+      st.relayed = false;
+      st.declared_size = check.mail.size.value_or(0);
+    });
+    // tls-enforce-tls: no transaction in the clear from the network.
+    if (settings_->server.tls.enforce_tls && !session.tls() &&
+        !session.client().addr.empty()) {
+      Log(session, "MAIL refused: tls-enforce-tls and no STARTTLS");
+      return Verdict::Reject(
+          MakeR(530, "5.7.0", "Must issue a STARTTLS command first"));
+    }
     PolicyAttrs client = ClientAttrs(session);
     bool full_trust = client.Is("fulltrustnet");
+    // test-dns-rbl: a client a DNS blocklist lists sends nothing (unless
+    // it may relay: a trusted network or an authenticated user).
+    if (!session.client().dnsbl_zone.empty() && !RelayAllowed(session) &&
+        ZoneIn(session.client().dnsbl_zone, client.Get("test-dns-rbl"))) {
+      return DnsblRefusal(session, check.arg, "from");
+    }
     Parts s = SplitAddress(check.arg);
     std::optional<FleetEntry> fleet = FleetForAddress(s.address);
     if (fleet) {
@@ -590,6 +615,9 @@ class PolicyChecks : public smtp::Checks {
         Update(session, [&](SessionState& st) {
           st.freeze_reason = StrCat("sender ", check.arg, " (", sa.key, ")");
         });
+      }
+      if (sa.Is("sendernorelay") && !Authenticated(session)) {
+        Update(session, [](SessionState& st) { st.sender_no_relay = true; });
       }
     }
     // maxinsize: the largest SIZE this client may announce.
@@ -615,6 +643,42 @@ class PolicyChecks : public smtp::Checks {
     }
     if (auto r = MessageRate(session)) return *r;
     return Verdict::Accept();
+  }
+
+  // Whether `zone` is one the attribute value names.
+  bool ZoneIn(const std::string& zone,
+              const std::optional<std::string>& value) const {
+    if (!value) return false;
+    for (const std::string& z : ZonesOf(*value, settings_->server)) {
+      if (z == zone) return true;
+    }
+    return false;
+  }
+
+  Verdict DnsblRefusal(const Session& session, const std::string& arg,
+                       std::string_view role) {
+    const smtp::ClientInfo& ci = session.client();
+    Log(session, StrCat(role, "=<", arg, "> refused: client listed in ",
+                        ci.dnsbl_zone));
+    std::string text = StrCat("Your address [", ci.addr, "] is listed in ",
+                              ci.dnsbl_zone, ": ", ci.dnsbl_text);
+    // The text is the zone's TXT record: keep it printable and short.
+    for (char& ch : text) {
+      if (static_cast<unsigned char>(ch) < 32 || ch == 127) ch = '?';
+    }
+    if (text.size() > 400) text.resize(400);
+    return Verdict::Reject(MakeR(550, "5.7.1", text));
+  }
+
+  // acceptifdns: the domain has an MX or an address record.
+  bool DomainResolves(const std::string& domain) const {
+    if (!deps_.dns || domain.empty() || domain.front() == '[') return false;
+    auto mx = deps_.dns->LookupMx(domain);
+    if (mx.ok() && !mx->empty() && !mx->front().host.empty()) return true;
+    auto a = deps_.dns->LookupA(domain);
+    if (a.ok() && !a->empty()) return true;
+    auto aaaa = deps_.dns->LookupAaaa(domain);
+    return aaaa.ok() && !aaaa->empty();
   }
 
   std::optional<Verdict> SenderDns(const Session& session,
@@ -703,27 +767,47 @@ class PolicyChecks : public smtp::Checks {
         return *v;
       }
     }
-    bool relay = RelayAllowed(session);
+    SessionState st = State(session);
+    bool relay = RelayAllowed(session) && !st.sender_no_relay;
     bool ours = IsOurDomain(session, r.domain);
     PolicyAttrs ra = policy().ForAddress(r.address);
+    bool target = false;
     if (!relay) {
-      bool target = ra.Is("relaytarget") ||
-                    (ra.Is("acceptifmx") && WeAreMx(r.domain));
+      target = ra.Is("relaytarget") ||
+               (ra.Is("acceptifmx") && WeAreMx(r.domain)) ||
+               (ra.Is("acceptifdns") && DomainResolves(r.domain));
       if (HasRoutingCharacters(r.local) || (!ours && !target) ||
           r.address != check.arg) {
-        Log(session, StrCat("to=<", check.arg, "> relaying denied"));
+        Log(session, StrCat("to=<", check.arg, "> relaying denied",
+                            st.sender_no_relay ? " (sendernorelay)" : ""));
         return CountError(session,
                           MakeR(554, "5.7.1",
                                 StrCat("<", check.arg,
                                        ">: Relay access denied")));
       }
     }
+    // rcpt-dns-rbl: a listed client reaches only recipients that do not
+    // ask for the test (test-rcpt-dns-rbl +), and postmaster always.
+    const smtp::ClientInfo& ci = session.client();
+    if (!ci.dnsbl_zone.empty() && !RelayAllowed(session) &&
+        ra.Is("test-rcpt-dns-rbl") && !EqualsIgnoreCase(r.local, "postmaster") &&
+        ZoneIn(ci.dnsbl_zone, ClientAttrs(session).Get("rcpt-dns-rbl"))) {
+      return CountError(session, DnsblRefusal(session, check.arg, "to").reply
+                                     .value());
+    }
+    // maxoutsize: the largest message the client's network may send out
+    // of our domains (SIZE now; the data at its end).
+    if (!ours) {
+      if (auto v = MaxOutSize(session, st.declared_size)) return *v;
+      Update(session, [](SessionState& s2) { s2.relayed = true; });
+    }
     if (ra.Is("freeze") || ra.Is("freezesource")) {
       Update(session, [&](SessionState& st) {
         st.freeze_reason = StrCat("recipient ", check.arg, " (", ra.key, ")");
       });
     }
-    if (ours && VerifyRecipients(session)) {
+    if (ours && VerifyRecipients(session) &&
+        !ClientAttrs(session).Is("trustrecipients")) {
       auto a = verifier_.Lookup(r.local, r.domain);
       if (!a.exists()) {
         Log(session, StrCat("to=<", check.arg, "> unknown user"));
@@ -737,6 +821,20 @@ class PolicyChecks : public smtp::Checks {
     if (auto v = RecipientRate(session)) return *v;
     Update(session, [](SessionState& st) { ++st.accepted_recipients; });
     return Verdict::Accept();
+  }
+
+  // maxoutsize of the client's network against `size` bytes (0: unknown).
+  std::optional<Verdict> MaxOutSize(const Session& session, uint64_t size) {
+    auto max = ClientAttrs(session).Get("maxoutsize");
+    uint64_t limit = 0;
+    if (!max || !ParseNumber(*max, &limit) || limit == 0 || size <= limit) {
+      return std::nullopt;
+    }
+    Log(session, StrCat("message of ", size, " bytes over maxoutsize ", limit,
+                        " for relaying"));
+    return Verdict::Reject(MakeR(
+        552, "5.3.4",
+        "Message size exceeds the limit for mail relayed from your network"));
   }
 
   // max-error-recipients: past it, 421 and close.
@@ -764,8 +862,16 @@ class PolicyChecks : public smtp::Checks {
   }
 
   Verdict MessageCheck(const Session& session, const Check& check) {
-    std::string freeze = State(session).freeze_reason;
+    SessionState st = State(session);
+    std::string freeze = st.freeze_reason;
     PolicyAttrs client = ClientAttrs(session);
+    if (st.relayed && !check.staged_path.empty()) {
+      std::error_code ec;
+      uint64_t size = std::filesystem::file_size(check.staged_path, ec);
+      if (!ec) {
+        if (auto v = MaxOutSize(session, size)) return *v;
+      }
+    }
     if (freeze.empty() && client.Is("freezenet")) {
       freeze = StrCat("freezenet ", client.key);
     }

@@ -65,6 +65,11 @@ constexpr Key kKeys[] = {
     {"proxy-trusted", Kind::kCustom},               // zmnode: networks
     {"proxy-timeout", Kind::kNumber, 1, 300},       // zmnode, seconds
     {"tarpit", Kind::kCustom},
+    {"data-min-rate", Kind::kCustom},              // zmnode: bytes/s [window]
+    // Client DNS (zmnode): reverse name, DNS blocklists.
+    {"no-reverse-dns", Kind::kFlag},
+    {"client-dns-timeout", Kind::kNumber, 1, 120},  // seconds
+    {"dnsbl-zones", Kind::kText},                   // what "+" means
     {"deliverby", Kind::kCustom},
     // Texts.
     {"hdr220", Kind::kText},
@@ -126,7 +131,7 @@ constexpr Key kKeys[] = {
     {"tls-use-scache", Kind::kSwitch},
     {"tls-scache-timeout", Kind::kNumber, 0, 86400 * 7},
     {"tls-loglevel", Kind::kNumber, 0, 4},
-    {"tls-ccert-vd", Kind::kNumber, 0, 1},
+    {"tls-ccert-vd", Kind::kNumber, 0, 100},
     {"tls-ask-cert", Kind::kSwitch},
     {"tls-require-cert", Kind::kSwitch},
     {"tls-enforce-tls", Kind::kSwitch},
@@ -268,6 +273,34 @@ absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& path) {
         c.tarpit_initial = v[0];
         c.tarpit_exponent = v[1];
         c.tarpit_max = std::max(v[2], v[0]);
+      } else if (name == "data-min-rate") {
+        // data-min-rate <bytes per second> [<window seconds>]; 0 = off.
+        auto w = SplitWhitespace(value);
+        int64_t rate = 0, window = c.data_min_rate_window_sec;
+        bool ok = (w.size() == 1 || w.size() == 2) &&
+                  ParseNumber(w[0], &rate) && rate >= 0 && rate <= (1 << 30);
+        if (ok && w.size() == 2) {
+          ok = ParseNumber(w[1], &window) && window >= 1 && window <= 3600;
+        }
+        if (!ok) {
+          return err(StrCat("data-min-rate needs <bytes per second> ",
+                            "[<window seconds, 1 to 3600>], not '", value,
+                            "'"));
+        }
+        c.data_min_rate = static_cast<int>(rate);
+        c.data_min_rate_window_sec = static_cast<int>(window);
+      } else if (name == "no-reverse-dns") {
+        c.reverse_dns = false;
+      } else if (name == "client-dns-timeout") {
+        c.client_dns_timeout_sec = static_cast<int>(n);
+      } else if (name == "dnsbl-zones") {
+        if (auto st = need_text(); !st.ok()) return st;
+        auto zones = ParseDnsblZones(value);
+        if (!zones) {
+          return err(StrCat("dnsbl-zones needs zone[:zone...] (DNS names), ",
+                            "not '", value, "'"));
+        }
+        c.dnsbl_zones = *zones;
       } else if (name == "deliverby") {
         if (!value.empty() && (!ParseNumber(value, &c.deliverby_min_sec) ||
                                c.deliverby_min_sec < 0)) {
@@ -523,8 +556,25 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const NodeDir& node) {
   return ParseServerConfig(path);
 }
 
+std::optional<std::vector<std::string>> ParseDnsblZones(std::string_view v) {
+  std::vector<std::string> out;
+  for (std::string_view z : Split(v, ':')) {
+    z = Trim(z);
+    while (!z.empty() && z.back() == '.') z.remove_suffix(1);
+    if (z.empty() || z.size() > 200 ||
+        z.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                            "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+            std::string_view::npos) {
+      return std::nullopt;
+    }
+    out.push_back(ToLower(z));
+  }
+  if (out.empty()) return std::nullopt;
+  return out;
+}
+
 std::string ExpandHdr220(const std::string& hdr220, const std::string& hostname,
-                         int64_t now_sec) {
+                         int64_t now_sec, std::string_view client_name) {
   std::string out;
   for (size_t i = 0; i < hdr220.size(); ++i) {
     char c = hdr220[i];
@@ -552,6 +602,9 @@ std::string ExpandHdr220(const std::string& hdr220, const std::string& hostname,
         out.append(buf, n);
         break;
       }
+      case 'R':  // zmnode: the client's reverse DNS name
+        out += client_name.empty() ? std::string_view("unknown") : client_name;
+        break;
       case 'I':
       case 'X':
         break;

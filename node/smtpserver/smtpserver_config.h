@@ -19,6 +19,8 @@
 #define ZM_SMTPSERVER_SMTPSERVER_CONFIG_H_
 
 #include <cstdint>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -61,6 +63,19 @@ struct ServerConfig {
   int data_timeout_sec = 180;             // data-timeout: per DATA block
   int data_end_timeout_sec = 600;         // data-end-timeout: our reply
   int drain_timeout_sec = 30;             // drain-timeout (zmnode)
+  // data-min-rate (zmnode): a DATA/BDAT transfer must bring at least this
+  // many bytes per second, measured over each window of this many seconds
+  // (a client trickling bytes to hold the session gets 421 4.4.2). 0: off.
+  int data_min_rate = 500;
+  int data_min_rate_window_sec = 30;
+  // Client DNS (zmnode): the reverse name (PTR, forward-confirmed) and the
+  // DNS blocklist lookups of smtp-policy's test-dns-rbl / rcpt-dns-rbl,
+  // done before the greeting, bounded by client-dns-timeout; the session
+  // goes on as "unknown" / not listed when DNS does not answer in time.
+  bool reverse_dns = true;                  // no-reverse-dns turns it off
+  int client_dns_timeout_sec = 5;           // client-dns-timeout
+  std::vector<std::string> dnsbl_zones = {  // dnsbl-zones: what "+" means
+      "zen.spamhaus.org"};
   // PROXY protocol (smtpserver_proxy.h; zmnode): the listeners ("smtp",
   // "submission", "smtps") that expect a header from proxy-trusted peers.
   std::vector<std::string> proxy_listeners;  // proxy-protocol
@@ -99,8 +114,8 @@ struct ServerConfig {
     std::string cert_file, key_file, ca_file, ca_path;
     bool use_scache = false;  // tls-use-scache: server-side cache
     int scache_timeout_sec = 3600;
-    int loglevel = 0;
-    int ccert_vd = 0;
+    int loglevel = 1;  // tls-loglevel: 0 = no handshake lines
+    int ccert_vd = -1;  // tls-ccert-vd: client chain depth; -1 = OpenSSL's
     bool ask_cert = false;      // tls-ask-cert: request a client cert
     bool require_cert = false;  // tls-require-cert
     bool enforce_tls = false;   // tls-enforce-tls: no MAIL without TLS
@@ -151,9 +166,14 @@ absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& path);
 absl::StatusOr<ServerConfig> LoadServerConfig(const NodeDir& node);
 
 // Expands hdr220's metatags: %H host name, %V version, %T the time (RFC
-// 5322 date), %X language (empty), %I ident (empty), %% a '%'.
+// 5322 date), %X language (empty), %I ident (empty), %% a '%', and
+// (zmnode) %R the client's reverse name ("unknown" when it has none).
 std::string ExpandHdr220(const std::string& hdr220, const std::string& hostname,
-                         int64_t now_sec);
+                         int64_t now_sec, std::string_view client_name = {});
+
+// "zone1:zone2" (dnsbl-zones, test-dns-rbl values) -> the zones,
+// lower-case; nullopt when one is not a DNS name.
+std::optional<std::vector<std::string>> ParseDnsblZones(std::string_view v);
 
 }  // namespace zm::smtpserver
 

@@ -4,9 +4,11 @@
 #include <sys/time.h>
 
 #include <cstring>
+#include <mutex>
 
 #include "node/common/fs.h"
 #include "node/common/strings.h"
+#include "node/smtpserver/smtpserver_clientdns.h"
 #include "node/smtpserver/smtpserver_internal.h"
 #include "node/smtpserver/smtpserver_tls.h"
 
@@ -73,13 +75,36 @@ asio::awaitable<bool> ReadInput(ServerContext& ctx, Conn& c) {
   if (in_data || session.buffered_input() == 0 || c.timeout_sec == 0) {
     SetDeadline(c, in_data ? Cfg(c).data_timeout_sec : Cfg(c).idle_timeout_sec);
   }
+  // data-min-rate: each window of the transfer must bring rate * window
+  // bytes; while it has not, the window's end is a deadline too.
+  const uint64_t need = uint64_t(Cfg(c).data_min_rate) *
+                        uint64_t(Cfg(c).data_min_rate_window_sec);
+  const bool rate_on = in_data && need > 0;
+  if (!rate_on) {
+    c.rate_window_open = false;
+  } else if (!c.rate_window_open) {
+    c.rate_window_open = true;
+    c.rate_window_start = Clock::now();
+    c.rate_window_bytes = 0;
+  }
+  const Clock::time_point window_end =
+      c.rate_window_start +
+      std::chrono::seconds(Cfg(c).data_min_rate_window_sec);
+  if (rate_on && c.rate_window_bytes < need && window_end < c.deadline) {
+    c.deadline = window_end;
+    c.timer.cancel();  // the watchdog re-arms for the sooner deadline
+  }
   c.reading_command = !in_data;
   std::error_code ec;
+  size_t got = 0;
   if (c.tls) {
     std::unique_ptr<char[]> buf(new char[kTlsReadChunk]);
     size_t n = co_await c.tls->async_read_some(
         asio::buffer(buf.get(), kTlsReadChunk), Token(ec));
-    if (!ec) session.Input(std::string_view(buf.get(), n));
+    if (!ec) {
+      got = n;
+      session.Input(std::string_view(buf.get(), n));
+    }
   } else {
     co_await c.socket.async_wait(tcp::socket::wait_read, Token(ec));
     if (!ec) {
@@ -90,11 +115,41 @@ asio::awaitable<bool> ReadInput(ServerContext& ctx, Conn& c) {
       if (ec == asio::error::would_block || ec == asio::error::try_again) {
         ec.clear();  // spurious wake-up: Step() asks for input again
       } else if (!ec) {
+        got = n;
         session.Input(std::string_view(buf, n));
       }
     }
   }
   c.reading_command = false;
+  if (rate_on && !c.timed_out) {
+    c.rate_window_bytes += got;
+    if (Clock::now() >= window_end) {
+      if (c.rate_window_bytes < need) {
+        c.rate_too_low = true;
+      } else {  // this window brought enough: measure the next one
+        c.rate_window_start = Clock::now();
+        c.rate_window_bytes = 0;
+      }
+    }
+  }
+  if (c.timed_out && rate_on && c.rate_window_bytes < need &&
+      Clock::now() >= window_end) {
+    c.rate_too_low = true;
+  }
+  if (c.rate_too_low) {
+    ctx.log.Info(session.queue_id(),
+                 StrCat("transfer too slow from ", c.label, ": ",
+                        c.rate_window_bytes, " bytes in ",
+                        Cfg(c).data_min_rate_window_sec,
+                        "s, data-min-rate ", Cfg(c).data_min_rate,
+                        " bytes/s"));
+    std::string bye = smtp::MakeReply(smtp::ReplyId::kIdleTimeout,
+                                      "Data transfer too slow, closing "
+                                      "connection")
+                          .Format(c.gen->session.enhanced_status_codes);
+    co_await Write(c, bye);
+    co_return false;
+  }
   if (c.timed_out) {
     ctx.log.Info(session.queue_id(),
                  StrCat("timeout after ", c.timeout_sec, "s ",
@@ -134,6 +189,10 @@ asio::awaitable<bool> Handshake(ServerContext& ctx, Conn& c,
   if (!c.gen->tls) co_return false;
   c.tls =
       std::make_unique<asio::ssl::stream<tcp::socket&>>(c.socket, *c.gen->tls);
+  // tls-ccert-vd: how deep a client certificate's chain may be.
+  if (Cfg(c).tls.ccert_vd >= 0) {
+    ::SSL_set_verify_depth(c.tls->native_handle(), Cfg(c).tls.ccert_vd);
+  }
   SetDeadline(c, Cfg(c).idle_timeout_sec);
   std::error_code ec;
   co_await c.tls->async_handshake(asio::ssl::stream_base::server, Token(ec));
@@ -144,7 +203,10 @@ asio::awaitable<bool> Handshake(ServerContext& ctx, Conn& c,
     co_return false;
   }
   *info = DescribeTls(c.tls->native_handle());
-  ctx.log.Info("", StrCat("TLS from ", c.label, ": ", DescribeForLog(*info)));
+  // tls-loglevel 0: no line per handshake (failures are always logged).
+  if (Cfg(c).tls.loglevel > 0) {
+    ctx.log.Info("", StrCat("TLS from ", c.label, ": ", DescribeForLog(*info)));
+  }
   co_return true;
 }
 
@@ -366,6 +428,75 @@ asio::awaitable<void> CommitMessage(ServerContext& ctx, Conn& c) {
   if (st.ok()) c.gen->checks->Record(session, smtp::Checks::Event::kCommitted);
 }
 
+// The client's reverse name and DNSBL listing (smtpserver_clientdns.h),
+// looked up on the DNS pool; the session waits at most client-dns-timeout
+// and goes on without them (a late answer is dropped).
+asio::awaitable<void> LookUpClientDns(ServerContext& ctx, Conn& c,
+                                      const PolicyAttrs& attrs,
+                                      smtp::ClientInfo* ci) {
+  const ServerConfig& cfg = Cfg(c);
+  auto query = std::make_shared<ClientDnsQuery>();
+  query->ip = c.ip;
+  query->reverse = cfg.reverse_dns;
+  query->dnsbl_zones = DnsblZonesFor(attrs, cfg);
+  if (!ctx.dns || (!query->reverse && query->dnsbl_zones.empty())) co_return;
+  // A flood of clients while DNS is slow: do not queue without end.
+  constexpr int kMaxPending = 512;
+  if (ctx.dns_pending.fetch_add(1) >= kMaxPending) {
+    ctx.dns_pending.fetch_sub(1);
+    ctx.log.Warning("", StrCat("client DNS of ", c.ip,
+                               " skipped: too many lookups waiting"));
+    co_return;
+  }
+  struct Answer {
+    std::mutex mu;
+    bool done = false;
+    ClientDns dns;
+  };
+  auto answer = std::make_shared<Answer>();
+  auto ex = co_await asio::this_coro::executor;
+  auto timer = std::make_shared<asio::steady_timer>(ex);
+  timer->expires_after(std::chrono::seconds(cfg.client_dns_timeout_sec));
+  dns::Resolver* resolver = ctx.dns;
+  std::atomic<int>* pending = &ctx.dns_pending;
+  asio::post(ctx.dns_pool, [answer, timer, ex, resolver, query, pending] {
+    ClientDns d = LookUpClient(*resolver, *query);
+    pending->fetch_sub(1);
+    {
+      std::lock_guard<std::mutex> lock(answer->mu);
+      answer->dns = std::move(d);
+      answer->done = true;
+    }
+    asio::post(ex, [timer] { timer->cancel(); });
+  });
+  std::error_code ec;
+  co_await timer->async_wait(Token(ec));
+  ClientDns d;
+  {
+    std::lock_guard<std::mutex> lock(answer->mu);
+    if (!answer->done) {
+      ctx.log.Info("", StrCat("client DNS of ", c.ip, " took longer than ",
+                              cfg.client_dns_timeout_sec, "s: unknown"));
+      co_return;
+    }
+    d = std::move(answer->dns);
+  }
+  if (!d.ptr.empty() && d.name.empty()) {
+    ctx.log.Info("", StrCat("reverse name ", d.ptr, " of ", c.ip,
+                            " not confirmed by its address records"));
+  }
+  if (!d.name.empty()) {
+    ci->name = d.name;
+    c.label = StrCat(d.name, "[", c.ip, "]");
+  }
+  if (!d.dnsbl_zone.empty()) {
+    ctx.log.Info("", StrCat("client ", c.label, " listed in ", d.dnsbl_zone,
+                            ": ", d.dnsbl_text));
+    ci->dnsbl_zone = std::move(d.dnsbl_zone);
+    ci->dnsbl_text = std::move(d.dnsbl_text);
+  }
+}
+
 }  // namespace
 
 int64_t NowUsec() {
@@ -393,7 +524,9 @@ asio::awaitable<void> Converse(ServerContext& ctx, Conn& c) {
   }
   if (!c.proxy_port.empty()) ci.port = c.proxy_port;
   if (!c.proxy_local_addr.empty()) ci.local_addr = c.proxy_local_addr;
-  ci.trusted = g.settings->policy.IsTrusted(c.ip);
+  PolicyAttrs client_attrs = g.settings->policy.ForIp(c.ip);
+  ci.trusted = IsTrustedNetwork(client_attrs);
+  co_await LookUpClientDns(ctx, c, client_attrs, &ci);
   if (c.listener == smtp::Listener::kSmtps) {
     // Implicit TLS (RFC 8314): the handshake comes before the greeting.
     if (!co_await Handshake(ctx, c, &ci.tls_info)) co_return;
@@ -404,7 +537,8 @@ asio::awaitable<void> Converse(ServerContext& ctx, Conn& c) {
   c.milter = MilterSession::Make(g.settings->server.milters, c.listener,
                                  g.settings->session.hostname, ctx.log);
   smtp::Session& session = *c.session;
-  session.SetGreeting(g.settings->GreetingText(NowUsec() / 1000000));
+  session.SetGreeting(
+      g.settings->GreetingText(NowUsec() / 1000000, session.client().name));
   if (c.stop_requested) session.RequestStop();
 
   for (;;) {

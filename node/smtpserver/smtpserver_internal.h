@@ -5,6 +5,7 @@
 #define ZM_SMTPSERVER_SMTPSERVER_INTERNAL_H_
 
 #include <asio.hpp>
+#include <atomic>
 #include <asio/ssl.hpp>
 #include <chrono>
 #include <map>
@@ -25,6 +26,10 @@
 #include "node/smtpserver/smtpserver_settings.h"
 #include "node/spool/group_commit.h"
 #include "node/spool/spool.h"
+
+namespace zm::dns {
+class Resolver;
+}
 
 namespace zm::smtpserver::internal {
 
@@ -60,6 +65,11 @@ struct Conn {
   bool reading_command = false;  // idle between commands
   bool stop_poked = false;       // read cancelled by the shutdown
   bool stop_requested = false;   // the server is stopping
+  // data-min-rate: the window being measured (DATA/BDAT transfer only).
+  bool rate_window_open = false;
+  Clock::time_point rate_window_start;
+  uint64_t rate_window_bytes = 0;
+  bool rate_too_low = false;  // the deadline that fired was the rate's
   std::string ip;
   std::string label;  // "unknown[1.2.3.4]"
   // From a PROXY header (smtpserver_proxy.h): the client's port and the
@@ -79,6 +89,11 @@ struct ServerContext {
   asio::thread_pool& pool;  // blocking work: spool, checks, AUTH
   spool::GroupCommitter& committer;
   const SmtpMetrics& metrics;  // exported counters
+  // Client DNS (smtpserver_clientdns.h): reverse name and DNSBL lookups
+  // block, so they run on their own pool; `dns` null: none are made.
+  dns::Resolver* dns;
+  asio::thread_pool& dns_pool;
+  std::atomic<int>& dns_pending;  // lookups queued or running
 };
 
 // Runs the SMTP conversation on `c` until it ends (QUIT, EOF, timeout,

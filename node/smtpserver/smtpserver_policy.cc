@@ -6,11 +6,13 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 
 #include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/config/config_file.h"
 #include "node/relations/relation_db.h"
+#include "node/smtpserver/smtpserver_config.h"
 
 namespace zm::smtpserver {
 namespace {
@@ -211,12 +213,52 @@ std::optional<RateLimit> ParseRateLimit(std::string_view value) {
 
 // ---- the store ------------------------------------------------------------
 
+// The prefix lengths that network keys use, longest first: ForIp probes
+// only these (one lookup per length present, not 33 or 129).
+struct PrefixLengths {
+  std::vector<int> v4, v6;
+};
+
+namespace {
+
+// Stored under " prefixes" as "32,24,8;128,64". Absent (a database
+// compiled before zmnode kept it) or malformed: every length.
+std::shared_ptr<const PrefixLengths> ParsePrefixLengths(
+    const std::optional<std::string>& stored) {
+  auto p = std::make_shared<PrefixLengths>();
+  bool ok = stored.has_value();
+  if (ok) {
+    auto halves = Split(*stored, ';');
+    ok = halves.size() == 2;
+    for (size_t h = 0; ok && h < 2; ++h) {
+      std::vector<int>& out = h == 0 ? p->v4 : p->v6;
+      int max = h == 0 ? 32 : 128;
+      for (std::string_view w : Split(halves[h], ',', true)) {
+        int len = -1;
+        if (!ParseNumber(w, &len) || len < 0 || len > max) ok = false;
+        out.push_back(len);
+      }
+    }
+  }
+  if (!ok) {
+    p->v4.clear();
+    p->v6.clear();
+    for (int i = 32; i >= 0; --i) p->v4.push_back(i);
+    for (int i = 128; i >= 0; --i) p->v6.push_back(i);
+  }
+  return p;
+}
+
+}  // namespace
+
 class Policy::Store {
  public:
   virtual ~Store() = default;
   virtual std::optional<std::string> Get(const std::string& key) = 0;
   // Before a lookup: pick up a new compiled generation.
   virtual void Refresh() {}
+  // The prefix lengths of this generation's network keys.
+  virtual std::shared_ptr<const PrefixLengths> Lengths() = 0;
 };
 
 namespace {
@@ -224,16 +266,18 @@ namespace {
 class MemoryStore : public Policy::Store {
  public:
   explicit MemoryStore(std::map<std::string, std::string> m)
-      : map_(std::move(m)) {}
+      : map_(std::move(m)), lengths_(ParsePrefixLengths(Get(" prefixes"))) {}
   std::optional<std::string> Get(const std::string& key) override {
     auto it = map_.find(key);
     if (it == map_.end()) return std::nullopt;
     return it->second;
   }
+  std::shared_ptr<const PrefixLengths> Lengths() override { return lengths_; }
   const std::map<std::string, std::string>& map() const { return map_; }
 
  private:
   const std::map<std::string, std::string> map_;
+  const std::shared_ptr<const PrefixLengths> lengths_;
 };
 
 // db/smtp-policy, reopened when newdb swapped in a new generation
@@ -241,7 +285,13 @@ class MemoryStore : public Policy::Store {
 class DbStore : public Policy::Store {
  public:
   DbStore(std::string db_dir, std::unique_ptr<relations::RelationDb> db)
-      : db_dir_(std::move(db_dir)), db_(std::move(db)) {}
+      : db_dir_(std::move(db_dir)),
+        db_(std::move(db)),
+        lengths_(ParsePrefixLengths(db_->Lookup(" prefixes"))) {}
+  std::shared_ptr<const PrefixLengths> Lengths() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return lengths_;
+  }
   std::optional<std::string> Get(const std::string& key) override {
     std::shared_ptr<relations::RelationDb> db;
     {
@@ -254,13 +304,17 @@ class DbStore : public Policy::Store {
     std::lock_guard<std::mutex> lock(mu_);
     if (!db_->Changed()) return;
     auto fresh = relations::RelationDb::Open(db_dir_, "smtp-policy");
-    if (fresh.ok()) db_ = std::move(*fresh);
+    if (fresh.ok()) {
+      db_ = std::move(*fresh);
+      lengths_ = ParsePrefixLengths(db_->Lookup(" prefixes"));
+    }
   }
 
  private:
   const std::string db_dir_;
   std::mutex mu_;
   std::shared_ptr<relations::RelationDb> db_;
+  std::shared_ptr<const PrefixLengths> lengths_;
 };
 
 constexpr std::pair<std::string_view, std::string_view> kBuiltinNets[] = {
@@ -341,6 +395,12 @@ absl::StatusOr<Policy> Policy::Parse(
       if (i + 1 >= tok.size())
         return err(StrCat("attribute '", tok[i], "' needs a value"));
       e.attrs.emplace_back(name, tok[++i]);
+      const std::string& value = e.attrs.back().second;
+      if ((name == "test-dns-rbl" || name == "rcpt-dns-rbl") && value != "+" &&
+          value != "-" && !ParseDnsblZones(value)) {
+        return err(StrCat(name, " wants +, - or zone[:zone...], not '", value,
+                          "'"));
+      }
       if (name == "ratelimitmsgs" && !ParseRateLimit(e.attrs.back().second)) {
         return err(StrCat("ratelimitmsgs wants N or N,M, not '",
                           e.attrs.back().second, "'"));
@@ -456,6 +516,18 @@ absl::StatusOr<Policy> Policy::Parse(
     p.networks_.push_back(n);
   }
   p.entry_count_ = entries.size() - builtin_count - builtin_tags_added;
+  // The prefix lengths in use, longest first, for ForIp.
+  std::set<int, std::greater<int>> v4, v6;
+  for (const Network& n : p.networks_) (n.v6 ? v6 : v4).insert(n.len);
+  std::string lengths;
+  for (int len : v4) StrAppend(&lengths, lengths.empty() ? "" : ",", len);
+  lengths += ';';
+  bool first = true;
+  for (int len : v6) {
+    StrAppend(&lengths, first ? "" : ",", len);
+    first = false;
+  }
+  compiled[" prefixes"] = lengths;
   p.store_ = std::make_shared<MemoryStore>(std::move(compiled));
   return p;
 }
@@ -530,8 +602,10 @@ std::optional<std::string> Policy::Find(const std::string& key) const {
 PolicyAttrs Policy::ForIp(std::string_view ip) const {
   if (store_) store_->Refresh();
   Network n;
-  if (!AddressBytes(ip, &n.v6, &n.addr)) return {};
-  for (n.len = n.v6 ? 128 : 32; n.len >= 0; --n.len) {
+  if (!AddressBytes(ip, &n.v6, &n.addr) || !store_) return {};
+  std::shared_ptr<const PrefixLengths> lengths = store_->Lengths();
+  for (int len : n.v6 ? lengths->v6 : lengths->v4) {
+    n.len = len;
     std::string key = NetworkKey(n);
     if (auto v = Find(key)) {
       PolicyAttrs a = PolicyAttrs::Deserialize(*v);
@@ -587,7 +661,11 @@ PolicyAttrs Policy::ForAddress(std::string_view address) const {
 }
 
 bool Policy::IsTrusted(std::string_view ip) const {
-  return RelayOpinion(ForIp(ip)).value_or(false);
+  return IsTrustedNetwork(ForIp(ip));
+}
+
+bool IsTrustedNetwork(const PolicyAttrs& attrs) {
+  return RelayOpinion(attrs).value_or(false);
 }
 
 absl::Status CompilePolicy(const NodeDir& node, std::string* report) {
@@ -597,7 +675,8 @@ absl::Status CompilePolicy(const NodeDir& node, std::string* report) {
   absl::Status s = relations::BuildAndSwap(node.db(), "smtp-policy", entries);
   if (!s.ok()) return s;
   if (report) {
-    StrAppend(report, "smtp-policy: ", entries.size() - 1, " keys from ",
+    // Less the two bookkeeping entries (" count", " prefixes").
+    StrAppend(report, "smtp-policy: ", entries.size() - 2, " keys from ",
               p->entry_count(), " entries of ", node.etc_file("smtp-policy.src"),
               " and companions\n");
   }

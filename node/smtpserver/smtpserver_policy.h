@@ -92,6 +92,8 @@ struct RateLimit {
 };
 std::optional<RateLimit> ParseRateLimit(std::string_view value);
 
+struct PrefixLengths;  // smtpserver_policy.cc
+
 class Policy {
  public:
   struct Network {
@@ -144,6 +146,10 @@ class Policy {
   std::string origin_ = "built-in";
   std::shared_ptr<Store> store_;
 };
+
+// Whether attributes ForIp returned make a trusted network (relaycustnet
+// + or fulltrustnet +), as IsTrusted.
+bool IsTrustedNetwork(const PolicyAttrs& attrs);
 
 // Parses "[a.b.c.d]/len", "[ipv6:x::y]/len" (also "[IPv6.x::y]"); no /len
 // means the whole address.

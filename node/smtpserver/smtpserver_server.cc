@@ -28,6 +28,7 @@ using internal::Generation;
 using internal::tcp;
 
 constexpr auto kCloseGrace = std::chrono::seconds(10);  // to say 421
+constexpr int kDnsThreads = 4;  // client DNS lookups at once
 
 auto Token(std::error_code& ec) {
   return asio::redirect_error(asio::use_awaitable, ec);
@@ -159,8 +160,11 @@ class Server {
         drain_timer_(control_),
         signals_(control_),
         pool_(2),
+        dns_pool_(kDnsThreads),
         committer_(spool_),
-        ctx_{log_, daemon.node(), spool_, pool_, committer_, *shared_.metrics},
+        ctx_{log_,        daemon.node(),    spool_,
+             pool_,       committer_,       *shared_.metrics,
+             shared_.dns.get(), dns_pool_, dns_pending_},
         gen_(std::move(gen)) {}
 
   absl::Status Listen();
@@ -202,6 +206,10 @@ class Server {
   asio::steady_timer drain_timer_;
   asio::posix::stream_descriptor signals_;
   asio::thread_pool pool_;
+  // Client DNS lookups (reverse name, DNSBL): they block on c-ares, so
+  // they have threads of their own, apart from the checks' pool.
+  asio::thread_pool dns_pool_;
+  std::atomic<int> dns_pending_{0};
   // Shares the disk flushes of concurrent sessions' commits (group
   // commit); destroyed before the io_context its callbacks post to.
   spool::GroupCommitter committer_;
@@ -565,6 +573,8 @@ int Server::Run() {
   ioc_.run();
   for (auto& t : threads) t.join();
   pool_.join();
+  dns_pool_.stop();  // lookups still queued are for closed sessions
+  dns_pool_.join();
   log_.Info("", "stopped");
   return 0;
 }

@@ -16,9 +16,10 @@ bool NodeDomains::IsLocal(std::string_view domain) const {
   return names_.count(std::string(domain)) > 0;
 }
 
-std::string Settings::GreetingText(int64_t now_sec) const {
+std::string Settings::GreetingText(int64_t now_sec,
+                                   std::string_view client_name) const {
   if (server.hdr220.empty()) return StrCat(mail.hostname, " ESMTP zmnode");
-  return ExpandHdr220(server.hdr220, mail.hostname, now_sec);
+  return ExpandHdr220(server.hdr220, mail.hostname, now_sec, client_name);
 }
 
 absl::StatusOr<std::shared_ptr<const Settings>> LoadSettings(
@@ -82,6 +83,8 @@ absl::StatusOr<std::shared_ptr<const Settings>> LoadSettings(
   sc.rcvd_auth_user = c.rcvd_auth_user;
   sc.rcvd_tls_mode = c.rcvd_tls_mode;
   sc.rcvd_tls_ccert = c.rcvd_tls_ccert;
+  sc.msa_mode = c.msa_mode;
+  sc.no_multiline_replies = c.no_multiline_replies;
   return std::shared_ptr<const Settings>(std::move(s));
 }
 

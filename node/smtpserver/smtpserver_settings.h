@@ -45,8 +45,10 @@ struct Settings {
   NodeDomains domains;
   smtp::SessionConfig session;  // for network clients
 
-  // The 220 text at `now_sec` (hdr220 with its metatags expanded).
-  std::string GreetingText(int64_t now_sec) const;
+  // The 220 text at `now_sec` (hdr220 with its metatags expanded; %R is
+  // `client_name`, "unknown" when empty).
+  std::string GreetingText(int64_t now_sec,
+                           std::string_view client_name = {}) const;
 };
 
 // Reads etc/smtpserver.conf, etc/mail.conf, etc/localnames and the policy

@@ -399,6 +399,61 @@ TEST(Auth, SubmissionNeedsAuthentication) {
   EXPECT_EQ(t.Feed("MAIL FROM:<a@b.example>\r\n"), "250 2.1.0 Ok\r\n");
 }
 
+TEST(Auth, MsaModeNeedsAuthenticationOnTheSmtpPortToo) {
+  SessionConfig c = AuthConfig();
+  c.msa_mode = true;
+  Driver d(c);
+  d.Feed("EHLO c\r\n");
+  EXPECT_EQ(d.Feed("MAIL FROM:<alice@b.example>\r\n"),
+            "530 5.7.0 Authentication required\r\n");
+  d.Feed("AUTH PLAIN " + Plain("", "alice", "secret") + "\r\n");
+  EXPECT_EQ(d.Feed("MAIL FROM:<alice@b.example>\r\n"), "250 2.1.0 Ok\r\n");
+  // Without MSA-mode the smtp port serves strangers (as an MX must).
+  Driver n(AuthConfig());
+  n.Feed("EHLO c\r\n");
+  EXPECT_EQ(n.Feed("MAIL FROM:<a@b.example>\r\n"), "250 2.1.0 Ok\r\n");
+}
+
+TEST(Auth, LinesUpTo12288Bytes) {
+  Driver d(AuthConfig());
+  d.Feed("EHLO c\r\n");
+  // A long (wrong) password: the AUTH line is over 1,000 bytes but within
+  // RFC 4954's 12,288, so it is decoded and checked.
+  std::string pw(8000, 'p');
+  std::string line = "AUTH PLAIN " + Plain("", "alice", pw);
+  ASSERT_GT(line.size() + 2, kMaxCommandLine);
+  ASSERT_LE(line.size() + 2, kMaxAuthLine);
+  EXPECT_EQ(d.Feed(line + "\r\n"),
+            "535 5.7.8 Authentication credentials invalid\r\n");
+  EXPECT_EQ(d.asked.back().password, pw);
+  // As the response to the 334 challenge too.
+  EXPECT_EQ(d.Feed("AUTH PLAIN\r\n"), "334 \r\n");
+  EXPECT_EQ(d.Feed(Plain("", "alice", pw) + "\r\n"),
+            "535 5.7.8 Authentication credentials invalid\r\n");
+  // Past 12,288 bytes: too long, and the session goes on.
+  EXPECT_EQ(d.Feed("AUTH PLAIN " + std::string(12300, 'A') + "\r\n"),
+            "500 5.5.2 Line too long\r\n");
+  // Other commands keep the 1,000-byte limit.
+  EXPECT_EQ(d.Feed("NOOP " + std::string(1200, 'x') + "\r\n"),
+            "500 5.5.2 Line too long\r\n");
+  EXPECT_EQ(d.Feed("AUTH PLAIN " + Plain("", "alice", "secret") + "\r\n"),
+            "235 2.7.0 Authentication successful\r\n");
+}
+
+TEST(Replies, NoMultilineRepliesButEhlo) {
+  SessionConfig c = Config();
+  c.no_multiline_replies = true;
+  c.help = {"first", "second", "last"};
+  Driver d(c);
+  std::string ehlo = d.Feed("EHLO c\r\n");
+  EXPECT_TRUE(ehlo.starts_with("250-")) << ehlo;
+  EXPECT_EQ(d.Feed("HELP\r\n"), "214 2.0.0 last\r\n");
+  c.no_multiline_replies = false;
+  Driver m(c);
+  m.Feed("EHLO c\r\n");
+  EXPECT_TRUE(m.Feed("HELP\r\n").starts_with("214-2.0.0 first\r\n"));
+}
+
 // --- BDAT (RFC 3030) --------------------------------------------------
 
 TEST(Bdat, ChunksAreReadExactlyWithoutDotHandling) {

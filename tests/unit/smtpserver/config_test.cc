@@ -148,7 +148,48 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"PARAM spf-threshold maybe\n", ":1: spf-threshold takes"},
         BadCase{"PARAM enable-router yes\n", ":1: enable-router takes no"},
         BadCase{"PARAM deliverby soon\n", ":1: deliverby takes"},
-        BadCase{"PARAM data-timeout 0\n", ":1: data-timeout needs"}));
+        BadCase{"PARAM data-timeout 0\n", ":1: data-timeout needs"},
+        BadCase{"PARAM data-min-rate fast\n", ":1: data-min-rate needs"},
+        BadCase{"PARAM data-min-rate 100 0\n", ":1: data-min-rate needs"},
+        BadCase{"PARAM data-min-rate 100 2 3\n", ":1: data-min-rate needs"},
+        BadCase{"PARAM dnsbl-zones bad/zone\n", ":1: dnsbl-zones needs"},
+        BadCase{"PARAM client-dns-timeout 0\n", ":1: client-dns-timeout"},
+        BadCase{"PARAM no-reverse-dns 1\n", ":1: no-reverse-dns takes no"}));
+
+TEST(ServerConfig, ClientDnsAndDataRateKeys) {
+  TempDir d;
+  auto defaults = ParseServerConfig(d.Write("a.conf", "# nothing\n"));
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_TRUE(defaults->reverse_dns);
+  EXPECT_EQ(defaults->client_dns_timeout_sec, 5);
+  EXPECT_EQ(defaults->data_min_rate, 500);
+  EXPECT_EQ(defaults->data_min_rate_window_sec, 30);
+  auto c = ParseServerConfig(d.Write("b.conf", R"(PARAM no-reverse-dns
+PARAM client-dns-timeout 2
+PARAM dnsbl-zones Zen.Example.:bl.test
+PARAM data-min-rate 100 2
+PARAM tls-ccert-vd 3
+PARAM tls-loglevel 0
+)"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->reverse_dns);
+  EXPECT_EQ(c->client_dns_timeout_sec, 2);
+  EXPECT_EQ(c->dnsbl_zones,
+            (std::vector<std::string>{"zen.example", "bl.test"}));
+  EXPECT_EQ(c->data_min_rate, 100);
+  EXPECT_EQ(c->data_min_rate_window_sec, 2);
+  EXPECT_EQ(c->tls.ccert_vd, 3);
+  EXPECT_EQ(c->tls.loglevel, 0);
+  auto off = ParseServerConfig(d.Write("c.conf", "PARAM data-min-rate 0\n"));
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_EQ(off->data_min_rate, 0);
+}
+
+TEST(ServerConfig, Hdr220NamesTheClient) {
+  EXPECT_EQ(ExpandHdr220("%H hi %R", "mx.test", 0, "c.example"),
+            "mx.test hi c.example");
+  EXPECT_EQ(ExpandHdr220("%H hi %R", "mx.test", 0), "mx.test hi unknown");
+}
 
 TEST(ServerConfig, EveryActedOnKeyIsParsed) {
   TempDir d;

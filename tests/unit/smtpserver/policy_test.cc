@@ -137,6 +137,37 @@ TEST(PolicyDb, CompiledAndReloadedOnANewGeneration) {
   EXPECT_TRUE(p->IsTrusted("10.2.2.3"));
 }
 
+TEST(PolicyDb, PrefixLengthsFollowEachGeneration) {
+  // ForIp probes only the prefix lengths the keys use: a length that only
+  // a newer generation has must be found after newdb.
+  testing::ScratchNode n;
+  n.Write("etc/smtp-policy.src", "[10.1.0.0]/16 relaycustnet +\n");
+  ASSERT_TRUE(CompilePolicy(n.node(), nullptr).ok());
+  auto p = Policy::Load(n.node());
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->IsTrusted("10.1.9.9"));
+  EXPECT_FALSE(p->IsTrusted("10.20.1.1"));
+  n.Write("etc/smtp-policy.src",
+          "[10.16.0.0]/12 relaycustnet +\n[ipv6:2001:db8::]/29 "
+          "relaycustnet +\n");
+  ASSERT_TRUE(CompilePolicy(n.node(), nullptr).ok());
+  EXPECT_TRUE(p->IsTrusted("10.20.1.1"));
+  EXPECT_TRUE(p->IsTrusted("2001:db8:7::1"));
+  EXPECT_TRUE(p->IsTrusted("127.0.0.1"));  // the built-in /8 still
+}
+
+TEST(PolicyAttrs, DnsblValuesAreChecked) {
+  EXPECT_TRUE(Policy::Parse("src", "[10.0.0.0]/8 test-dns-rbl +\n", {}).ok());
+  EXPECT_TRUE(
+      Policy::Parse("src", "[10.0.0.0]/8 rcpt-dns-rbl a.test:b.test\n", {})
+          .ok());
+  auto bad = Policy::Parse("src", "\n[10.0.0.0]/8 test-dns-rbl a/b\n", {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(std::string(bad.status().message()).find("src:2: test-dns-rbl"),
+            std::string::npos)
+      << bad.status();
+}
+
 TEST(PolicyDb, ABadSourceIsNotCompiled) {
   testing::ScratchNode n;
   n.Write("etc/smtp-policy.src", "x.example frob +\n");

@@ -1,0 +1,124 @@
+#include "node/smtpserver/smtpserver_clientdns.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+
+#include "node/common/strings.h"
+#include "node/dns/resolver.h"
+
+namespace zm::smtpserver {
+namespace {
+
+// At most this many PTR names are tried for forward confirmation.
+constexpr size_t kMaxPtrNames = 3;
+
+bool SameAddress(std::string_view a, std::string_view b) {
+  unsigned char x[16] = {}, y[16] = {};
+  std::string sa(a), sb(b);
+  for (int family : {AF_INET, AF_INET6}) {
+    if (::inet_pton(family, sa.c_str(), x) == 1 &&
+        ::inet_pton(family, sb.c_str(), y) == 1) {
+      return std::equal(x, x + 16, y);
+    }
+  }
+  return false;
+}
+
+bool ConfirmForward(dns::Resolver& r, const std::string& name,
+                    const std::string& ip) {
+  bool v6 = ip.find(':') != std::string::npos;
+  auto addrs = v6 ? r.LookupAaaa(name) : r.LookupA(name);
+  if (!addrs.ok()) return false;
+  for (const std::string& a : *addrs) {
+    if (SameAddress(a, ip)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string DnsblName(std::string_view ip, std::string_view zone) {
+  std::string s(ip);
+  unsigned char b[16];
+  std::string out;
+  if (::inet_pton(AF_INET, s.c_str(), b) == 1) {
+    out = StrCat(b[3], ".", b[2], ".", b[1], ".", b[0]);
+  } else if (::inet_pton(AF_INET6, s.c_str(), b) == 1) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; --i) {
+      if (!out.empty()) out += '.';
+      out += kHex[b[i] & 0xf];
+      out += '.';
+      out += kHex[b[i] >> 4];
+    }
+  } else {
+    return "";
+  }
+  return StrCat(out, ".", zone);
+}
+
+std::vector<std::string> ZonesOf(std::string_view value,
+                                 const ServerConfig& config) {
+  if (value == "-" || value.empty()) return {};
+  if (value == "+") return config.dnsbl_zones;
+  auto z = ParseDnsblZones(value);
+  return z ? *z : std::vector<std::string>{};
+}
+
+std::vector<std::string> DnsblZonesFor(const PolicyAttrs& client,
+                                       const ServerConfig& config) {
+  std::vector<std::string> out;
+  for (std::string_view attr : {"test-dns-rbl", "rcpt-dns-rbl"}) {
+    auto v = client.Get(attr);
+    if (!v) continue;
+    for (std::string& z : ZonesOf(*v, config)) {
+      if (std::find(out.begin(), out.end(), z) == out.end()) {
+        out.push_back(std::move(z));
+      }
+    }
+  }
+  return out;
+}
+
+ClientDns LookUpClient(dns::Resolver& r, const ClientDnsQuery& q) {
+  ClientDns d;
+  if (q.reverse) {
+    auto names = r.LookupPtr(q.ip);
+    if (names.ok() && !names->empty()) {
+      d.ptr = ToLower(names->front());
+      for (size_t i = 0; i < names->size() && i < kMaxPtrNames; ++i) {
+        std::string n = ToLower((*names)[i]);
+        while (!n.empty() && n.back() == '.') n.pop_back();
+        if (!n.empty() && ConfirmForward(r, n, q.ip)) {
+          d.name = n;
+          break;
+        }
+      }
+    }
+  }
+  for (const std::string& zone : q.dnsbl_zones) {
+    std::string name = DnsblName(q.ip, zone);
+    if (name.empty()) break;
+    auto a = r.LookupA(name);
+    if (!a.ok() || a->empty()) continue;
+    // Listings are answered in 127.0.0.0/8; anything else (a wildcard,
+    // an error code such as Spamhaus' 127.255.255.x) is not a listing.
+    bool listed = false;
+    for (const std::string& addr : *a) {
+      if (addr.starts_with("127.") && !addr.starts_with("127.255.255.")) {
+        listed = true;
+      }
+    }
+    if (!listed) continue;
+    d.dnsbl_zone = zone;
+    auto txt = r.LookupTxt(name);
+    d.dnsbl_text = txt.ok() && !txt->empty()
+                       ? txt->front()
+                       : StrCat("listed in ", zone);
+    break;
+  }
+  return d;
+}
+
+}  // namespace zm::smtpserver
