@@ -1,5 +1,6 @@
 // Router benchmarks (Google Benchmark): relation lookups per second for each
-// relation type, with one million aliases, and messages routed per second
+// relation type, with one million aliases (through the hash index, and the
+// same aliases through RocksDB for comparison), and messages routed per second
 // (the daemon's batch protocol, two syncfs per batch of 64) with 1 and 10
 // recipients. Build: ninja router_bench (tests/unit/router/CMakeLists.txt);
 // run: build/bench/router_bench [--benchmark_filter=...]. A node with the
@@ -33,6 +34,8 @@ constexpr int kLocalNames = 10000;
 struct Context {
   NodeDir node;
   std::unique_ptr<relations::RelationDb> aliases, routes, thishost, userdb;
+  // The same aliases read through RocksDB instead of the hash index.
+  std::unique_ptr<relations::RelationDb> aliases_rocksdb;
   std::unique_ptr<router::Routing> routing;
   std::unique_ptr<spool::Spool> spool;
   std::unique_ptr<Logger> log;
@@ -80,6 +83,9 @@ struct Context {
     routes = open("routesdb");
     thishost = open("thishost");
     userdb = open("userdb");
+    auto rdb = relations::RelationDb::Open(
+        node.db(), "aliases", relations::RelationDb::ReadPath::kRocksDb);
+    if (rdb.ok()) aliases_rocksdb = std::move(*rdb);
     auto r = router::Routing::Open(node);
     if (!r.ok()) {
       fmt::print(stderr, "routing: {}\n", Message(r.status()));
@@ -89,12 +95,13 @@ struct Context {
     spool = std::make_unique<spool::Spool>(node.spool(), "b1");
     log = std::make_unique<Logger>("router", node.maillog(), false);
     return spool->CreateLayout().ok() && aliases && routes && thishost &&
-           userdb;
+           userdb && aliases_rocksdb;
   }
 
   ~Context() {
     routing.reset();
     aliases.reset();
+    aliases_rocksdb.reset();
     routes.reset();
     thishost.reset();
     userdb.reset();
@@ -208,6 +215,16 @@ int main(int argc, char** argv) {
   reg("lookup/aliases_1M/miss",
       [&](benchmark::State& s) {
         Lookups(s, c.aliases.get(), Keys("nosuch", kAliases, "", n, 2), false);
+      });
+  reg("lookup/aliases_1M_rocksdb/hit",
+      [&](benchmark::State& s) {
+        Lookups(s, c.aliases_rocksdb.get(), Keys("alias", kAliases, "", n, 1),
+                true);
+      });
+  reg("lookup/aliases_1M_rocksdb/miss",
+      [&](benchmark::State& s) {
+        Lookups(s, c.aliases_rocksdb.get(), Keys("nosuch", kAliases, "", n, 2),
+                false);
       });
   reg("lookup/routesdb_100k/hit",
       [&](benchmark::State& s) {

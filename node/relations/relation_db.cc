@@ -9,9 +9,12 @@
 
 #include "node/common/fs.h"
 #include "node/common/strings.h"
+#include "node/relations/relation_index.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
+#include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
+#include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 
 namespace zm::relations {
@@ -51,6 +54,14 @@ std::vector<uint64_t> Generations(const std::string& db_dir,
   return out;
 }
 
+// Point-lookup tuning for generations read through RocksDB (no index):
+// bloom filters and a hash index inside each data block, written by the
+// builder and used by readers, and a block cache of `cache_mb`.
+void TuneForPointLookups(rocksdb::Options* options, uint64_t cache_mb) {
+  options->OptimizeForPointLookup(cache_mb);
+  options->compression = rocksdb::kNoCompression;
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> CurrentGeneration(const std::string& db_dir,
@@ -69,24 +80,33 @@ absl::StatusOr<std::string> CurrentGeneration(const std::string& db_dir,
 }
 
 absl::StatusOr<std::unique_ptr<RelationDb>> RelationDb::Open(
-    const std::string& db_dir, const std::string& name) {
+    const std::string& db_dir, const std::string& name, ReadPath read_path) {
   auto gen = CurrentGeneration(db_dir, name);
   if (!gen.ok()) return gen.status();
+  std::string path = db_dir + "/" + *gen;
+  std::unique_ptr<RelationDb> db(new RelationDb());
+  db->db_dir_ = db_dir;
+  db->name_ = name;
+  db->generation_ = *gen;
+  // A generation from before the index existed (or with a damaged one) is
+  // read through RocksDB.
+  if (read_path == ReadPath::kIndexIfBuilt) {
+    if (auto idx = RelationIndex::Map(path + "/" + kIndexFileName); idx.ok()) {
+      db->index_ = std::move(*idx);
+      return db;
+    }
+  }
   rocksdb::Options options;
+  TuneForPointLookups(&options, 64);
   options.create_if_missing = false;
   options.max_open_files = -1;  // deleted generations stay readable
   options.info_log = SharedNullLogger();
   rocksdb::DB* raw = nullptr;
-  std::string path = db_dir + "/" + *gen;
   rocksdb::Status s = rocksdb::DB::OpenForReadOnly(options, path, &raw);
   if (!s.ok()) {
     return absl::InternalError(
         StrCat("cannot open relation database ", path, ": ", s.ToString()));
   }
-  std::unique_ptr<RelationDb> db(new RelationDb());
-  db->db_dir_ = db_dir;
-  db->name_ = name;
-  db->generation_ = *gen;
   db->db_.reset(raw);
   return db;
 }
@@ -94,6 +114,11 @@ absl::StatusOr<std::unique_ptr<RelationDb>> RelationDb::Open(
 RelationDb::~RelationDb() = default;
 
 std::optional<std::string> RelationDb::Lookup(std::string_view key) const {
+  if (index_ != nullptr) {
+    std::string_view v;
+    if (!index_->Find(key, &v)) return std::nullopt;
+    return std::string(v);
+  }
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(),
                                rocksdb::Slice(key.data(), key.size()), &value);
@@ -120,6 +145,7 @@ absl::Status BuildAndSwap(
 
   {
     rocksdb::Options options;
+    TuneForPointLookups(&options, 8);
     options.create_if_missing = true;
     options.error_if_exists = true;
     options.info_log = SharedNullLogger();
@@ -143,6 +169,10 @@ absl::Status BuildAndSwap(
     if (auto st = FromRocks(db->Close(), "close " + gen_path); !st.ok()) {
       return st;
     }
+  }
+  if (auto s = RelationIndex::Write(gen_path + "/" + kIndexFileName, entries);
+      !s.ok()) {
+    return s;
   }
   // Everything of the new generation is durable before anyone can see it.
   if (auto s = fs::SyncFs(gen_path); !s.ok()) return s;

@@ -4,8 +4,11 @@
 //            db/aliases.7/       the current generation (a RocksDB)
 //            db/aliases.6/       the previous one, kept for readers that
 //                                still have it open
-// Readers open with max_open_files=-1, so every table file is open from
-// the start and a generation deleted under them stays readable.
+//            db/aliases.7/index.zmh  its hash index (relation_index.h)
+// Readers map the hash index when the generation has one (one hash probe per
+// lookup, nothing loaded at open); else they open the RocksDB with
+// max_open_files=-1, so every table file is open from the start. Either way
+// a generation deleted under a reader stays readable.
 //
 //   auto db = zm::relations::RelationDb::Open(node.db(), "aliases");
 //   std::optional<std::string> v = (*db)->Lookup("postmaster");
@@ -31,11 +34,18 @@ class DB;
 
 namespace zm::relations {
 
+class RelationIndex;
+
 class RelationDb {
  public:
+  // Which structure lookups read: the hash index when the generation has
+  // a valid one (the default), or always RocksDB (tests, benchmarks).
+  enum class ReadPath { kIndexIfBuilt, kRocksDb };
+
   // Opens db_dir/<name> read-only. NotFound if it was never compiled.
   static absl::StatusOr<std::unique_ptr<RelationDb>> Open(
-      const std::string& db_dir, const std::string& name);
+      const std::string& db_dir, const std::string& name,
+      ReadPath path = ReadPath::kIndexIfBuilt);
   ~RelationDb();
 
   const std::string& name() const { return name_; }
@@ -44,13 +54,17 @@ class RelationDb {
 
   std::optional<std::string> Lookup(std::string_view key) const;
 
+  // True if the lookups go through the generation's hash index.
+  bool indexed() const { return index_ != nullptr; }
+
   // True if db/<name> now points at another generation (or is gone).
   bool Changed() const;
 
  private:
   RelationDb() = default;
   std::string db_dir_, name_, generation_;
-  std::unique_ptr<rocksdb::DB> db_;
+  std::unique_ptr<RelationIndex> index_;
+  std::unique_ptr<rocksdb::DB> db_;  // only when there is no index
 };
 
 // What db/<name> points at ("aliases.7"), or NotFound.
@@ -58,7 +72,7 @@ absl::StatusOr<std::string> CurrentGeneration(const std::string& db_dir,
                                               const std::string& name);
 
 // Builds a new generation of `name` from `entries` and swaps it in:
-// db/<name>.<N+1>/ is written and synced, then a new symlink is renamed
+// db/<name>.<N+1>/ (the RocksDB and its index.zmh) is written and synced, then a new symlink is renamed
 // over db/<name>, then db/ is fsynced. Keeps the previous generation and
 // deletes older ones. The caller serialises builds of one db_dir.
 absl::Status BuildAndSwap(
