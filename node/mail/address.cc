@@ -122,10 +122,15 @@ absl::StatusOr<Address> ParseAddress(std::string_view text) {
     domain = s.substr(at + 1);
     if (!domain.empty() && domain.back() == '.' && domain.size() > 1) {
       domain.remove_suffix(1);
+      // Only one trailing dot is the root: "p.." has an empty label.
+      if (domain.back() == '.') return Bad("empty label in domain");
     }
     if (auto st = CheckDomain(domain); !st.ok()) return st;
   }
   if (local.empty()) return Bad("empty local part");
+  // An unquoted local part starting with '@' would read back as a source
+  // route ("<@r:@x@y>"): not an address.
+  if (local.front() == '@') return Bad("'@' at the start of the local part");
   if (local.size() > kMaxLocalPart) return Bad("local part too long");
   // A quote may only open a local part that is one whole quoted string.
   if (local.find('"') != std::string_view::npos &&
