@@ -1,5 +1,7 @@
 #include "node/router/router_conf.h"
 
+#include <algorithm>
+
 #include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/config/config_file.h"
@@ -25,6 +27,7 @@ absl::StatusOr<RouterConf> LoadRouterConf(const NodeDir& node) {
   RouterConf conf;
   std::string dns = "auto";
   std::string path = node.etc_file("router.conf");
+  conf.path = path;
   auto lines = config::ReadLines(path);
   if (!lines.ok() && !absl::IsNotFound(lines.status())) return lines.status();
   if (lines.ok()) {
@@ -50,6 +53,30 @@ absl::StatusOr<RouterConf> LoadRouterConf(const NodeDir& node) {
         conf.forward_file = std::string(v);
       } else if (key == "allowsourceroute") {
         ok = ParseBool(v, &conf.allow_source_route);
+      } else if (key == "relations") {
+        std::vector<std::string_view> names = SplitWhitespace(v);
+        std::string step(names.front());
+        if (std::find(std::begin(kRelationSteps), std::end(kRelationSteps),
+                      step) == std::end(kRelationSteps)) {
+          return config::Error(
+              path, l.number,
+              StrCat("unknown routing step '", step,
+                     "' (fqdnaliases, thishost, aliases, userdb, routes)"));
+        }
+        if (names.size() < 2) {
+          return config::Error(path, l.number,
+                               StrCat("relations ", step,
+                                      ": name at least one relation"));
+        }
+        if (conf.relations.count(step)) {
+          return config::Error(path, l.number,
+                               StrCat("relations ", step, " given twice"));
+        }
+        auto& sr = conf.relations[step];
+        sr.line = l.number;
+        for (size_t i = 1; i < names.size(); ++i) {
+          sr.names.emplace_back(names[i]);
+        }
       } else if (key == "max-alias-depth") {
         ok = ParseNumber(v, &conf.max_alias_depth) &&
              conf.max_alias_depth >= 1 && conf.max_alias_depth <= 100;

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "node/common/fs.h"
 #include "node/common/strings.h"
+#include "node/config/config_file.h"
 #include "node/config/mail_conf.h"
 #include "node/mail/address.h"
 #include "node/metrics/metrics_catalog.h"
@@ -54,17 +55,36 @@ struct State {
   config::MailConf mail;
   RouterConf conf;
   std::set<std::string> own;  // lower-case own domain names
-  std::map<std::string, Db> by_role;
+  // Per routing step, the relations it consults in order (router.conf
+  // `relations`, else the built-in ones).
+  std::map<std::string, std::vector<Db>, std::less<>> by_role;
 
-  const Db* Role(std::string_view role) const {
-    auto it = by_role.find(std::string(role));
-    return it == by_role.end() ? nullptr : &it->second;
+  bool HasRole(std::string_view role) const {
+    auto it = by_role.find(role);
+    return it != by_role.end() && !it->second.empty();
   }
+  // The first of the step's relations that has `key` answers; *from (if
+  // given) names it.
   std::optional<std::string> Lookup(std::string_view role,
-                                    std::string_view key) const {
-    const Db* d = Role(role);
-    if (d == nullptr) return std::nullopt;
-    return d->db->Lookup(key);
+                                    std::string_view key,
+                                    const std::string** from = nullptr) const {
+    auto it = by_role.find(role);
+    if (it == by_role.end()) return std::nullopt;
+    std::string folded;
+    for (const Db& d : it->second) {
+      std::string_view k = key;
+      if (d.spec.lowercase_lookups &&
+          std::any_of(key.begin(), key.end(),
+                      [](char c) { return c >= 'A' && c <= 'Z'; })) {
+        if (folded.empty()) folded = ToLower(key);
+        k = folded;
+      }
+      if (auto v = d.db->Lookup(k)) {
+        if (from != nullptr) *from = &d.spec.name;
+        return v;
+      }
+    }
+    return std::nullopt;
   }
   std::string OwnDomain() const {
     return !mail.mydomain.empty() ? ToLower(mail.mydomain)
@@ -197,6 +217,15 @@ class Walk {
     return st_.Lookup("thishost", domain).has_value();
   }
 
+  // A lookup in a routing step's relations; answered_ names the relation
+  // that had the key (for the trace).
+  std::optional<std::string> Find(std::string_view role, std::string_view key) {
+    const std::string* from = nullptr;
+    auto v = st_.Lookup(role, key, &from);
+    answered_ = from != nullptr ? std::string_view(*from) : role;
+    return v;
+  }
+
   // A target from an alias, an :include: file or a .forward; pipes and
   // files only when `trusted`.
   void Target(const std::string& t, int depth, bool trusted) {
@@ -265,8 +294,8 @@ class Walk {
     std::string lower = ToLower(local);
     if (!a.domain.empty() && !no_alias) {
       std::string full = StrCat(lower, "@", a.domain);
-      if (auto v = st_.Lookup("fqdnaliases", full)) {
-        Trace("fqdnaliases", StrCat(full, " -> ", Shown(*v)));
+      if (auto v = Find("fqdnaliases", full)) {
+        Trace(answered_, StrCat(full, " -> ", Shown(*v)));
         std::string owner = StrCat("owner-", full);
         std::optional<std::string> sender;
         if (st_.Lookup("fqdnaliases", owner)) sender = owner;
@@ -294,8 +323,8 @@ class Walk {
       return;
     }
     if (!no_alias) {
-      if (auto v = st_.Lookup("aliases", name)) {
-        Trace("aliases", StrCat(name, " -> ", Shown(*v)));
+      if (auto v = Find("aliases", name)) {
+        Trace(answered_, StrCat(name, " -> ", Shown(*v)));
         std::optional<std::string> sender;
         if (!StartsWithIgnoreCase(name, "owner-") &&
             st_.Lookup("aliases", "owner-" + name)) {
@@ -310,8 +339,8 @@ class Walk {
 
   void User(const mail::Address& a, const std::string& name, int depth,
             bool no_alias) {
-    if (auto v = st_.Lookup("userdb", name)) {
-      Trace("userdb", StrCat(name, " -> ", v->empty() ? "(known)" : *v));
+    if (auto v = Find("userdb", name)) {
+      Trace(answered_, StrCat(name, " -> ", v->empty() ? "(known)" : *v));
       Add({"local", name, name, "", ""});
       return;
     }
@@ -394,7 +423,7 @@ class Walk {
 
   // Domain lookups walk a.b.c, .a.b.c, .b.c, .c, "." (ZMailer's order).
   std::optional<std::string> RouteFor(const std::string& domain) {
-    if (st_.Role("routes") == nullptr) return std::nullopt;
+    if (!st_.HasRole("routes")) return std::nullopt;
     std::vector<std::string> keys = {domain};
     std::string_view d = domain;
     if (d.front() != '[') {
@@ -407,8 +436,8 @@ class Walk {
     }
     keys.push_back(".");
     for (const std::string& k : keys) {
-      if (auto v = st_.Lookup("routes", k)) {
-        Trace("routesdb", StrCat(k, " -> ", *v));
+      if (auto v = Find("routes", k)) {
+        Trace(answered_, StrCat(k, " -> ", *v));
         return v;
       }
     }
@@ -526,6 +555,7 @@ class Walk {
   metrics::Registry* metrics_;
   std::vector<std::string> chain_;
   std::vector<std::string> owners_;
+  std::string_view answered_;  // the relation of the last Find() hit
   bool overflowed_ = false;
 };
 
@@ -562,13 +592,15 @@ class RoutingImpl : public Routing {
     std::shared_ptr<const State> st = Snapshot();
     bool changed = false;
     auto next = std::make_shared<State>(*st);
-    for (auto& [role, d] : next->by_role) {
-      // Flag -m: follow recompilations; others change on SIGHUP only.
-      if (!d.spec.reload_on_change || !d.db->Changed()) continue;
-      auto db = RelationDb::Open(st->node.db(), d.spec.name);
-      if (!db.ok()) return db.status();
-      d.db = std::shared_ptr<const RelationDb>(std::move(*db));
-      changed = true;
+    for (auto& [role, dbs] : next->by_role) {
+      for (Db& d : dbs) {
+        // Flag -m: follow recompilations; others change on SIGHUP only.
+        if (!d.spec.reload_on_change || !d.db->Changed()) continue;
+        auto db = RelationDb::Open(st->node.db(), d.spec.name);
+        if (!db.ok()) return db.status();
+        d.db = std::shared_ptr<const RelationDb>(std::move(*db));
+        changed = true;
+      }
     }
     if (changed) {
       absl::MutexLock l(&mu_);
@@ -612,23 +644,47 @@ absl::StatusOr<std::unique_ptr<Routing>> Routing::Open(
   }
   auto specs = relations::LoadDbasesConf(node);
   if (!specs.ok()) return specs.status();
+  // Which relations each step consults: router.conf `relations`, else the
+  // built-in names present in dbases.conf.
+  std::map<std::string, std::vector<const relations::RelationSpec*>> plan;
   for (const relations::RelationSpec& spec : *specs) {
-    std::string_view role;
     for (const UsedRelation& u : kUsed) {
-      if (u.name == spec.name) role = u.role;
-    }
-    if (role.empty()) continue;  // compiled, but not the router's business
-    auto db = RelationDb::Open(node.db(), spec.name);
-    if (!db.ok()) {
-      if (absl::IsNotFound(db.status())) {
-        return absl::FailedPreconditionError(
-            StrCat("relation '", spec.name, "' (", spec.conf_file, ":",
-                   spec.conf_line, ") is not compiled: run `zmailer newdb`"));
+      if (u.name == spec.name && !st->conf.relations.count(u.role)) {
+        plan[std::string(u.role)].push_back(&spec);
       }
-      return db.status();
     }
-    st->by_role[std::string(role)] =
-        Db{spec, std::shared_ptr<const RelationDb>(std::move(*db))};
+  }
+  for (const auto& [step, sr] : st->conf.relations) {
+    for (const std::string& name : sr.names) {
+      auto it = std::find_if(
+          specs->begin(), specs->end(),
+          [&](const relations::RelationSpec& s) { return s.name == name; });
+      if (it == specs->end()) {
+        return config::Error(st->conf.path, sr.line,
+                             StrCat("relation '", name, "' is not listed in ",
+                                    node.etc_file("dbases.conf")));
+      }
+      plan[step].push_back(&*it);
+    }
+  }
+  std::map<std::string, std::shared_ptr<const RelationDb>> opened;
+  for (const auto& [step, list] : plan) {
+    for (const relations::RelationSpec* spec : list) {
+      std::shared_ptr<const RelationDb>& shared = opened[spec->name];
+      if (!shared) {
+        auto db = RelationDb::Open(node.db(), spec->name);
+        if (!db.ok()) {
+          if (absl::IsNotFound(db.status())) {
+            return absl::FailedPreconditionError(StrCat(
+                "relation '", spec->name, "' (", spec->conf_file, ":",
+                spec->conf_line, ") is not compiled: run `zmailer newdb`"));
+          }
+          return db.status();
+        }
+        shared = std::move(*db);
+      }
+      st->by_role[step].push_back(Db{*spec, shared});
+    }
   }
   std::unique_ptr<dns::Resolver> own;
   if (st->conf.dns_check && options.resolver == nullptr) {

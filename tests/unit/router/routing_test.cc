@@ -350,5 +350,72 @@ TEST_F(RoutingRulesTest, BadRouterConfIsFileLine) {
   EXPECT_THAT(Message(r.status()), HasSubstr("unknown key 'colour'"));
 }
 
+// Relations an operator adds to dbases.conf take part in routing through
+// router.conf `relations STEP NAME...`: consulted in the order given.
+TEST_F(RoutingRulesTest, OperatorRelationsJoinTheirStep) {
+  t_.Append("etc/dbases.conf",
+            "aliases-2      $DBTYPE priv -la $MAILVAR/aliases-2 -lm\n"
+            "partner-routes $DBTYPE -    -l  $MAILVAR/partner-routes -lm\n"
+            "unused         $DBTYPE -    -l  $MAILVAR/unused -m\n");
+  t_.Write("etc/aliases-2", "plain: dora\nsecond: erin\n");
+  t_.Write("etc/partner-routes", ".partner.test smtp!gw.partner.test\n");
+  t_.Write("etc/unused", "second\n");
+  // Compiled but not named in router.conf: not consulted.
+  Open();
+  EXPECT_EQ(R("second")[0].host, "nouser");
+  EXPECT_EQ(R("u@a.partner.test")[0].host, "nodomain");
+
+  t_.Append("etc/router.conf",
+            "relations aliases aliases aliases-2\n"
+            "relations routes partner-routes routesdb\n");
+  Open();
+  // The first relation with the key answers: aliases before aliases-2.
+  EXPECT_THAT(R("plain"), ElementsAre(Local("alice")));
+  EXPECT_THAT(R("second"), ElementsAre(Local("erin")));
+  EXPECT_THAT(R("u@a.partner.test"),
+              ElementsAre(Route{"smtp", "gw.partner.test", "u@a.partner.test",
+                                "", ""}));
+  std::vector<std::string> trace;
+  routing_->RouteAddress("second", &trace);
+  std::string all;
+  for (const auto& l : trace) all += l + "\n";
+  EXPECT_THAT(all, HasSubstr("aliases-2: second -> erin"));
+
+  // Reloaded like the built-in ones (-m).
+  t_.Append("etc/aliases-2", "third: dora\n");
+  ASSERT_TRUE(relations::NewDb(t_.node(), "aliases-2", nullptr).ok());
+  ASSERT_TRUE(routing_->ReloadIfChanged().ok());
+  EXPECT_THAT(R("third"), ElementsAre(Local("dora")));
+
+  // A step's list replaces its built-in relations.
+  t_.Append("etc/router.conf", "relations userdb unused\n");
+  Open();
+  EXPECT_EQ(R("virt")[0].host, "nouser");
+  EXPECT_THAT(R("second"), ElementsAre(Local("erin")));
+}
+
+TEST_F(RoutingRulesTest, RelationsLinesAreChecked) {
+  std::string report;
+  ASSERT_TRUE(relations::NewDb(t_.node(), "", &report).ok());
+  struct Case {
+    std::string line, error;
+  } cases[] = {
+      {"relations aliases nosuch\n",
+       "relation 'nosuch' is not listed in"},
+      {"relations colours aliases\n", "unknown routing step 'colours'"},
+      {"relations aliases\n", "name at least one relation"},
+      {"relations routes routesdb\nrelations routes routesdb\n",
+       "relations routes given twice"},
+  };
+  for (const Case& c : cases) {
+    t_.Write("etc/router.conf", c.line);
+    auto r = Routing::Open(t_.node());
+    ASSERT_FALSE(r.ok()) << c.line;
+    EXPECT_THAT(Message(r.status()), HasSubstr(t_.Path("etc/router.conf") +
+                                               ":"));
+    EXPECT_THAT(Message(r.status()), HasSubstr(c.error));
+  }
+}
+
 }  // namespace
 }  // namespace zm::router
