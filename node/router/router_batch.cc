@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <optional>
 
 #include "node/common/fs.h"
 #include "node/common/strings.h"
@@ -110,18 +109,48 @@ Outcome Prepare(const spool::Spool& spool, Routing& routing, Logger& log,
   cf.error_to = env.sender;  // "" for <>: nothing is ever sent back
   cf.envid = env.envid;
   cf.ret = env.ret;
-  // owner-LIST: when every route comes from one list with an owner, that
-  // owner becomes the envelope sender, so bounces go to it. A message to a
-  // list and to others keeps its sender (one sender per control file).
-  std::optional<std::string> owner;
-  bool mixed = false;
+  // owner-LIST: the routes of a list with an owner carry the owner as
+  // their sender, so that bounces go to it. A control file has one sender,
+  // so recipients are grouped by owner (a recipient whose routes disagree
+  // goes with the message's own sender). The first group (the sender's own,
+  // if any) stays in this control file, with its owner as sender; each
+  // recipient of another group becomes one route `hold owner:<OWNER>`: the
+  // hold agent hands the message back to the router for that recipient
+  // with the owner as envelope sender, where it forms a single group. All
+  // of it is in this one control file, so a crash before its rename loses
+  // or duplicates nothing (the message is routed again from router/).
+  struct Routed {
+    const mail::EnvelopeRecipient* er;
+    std::vector<Route> routes;
+    std::string owner;  // "" = the message's own sender
+  };
+  std::vector<Routed> routed;
   for (const mail::EnvelopeRecipient& er : env.recipients) {
-    for (Route& r : routing.RouteAddress(er.address)) {
-      if (!owner) {
-        owner = r.sender;
-      } else if (*owner != r.sender) {
-        mixed = true;
+    Routed rd{&er, routing.RouteAddress(er.address), ""};
+    if (!env.sender.empty() && !rd.routes.empty()) {
+      rd.owner = rd.routes.front().sender;
+      for (const Route& r : rd.routes) {
+        if (r.sender != rd.owner) rd.owner.clear();
       }
+    }
+    routed.push_back(std::move(rd));
+  }
+  std::string owner = routed.front().owner;
+  for (const Routed& rd : routed) {
+    if (rd.owner.empty()) owner.clear();
+  }
+  for (Routed& rd : routed) {
+    if (rd.owner == owner) continue;
+    log.Info(name, StrCat("to=<", rd.er->address, ">: list owner <",
+                          rd.owner,
+                          "> differs from this message's sender: handed "
+                          "back to the router with that sender"));
+    rd.routes = {Route{"hold", StrCat("owner:", rd.owner), rd.er->address,
+                       StrCat("list owner ", rd.owner), ""}};
+  }
+  for (Routed& rd : routed) {
+    const mail::EnvelopeRecipient& er = *rd.er;
+    for (Route& r : rd.routes) {
       bool seen = false;
       for (const auto& c : cf.recipients) {
         if (c.channel == r.channel && c.host == r.host && c.user == r.user) {
@@ -133,7 +162,7 @@ Outcome Prepare(const spool::Spool& spool, Routing& routing, Logger& log,
       if (r.channel == "error") {
         log.Warning(name, StrCat("to=<", r.user, ">, orig_to=<", er.address,
                                  ">: ", r.diag, " (error/", r.host, ")"));
-      } else if (r.channel == "hold") {
+      } else if (r.channel == "hold" && !r.host.starts_with("owner:")) {
         log.Info(name, StrCat("to=<", r.user, ">, orig_to=<", er.address,
                               ">: held (", r.host, "): ", r.diag));
       }
@@ -150,16 +179,11 @@ Outcome Prepare(const spool::Spool& spool, Routing& routing, Logger& log,
     }
   }
 
-  if (owner && !owner->empty() && !env.sender.empty()) {
-    if (mixed) {
-      log.Info(name, StrCat("list owner <", *owner,
-                            "> not used: the message has other recipients"));
-    } else {
-      log.Info(name, StrCat("envelope sender <", env.sender,
-                            "> replaced by list owner <", *owner, ">"));
-      cf.sender = *owner;
-      cf.error_to = *owner;
-    }
+  if (!owner.empty()) {
+    log.Info(name, StrCat("envelope sender <", env.sender,
+                          "> replaced by list owner <", owner, ">"));
+    cf.sender = owner;
+    cf.error_to = owner;
   }
 
   // Written without fsync: the batch's syncfs makes it durable.

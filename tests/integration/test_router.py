@@ -150,6 +150,34 @@ def test_list_owner_gets_the_bounces(node_factory, dnsmasq):
     assert "ghost" not in node.mbox("bob")
 
 
+def test_two_lists_and_a_person_each_bounce_to_their_own(node_factory,
+                                                         dnsmasq):
+    """One message to two lists (different owners) and a person: each
+    list's bounce goes to its owner, the poster's to the poster, and every
+    member gets the message exactly once."""
+    dns = dnsmasq(RECORDS)
+    node = make(node_factory, dns,
+                aliases="team: alice, ghost\nowner-team: carol\n"
+                        "crew: dora, phantom\nowner-crew: erin")
+    proc = node.sendmail("-f", "bob@localhost", "team@localhost",
+                         "crew@localhost", "nobody-at-all@localhost",
+                         message="Subject: split-token\n\nto both lists\n")
+    assert proc.returncode == 0, proc.output
+    node.wait_mbox_message("alice", "split-token")
+    node.wait_mbox_message("dora", "split-token")
+    carol = node.wait_mbox_message("carol", "ghost")
+    erin = node.wait_mbox_message("erin", "phantom")
+    bob = node.wait_mbox_message("bob", "nobody-at-all")
+    assert "split-token" in carol and "split-token" in erin
+    assert "phantom" not in carol and "ghost" not in erin
+    wait_for(node.queue_empty, what="queue empty")
+    assert "ghost" not in bob and "phantom" not in bob
+    assert len(node.mbox_messages("alice")) == 1
+    assert len(node.mbox_messages("dora")) == 1
+    node.wait_log(r"to=<crew@localhost>: list owner <owner-crew@\S+> "
+                  r"differs from this message's sender")
+
+
 def test_alias_loop_bounces_with_the_chain(node_factory, dnsmasq):
     dns = dnsmasq(RECORDS)
     node = make(node_factory, dns, aliases="loopa: loopb\nloopb: loopa")

@@ -2,8 +2,10 @@
 //
 // The router sends a recipient to `hold` when it cannot route it now and
 // records why in the host field, `kind:argument` (docs/router.md). Today's
-// kind is `dns:DOMAIN` (a temporary DNS failure looking up DOMAIN). For
-// each recipient the agent checks the condition again:
+// kinds are `dns:DOMAIN` (a temporary DNS failure looking up DOMAIN) and
+// `owner:ADDRESS` (a list whose owner differs from the rest of the
+// message's: released at once, with ADDRESS as the new envelope sender).
+// For each recipient the agent checks the condition again:
 //
 //   still there (DNS: SERVFAIL, timeout)   -> deferred 4.4.3, "still held: ..."
 //   cleared (any answer, NXDOMAIN too)     -> the message goes back to the

@@ -16,7 +16,10 @@ ta::Result HoldAgent::Deliver(const ta::Delivery& d) {
                                 StrCat("unknown hold condition '", cond, "'"));
   }
   std::string_view kind = cond.substr(0, colon), arg = cond.substr(colon + 1);
-  absl::Status s = check_(kind, arg);
+  // owner:ADDRESS is no condition: the router split a list with its own
+  // owner off this message; it goes back with the owner as sender.
+  bool owner = kind == "owner";
+  absl::Status s = owner ? absl::OkStatus() : check_(kind, arg);
   if (absl::IsUnavailable(s)) {
     return ta::Result::Deferred("4.4.3", "none",
                                 StrCat("still held: ", zm::Message(s)));
@@ -27,7 +30,7 @@ ta::Result HoldAgent::Deliver(const ta::Delivery& d) {
   }
   const mail::ControlRecipient& r = d.recipient;
   mail::Envelope env;
-  env.sender = d.control.sender;
+  env.sender = owner ? std::string(arg) : d.control.sender;
   env.recipients.push_back(
       {r.user.empty() ? r.orig : r.user, r.notify, r.orcpt});
   env.envid = d.control.envid;
@@ -44,6 +47,12 @@ ta::Result HoldAgent::Deliver(const ta::Delivery& d) {
     return ta::Result::Deferred(
         "4.3.0", "none",
         StrCat("cannot hand back to the router: ", zm::Message(w)));
+  }
+  if (owner) {
+    return ta::Result::Ok("2.0.0", "router",
+                          StrCat("handed to the router as ", (*sub)->queue_id(),
+                                 " with the list owner <", arg,
+                                 "> as sender"));
   }
   return ta::Result::Ok(
       "2.0.0", "router",

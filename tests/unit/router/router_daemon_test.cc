@@ -137,6 +137,63 @@ TEST_F(RouterDaemonTest, RoutesAMessageIntoQueueAndTransport) {
   EXPECT_FALSE(fs::Exists(t_.node().pid_file("router")));
 }
 
+// Two lists with different owners and a plain recipient in one message:
+// the plain one keeps the poster as sender; each list goes back to the
+// router (hold owner:) to be routed with its owner as sender, where it is
+// alone and the owner becomes the control file's sender.
+TEST_F(RouterDaemonTest, ListsWithOtherOwnersAreSplitOff) {
+  t_.Append("etc/aliases",
+            "l1: root\nowner-l1: root\nl2: root, c@remote.example\n"
+            "owner-l2: bob@remote.example\n");
+  ASSERT_TRUE(relations::NewDb(t_.node(), "aliases", nullptr).ok());
+  Start();
+  std::string id = Submit("alice@example.org", {"l1", "x@remote.example",
+                                                "l2"});
+  ASSERT_TRUE(WaitFor([&] { return fs::Exists(P(spool::kTransport, id)); }))
+      << TestNode::Read(t_.node().maillog());
+  auto text = fs::ReadFile(P(spool::kTransport, id));
+  ASSERT_TRUE(text.ok());
+  auto cf = mail::ParseControl(*text);
+  ASSERT_TRUE(cf.ok()) << cf.status() << "\n" << *text;
+  EXPECT_EQ(cf->sender, "alice@example.org");
+  ASSERT_EQ(cf->recipients.size(), 3u) << *text;
+  const auto& r = cf->recipients;
+  EXPECT_EQ(r[0].channel, "hold");
+  EXPECT_EQ(r[0].host, "owner:owner-l1@example.net");
+  EXPECT_EQ(r[0].user, "l1");
+  EXPECT_EQ(r[0].notify, "SUCCESS,FAILURE");  // kept for the hand-back
+  EXPECT_EQ(r[0].orcpt, "rfc822;l1");
+  EXPECT_EQ(r[1].channel, "smtp");
+  EXPECT_EQ(r[1].user, "x@remote.example");
+  EXPECT_EQ(r[2].channel, "hold");
+  EXPECT_EQ(r[2].host, "owner:owner-l2@example.net");
+  EXPECT_EQ(r[2].user, "l2");
+
+  // What the hold agent hands back: l2 alone, from its owner.
+  std::string back = Submit("owner-l2@example.net", {"l2"});
+  ASSERT_TRUE(WaitFor([&] { return fs::Exists(P(spool::kTransport, back)); }))
+      << TestNode::Read(t_.node().maillog());
+  auto t2 = fs::ReadFile(P(spool::kTransport, back));
+  ASSERT_TRUE(t2.ok());
+  auto cf2 = mail::ParseControl(*t2);
+  ASSERT_TRUE(cf2.ok());
+  EXPECT_EQ(cf2->sender, "owner-l2@example.net");
+  EXPECT_EQ(cf2->error_to, "owner-l2@example.net");
+  ASSERT_EQ(cf2->recipients.size(), 2u) << *t2;
+  EXPECT_EQ(cf2->recipients[0].channel, "local");
+  EXPECT_EQ(cf2->recipients[1].user, "c@remote.example");
+
+  // Only lists, all with one owner: that owner is the sender, no split.
+  std::string one = Submit("alice@example.org", {"l1", "l1@example.net"});
+  ASSERT_TRUE(WaitFor([&] { return fs::Exists(P(spool::kTransport, one)); }));
+  auto t3 = fs::ReadFile(P(spool::kTransport, one));
+  ASSERT_TRUE(t3.ok());
+  auto cf3 = mail::ParseControl(*t3);
+  ASSERT_TRUE(cf3.ok());
+  EXPECT_EQ(cf3->sender, "owner-l1@example.net");
+  EXPECT_THAT(*t3, ::testing::Not(HasSubstr("owner:")));
+}
+
 TEST_F(RouterDaemonTest, NullSenderHasNoErrorAddressAndManyMessagesFlow) {
   Start();
   std::vector<std::string> ids;
