@@ -129,6 +129,8 @@ absl::StatusOr<AdminConfig> ParseAdminConfig(std::string_view text,
       (key == "tls-cert"  ? c.tls_cert
        : key == "tls-key" ? c.tls_key
                           : c.auth_file) = *path;
+    } else if (key == "tls-cipher-list") {
+      c.tls_cipher_list = std::string(value);
     } else if (key == "read-auth") {
       if (value == "yes") {
         c.read_auth = ReadAuth::kYes;

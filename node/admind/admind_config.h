@@ -3,6 +3,8 @@
 //   listen      127.0.0.1:8025      address:port ([v6]:port) of the listener
 //   tls-cert    $MAILVAR/tls/admin-cert.pem   HTTPS when both are set
 //   tls-key     $MAILVAR/tls/admin-key.pem
+//   tls-cipher-list ...             TLS 1.2 suites (OpenSSL syntax); default
+//                                   AEAD only, no CBC (common/tls_server.h)
 //   auth-file   $MAILVAR/scheduler.auth       users for Basic auth
 //   read-auth   auto                yes | no | auto (auth to read only when
 //                                   the listener is beyond loopback)
@@ -32,6 +34,7 @@ struct AdminConfig {
   int listen_port = 8025;
   std::string tls_cert;
   std::string tls_key;
+  std::string tls_cipher_list;  // empty: zm::tls::kAeadTls12Ciphers
   std::string auth_file;  // absolute; default etc/scheduler.auth
   ReadAuth read_auth = ReadAuth::kAuto;
   size_t max_body = 65536;

@@ -7,6 +7,7 @@
 #include "node/admind/admind_metrics.h"
 #include "node/common/fs.h"
 #include "node/common/strings.h"
+#include "node/common/tls_server.h"
 
 namespace zm::admind {
 namespace {
@@ -61,6 +62,12 @@ absl::Status AdminServer::Init() {
     if (!ssl->is_valid()) {
       return absl::InvalidArgumentError(StrCat(
           "admin TLS: cannot use ", conf_.tls_cert, " and ", conf_.tls_key));
+    }
+    // httplib's own floor is TLS 1.1 with OpenSSL's default suites.
+    if (!tls::ApplyServerFloor(ssl->ssl_context(), conf_.tls_cipher_list)) {
+      return absl::InvalidArgumentError(
+          StrCat("admin TLS: no usable suite in tls-cipher-list ",
+                 conf_.tls_cipher_list));
     }
     server_ = std::move(ssl);
   } else {

@@ -135,6 +135,7 @@ constexpr Key kKeys[] = {
     {"tls-ask-cert", Kind::kSwitch},
     {"tls-require-cert", Kind::kSwitch},
     {"tls-enforce-tls", Kind::kSwitch},
+    {"tls-cipher-list", Kind::kText},
     // Received: header comment elements.
     {"rcvd-ident", Kind::kFlag},
     {"rcvd-whoson", Kind::kFlag},
@@ -422,6 +423,9 @@ absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& path) {
         c.tls.require_cert = n != 0;
       } else if (name == "tls-enforce-tls") {
         c.tls.enforce_tls = n != 0;
+      } else if (name == "tls-cipher-list") {
+        if (auto st = need_text(); !st.ok()) return st;
+        c.tls.cipher_list = std::string(value);
       } else if (name == "rcvd-ident") {
         c.rcvd_ident = true;
       } else if (name == "rcvd-whoson") {

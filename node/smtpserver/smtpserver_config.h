@@ -119,6 +119,7 @@ struct ServerConfig {
     bool ask_cert = false;      // tls-ask-cert: request a client cert
     bool require_cert = false;  // tls-require-cert
     bool enforce_tls = false;   // tls-enforce-tls: no MAIL without TLS
+    std::string cipher_list;    // tls-cipher-list (TLS 1.2); empty: AEAD
   } tls;
 
   // Fields other modules read (parsed by smtpserver_config.cc).

@@ -6,6 +6,7 @@
 
 #include "node/common/fs.h"
 #include "node/common/strings.h"
+#include "node/common/tls_server.h"
 #include "node/config/config_file.h"
 
 namespace zm::smtpserver {
@@ -87,8 +88,9 @@ absl::StatusOr<std::shared_ptr<asio::ssl::context>> MakeTlsContext(
   auto ctx =
       std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
   SSL_CTX* c = ctx->native_handle();
-  SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
-  SSL_CTX_set_max_proto_version(c, TLS1_3_VERSION);
+  if (!tls::ApplyServerFloor(c, t.cipher_list)) {
+    return TlsError("no usable suite in tls-cipher-list", t.cipher_list);
+  }
   SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION |
                              SSL_OP_CIPHER_SERVER_PREFERENCE |
                              SSL_OP_NO_RENEGOTIATION);

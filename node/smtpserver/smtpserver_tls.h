@@ -9,8 +9,11 @@
 //   PARAM tls-require-cert 1  # ... and refuse the handshake without one
 //   PARAM tls-use-scache      # server-side session cache (besides tickets)
 //   PARAM tls-scache-timeout 3600
+//   PARAM tls-cipher-list ECDHE+AESGCM:ECDHE+AES   # TLS 1.2 suites (OpenSSL
+//                                                  # syntax); default: AEAD
 //
-// TLS 1.2 and 1.3 only. Sessions resume with TLS session tickets (always)
+// TLS 1.2 and 1.3 only; in TLS 1.2 no CBC suite unless tls-cipher-list
+// names one (node/common/tls_server.h). Sessions resume with TLS session tickets (always)
 // and, with tls-use-scache, from a server-side cache by session id; both
 // live for tls-scache-timeout seconds.
 //
