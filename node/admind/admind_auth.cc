@@ -53,7 +53,29 @@ AuthResult Authenticator::Check(std::string_view authorization,
       mtime_ = st.st_mtim;
     }
   }
-  const admin::AuthEntry* e = auth_ ? auth_->Find(creds->user, *peer) : nullptr;
+  // The user's masks come first: from an address they exclude the answer
+  // is 403 whatever the password (so it tells nothing about it).
+  bool named = false;
+  const admin::AuthEntry* e = nullptr;
+  if (auth_) {
+    for (const admin::AuthEntry& entry : auth_->entries) {
+      if (entry.user != creds->user) continue;
+      named = true;
+      for (const admin::AddressMask& m : entry.masks) {
+        if (m.Matches(*peer)) {
+          e = &entry;
+          break;
+        }
+      }
+      if (e != nullptr) break;
+    }
+  }
+  if (named && e == nullptr) {
+    r.code = 403;
+    r.reason = StrCat("user '", creds->user, "' may not log in from ", peer_ip,
+                      " (scheduler.auth address masks)");
+    return r;
+  }
   // Compare in constant time so the answer's timing tells nothing.
   if (e == nullptr || e->password.size() != creds->password.size() ||
       CRYPTO_memcmp(e->password.data(), creds->password.data(),

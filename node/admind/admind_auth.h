@@ -4,11 +4,14 @@
 //   Authenticator auth(conf.auth_file);
 //   auto who = auth.Check(req.get_header_value("Authorization"), peer_ip,
 //                         admin::kTokenEtrn);
-//   if (who.code != 200) ...;  // 401 (no/bad credentials) or 403 (rights)
+//   if (who.code != 200) ...;  // 401 (no/bad credentials) or 403 (rights,
+//                              // or an address the user's masks exclude)
 //
 // The file is re-read when its modification time changes, so adding a user
 // needs no restart. Rights: reading needs any user; POST/DELETE of policy
-// need KILL (or ALL), POST etrn needs ETRN.
+// need KILL (or ALL), POST etrn needs ETRN. A user's address masks are
+// checked before the password: a client outside all of them gets 403 (the
+// first entry of the user whose masks admit the client is the one used).
 #ifndef ZM_ADMIND_ADMIND_AUTH_H_
 #define ZM_ADMIND_ADMIND_AUTH_H_
 

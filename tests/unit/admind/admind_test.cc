@@ -46,7 +46,8 @@ TEST(AdminConfigTest, ParsesEveryKey) {
       "max-body 2048\n"
       "max-headers 20\n"
       "max-events-clients 3\n"
-      "json-log yes\n",
+      "json-log yes\n"
+      "tls-cipher-list ECDHE+AES\n",
       "admin.conf", TestNode());
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->listen_host, "::");
@@ -59,6 +60,7 @@ TEST(AdminConfigTest, ParsesEveryKey) {
   EXPECT_EQ(c->max_headers, 20);
   EXPECT_EQ(c->max_events_clients, 3);
   EXPECT_TRUE(c->json_log);
+  EXPECT_EQ(c->tls_cipher_list, "ECDHE+AES");
   EXPECT_EQ(c->Url(), "https://[::1]:9000/");
 }
 
@@ -155,8 +157,16 @@ TEST_F(AuthenticatorTest, RightsAndAddresses) {
   EXPECT_EQ(auth.Check(root, "127.0.0.1", 0).user, "root");
   EXPECT_EQ(auth.Check(nobody, "127.0.0.1", admin::kTokenEtrn).code, 200);
   EXPECT_EQ(auth.Check(nobody, "127.0.0.1", admin::kTokenKill).code, 403);
-  // The mask is 127.0.0.1/32: another address has no user.
-  EXPECT_EQ(auth.Check(root, "192.0.2.1", 0).code, 401);
+  // The mask is 127.0.0.1/32: another address is refused with 403, with
+  // the right password or not; an unknown user is still 401.
+  AuthResult outside = auth.Check(root, "192.0.2.1", 0);
+  EXPECT_EQ(outside.code, 403);
+  EXPECT_NE(outside.reason.find("may not log in from 192.0.2.1"),
+            std::string::npos)
+      << outside.reason;
+  EXPECT_EQ(auth.Check(wrong, "192.0.2.1", 0).code, 403);
+  // ghost:x
+  EXPECT_EQ(auth.Check("Basic Z2hvc3Q6eA==", "192.0.2.1", 0).code, 401);
 }
 
 TEST(HistoryTest, PerMinuteDeltasAndRestarts) {
