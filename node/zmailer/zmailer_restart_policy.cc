@@ -6,7 +6,11 @@ namespace zm::zmailer {
 
 RestartPolicy::Decision RestartPolicy::OnExit(int exit_code, bool became_ready,
                                               int64_t uptime_ms) {
-  if (uptime_ms >= opts_.stable_uptime_ms) next_delay_ms_ = -1;
+  if (became_ready && uptime_ms >= opts_.stable_uptime_ms) {
+    next_delay_ms_ = -1;
+    consecutive_ = 0;
+  }
+  ++consecutive_;
   // Daemon::Fail exits with 1 for a bad configuration; a program that does
   // so right away will do it again until someone edits the file.
   bool config_failure =
@@ -26,6 +30,7 @@ RestartPolicy::Decision RestartPolicy::OnExit(int exit_code, bool became_ready,
 void RestartPolicy::Reset() {
   next_delay_ms_ = -1;
   config_failures_ = 0;
+  consecutive_ = 0;
 }
 
 }  // namespace zm::zmailer

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -50,6 +51,24 @@ constexpr std::string_view kStopLast = "admind";
 // A program's captured stderr is rotated past this size.
 constexpr off_t kMaxStderrBytes = 1 << 20;
 
+// The restart policy; the tests shorten its delays with
+// ZM_TEST_RESTART_DELAY_MS (the first delay; they still double up to 60 s).
+RestartPolicyOptions PolicyOptions() {
+  RestartPolicyOptions o;
+  const char* v = std::getenv("ZM_TEST_RESTART_DELAY_MS");
+  int64_t ms = 0;
+  if (v != nullptr && ParseNumber(std::string_view(v), &ms) && ms > 0) {
+    o.initial_delay_ms = ms;
+  }
+  return o;
+}
+
+// "2s", or "250ms" below a second or off whole seconds.
+std::string FormatDelay(int64_t ms) {
+  return ms >= 1000 && ms % 1000 == 0 ? StrCat(ms / 1000, "s")
+                                      : StrCat(ms, "ms");
+}
+
 int64_t MsBetween(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
 }
@@ -74,6 +93,7 @@ class Supervisor {
       Child c;
       c.name = p;
       c.path = ProgramPath(p);
+      c.policy = RestartPolicy(PolicyOptions());
       children_.push_back(std::move(c));
     }
   }
@@ -224,6 +244,10 @@ void Supervisor::StartChild(Child& c) {
   argv.push_back(nullptr);
   sigset_t empty;
   sigemptyset(&empty);
+  // Started with an ambient CAP_NET_BIND_SERVICE (systemd's
+  // AmbientCapabilities, docs/operations.md): only the smtpserver binds
+  // ports below 1024, so every other program starts without capabilities.
+  const bool keep_ambient = c.name == "smtpserver";
 
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -236,6 +260,9 @@ void Supervisor::StartChild(Child& c) {
     ::sigprocmask(SIG_SETMASK, &empty, nullptr);
     ::signal(SIGPIPE, SIG_DFL);
     ::setpgid(0, 0);
+    if (!keep_ambient) {
+      ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    }
     ::dup2(null_fd_.get(), 0);
     if (err.valid()) {
       ::dup2(err.get(), 1);
@@ -303,8 +330,10 @@ void Supervisor::HandleExit(Child& c, int status) {
   }
   c.restart_at = Clock::now() + std::chrono::milliseconds(d.delay_ms);
   metrics_->GetCounter(metrics::kRestarts, {{"program", c.name}}).Inc();
+  // The delay grows while the program keeps dying soon after its start.
   log_.Warning("", StrCat(c.name, " (pid ", pid, ") ", how, said,
-                          "; restarting in ", (d.delay_ms + 999) / 1000, "s"));
+                          "; restarting in ", FormatDelay(d.delay_ms),
+                          " (restart ", c.policy.consecutive(), " in a row)"));
 }
 
 void Supervisor::ReapChildren() {

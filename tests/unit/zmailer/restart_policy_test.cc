@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 namespace zm::zmailer {
 namespace {
 
@@ -19,13 +21,34 @@ TEST(RestartPolicyTest, DelaysDoubleUpToOneMinute) {
                                           60000, 60000, 60000}));
 }
 
-TEST(RestartPolicyTest, SixtySecondsOfUptimeResetsTheDelay) {
+TEST(RestartPolicyTest, TenSecondsAfterReadinessResetsTheDelay) {
   RestartPolicy p;
   p.OnExit(kKilled, true, 100);
   p.OnExit(kKilled, true, 100);
   EXPECT_EQ(p.OnExit(kKilled, true, 100).delay_ms, 4000);
-  EXPECT_EQ(p.OnExit(kKilled, true, 60000).delay_ms, 1000);
-  EXPECT_EQ(p.OnExit(kKilled, true, 59999).delay_ms, 2000);
+  EXPECT_EQ(p.consecutive(), 3);
+  // A daemon that worked for 10 s and then crashed is back after 1 s.
+  EXPECT_EQ(p.OnExit(kKilled, true, 10000).delay_ms, 1000);
+  EXPECT_EQ(p.consecutive(), 1);
+  EXPECT_EQ(p.OnExit(kKilled, true, 9999).delay_ms, 2000);
+  EXPECT_EQ(p.consecutive(), 2);
+}
+
+TEST(RestartPolicyTest, ALongRunThatNeverBecameReadyKeepsBackingOff) {
+  RestartPolicy p;
+  EXPECT_EQ(p.OnExit(kKilled, false, 100).delay_ms, 1000);
+  EXPECT_EQ(p.OnExit(kKilled, false, 120000).delay_ms, 2000);
+  EXPECT_EQ(p.OnExit(kKilled, false, 120000).delay_ms, 4000);
+  EXPECT_EQ(p.consecutive(), 3);
+}
+
+TEST(RestartPolicyTest, OptionsSetTheFirstDelay) {
+  RestartPolicyOptions o;
+  o.initial_delay_ms = 50;
+  RestartPolicy p(o);
+  std::vector<int64_t> delays;
+  for (int i = 0; i < 4; ++i) delays.push_back(p.OnExit(1, false, 5).delay_ms);
+  EXPECT_EQ(delays, (std::vector<int64_t>{50, 100, 200, 400}));
 }
 
 TEST(RestartPolicyTest, GivesUpAfterMoreThanFiveConfigErrorsInARow) {
