@@ -45,9 +45,12 @@ def sslscan(target, *args):
     return proc.stdout.decode(errors="replace")
 
 
-def check_scan(out, cbc_allowed=False):
+def check_scan(out, cbc_allowed=False, tls12_listed=True):
     """Asserts the floor on one sslscan report; returns the accepted suites
-    as (protocol, bits, name)."""
+    as (protocol, bits, name). `tls12_listed`: sslscan lists the TLS 1.2
+    suites (it cannot where a client certificate is required: it lists
+    TLS 1.3 suites from the ServerHello alone, TLS 1.2 ones only after a
+    whole handshake)."""
     for proto in ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1"):
         m = re.search(rf"^{re.escape(proto)}\s+(enabled|disabled)", out, re.M)
         assert m, f"sslscan did not report {proto}:\n{out}"
@@ -62,7 +65,8 @@ def check_scan(out, cbc_allowed=False):
         assert not WEAK.search(name), (proto, name)
         if proto == "TLSv1.2" and not cbc_allowed:
             assert AEAD.search(name), f"CBC suite {name} offered:\n{out}"
-    assert any(p == "TLSv1.2" for p, _, _ in ciphers), out
+    if tls12_listed:
+        assert any(p == "TLSv1.2" for p, _, _ in ciphers), out
     return ciphers
 
 
@@ -189,12 +193,13 @@ def test_clusterd_gossip_offers_no_old_protocol_weak_or_cbc_suite(
         port = fleet.ports[0]
         out = sslscan(f"127.0.0.1:{port}")
         print(out)
-        check_scan(out)
+        check_scan(out, tls12_listed=False)
         tls = fleet.node(0).etc / "tls"
         cert, key = tls / "cluster-cert.pem", tls / "cluster-key.pem"
         # Even with the fleet's own certificate: no CBC handshake.
         refused(cbc_client(str(cert), str(key)), port)
-        # The control: TLS 1.2 with an AEAD suite and that certificate.
+        # The control (and sslscan's missing TLS 1.2 list): TLS 1.2 with an
+        # AEAD suite and that certificate.
         ctx = client_context(maximum=ssl.TLSVersion.TLSv1_2)
         ctx.set_alpn_protocols(["h2"])
         ctx.load_cert_chain(str(cert), str(key))
