@@ -72,9 +72,10 @@ absl::StatusOr<std::string> CurrentGeneration(const std::string& db_dir,
                                               const std::string& name);
 
 // Builds a new generation of `name` from `entries` and swaps it in:
-// db/<name>.<N+1>/ (the RocksDB and its index.zmh) is written and synced, then a new symlink is renamed
-// over db/<name>, then db/ is fsynced. Keeps the previous generation and
-// deletes older ones. The caller serialises builds of one db_dir.
+// db/<name>.<N+1>/ (the RocksDB and its index.zmh) is written and synced, then
+// a new symlink is renamed over db/<name>, then db/ is fsynced. Keeps the
+// previous generation and deletes older ones. The caller serialises builds of
+// one db_dir.
 absl::Status BuildAndSwap(
     const std::string& db_dir, const std::string& name,
     const std::vector<std::pair<std::string, std::string>>& entries);

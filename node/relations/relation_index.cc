@@ -150,8 +150,8 @@ absl::StatusOr<std::unique_ptr<RelationIndex>> RelationIndex::Map(
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return fs::ErrnoStatus("stat", path, errno);
   auto bad = [&](std::string_view why) {
-    return absl::DataLossError(StrCat(path, ": not a relation index (", why,
-                                      ")"));
+    return absl::DataLossError(
+        StrCat(path, ": not a relation index (", why, ")"));
   };
   uint64_t size = static_cast<uint64_t>(st.st_size);
   if (size < kHeaderSize) return bad("short");

@@ -141,8 +141,7 @@ Outcome Prepare(const spool::Spool& spool, Routing& routing, Logger& log,
   }
   for (Routed& rd : routed) {
     if (rd.owner == owner) continue;
-    log.Info(name, StrCat("to=<", rd.er->address, ">: list owner <",
-                          rd.owner,
+    log.Info(name, StrCat("to=<", rd.er->address, ">: list owner <", rd.owner,
                           "> differs from this message's sender: handed "
                           "back to the router with that sender"));
     rd.routes = {Route{"hold", StrCat("owner:", rd.owner), rd.er->address,

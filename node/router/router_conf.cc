@@ -64,9 +64,9 @@ absl::StatusOr<RouterConf> LoadRouterConf(const NodeDir& node) {
                      "' (fqdnaliases, thishost, aliases, userdb, routes)"));
         }
         if (names.size() < 2) {
-          return config::Error(path, l.number,
-                               StrCat("relations ", step,
-                                      ": name at least one relation"));
+          return config::Error(
+              path, l.number,
+              StrCat("relations ", step, ": name at least one relation"));
         }
         if (conf.relations.count(step)) {
           return config::Error(path, l.number,

@@ -65,8 +65,7 @@ struct State {
   }
   // The first of the step's relations that has `key` answers; *from (if
   // given) names it.
-  std::optional<std::string> Lookup(std::string_view role,
-                                    std::string_view key,
+  std::optional<std::string> Lookup(std::string_view role, std::string_view key,
                                     const std::string** from = nullptr) const {
     auto it = by_role.find(role);
     if (it == by_role.end()) return std::nullopt;

@@ -51,8 +51,7 @@ ta::Result HoldAgent::Deliver(const ta::Delivery& d) {
   if (owner) {
     return ta::Result::Ok("2.0.0", "router",
                           StrCat("handed to the router as ", (*sub)->queue_id(),
-                                 " with the list owner <", arg,
-                                 "> as sender"));
+                                 " with the list owner <", arg, "> as sender"));
   }
   return ta::Result::Ok(
       "2.0.0", "router",

@@ -70,8 +70,8 @@ TEST(AddressTest, RefusesMalformed) {
       "@:u@d.example",  // empty hop
       "a,b@example.net",
       "bob\r@example.net",
-      "a@p..",           // two trailing dots: an empty label
-      "<@r:@x@y@z>",     // the mailbox would read back as a source route
+      "a@p..",        // two trailing dots: an empty label
+      "<@r:@x@y@z>",  // the mailbox would read back as a source route
       "@r:@x@y",
   };
   for (const char* in : bad) {

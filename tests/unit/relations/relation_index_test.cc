@@ -33,8 +33,10 @@ std::string RandomString(std::mt19937* rng, size_t max_len) {
 TEST(RelationIndexTest, RoundTripAndMisses) {
   TestNode t;
   std::string path = t.Path("index.zmh");
-  Entries e = {{"postmaster", "root"}, {"", "empty key"},
-               {"team", "alice\nbob"}, {"x", ""}};
+  Entries e = {{"postmaster", "root"},
+               {"", "empty key"},
+               {"team", "alice\nbob"},
+               {"x", ""}};
   ASSERT_TRUE(RelationIndex::Write(path, e).ok());
   auto idx = RelationIndex::Map(path);
   ASSERT_TRUE(idx.ok()) << idx.status();
@@ -112,16 +114,15 @@ TEST(RelationIndexTest, DamagedFilesAreRefusedAndRelationFallsBack) {
   ASSERT_TRUE(BuildAndSwap(t.node().db(), "aliases",
                            {{"team", "alice"}, {"root", "admin"}})
                   .ok());
-  std::string gen = t.node().db() + "/" + *CurrentGeneration(t.node().db(),
-                                                            "aliases");
+  std::string gen =
+      t.node().db() + "/" + *CurrentGeneration(t.node().db(), "aliases");
   std::string path = gen + "/" + kIndexFileName;
   ASSERT_TRUE(std::filesystem::exists(path));
   auto whole = fs::ReadFile(path);
   ASSERT_TRUE(whole.ok());
 
   // Truncated: the size in the header no longer matches.
-  ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(whole->size() - 3)),
-            0);
+  ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(whole->size() - 3)), 0);
   EXPECT_TRUE(absl::IsDataLoss(RelationIndex::Map(path).status()));
   auto db = RelationDb::Open(t.node().db(), "aliases");
   ASSERT_TRUE(db.ok());
@@ -135,14 +136,12 @@ TEST(RelationIndexTest, DamagedFilesAreRefusedAndRelationFallsBack) {
   EXPECT_TRUE(absl::IsDataLoss(RelationIndex::Map(path).status()));
   std::ofstream(path, std::ios::trunc) << "ZMRIDX01";
   EXPECT_TRUE(absl::IsDataLoss(RelationIndex::Map(path).status()));
-  EXPECT_TRUE(
-      absl::IsNotFound(RelationIndex::Map(gen + "/nosuch").status()));
+  EXPECT_TRUE(absl::IsNotFound(RelationIndex::Map(gen + "/nosuch").status()));
 
   // Table slots pointing past the end: lookups stay in bounds (ASan) and
   // miss.
   std::string wild = *whole;
-  for (size_t off = 64; off + 8 <= wild.size() && off < 64 + 8 * 8;
-       off += 8) {
+  for (size_t off = 64; off + 8 <= wild.size() && off < 64 + 8 * 8; off += 8) {
     uint64_t v = ~uint64_t{0};
     std::memcpy(wild.data() + off, &v, sizeof v);
   }

@@ -147,8 +147,8 @@ TEST_F(RouterDaemonTest, ListsWithOtherOwnersAreSplitOff) {
             "owner-l2: bob@remote.example\n");
   ASSERT_TRUE(relations::NewDb(t_.node(), "aliases", nullptr).ok());
   Start();
-  std::string id = Submit("alice@example.org", {"l1", "x@remote.example",
-                                                "l2"});
+  std::string id =
+      Submit("alice@example.org", {"l1", "x@remote.example", "l2"});
   ASSERT_TRUE(WaitFor([&] { return fs::Exists(P(spool::kTransport, id)); }))
       << TestNode::Read(t_.node().maillog());
   auto text = fs::ReadFile(P(spool::kTransport, id));

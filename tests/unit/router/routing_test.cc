@@ -400,8 +400,7 @@ TEST_F(RoutingRulesTest, RelationsLinesAreChecked) {
   struct Case {
     std::string line, error;
   } cases[] = {
-      {"relations aliases nosuch\n",
-       "relation 'nosuch' is not listed in"},
+      {"relations aliases nosuch\n", "relation 'nosuch' is not listed in"},
       {"relations colours aliases\n", "unknown routing step 'colours'"},
       {"relations aliases\n", "name at least one relation"},
       {"relations routes routesdb\nrelations routes routesdb\n",
@@ -411,8 +410,8 @@ TEST_F(RoutingRulesTest, RelationsLinesAreChecked) {
     t_.Write("etc/router.conf", c.line);
     auto r = Routing::Open(t_.node());
     ASSERT_FALSE(r.ok()) << c.line;
-    EXPECT_THAT(Message(r.status()), HasSubstr(t_.Path("etc/router.conf") +
-                                               ":"));
+    EXPECT_THAT(Message(r.status()),
+                HasSubstr(t_.Path("etc/router.conf") + ":"));
     EXPECT_THAT(Message(r.status()), HasSubstr(c.error));
   }
 }
