@@ -18,6 +18,7 @@
 
 #include "fmt/format.h"
 #include "node/common/node_dir.h"
+#include "node/relations/relation_db.h"
 #include "node/mail/address.h"
 #include "node/smtp/command.h"
 #include "node/smtpserver/smtpserver_policy.h"
@@ -110,16 +111,30 @@ smtpserver::Policy MakePolicy(int n) {
 
 // The same policy compiled by newdb into RocksDB (db/smtp-policy), as a
 // running smtpserver uses it, in a scratch node directory.
+// `all_lengths`: compiled without the list of prefix lengths in use, as
+// newdb did before it kept one: ForIp then probes every length (/32../0),
+// which is how every lookup went before (the "before" figure).
 class CompiledPolicy {
  public:
-  explicit CompiledPolicy(int n) {
+  CompiledPolicy(int n, bool all_lengths) {
     char t[] = "/tmp/zm-bench-policy-XXXXXX";
     dir_ = ::mkdtemp(t);
     std::filesystem::create_directories(dir_ + "/db");
     std::filesystem::create_directories(dir_ + "/etc");
     std::ofstream(dir_ + "/etc/smtp-policy.src") << PolicySource(n);
     NodeDir node{dir_};
-    absl::Status st = smtpserver::CompilePolicy(node, nullptr);
+    absl::Status st;
+    if (all_lengths) {
+      auto parsed = smtpserver::Policy::Parse("smtp-policy.src",
+                                              PolicySource(n), {});
+      std::vector<std::pair<std::string, std::string>> entries;
+      for (auto& e : parsed->CompiledEntries()) {
+        if (e.first != " prefixes") entries.push_back(std::move(e));
+      }
+      st = relations::BuildAndSwap(node.db(), "smtp-policy", entries);
+    } else {
+      st = smtpserver::CompilePolicy(node, nullptr);
+    }
     auto p = st.ok() ? smtpserver::Policy::Load(node)
                      : absl::StatusOr<smtpserver::Policy>(st);
     if (!p.ok()) {
@@ -146,7 +161,7 @@ std::vector<std::string> ClientIps() {
 }
 
 void BM_PolicyForIpCompiled(benchmark::State& state) {
-  CompiledPolicy compiled(static_cast<int>(state.range(0)));
+  CompiledPolicy compiled(static_cast<int>(state.range(0)), state.range(1));
   const std::vector<std::string> ips = ClientIps();
   size_t i = 0;
   for (auto _ : state) {
@@ -155,7 +170,8 @@ void BM_PolicyForIpCompiled(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_PolicyForIpCompiled)->Arg(100)->Arg(10000);
+// Args: networks, 1 = every prefix length probed (the old lookup).
+BENCHMARK(BM_PolicyForIpCompiled)->ArgsProduct({{100, 10000}, {0, 1}});
 
 void BM_PolicyForIp(benchmark::State& state) {
   const smtpserver::Policy policy = MakePolicy(static_cast<int>(state.range(0)));
