@@ -71,6 +71,7 @@ struct Message {
   int64_t seen_ms = 0;
   uint64_t size = 0;
   std::vector<Rcpt> rcpts;  // parallel to cf.recipients
+  bool retry_file = false;  // spool/retry/<id> may exist (read or written)
 };
 
 // Retry state of one message's waiting recipients, kept in spool/retry/<id>
@@ -165,7 +166,10 @@ class Scheduler {
 
   // Queue (scheduler_queue.cc).
   void ScanTransport();
-  void LoadMessage(const std::string& qid);
+  // `arrived`: reported by inotify (a new control file from the router),
+  // so there is no retry file to read (those only exist for messages
+  // that were in the queue when a scheduler stopped: a scan finds them).
+  void LoadMessage(const std::string& qid, bool arrived = false);
   void ResultFor(Message& m, int index, std::string_view status,
                  std::string_view dsn, std::string_view relay, double c,
                  double d, std::string_view diag, int64_t dispatch_ms);

@@ -145,7 +145,7 @@ int Scheduler::Loop() {
         for (char* p = buf; p < buf + n;) {
           auto* ev = reinterpret_cast<inotify_event*>(p);
           if (ev->mask & IN_Q_OVERFLOW) ScanTransport();
-          if (ev->len > 0) LoadMessage(ev->name);
+          if (ev->len > 0) LoadMessage(ev->name, true);
           p += sizeof(inotify_event) + ev->len;
         }
       }

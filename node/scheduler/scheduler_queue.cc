@@ -121,7 +121,7 @@ void Scheduler::ScanTransport() {
   }
 }
 
-void Scheduler::LoadMessage(const std::string& qid) {
+void Scheduler::LoadMessage(const std::string& qid, bool arrived) {
   if (!mail::IsQueueId(qid) || msgs_.count(qid)) return;
   std::string cpath = spool_.Path(spool::kTransport, qid);
   auto text = fs::ReadFile(cpath, kMaxControlBytes);
@@ -237,7 +237,7 @@ void Scheduler::LoadMessage(const std::string& qid) {
     m->rcpts.push_back(std::move(rc));
   }
   Message& ref = *m;
-  LoadRetryState(ref);
+  if (!arrived) LoadRetryState(ref);
   msgs_[qid] = std::move(m);
   MaybeFinish(ref.id);
 }
@@ -385,7 +385,6 @@ bool MayExpire(const Thread& t, const Rcpt& rc) {
   return rc.state == RcptState::kWaiting &&
          (rc.attempts > 0 || t.params.queueonly || t.hold_until_ms > 0);
 }
-
 
 // Whether a delay DSN is due for rc once the message is old enough.
 bool MayWarn(const Message& m, const Thread& t, const Rcpt& rc) {
@@ -569,7 +568,7 @@ void Scheduler::FinishMessage(Message& m) {
     log_.Error(qid,
                StrCat("cannot remove ", cpath, ": ", std::strerror(errno)));
   }
-  ::unlink(spool_.Path(kRetryFolder, qid).c_str());
+  if (m.retry_file) ::unlink(spool_.Path(kRetryFolder, qid).c_str());
   retry_dirty_.erase(qid);
   log_.Info(qid, "removed");
   Event(StrCat(qid, ": removed"));
@@ -626,6 +625,7 @@ std::vector<RetryRecord> ParseRetry(std::string_view text) {
 void Scheduler::LoadRetryState(Message& m) {
   auto text = fs::ReadFile(spool_.Path(kRetryFolder, m.id), 1u << 20);
   if (!text.ok()) return;
+  m.retry_file = true;
   for (const auto& rec : ParseRetry(*text)) {
     if (rec.index < 0 || static_cast<size_t>(rec.index) >= m.rcpts.size())
       continue;
@@ -653,9 +653,11 @@ void Scheduler::SaveRetryState() {
     }
     std::string path = StrCat(dir, "/", qid);
     if (recs.empty()) {
-      ::unlink(path.c_str());
+      if (it->second->retry_file) ::unlink(path.c_str());
+      it->second->retry_file = false;
       continue;
     }
+    it->second->retry_file = true;  // before the write: a torn one counts
     // Not synced: after a power loss a recipient is at worst tried early.
     std::string tmp = StrCat(dir, "/.", qid, ".tmp");
     fs::UniqueFd fd(
