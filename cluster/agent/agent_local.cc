@@ -30,14 +30,6 @@ grpc::Status Invalid(std::string_view what) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(what));
 }
 
-uint64_t Field(const pb::RateSlot& s, const std::string& field) {
-  if (field == "recipients") return s.recipients();
-  if (field == "auth_failures") return s.auth_failures();
-  if (field == "aborts") return s.aborts();
-  if (field == "excesses") return s.excesses();
-  return s.messages();
-}
-
 void AddCounts(pb::RateSlot* to, const pb::RateSlot& s) {
   to->set_messages(to->messages() + s.messages());
   to->set_recipients(to->recipients() + s.recipients());
@@ -194,32 +186,28 @@ grpc::Status LocalService::FleetRates(grpc::ServerContext*,
   const int64_t now = UnixMs() / 1000;
   const int64_t end = now - now % slot + slot;
   const int64_t start = end - slot * std::max(1, options_.state.rate_window_slots);
-  struct Sum {
-    pb::RateSlot total;
-    std::map<std::string, pb::RateSlot> per_node;
-  };
-  std::map<std::string, Sum> sums;
-  for (const auto& s : state_.RatesInWindow(start, req->key())) {
-    Sum& sum = sums[s.key()];
-    AddCounts(&sum.total, s);
-    pb::RateSlot& n = sum.per_node[s.node_id()];
-    n.set_node_id(s.node_id());
-    n.set_key(s.key());
-    AddCounts(&n, s);
-  }
-  std::vector<const std::pair<const std::string, Sum>*> order;
-  for (const auto& e : sums) order.push_back(&e);
-  std::stable_sort(order.begin(), order.end(), [&](auto* a, auto* b) {
-    return Field(a->second.total, field) > Field(b->second.total, field);
-  });
   size_t limit = req->limit() == 0 ? 20 : std::min<size_t>(req->limit(), 1000);
-  if (order.size() > limit) order.resize(limit);
-  for (const auto* e : order) {
+  // Totals summed in the store (no copy of every slot); slots copied only
+  // for the keys answered.
+  std::vector<RateTotal> top;
+  if (req->key().empty()) {
+    top = state_.TopRates(start, limit, field, nullptr);
+  } else if (!state_.RatesInWindow(start, req->key()).empty()) {
+    top.push_back(RateTotal{req->key(), {}});
+  }
+  for (const RateTotal& t : top) {
     pb::FleetRate* r = reply->add_rates();
-    r->set_key(e->first);
-    *r->mutable_total() = e->second.total;
-    r->mutable_total()->set_key(e->first);
-    for (const auto& [node, n] : e->second.per_node) *r->add_per_node() = n;
+    r->set_key(t.key);
+    std::map<std::string, pb::RateSlot> per_node;
+    for (const auto& s : state_.RatesInWindow(start, t.key)) {
+      AddCounts(r->mutable_total(), s);
+      pb::RateSlot& n = per_node[s.node_id()];
+      n.set_node_id(s.node_id());
+      n.set_key(s.key());
+      AddCounts(&n, s);
+    }
+    r->mutable_total()->set_key(t.key);
+    for (const auto& [node, n] : per_node) *r->add_per_node() = n;
   }
   reply->set_window_start_unix(start);
   reply->set_window_end_unix(end);

@@ -29,36 +29,6 @@ std::string_view KindOf(std::string_view key) {
   return "other";
 }
 
-struct Sum {
-  uint64_t messages = 0, recipients = 0, auth_failures = 0, excesses = 0;
-  std::map<std::string, uint64_t> nodes;
-};
-
-std::map<std::string, Sum> SumByKey(const std::vector<pb::RateSlot>& slots) {
-  std::map<std::string, Sum> sums;
-  for (const pb::RateSlot& s : slots) {
-    Sum& sum = sums[s.key()];
-    sum.messages += s.messages();
-    sum.recipients += s.recipients();
-    sum.auth_failures += s.auth_failures();
-    sum.excesses += s.excesses();
-    sum.nodes[s.node_id()] += s.messages();
-  }
-  return sums;
-}
-
-// Keys by messages, most first (ties by key).
-std::vector<const std::pair<const std::string, Sum>*> Ranked(
-    const std::map<std::string, Sum>& sums) {
-  std::vector<const std::pair<const std::string, Sum>*> order;
-  order.reserve(sums.size());
-  for (const auto& e : sums) order.push_back(&e);
-  std::stable_sort(order.begin(), order.end(), [](auto* a, auto* b) {
-    return a->second.messages > b->second.messages;
-  });
-  return order;
-}
-
 }  // namespace
 
 std::pair<int64_t, int64_t> LocalService::Window() const {
@@ -105,8 +75,6 @@ void LocalService::MaybeRetrack(bool force) {
     return;  // another thread does it
   }
   auto [start, end] = Window();
-  std::vector<pb::RateSlot> window = state_.RatesInWindow(start);
-  std::map<std::string, Sum> sums = SumByKey(window);
   std::vector<std::string> keys;
   {
     // Keys shown lately first (most recent first), then the busiest.
@@ -119,9 +87,22 @@ void LocalService::MaybeRetrack(bool force) {
     std::sort(recent.rbegin(), recent.rend());
     for (auto& [at, key] : recent) keys.push_back(key);
   }
-  for (const auto* e : Ranked(sums)) {
-    if (e->second.messages == 0) break;
-    keys.push_back(e->first);
+  const size_t cap = book_.capacity();
+  if (keys.size() < cap) {
+    auto busy = [](std::string_view, const RateCounts& c) {
+      return c.messages > 0;
+    };
+    for (RateTotal& t : state_.TopRates(start, cap, "messages", busy)) {
+      keys.push_back(std::move(t.key));
+    }
+  }
+  if (keys.size() > cap) keys.resize(cap);
+  // The slots of those keys only (the book tracks no others).
+  std::vector<pb::RateSlot> window;
+  for (const std::string& key : keys) {
+    for (pb::RateSlot& s : state_.RatesInWindow(start, key)) {
+      window.push_back(std::move(s));
+    }
   }
   book_.Track(keys, window, now_ms / 1000);
 }
@@ -137,27 +118,33 @@ grpc::Status LocalService::TopSources(grpc::ServerContext*,
   const int64_t now_ms = UnixMs();
   const int64_t now = now_ms / 1000;
   auto [start, end] = Window();
-  std::map<std::string, Sum> sums = SumByKey(state_.RatesInWindow(start));
   const size_t limit =
       req->limit() == 0 ? 20 : std::min<uint32_t>(req->limit(), kMaxTop);
+  // Totals summed in place in the store (no copy of every slot); the
+  // per-node split only for the keys shown.
+  std::vector<RateTotal> top = state_.TopRates(
+      start, limit, "messages",
+      [&](std::string_view key, const RateCounts& c) {
+        if (c.messages == 0 && c.auth_failures == 0) return false;
+        if (kind != "all" && KindOf(key) != kind) return false;
+        return req->filter().empty() ||
+               key.find(req->filter()) != std::string_view::npos;
+      });
   std::vector<std::string> shown;
-  for (const auto* e : Ranked(sums)) {
-    if (reply->sources_size() >= static_cast<int>(limit)) break;
-    const std::string& key = e->first;
-    const Sum& sum = e->second;
-    if (sum.messages == 0 && sum.auth_failures == 0) continue;
-    std::string_view k = KindOf(key);
-    if (kind != "all" && k != kind) continue;
-    if (!req->filter().empty() && key.find(req->filter()) == std::string::npos) {
-      continue;
-    }
+  for (const RateTotal& t : top) {
+    const std::string& key = t.key;
+    const RateCounts& sum = t.counts;
     pb::TopSource* out = reply->add_sources();
     out->set_key(key);
-    out->set_kind(std::string(k));
+    out->set_kind(std::string(KindOf(key)));
     out->set_count(sum.messages);
     out->set_recipients(sum.recipients);
     out->set_auth_failures(sum.auth_failures);
-    for (const auto& [node, n] : sum.nodes) {
+    std::map<std::string, uint64_t> nodes;
+    for (const pb::RateSlot& s : state_.RatesInWindow(start, key)) {
+      nodes[s.node_id()] += s.messages();
+    }
+    for (const auto& [node, n] : nodes) {
       pb::SourceNodeCount* c = out->add_nodes();
       c->set_node_id(node);
       c->set_count(n);

@@ -12,7 +12,7 @@
 // (earlier minutes count 0).
 //
 //   SourceBook book({.max_tracked = 256});
-//   book.Track(top_keys, state.RatesInWindow(start), now_sec);  // each minute
+//   book.Track(top_keys, slots_of_those_keys, now_sec);         // each minute
 //   book.OnRates(changes.rates, now_sec);                       // listener
 //   std::vector<uint64_t> spark = book.Spark("ip4:192.0.2.7", now_sec);
 //
@@ -64,6 +64,7 @@ class SourceBook {
       const std::string& key) const;
 
   size_t tracked() const;
+  size_t capacity() const { return opts_.max_tracked; }
 
  private:
   struct Key {

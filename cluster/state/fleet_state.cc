@@ -19,6 +19,7 @@
 #include <map>
 #include <queue>
 #include <set>
+#include <unordered_map>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -117,6 +118,24 @@ bool Live(const v1::PolicyEntry& p, int64_t now_ms) {
          (p.expires_unix_ms() == 0 || p.expires_unix_ms() > now_ms);
 }
 
+// splitmix64's finalizer: the per-version term of a policy set hash.
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Hash of the versions of o's policy records at or below `through`
+// (PolicySetHash; order-free, so two stores holding the same set agree).
+uint64_t PolicySetHashOf(const Origin& o, uint64_t through) {
+  uint64_t h = 0;
+  for (const auto& [subject, p] : o.policies) {
+    if (p.version() <= through) h ^= Mix(p.version());
+  }
+  return h;
+}
+
 // Wire size of one repeated field element (tag + length + body).
 size_t Cost(const google::protobuf::MessageLite& m) {
   return m.ByteSizeLong() + 4;
@@ -164,6 +183,9 @@ class FleetStateImpl : public FleetState {
                                               int64_t now_ms) const override;
   std::vector<v1::RateSlot> RatesInWindow(int64_t window_start_sec,
                                           std::string_view key) const override;
+  std::vector<RateTotal> TopRates(int64_t window_start_sec, size_t n,
+                                  std::string_view field,
+                                  const RateFilter& want) const override;
   std::vector<v1::EtrnRequest> EtrnRequests(int64_t now_ms) const override;
   std::vector<v1::EtrnResult> EtrnResults(
       std::string_view request_id) const override;
@@ -249,6 +271,12 @@ class FleetStateImpl : public FleetState {
   }
   absl::StatusOr<v1::PolicyEntry> PolicyWrite(v1::PolicyEntry entry)
       ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The policy live sets a peer with digest `peer` needs (PolicyLiveSet).
+  void AddPolicyLive(
+      const v1::Digest& peer,
+      const std::map<std::string, uint64_t, std::less<>>& peer_versions,
+      v1::Delta* out) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   // Erases every record of a subject (the losers of a newer write).
   void DropSubject(const std::string& subject, Batch* b)
@@ -693,6 +721,13 @@ v1::Digest FleetStateImpl::GetDigest() const {
     ov->set_node_id(origin);
     ov->set_version(o.floor);
   }
+  for (const auto& [origin, o] : origins_) {
+    uint64_t h = PolicySetHashOf(o, o.version);
+    if (h == 0) continue;
+    v1::PolicySetHash* ps = d.add_policy_sets();
+    ps->set_node_id(origin);
+    ps->set_hash(h);
+  }
   return d;
 }
 
@@ -751,6 +786,34 @@ void AddThrough(v1::Delta* d, const std::string& origin, uint64_t version) {
 
 }  // namespace
 
+void FleetStateImpl::AddPolicyLive(
+    const v1::Digest& peer,
+    const std::map<std::string, uint64_t, std::less<>>& peer_versions,
+    v1::Delta* out) const {
+  std::map<std::string, uint64_t, std::less<>> peer_hash;
+  for (const v1::PolicySetHash& ps : peer.policy_sets()) {
+    peer_hash[ps.node_id()] = ps.hash();
+  }
+  // Where we cover at least the versions the peer does, our hash at its
+  // version must equal its own; if not, one of us holds a record the other
+  // knows dead. Our list settles it for the peer (and its list for us, on
+  // the way back).
+  for (const auto& [origin, pv] : peer_versions) {
+    if (pv == 0) continue;
+    auto o = origins_.find(origin);
+    if (o == origins_.end() || o->second.version < pv) continue;
+    auto ph = peer_hash.find(origin);
+    uint64_t theirs = ph == peer_hash.end() ? 0 : ph->second;
+    if (PolicySetHashOf(o->second, pv) == theirs) continue;
+    v1::PolicyLiveSet* ls = out->add_policy_live();
+    ls->set_node_id(origin);
+    ls->set_through(pv);
+    for (const auto& [subject, p] : o->second.policies) {
+      if (p.version() <= pv) ls->add_versions(p.version());
+    }
+  }
+}
+
 DeltaBatch FleetStateImpl::DeltaFor(const v1::Digest& peer,
                                     size_t max_bytes) const {
   std::map<std::string, uint64_t, std::less<>> have;
@@ -765,6 +828,7 @@ DeltaBatch FleetStateImpl::DeltaFor(const v1::Digest& peer,
 
   absl::ReaderMutexLock l(&mu_);
   DeltaBatch out;
+  AddPolicyLive(peer, have, &out.delta);
   size_t used = 0;
   bool any = false;
   // Takes a record if it fits (or is the first); false once the cap is hit.
@@ -1158,6 +1222,25 @@ absl::StatusOr<Changes> FleetStateImpl::Apply(const v1::Delta& delta) {
     if (delta.resync_origins_size() > 0) ++stats_.resyncs_applied;
     if (delta.resync_complete()) resync_progress_.clear();
 
+    // Policy live sets: the sender covers these versions and holds only
+    // the listed ones; ours it does not list are dead (PolicyLiveSet).
+    for (const v1::PolicyLiveSet& ls : delta.policy_live()) {
+      auto oit = origins_.find(ls.node_id());
+      if (oit == origins_.end()) continue;
+      std::set<uint64_t> live(ls.versions().begin(), ls.versions().end());
+      Origin& o = oit->second;
+      for (auto it = o.policies.begin(); it != o.policies.end();) {
+        auto cur = it++;
+        uint64_t v = cur->second.version();
+        if (v > ls.through() || live.contains(v)) continue;
+        std::string subject = cur->first;
+        std::optional<v1::PolicyEntry> before = WinnerCopy(subject);
+        EraseRecord(ls.node_id(), o, Kind::kPolicy, o.policies, cur, &batch);
+        NoteWinner(subject, before, &changes);
+        ++stats_.policies_repaired;
+      }
+    }
+
     for (const auto& [origin, version] : through) {
       Origin& o = origins_[origin];
       if (version > o.version) {
@@ -1207,6 +1290,49 @@ std::vector<v1::RateSlot> FleetStateImpl::RatesInWindow(
       if (it->second.slot_start() >= window_start_sec)
         out.push_back(it->second);
     }
+  }
+  return out;
+}
+
+std::vector<RateTotal> FleetStateImpl::TopRates(int64_t window_start_sec,
+                                                size_t n,
+                                                std::string_view field,
+                                                const RateFilter& want) const {
+  absl::ReaderMutexLock l(&mu_);
+  // Keys point into the held records, which the lock keeps in place.
+  std::unordered_map<std::string_view, RateCounts> sums;
+  for (const auto& [origin, o] : origins_) {
+    for (const auto& [rk, r] : o.rates) {
+      if (r.slot_start() < window_start_sec) continue;
+      RateCounts& a = sums[r.key()];
+      a.messages += r.messages();
+      a.recipients += r.recipients();
+      a.auth_failures += r.auth_failures();
+      a.aborts += r.aborts();
+      a.excesses += r.excesses();
+    }
+  }
+  struct Entry {
+    std::string_view key;
+    const RateCounts* counts;
+    uint64_t rank;
+  };
+  std::vector<Entry> order;
+  for (const auto& [key, a] : sums) {
+    if (want && !want(key, a)) continue;
+    order.push_back(Entry{key, &a, a.Field(field)});
+  }
+  auto before = [](const Entry& x, const Entry& y) {
+    if (x.rank != y.rank) return x.rank > y.rank;
+    return x.key < y.key;
+  };
+  size_t k = std::min(n, order.size());
+  std::partial_sort(order.begin(), order.begin() + static_cast<ptrdiff_t>(k),
+                    order.end(), before);
+  std::vector<RateTotal> out;
+  out.reserve(k);
+  for (size_t i = 0; i < k; ++i) {
+    out.push_back(RateTotal{std::string(order[i].key), *order[i].counts});
   }
   return out;
 }
@@ -1378,6 +1504,22 @@ absl::Status CheckArgs(const std::string& node_id,
 }
 
 }  // namespace
+
+uint64_t RateCounts::Field(std::string_view field) const {
+  if (field == "messages") return messages;
+  if (field == "recipients") return recipients;
+  if (field == "auth_failures") return auth_failures;
+  if (field == "aborts") return aborts;
+  if (field == "excesses") return excesses;
+  return 0;
+}
+
+bool DeltaHasContent(const v1::Delta& d) {
+  return d.rates_size() > 0 || d.policies_size() > 0 ||
+         d.etrn_requests_size() > 0 || d.etrn_results_size() > 0 ||
+         d.node_statuses_size() > 0 || d.policy_live_size() > 0 ||
+         d.resync_origins_size() > 0;
+}
 
 absl::StatusOr<std::unique_ptr<FleetState>> FleetState::InMemory(
     std::string node_id, uint64_t generation, FleetStateOptions options) {

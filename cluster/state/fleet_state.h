@@ -97,6 +97,26 @@ struct DeltaBatch {
   std::vector<std::string> full_resync_origins;
 };
 
+// One rate key's totals over a window, all nodes and generations
+// (FleetState::TopRates).
+struct RateCounts {
+  uint64_t messages = 0;
+  uint64_t recipients = 0;
+  uint64_t auth_failures = 0;
+  uint64_t aborts = 0;
+  uint64_t excesses = 0;
+  // By field name ("messages", ..., "excesses"); 0 for another name.
+  uint64_t Field(std::string_view field) const;
+};
+struct RateTotal {
+  std::string key;
+  RateCounts counts;
+};
+
+// Whether a delta carries anything for the receiver to apply besides
+// `through` (records, a resync, or a policy live set).
+bool DeltaHasContent(const v1::Delta& d);
+
 // What a merge (or a local write) changed.
 struct Changes {
   std::vector<v1::RateSlot> rates;  // new or grown slots, as now stored
@@ -142,6 +162,9 @@ struct FleetStateStats {
   uint64_t statuses_oversize = 0;  // of which node statuses over the bound
   uint64_t resyncs_served = 0;
   uint64_t resyncs_applied = 0;
+  // Policy records dropped because a peer covering their version no longer
+  // held them (Delta.policy_live: a tombstone past the horizon killed them).
+  uint64_t policies_repaired = 0;
   uint64_t expired = 0;  // records dropped by Expire()
 };
 
@@ -223,6 +246,15 @@ class FleetState {
   // of one key when `key` is not empty.
   virtual std::vector<v1::RateSlot> RatesInWindow(
       int64_t window_start_sec, std::string_view key = {}) const = 0;
+  // The `n` keys with the highest `field` (RateCounts::Field) in the
+  // window (slot_start >= window_start_sec), highest first, ties by key;
+  // only keys `want` accepts (null: all), given their totals. Sums in place: no slot is copied, so it stays
+  // cheap at 10^5-10^6 slots.
+  using RateFilter =
+      std::function<bool(std::string_view key, const RateCounts& counts)>;
+  virtual std::vector<RateTotal> TopRates(int64_t window_start_sec, size_t n,
+                                          std::string_view field,
+                                          const RateFilter& want) const = 0;
   // Requests not expired at now_ms.
   virtual std::vector<v1::EtrnRequest> EtrnRequests(int64_t now_ms) const = 0;
   virtual std::vector<v1::EtrnResult> EtrnResults(

@@ -313,6 +313,41 @@ TEST(FleetStateTest, RateSlotsExpireWithTheWindow) {
   EXPECT_TRUE(a->RatesInWindow(0).empty());
 }
 
+// TopRates sums every node's slots of a key in the window, ranks by the
+// field asked (ties by key) and applies the filter to the totals.
+TEST(FleetStateTest, TopRatesSumsNodesAndRanks) {
+  FakeClock clock;
+  auto a = Mem("a", clock);
+  auto b = Mem("b", clock);
+  v1::RateSlot old = Slot("ip4:192.0.2.1", kSlot - 450, 100);  // before
+  v1::RateSlot failing = Slot("ip4:192.0.2.9", kSlot, 0);
+  failing.set_auth_failures(7);
+  ASSERT_TRUE(a->PutLocalRates({Slot("ip4:192.0.2.1", kSlot, 3),
+                                Slot("ip4:192.0.2.2", kSlot, 5),
+                                Slot("user:carol", kSlot, 5), old, failing})
+                  .ok());
+  ASSERT_TRUE(b->PutLocalRates({Slot("ip4:192.0.2.1", kSlot, 4)}).ok());
+  SyncPair(*a, *b);
+  std::vector<RateTotal> top = b->TopRates(kSlot, 10, "messages", nullptr);
+  ASSERT_EQ(top.size(), 4u);
+  EXPECT_EQ(top[0].key, "ip4:192.0.2.1");  // 3 + 4, the old slot left out
+  EXPECT_EQ(top[0].counts.messages, 7u);
+  EXPECT_EQ(top[1].key, "ip4:192.0.2.2");  // 5, before user:carol by key
+  EXPECT_EQ(top[2].key, "user:carol");
+  EXPECT_EQ(top[3].key, "ip4:192.0.2.9");
+  EXPECT_EQ(top[3].counts.auth_failures, 7u);
+  top = b->TopRates(kSlot, 1, "auth_failures", nullptr);
+  ASSERT_EQ(top.size(), 1u);
+  EXPECT_EQ(top[0].key, "ip4:192.0.2.9");
+  top = b->TopRates(kSlot - 450, 10, "messages",
+                    [](std::string_view key, const RateCounts& c) {
+                      return key.starts_with("ip4:") && c.messages > 0;
+                    });
+  ASSERT_EQ(top.size(), 2u);
+  EXPECT_EQ(top[0].counts.messages, 107u);
+  EXPECT_EQ(top[1].key, "ip4:192.0.2.2");
+}
+
 TEST(FleetStateTest, ListenerSeesLocalAndRemoteChanges) {
   FakeClock clock;
   auto a = Mem("a", clock);
