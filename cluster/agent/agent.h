@@ -100,9 +100,19 @@ struct AgentOptions {
   // live peers; one delta at most exchange_max_bytes, at most
   // max_chunks_per_round of them per peer and direction in one round.
   int64_t gossip_interval_ms = 200;
+  // A node that has seen no news (its digest unchanged: no local write,
+  // nothing new from a peer) for 2 s runs a round only this often; news
+  // brings it back to gossip_interval_ms at once (0: never slow down).
+  // Peers with news gossip with it at their own pace meanwhile.
+  int64_t gossip_idle_interval_ms = 5000;
   int fanout = 3;
   size_t exchange_max_bytes = 256 * 1024;
   int max_chunks_per_round = 16;
+  // Deltas (Exchange replies, Push requests) of at least this many bytes
+  // go gzip-compressed (gRPC message compression; 0: never). Rate slots
+  // repeat their key prefixes and node ids: gzip takes them to about a
+  // third (bench/README.md, cluster-sim "Gossip bytes").
+  size_t compress_from_bytes = 512;
   // Bound of every gRPC message, both directions (and both services).
   size_t max_message_bytes = 4 << 20;
   // Deadline of one peer RPC other than probes.
@@ -129,13 +139,13 @@ struct AgentOptions {
 
 // Gossip traffic and events since the start.
 struct AgentStats {
-  uint64_t bytes_sent = 0;      // serialized peer-service messages we sent
-  uint64_t bytes_received = 0;  // and received (requests and replies)
-  uint64_t exchanges = 0;       // Exchange calls completed (as caller)
-  uint64_t pushes = 0;          // Push calls completed (as caller)
-  uint64_t records_applied = 0; // records merged from peers that changed state
-  uint64_t peers_refused = 0;   // inbound calls refused (identity)
-  uint64_t etrn_acted = 0;      // ETRN requests run on this node
+  uint64_t bytes_sent = 0;       // serialized peer-service messages we sent
+  uint64_t bytes_received = 0;   // and received (requests and replies)
+  uint64_t exchanges = 0;        // Exchange calls completed (as caller)
+  uint64_t pushes = 0;           // Push calls completed (as caller)
+  uint64_t records_applied = 0;  // records merged from peers that changed state
+  uint64_t peers_refused = 0;    // inbound calls refused (identity)
+  uint64_t etrn_acted = 0;       // ETRN requests run on this node
 };
 
 class Agent {

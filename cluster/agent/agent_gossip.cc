@@ -7,6 +7,9 @@
 namespace zm::cluster::internal {
 namespace {
 
+// How long without news before the idle back-off applies.
+constexpr int64_t kQuietAfterMs = 2000;
+
 // Raises `digest` to the versions a delta was complete through: what the
 // peer holds once it applied that delta.
 void Advance(pb::Digest* digest, const pb::Delta& delta) {
@@ -28,11 +31,6 @@ uint64_t VersionOf(const pb::Digest& d, const std::string& node_id) {
     if (o.node_id() == node_id) return o.version();
   }
   return 0;
-}
-
-bool Empty(const pb::Delta& d) {
-  return d.rates_size() == 0 && d.policies_size() == 0 &&
-         d.etrn_requests_size() == 0 && d.etrn_results_size() == 0;
 }
 
 }  // namespace
@@ -64,6 +62,19 @@ void AntiEntropy::Round() {
   }
   {
     absl::MutexLock l(&mu_);
+    // Idle back-off: no news for 2 s, a round only every
+    // gossip_idle_interval_ms (the first round counts as news).
+    if (news_at_ms_ < 0 || mine != round_digest_) {
+      round_digest_ = mine;
+      news_at_ms_ = now;
+    }
+    if (options_.gossip_idle_interval_ms > 0 &&
+        now - news_at_ms_ > kQuietAfterMs) {
+      if (now < idle_due_ms_) return;
+      idle_due_ms_ = now + options_.gossip_idle_interval_ms;
+    } else {
+      idle_due_ms_ = 0;
+    }
     std::erase_if(peers, [&](const Member& m) {
       if (busy_.count(m.node_id)) return true;
       auto it = last_.find(m.node_id);
@@ -90,7 +101,8 @@ void AntiEntropy::Pull(const Member& peer, int chunk) {
           }
           return Finish(peer);
         }
-        if (!Empty(reply.delta()) || reply.delta().through_size() > 0) {
+        if (DeltaHasContent(reply.delta()) ||
+            reply.delta().through_size() > 0) {
           auto changes = state_.Apply(reply.delta());
           if (!changes.ok()) {
             log_.Error("", StrCat("cannot store a delta from ", peer.node_id,
@@ -99,10 +111,10 @@ void AntiEntropy::Pull(const Member& peer, int chunk) {
           }
           counters_.records_applied += changes->count();
           if (changes->rejected > 0 && limiter_.Allow(peer.node_id + "|bad")) {
-            log_.Warning("", StrCat("peer ", peer.node_id, " sent ",
-                                    changes->rejected,
-                                    " malformed records, refused: ",
-                                    Message(changes->first_rejection)));
+            log_.Warning(
+                "", StrCat("peer ", peer.node_id, " sent ", changes->rejected,
+                           " malformed records, refused: ",
+                           Message(changes->first_rejection)));
           }
         }
         if (reply.more() && chunk + 1 < options_.max_chunks_per_round) {
@@ -121,7 +133,7 @@ void AntiEntropy::Pull(const Member& peer, int chunk) {
 
 void AntiEntropy::PushTo(const Member& peer, pb::Digest theirs, int chunk) {
   DeltaBatch batch = state_.DeltaFor(theirs, options_.exchange_max_bytes);
-  if (Empty(batch.delta) && batch.full_resync_origins.empty()) {
+  if (!DeltaHasContent(batch.delta)) {
     return Finish(peer);
   }
   Advance(&theirs, batch.delta);

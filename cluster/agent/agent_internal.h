@@ -64,9 +64,8 @@ class GrpcTransport : public Transport {
                 Counters& counters);
   ~GrpcTransport() override;
 
-  void SendPing(const Member& target, uint64_t seq,
-                std::vector<Member> updates, int64_t timeout_ms,
-                PingDone done) override;
+  void SendPing(const Member& target, uint64_t seq, std::vector<Member> updates,
+                int64_t timeout_ms, PingDone done) override;
   void SendPingReq(const Member& via, const Member& target, uint64_t seq,
                    std::vector<Member> updates, int64_t timeout_ms,
                    PingReqDone done) override;
@@ -107,7 +106,8 @@ class GrpcTransport : public Transport {
   absl::Mutex mu_;
   std::map<std::pair<std::string, std::string>, Channel> channels_
       ABSL_GUARDED_BY(mu_);
-  std::set<std::shared_ptr<grpc::ClientContext>> in_flight_ ABSL_GUARDED_BY(mu_);
+  std::set<std::shared_ptr<grpc::ClientContext>> in_flight_
+      ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -202,6 +202,11 @@ class AntiEntropy {
   };
   std::map<std::string, LastExchange> last_ ABSL_GUARDED_BY(mu_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+  // Idle back-off: our digest at the last round, when it last changed,
+  // and when the next round is due while idle (steady ms).
+  std::string round_digest_ ABSL_GUARDED_BY(mu_);
+  int64_t news_at_ms_ ABSL_GUARDED_BY(mu_) = -1;
+  int64_t idle_due_ms_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Runs each fleet ETRN request once on this node, on a thread of its own
@@ -236,8 +241,8 @@ EtrnOutcome RunSchedulerEtrn(const std::string& node_home,
                              const std::string& domain);
 
 // The seeds to join now: the fixed ones plus what DNS answers.
-std::vector<std::string> ResolveSeeds(const AgentOptions& options,
-                                      Logger& log, LogLimiter& limiter);
+std::vector<std::string> ResolveSeeds(const AgentOptions& options, Logger& log,
+                                      LogLimiter& limiter);
 
 // The local service (local.proto) over the FleetState and the Membership.
 // Streams end when the client goes or Shutdown() is called.

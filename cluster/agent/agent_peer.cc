@@ -75,8 +75,8 @@ grpc::Status PeerService::Ping(grpc::ServerContext* ctx,
   if (auto s = check_.Check(*ctx, "Ping", req->from().node_id()); !s.ok()) {
     return s;
   }
-  auto updates = membership_.HandlePing(FromProto(req->from()),
-                                        FromProto(req->updates()));
+  auto updates =
+      membership_.HandlePing(FromProto(req->from()), FromProto(req->updates()));
   Member self = membership_.Self();
   *reply->mutable_from() =
       ToProto(Sender{self.node_id, self.generation, self.address});
@@ -89,8 +89,7 @@ grpc::Status PeerService::Ping(grpc::ServerContext* ctx,
 grpc::Status PeerService::PingReq(grpc::ServerContext* ctx,
                                   const pb::PingReqRequest* req,
                                   pb::PingReqReply* reply) {
-  if (auto s = check_.Check(*ctx, "PingReq", req->from().node_id());
-      !s.ok()) {
+  if (auto s = check_.Check(*ctx, "PingReq", req->from().node_id()); !s.ok()) {
     return s;
   }
   // The membership answers through a callback, possibly on another
@@ -104,16 +103,16 @@ grpc::Status PeerService::PingReq(grpc::ServerContext* ctx,
   auto slot = std::make_shared<Slot>();
   int64_t timeout_ms =
       std::clamp<int64_t>(req->timeout_ms(), 1, options_.rpc_timeout_ms);
-  membership_.HandlePingReq(
-      FromProto(req->from()), req->target_node_id(), req->target_address(),
-      timeout_ms, FromProto(req->updates()),
-      [slot](bool acked, std::vector<Member> updates) {
-        absl::MutexLock l(&slot->mu);
-        if (slot->done) return;
-        slot->done = true;
-        slot->acked = acked;
-        slot->updates = std::move(updates);
-      });
+  membership_.HandlePingReq(FromProto(req->from()), req->target_node_id(),
+                            req->target_address(), timeout_ms,
+                            FromProto(req->updates()),
+                            [slot](bool acked, std::vector<Member> updates) {
+                              absl::MutexLock l(&slot->mu);
+                              if (slot->done) return;
+                              slot->done = true;
+                              slot->acked = acked;
+                              slot->updates = std::move(updates);
+                            });
   absl::MutexLock l(&slot->mu);
   slot->mu.AwaitWithTimeout(absl::Condition(&slot->done),
                             absl::Milliseconds(timeout_ms + 500));
@@ -158,8 +157,7 @@ grpc::Status PeerService::Leave(grpc::ServerContext* ctx,
 grpc::Status PeerService::Exchange(grpc::ServerContext* ctx,
                                    const pb::ExchangeRequest* req,
                                    pb::ExchangeReply* reply) {
-  if (auto s = check_.Check(*ctx, "Exchange", req->from().node_id());
-      !s.ok()) {
+  if (auto s = check_.Check(*ctx, "Exchange", req->from().node_id()); !s.ok()) {
     return s;
   }
   // The caller's cap, within ours (and always room for one record).
@@ -171,6 +169,10 @@ grpc::Status PeerService::Exchange(grpc::ServerContext* ctx,
   *reply->mutable_digest() = state_.GetDigest();
   for (auto& o : batch.full_resync_origins) {
     reply->add_full_resync_origins(std::move(o));
+  }
+  if (options_.compress_from_bytes > 0 &&
+      reply->delta().ByteSizeLong() >= options_.compress_from_bytes) {
+    ctx->set_compression_algorithm(GRPC_COMPRESS_GZIP);
   }
   Count(*req, *reply);
   return grpc::Status::OK;

@@ -64,7 +64,7 @@ void GrpcTransport::Run(const std::string& address, const std::string& node_id,
   auto* call = new Call<Req, Rep>;
   call->request = std::move(request);
   call->ctx->set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::milliseconds(timeout_ms));
+                          std::chrono::milliseconds(timeout_ms));
   pb::Peer::Stub* stub = nullptr;
   {
     absl::MutexLock l(&mu_);
@@ -75,8 +75,7 @@ void GrpcTransport::Run(const std::string& address, const std::string& node_id,
   }
   if (stub == nullptr) {
     delete call;
-    done(grpc::Status(grpc::StatusCode::CANCELLED, "agent stopping"),
-         Rep());
+    done(grpc::Status(grpc::StatusCode::CANCELLED, "agent stopping"), Rep());
     return;
   }
   counters_.bytes_sent += call->request.ByteSizeLong();
@@ -118,8 +117,8 @@ void GrpcTransport::SendPingReq(const Member& via, const Member& target,
   req.set_target_node_id(target.node_id);
   req.set_target_address(target.address);
   // The intermediary needs part of our time for its own probe and reply.
-  req.set_timeout_ms(static_cast<uint32_t>(std::max<int64_t>(
-      1, timeout_ms * 4 / 5)));
+  req.set_timeout_ms(
+      static_cast<uint32_t>(std::max<int64_t>(1, timeout_ms * 4 / 5)));
   AppendToProto(updates, req.mutable_updates());
   Run<pb::PingReqRequest, pb::PingReqReply>(
       via.address, via.node_id, timeout_ms, std::move(req),
@@ -201,9 +200,13 @@ void GrpcTransport::Push(const Member& peer, pb::Delta delta, PushDone done) {
   pb::PushRequest req;
   *req.mutable_from() = SenderProto();
   *req.mutable_delta() = std::move(delta);
+  const bool compress =
+      options_.compress_from_bytes > 0 &&
+      req.delta().ByteSizeLong() >= options_.compress_from_bytes;
   Run<pb::PushRequest, pb::PushReply>(
       peer.address, peer.node_id, options_.rpc_timeout_ms, std::move(req),
-      [](auto* async, auto* ctx, auto* rq, auto* rp, auto cb) {
+      [compress](auto* async, auto* ctx, auto* rq, auto* rp, auto cb) {
+        if (compress) ctx->set_compression_algorithm(GRPC_COMPRESS_GZIP);
         async->Push(ctx, rq, rp, std::move(cb));
       },
       [this, done = std::move(done)](const grpc::Status& s,
@@ -225,13 +228,13 @@ void GrpcTransport::Shutdown() {
   calls.clear();
   // Every call has a deadline, so this ends; cancelled calls end at once.
   absl::MutexLock l(&mu_);
-  mu_.AwaitWithTimeout(absl::Condition(
-                           +[](std::set<std::shared_ptr<grpc::ClientContext>>*
-                                   s) {
-                             return s->empty();
-                           },
-                           &in_flight_),
-                       absl::Seconds(30));
+  mu_.AwaitWithTimeout(
+      absl::Condition(
+          +[](std::set<std::shared_ptr<grpc::ClientContext>>* s) {
+            return s->empty();
+          },
+          &in_flight_),
+      absl::Seconds(30));
   channels_.clear();
 }
 
