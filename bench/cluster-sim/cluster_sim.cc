@@ -5,6 +5,7 @@
 //
 //   build/bench/cluster_sim                       # everything, default sizes
 //   build/bench/cluster_sim --only crash --sizes 16,64,100,256 --trials 5
+//   build/bench/cluster_sim --only rate --trials 3        # 3, 9, 27 nodes
 #include "bench/cluster-sim/cluster_sim.h"
 
 #include <fmt/format.h>
@@ -188,6 +189,9 @@ void MembershipBytes(const BenchArgs& a) {
 void StateBench(const BenchArgs&) {
   fmt::print("\n(fleet state figures: built without cluster/state)\n");
 }
+void RateBench(const BenchArgs&) {
+  fmt::print("\n(rate accuracy: built without cluster/state)\n");
+}
 namespace {
 #endif
 
@@ -208,10 +212,10 @@ std::vector<size_t> ParseSizes(const char* s) {
 
 int Usage() {
   std::fprintf(stderr,
-               "usage: cluster_sim [--only join|crash|false|bytes|state] "
+               "usage: cluster_sim [--only join|crash|false|bytes|state|rate] "
                "[--sizes N,N,...] [--trials T] [--minutes M] [--seed S] "
                "[--starve MS] [--overhead BYTES] [--suspicion-mult M] "
-               "[--probe-interval MS]\n");
+               "[--probe-interval MS] [--suspicion-min MS]\n");
   return 64;
 }
 
@@ -226,6 +230,9 @@ Simulator::Options FleetOptions(const BenchArgs& a, size_t n, uint64_t seed,
   if (a.suspicion_mult > 0) o.membership.suspicion_mult = a.suspicion_mult;
   if (a.probe_interval_ms > 0) {
     o.membership.probe_interval_ms = a.probe_interval_ms;
+  }
+  if (a.suspicion_min_ms > 0) {
+    o.membership.suspicion_min_ms = a.suspicion_min_ms;
   }
   return o;
 }
@@ -258,6 +265,8 @@ int main(int argc, char** argv) {
       a.suspicion_mult = std::atoi(v);
     } else if (arg == "--probe-interval") {
       a.probe_interval_ms = std::atoll(v);
+    } else if (arg == "--suspicion-min") {
+      a.suspicion_min_ms = std::atoll(v);
     } else if (arg == "--overhead") {
       a.overhead = std::strtoull(v, nullptr, 10);
     } else {
@@ -277,5 +286,6 @@ int main(int argc, char** argv) {
   run("false", {16, 32, 100}, FalsePositives);
   run("bytes", {10, 16, 64, 256}, MembershipBytes);
   run("state", {16, 32, 64, 256}, StateBench);
+  run("rate", {3, 9, 27}, RateBench);
   return 0;
 }

@@ -23,6 +23,7 @@ struct BenchArgs {
   // Protocol settings to try (0 = Membership's default).
   int suspicion_mult = 0;
   int64_t probe_interval_ms = 0;
+  int64_t suspicion_min_ms = 0;
 };
 
 // A simulated fleet of n nodes with the protocol settings of `a`.
@@ -32,6 +33,10 @@ Simulator::Options FleetOptions(const BenchArgs& a, size_t n, uint64_t seed,
 // Propagation, gossip bytes and partition healing of FleetState records by
 // push-pull anti-entropy over the simulated network.
 void StateBench(const BenchArgs& a);
+
+// Fleet rate-limit accuracy: real RateTrackers deciding, real FleetStates
+// gossiping over the simulated network (cluster_sim_state.cc).
+void RateBench(const BenchArgs& a);
 
 }  // namespace zm::cluster::sim
 
