@@ -192,6 +192,9 @@ void StateBench(const BenchArgs&) {
 void RateBench(const BenchArgs&) {
   fmt::print("\n(rate accuracy: built without cluster/state)\n");
 }
+void StatePart(const BenchArgs&, const std::string&) {
+  fmt::print("\n(fleet state figures: built without cluster/state)\n");
+}
 namespace {
 #endif
 
@@ -212,7 +215,8 @@ std::vector<size_t> ParseSizes(const char* s) {
 
 int Usage() {
   std::fprintf(stderr,
-               "usage: cluster_sim [--only join|crash|false|bytes|state|rate] "
+               "usage: cluster_sim [--only join|crash|false|bytes|state|rate|"
+               "propagation|gossip|partition] "
                "[--sizes N,N,...] [--trials T] [--minutes M] [--seed S] "
                "[--starve MS] [--overhead BYTES] [--suspicion-mult M] "
                "[--probe-interval MS] [--suspicion-min MS]\n");
@@ -287,5 +291,12 @@ int main(int argc, char** argv) {
   run("bytes", {10, 16, 64, 256}, MembershipBytes);
   run("state", {16, 32, 64, 256}, StateBench);
   run("rate", {3, 9, 27}, RateBench);
+  // The parts of "state" alone.
+  for (const char* part : {"propagation", "gossip", "partition"}) {
+    if (only != part) continue;
+    BenchArgs b = a;
+    if (!sizes_given) b.sizes = {16, 32};
+    StatePart(b, part);
+  }
   return 0;
 }

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "cluster/membership/sim.h"
@@ -33,6 +34,8 @@ Simulator::Options FleetOptions(const BenchArgs& a, size_t n, uint64_t seed,
 // Propagation, gossip bytes and partition healing of FleetState records by
 // push-pull anti-entropy over the simulated network.
 void StateBench(const BenchArgs& a);
+// One part of it: "propagation", "gossip" (bytes, 10 nodes), "partition".
+void StatePart(const BenchArgs& a, const std::string& part);
 
 // Fleet rate-limit accuracy: real RateTrackers deciding, real FleetStates
 // gossiping over the simulated network (cluster_sim_state.cc).

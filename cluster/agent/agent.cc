@@ -208,6 +208,7 @@ absl::Status Agent::Impl::Start() {
   local_service = std::make_unique<LocalService>(
       opts, *state, *membership, anti_entropy.get(), *etrn, log, counters);
   state->SetListener([this](const Changes& c) {
+    anti_entropy->NoteChanges(c);
     local_service->OnChanges(c);
     for (const auto& r : c.etrn_requests) etrn->Enqueue(r);
   });

@@ -100,10 +100,10 @@ struct AgentOptions {
   // live peers; one delta at most exchange_max_bytes, at most
   // max_chunks_per_round of them per peer and direction in one round.
   int64_t gossip_interval_ms = 200;
-  // A node that has seen no news (its digest unchanged: no local write,
-  // nothing new from a peer) for 2 s runs a round only this often; news
-  // brings it back to gossip_interval_ms at once (0: never slow down).
-  // Peers with news gossip with it at their own pace meanwhile.
+  // A node that has seen no news (no rate, policy or ETRN change, local
+  // or from a peer; node statuses do not count) for 2 s runs a round only
+  // this often; news brings it back to gossip_interval_ms at once (0:
+  // never slow down). Peers with news gossip with it at their own pace.
   int64_t gossip_idle_interval_ms = 5000;
   int fanout = 3;
   size_t exchange_max_bytes = 256 * 1024;

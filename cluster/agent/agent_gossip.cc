@@ -64,10 +64,7 @@ void AntiEntropy::Round() {
     absl::MutexLock l(&mu_);
     // Idle back-off: no news for 2 s, a round only every
     // gossip_idle_interval_ms (the first round counts as news).
-    if (news_at_ms_ < 0 || mine != round_digest_) {
-      round_digest_ = mine;
-      news_at_ms_ = now;
-    }
+    if (news_at_ms_ < 0) news_at_ms_ = now;
     if (options_.gossip_idle_interval_ms > 0 &&
         now - news_at_ms_ > kQuietAfterMs) {
       if (now < idle_due_ms_) return;
@@ -88,6 +85,17 @@ void AntiEntropy::Round() {
     for (const Member& m : peers) busy_.insert(m.node_id);
   }
   for (const Member& m : peers) Pull(m, 0);
+}
+
+void AntiEntropy::NoteChanges(const Changes& c) {
+  // Node statuses are for the dashboard: they spread at the idle pace and
+  // do not wake the fleet up (each node publishes one a minute).
+  if (c.rates.empty() && c.policy_winners.empty() && c.etrn_requests.empty() &&
+      c.etrn_results.empty()) {
+    return;
+  }
+  absl::MutexLock l(&mu_);
+  news_at_ms_ = SteadyMs();
 }
 
 void AntiEntropy::Pull(const Member& peer, int chunk) {

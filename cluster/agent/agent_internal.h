@@ -172,6 +172,9 @@ class AntiEntropy {
               Membership& membership, GrpcTransport& transport, Logger& log,
               Counters& counters);
   void Round();
+  // The fleet state's listener: news (a rate, policy or ETRN change, local
+  // or from a peer) keeps rounds at gossip_interval_ms for 2 s.
+  void NoteChanges(const Changes& c);
   // Unix ms when a direct exchange last showed that we held every record
   // of `node_id` that it had itself (0 = never).
   int64_t InSyncAt(const std::string& node_id) const;
@@ -202,9 +205,8 @@ class AntiEntropy {
   };
   std::map<std::string, LastExchange> last_ ABSL_GUARDED_BY(mu_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
-  // Idle back-off: our digest at the last round, when it last changed,
+  // Idle back-off: when the last news came (-1: before the first round)
   // and when the next round is due while idle (steady ms).
-  std::string round_digest_ ABSL_GUARDED_BY(mu_);
   int64_t news_at_ms_ ABSL_GUARDED_BY(mu_) = -1;
   int64_t idle_due_ms_ ABSL_GUARDED_BY(mu_) = 0;
 };
