@@ -14,6 +14,8 @@ import pathlib
 import socket
 import subprocess
 
+import pytest
+
 from conftest import COMMAND_TIMEOUT
 from smtpserver_util import IO_TIMEOUT, command, read_reply
 
@@ -118,3 +120,15 @@ def status_field(pid, name):
 
 def rss_kib(pid):
     return int(status_field(pid, "VmRSS").split()[0])
+
+
+def privileged_free_port():
+    """A free port below 1024 on 127.0.0.1 (the test skips without one)."""
+    for port in range(1000, 900, -1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    pytest.skip("no free port below 1024")

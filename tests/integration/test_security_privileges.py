@@ -21,27 +21,16 @@ import os
 import pathlib
 import pwd
 import shutil
-import socket
 import subprocess
 
 import pytest
 
 from conftest import BIN, COMMAND_TIMEOUT, wait_for
-from reliability_util import smtp, status_field, transaction
+from reliability_util import (privileged_free_port, smtp, status_field,
+                              transaction)
 from smtpserver_util import command, set_params
 
 NET_BIND_SERVICE = 1 << 10
-
-
-def privileged_free_port():
-    for port in range(999, 900, -1):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    pytest.skip("no free port below 1024")
 
 
 def program_of(pid):

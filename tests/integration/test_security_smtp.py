@@ -29,7 +29,8 @@ import time
 import pytest
 
 from conftest import BIN, COMMAND_TIMEOUT, free_port, wait_for
-from reliability_util import smtp, status_field, transaction
+from reliability_util import (privileged_free_port, smtp, status_field,
+                              transaction)
 from smtpserver_util import (client_context, command, passwd_hash, read_reply,
                              set_params)
 
@@ -180,17 +181,6 @@ def test_sendmail_is_not_setuid():
         if path.exists():
             mode = path.stat().st_mode
             assert not mode & (stat.S_ISUID | stat.S_ISGID), (prog, oct(mode))
-
-
-def privileged_free_port():
-    for port in range(1000, 900, -1):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    pytest.skip("no free port below 1024")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
