@@ -1301,10 +1301,21 @@ std::vector<RateTotal> FleetStateImpl::TopRates(int64_t window_start_sec,
   absl::ReaderMutexLock l(&mu_);
   // Keys point into the held records, which the lock keeps in place.
   std::unordered_map<std::string_view, RateCounts> sums;
+  size_t slots = 0;
+  for (const auto& [origin, o] : origins_) slots += o.rates.size();
+  sums.reserve(slots);
   for (const auto& [origin, o] : origins_) {
+    // An origin's slots of one key are adjacent (the map is by key first):
+    // one lookup per run. Element references survive a rehash.
+    std::string_view run_key;
+    RateCounts* run = nullptr;
     for (const auto& [rk, r] : o.rates) {
       if (r.slot_start() < window_start_sec) continue;
-      RateCounts& a = sums[r.key()];
+      if (run == nullptr || r.key() != run_key) {
+        run_key = r.key();
+        run = &sums[run_key];
+      }
+      RateCounts& a = *run;
       a.messages += r.messages();
       a.recipients += r.recipients();
       a.auth_failures += r.auth_failures();

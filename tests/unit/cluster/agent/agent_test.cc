@@ -173,6 +173,41 @@ TEST_F(AgentTest, PolicyAddedOnOneIsListedOnTheOthers) {
   }
 }
 
+// 300 rate slots reported on n1 make deltas far over compress_from_bytes
+// (gzip on the wire both ways); n2 ranks them fleet-wide (FleetRates,
+// summed in place by TopRates) with n1's counts.
+TEST_F(AgentTest, ManyRatesCrossCompressedAndRankOnAPeer) {
+  StartFleet(3);
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  pb::ReportRatesRequest report;
+  for (int i = 0; i < 300; ++i) {
+    pb::RateSlot* s = report.add_slots();
+    s->set_key("ip4:10.0." + std::to_string(i / 256) + "." +
+               std::to_string(i % 256));
+    s->set_slot_start(now - now % 450);
+    s->set_messages(1 + static_cast<uint64_t>(i));
+  }
+  pb::ReportRatesReply reported;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(Local("n1")->ReportRates(&ctx, report, &reported).ok());
+  auto local = Local("n2");
+  pb::FleetRatesReply top;
+  EXPECT_TRUE(WaitFor([&] {
+    grpc::ClientContext c;
+    pb::FleetRatesRequest req;
+    req.set_limit(3);
+    top.Clear();
+    return local->FleetRates(&c, req, &top).ok() && top.rates_size() == 3 &&
+           top.rates(2).total().messages() == 298;
+  }));
+  ASSERT_EQ(top.rates_size(), 3);
+  EXPECT_EQ(top.rates(0).total().messages(), 300u);
+  ASSERT_EQ(top.rates(0).per_node_size(), 1);
+  EXPECT_EQ(top.rates(0).per_node(0).node_id(), "n1");
+}
+
 TEST_F(AgentTest, WatchPolicyStreamsTheSnapshotThenChanges) {
   StartFleet(2);
   ASSERT_TRUE(WaitFor([&] { return Alive(*agents_["n2"]) == 2; }));
