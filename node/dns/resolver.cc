@@ -378,6 +378,13 @@ absl::StatusOr<ResolverOptions> OptionsForNode(const NodeDir& node) {
     if (key == "dnssec-trust-anchor") {
       std::string f(value);
       options.trust_anchors.push_back(f[0] == '/' ? f : node.etc_file(f));
+    } else if (key == "dnssec-unblock-zone") {
+      std::string zone = ToLower(value);
+      while (!zone.empty() && zone.back() == '.') zone.pop_back();
+      if (zone.empty()) {
+        return config::Error(path, l.number, "dnssec-unblock-zone needs a name");
+      }
+      options.dnssec_unblock_zones.push_back(zone);
     } else if (key == "dnssec-server" && value == "recursive") {
       options.dnssec_recursive = true;
     } else if (key == "nameserver" || key == "dnssec-server") {

@@ -64,6 +64,10 @@ struct ResolverOptions {
   std::vector<std::string> trust_anchors;
   std::vector<std::string> dnssec_servers;
   bool dnssec_recursive = false;
+  // `dnssec-unblock-zone NAME`: libunbound answers the names RFC 6761
+  // reserves (test., invalid., onion., ...) itself with NXDOMAIN; this
+  // lets NAME go to the servers. For test DNS servers only; default none.
+  std::vector<std::string> dnssec_unblock_zones;
 };
 
 // Reads etc/resolver.conf of `node` (absent: defaults, system servers).

@@ -94,11 +94,14 @@ absl::StatusOr<std::unique_ptr<SecureResolver>> SecureResolver::Create(
       if (rc != 0) return UbError(StrCat("server ", s), rc);
     }
   }
-  // Last: it finalizes the context. unbound answers the names reserved
-  // for testing (RFC 6761 .test) itself with NXDOMAIN; c-ares does not,
-  // and neither should this resolver.
-  rc = ub_ctx_zone_remove(ctx, "test.");
-  if (rc != 0) return UbError("local zone test.", rc);
+  // Last: it finalizes the context. unbound answers the names RFC 6761
+  // reserves (test., invalid., ...) itself with NXDOMAIN; a test's DNS
+  // server serves such a zone, and resolver.conf says so.
+  for (const std::string& zone : options.dnssec_unblock_zones) {
+    std::string z = StrCat(zone, ".");
+    rc = ub_ctx_zone_remove(ctx, z.c_str());
+    if (rc != 0) return UbError(StrCat("local zone ", z), rc);
+  }
   return r;
 }
 
@@ -151,6 +154,13 @@ absl::StatusOr<Answer> SecureResolver::Lookup(std::string_view name,
   }
   a.secure = res->secure != 0;
   a.nxdomain = res->nxdomain != 0;
+  if (res->canonname != nullptr) {
+    std::string c = ToLower(res->canonname);
+    while (!c.empty() && c.back() == '.') c.pop_back();
+    std::string q = ToLower(name);
+    while (!q.empty() && q.back() == '.') q.pop_back();
+    if (c != q) a.canonical = std::move(c);
+  }
   for (int i = 0; res->data != nullptr && res->data[i] != nullptr; ++i) {
     a.rdata.emplace_back(res->data[i], static_cast<size_t>(res->len[i]));
   }
@@ -183,6 +193,7 @@ absl::StatusOr<Answer> SecureResolver::LookupAddresses(std::string_view host) {
   if (a->bogus) return a;
   if (aaaa->bogus) return aaaa;
   a->secure = a->secure && aaaa->secure;
+  if (a->canonical.empty()) a->canonical = aaaa->canonical;
   a->nxdomain = a->nxdomain && aaaa->nxdomain;
   a->addresses.insert(a->addresses.end(), aaaa->addresses.begin(),
                       aaaa->addresses.end());

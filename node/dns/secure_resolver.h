@@ -45,6 +45,10 @@ struct Answer {
   std::vector<std::string> rdata;      // wire-format RDATA, one per record
   std::vector<MxRecord> mx;            // MX queries: sorted by preference
   std::vector<std::string> addresses;  // A/AAAA queries: as text
+  // The name the answer is for after following CNAMEs (lower-case, no
+  // trailing dot); "" when the name is not an alias. An alias chain is
+  // covered by `secure` (every link validated) and `bogus`.
+  std::string canonical;
   bool empty() const { return rdata.empty(); }
 };
 

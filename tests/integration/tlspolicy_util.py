@@ -168,7 +168,10 @@ class SignedDns(DnsServer):
         (pathlib.Path(node.home) / "etc" / "resolver.conf").write_text(
             f"nameserver 127.0.0.1:{self.port}\ntimeout 1000\nattempts 2\n"
             f"dnssec-server 127.0.0.1:{self.port}\n"
-            f"dnssec-trust-anchor {self.trust_anchor}\n")
+            f"dnssec-trust-anchor {self.trust_anchor}\n"
+            # the zones are under .test, which libunbound blocks unless
+            # told otherwise
+            "dnssec-unblock-zone test\n")
 
 
 @pytest.fixture
@@ -183,12 +186,15 @@ class PolicyServer:
     /.well-known/mta-sts.txt answers `policy` (text/plain), or with
     `policy_for` ({domain: policy}) the policy of the domain the Host
     header names (mta-sts.DOMAIN); anything else 404. `requests` counts
-    the policy fetches."""
+    the policy fetches. While `gate` (a threading.Event) is clear, a
+    fetch is held before it is answered (for at most two minutes)."""
 
     def __init__(self, cert, key, policy, policy_for=None):
         self.policy = policy
         self.policy_for = policy_for
         self.requests = 0
+        self.gate = threading.Event()
+        self.gate.set()
         self.port = free_port()
         outer = self
 
@@ -198,6 +204,7 @@ class PolicyServer:
                     self.send_error(404)
                     return
                 outer.requests += 1
+                outer.gate.wait(timeout=120)
                 policy = outer.policy
                 if outer.policy_for is not None:
                     name = (self.headers.get("Host") or "").split(":")[0]
@@ -230,6 +237,7 @@ class PolicyServer:
         return self
 
     def __exit__(self, *exc):
+        self.gate.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=10)
