@@ -59,6 +59,10 @@ std::string FormatAuthenticationResults(const AuthResults& r) {
   if (r.dmarc) {
     const DmarcOutcome& d = *r.dmarc;
     std::string p = StrCat("dmarc=", d.result);
+    if (!d.sampled) {
+      p += Comment(StrCat("p=", d.published, " pct=", std::to_string(d.pct),
+                          ", not sampled"));
+    }
     if (!d.policy.empty()) StrAppend(&p, " policy.dmarc=", d.policy);
     if (!d.from_domain.empty()) {
       StrAppend(&p, " header.from=", PValue(d.from_domain));
@@ -85,9 +89,16 @@ std::string Summary(const AuthResults& r) {
     }
   }
   if (r.dmarc) {
-    add(StrCat("dmarc=", r.dmarc->result,
-               r.dmarc->policy.empty() ? "" : StrCat("(p=", r.dmarc->policy, ")"),
-               ":", r.dmarc->from_domain.empty() ? "-" : r.dmarc->from_domain));
+    const DmarcOutcome& d = *r.dmarc;
+    std::string policy;
+    if (!d.sampled) {
+      policy = StrCat("(p=", d.published, " pct=", std::to_string(d.pct),
+                      "->", d.policy, ")");
+    } else if (!d.policy.empty()) {
+      policy = StrCat("(p=", d.policy, ")");
+    }
+    add(StrCat("dmarc=", d.result, policy, ":",
+               d.from_domain.empty() ? "-" : d.from_domain));
   }
   return s.empty() ? "none" : s;
 }

@@ -1,5 +1,6 @@
 // DMARC: the record is fetched through zm::dns::Resolver and evaluated by
-// libopendmarc (alignment, p= / sp=).
+// libopendmarc (alignment, p= / sp=); pct= sampling and the organizational
+// domain (the Public Suffix List, psl.cc) are ours.
 #include <string.h>
 #include <sys/types.h>
 
@@ -8,6 +9,7 @@ extern "C" {
 }
 
 #include <mutex>
+#include <random>
 
 #include "absl/status/status.h"
 #include "node/common/fs.h"
@@ -18,11 +20,6 @@ extern "C" {
 namespace zm::mailauth {
 namespace {
 
-// Debian's publicsuffix package; with it libopendmarc's relaxed alignment
-// knows organizational domains such as example.co.uk.
-constexpr char kPublicSuffixList[] =
-    "/usr/share/publicsuffix/public_suffix_list.dat";
-
 // libopendmarc keeps its settings (the public suffix list) in process-wide
 // state of its own; it is set up once, before the first evaluation.
 void InitLibrary() {
@@ -31,10 +28,10 @@ void InitLibrary() {
     OPENDMARC_LIB_T lib;
     ::memset(&lib, 0, sizeof lib);
     lib.tld_type = OPENDMARC_TLD_TYPE_NONE;
-    if (fs::Exists(kPublicSuffixList)) {
+    if (fs::Exists(kDebianPublicSuffixList)) {
       lib.tld_type = OPENDMARC_TLD_TYPE_MOZILLA;
       ::strncpy(reinterpret_cast<char*>(lib.tld_source_file),
-                kPublicSuffixList, sizeof lib.tld_source_file - 1);
+                kDebianPublicSuffixList, sizeof lib.tld_source_file - 1);
     }
     opendmarc_policy_library_init(&lib);
   });
@@ -42,13 +39,22 @@ void InitLibrary() {
 
 u_char* U(std::string& s) { return reinterpret_cast<u_char*>(s.data()); }
 
-// The organizational domain: the last two labels (see mailauth.h).
-std::string OrgDomain(std::string_view domain) {
+// The organizational domain: by the Public Suffix List when there is one,
+// else the last two labels.
+std::string OrgDomain(std::string_view domain, const PublicSuffixList* psl) {
+  if (psl) return psl->OrganizationalDomain(domain);
   auto last = domain.rfind('.');
   if (last == std::string_view::npos || last == 0) return std::string(domain);
   auto prev = domain.rfind('.', last - 1);
   return std::string(prev == std::string_view::npos ? domain
                                                     : domain.substr(prev + 1));
+}
+
+// RFC 7489 section 6.6.4: outside the pct= sample a policy is applied one
+// step milder.
+std::string Milder(const std::string& policy) {
+  if (policy == "reject") return "quarantine";
+  return "none";
 }
 
 // The DMARC record at _dmarc.<domain>: OK("") when there is none.
@@ -108,7 +114,8 @@ std::string PolicyName(int p) {
 
 DmarcOutcome CheckDmarc(dns::Resolver& dns, std::string_view from_domain,
                         const std::optional<SpfOutcome>& spf,
-                        const std::vector<DkimSignature>& dkim) {
+                        const std::vector<DkimSignature>& dkim,
+                        const DmarcOptions& options) {
   DmarcOutcome out;
   out.from_domain = std::string(from_domain);
   if (from_domain.empty()) {
@@ -118,7 +125,7 @@ DmarcOutcome CheckDmarc(dns::Resolver& dns, std::string_view from_domain,
   auto record = FindRecord(dns, from_domain);
   std::string org;
   if (record.ok() && record->empty()) {
-    org = OrgDomain(from_domain);
+    org = OrgDomain(from_domain, options.psl);
     if (org != from_domain) {
       record = FindRecord(dns, org);
     } else {
@@ -198,6 +205,23 @@ DmarcOutcome CheckDmarc(dns::Resolver& dns, std::string_view from_domain,
     default:
       out.result = "permerror";
       break;
+  }
+  out.published = out.policy;
+  int pct = 100;
+  if (opendmarc_policy_fetch_pct(pctx, &pct) == DMARC_PARSE_OKAY &&
+      pct >= 0 && pct <= 100) {
+    out.pct = pct;
+  }
+  if (out.result == "fail" && out.policy != "none" && out.pct < 100) {
+    int roll = 0;
+    if (options.sample) {
+      roll = options.sample();
+    } else {
+      std::random_device rd;
+      roll = std::uniform_int_distribution<int>(0, 99)(rd);
+    }
+    out.sampled = roll < out.pct;
+    if (!out.sampled) out.policy = Milder(out.policy);
   }
   opendmarc_policy_connect_shutdown(pctx);
   return out;

@@ -30,10 +30,12 @@
 #ifndef ZM_MAILAUTH_MAILAUTH_H_
 #define ZM_MAILAUTH_MAILAUTH_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -148,20 +150,59 @@ absl::StatusOr<GeneratedKey> GenerateKey(bool ed25519, int bits);
 
 // ---- DMARC (RFC 7489) ------------------------------------------------------
 
+// The Public Suffix List (Debian's `publicsuffix` package): which names
+// are registry suffixes ("co.uk", "test" by the implicit "*" rule), and so
+// the organizational domain of a name (RFC 7489 section 3.2: the public
+// suffix plus one label). Immutable after Load; thread-safe.
+inline constexpr char kDebianPublicSuffixList[] =
+    "/usr/share/publicsuffix/public_suffix_list.dat";
+
+class PublicSuffixList {
+ public:
+  // NotFound when `path` does not exist.
+  static absl::StatusOr<PublicSuffixList> Load(const std::string& path);
+  // The list's text: rules, "*." wildcards, "!" exceptions, "//" comments.
+  static PublicSuffixList Parse(std::string_view text);
+  // "mail.example.co.uk" -> "example.co.uk"; a public suffix itself is
+  // returned unchanged. Lower-case, no trailing dot.
+  std::string OrganizationalDomain(std::string_view domain) const;
+
+ private:
+  std::unordered_set<std::string> rules_, wildcards_, exceptions_;
+};
+
 struct DmarcOutcome {
   std::string result;  // pass, fail, none, temperror, permerror
   std::string policy;  // the policy to apply on fail: none, quarantine,
-                       // reject ("" when no record)
+                       // reject ("" when no record); after pct= sampling
   std::string from_domain;
   std::string record_domain;  // where the record was found ("" if none)
+  // The policy the record asks for (p=, or sp= at the organizational
+  // domain's record) and its pct=; `policy` is one step milder when the
+  // message fell outside the sample (RFC 7489 section 6.6.4: reject ->
+  // quarantine, quarantine -> none).
+  std::string published;
+  int pct = 100;
+  bool sampled = true;
 };
 
-// Looks up _dmarc.<from_domain> (then the organizational domain, taken as
-// the last two labels), and evaluates it with libopendmarc against the SPF
-// result and the DKIM signatures (alignment as the record says).
+struct DmarcOptions {
+  // Organizational domains (the record's fallback, and sp=); null: the
+  // last two labels of the From: domain.
+  const PublicSuffixList* psl = nullptr;
+  // pct= sampling: a number in 0..99, the policy applies when it is below
+  // pct. Null: a random one per message.
+  std::function<int()> sample;
+};
+
+// Looks up _dmarc.<from_domain> (then _dmarc.<organizational domain>,
+// where sp= applies), and evaluates it with libopendmarc against the SPF
+// result and the DKIM signatures (alignment as the record says); a failing
+// message outside the pct= sample gets the milder policy.
 DmarcOutcome CheckDmarc(dns::Resolver& dns, std::string_view from_domain,
                         const std::optional<SpfOutcome>& spf,
-                        const std::vector<DkimSignature>& dkim);
+                        const std::vector<DkimSignature>& dkim,
+                        const DmarcOptions& options = {});
 
 // ---- messages and the Authentication-Results header -----------------------
 

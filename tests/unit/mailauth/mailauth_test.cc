@@ -346,6 +346,91 @@ TEST_F(DmarcTest, RecordLookup) {
             "none");
 }
 
+TEST_F(DmarcTest, PctSamplesTheFailingMessages) {
+  dns_.txt["_dmarc.none-sampled.example"] = {"v=DMARC1; p=reject; pct=0"};
+  dns_.txt["_dmarc.all.example"] = {"v=DMARC1; p=reject; pct=100"};
+  dns_.txt["_dmarc.half.example"] = {"v=DMARC1; p=quarantine; pct=50"};
+  DmarcOptions never{.sample = [] { return 99; }};
+  DmarcOptions always{.sample = [] { return 0; }};
+  // pct=0: no failing message is in the sample; reject becomes quarantine.
+  auto out = CheckDmarc(dns_, "none-sampled.example", std::nullopt, {},
+                        always);
+  EXPECT_EQ(out.result, "fail");
+  EXPECT_EQ(out.published, "reject");
+  EXPECT_EQ(out.pct, 0);
+  EXPECT_FALSE(out.sampled);
+  EXPECT_EQ(out.policy, "quarantine");
+  // pct=100: every one is.
+  out = CheckDmarc(dns_, "all.example", std::nullopt, {}, never);
+  EXPECT_TRUE(out.sampled);
+  EXPECT_EQ(out.policy, "reject");
+  // pct=50: the roll decides; quarantine outside the sample becomes none.
+  out = CheckDmarc(dns_, "half.example", std::nullopt, {}, always);
+  EXPECT_TRUE(out.sampled);
+  EXPECT_EQ(out.policy, "quarantine");
+  out = CheckDmarc(dns_, "half.example", std::nullopt, {}, never);
+  EXPECT_FALSE(out.sampled);
+  EXPECT_EQ(out.policy, "none");
+  EXPECT_EQ(out.published, "quarantine");
+  AuthResults r;
+  r.authserv_id = "mx";
+  r.dmarc = out;
+  EXPECT_EQ(Summary(r), "dmarc=fail(p=quarantine pct=50->none):half.example");
+  EXPECT_NE(FormatAuthenticationResults(r).find(
+                "dmarc=fail (p=quarantine pct=50, not sampled) "
+                "policy.dmarc=none"),
+            std::string::npos)
+      << FormatAuthenticationResults(r);
+  // A passing message is not sampled at all.
+  out = CheckDmarc(dns_, "half.example", std::nullopt,
+                   {Sig("half.example", "pass")}, never);
+  EXPECT_EQ(out.result, "pass");
+  EXPECT_TRUE(out.sampled);
+}
+
+TEST(PublicSuffixListTest, OrganizationalDomains) {
+  auto psl = PublicSuffixList::Parse(
+      "// comment\n"
+      "uk\nco.uk\n"
+      "*.ck\n!www.ck\n"
+      "com\n");
+  EXPECT_EQ(psl.OrganizationalDomain("mail.example.co.uk"), "example.co.uk");
+  EXPECT_EQ(psl.OrganizationalDomain("example.co.uk"), "example.co.uk");
+  EXPECT_EQ(psl.OrganizationalDomain("co.uk"), "co.uk");
+  EXPECT_EQ(psl.OrganizationalDomain("A.B.Example.COM."), "example.com");
+  EXPECT_EQ(psl.OrganizationalDomain("a.b.example.ck"), "b.example.ck");
+  EXPECT_EQ(psl.OrganizationalDomain("www.ck"), "www.ck");
+  EXPECT_EQ(psl.OrganizationalDomain("x.www.ck"), "www.ck");
+  // Not listed: the implicit "*" rule, the last label.
+  EXPECT_EQ(psl.OrganizationalDomain("sub.example.test"), "example.test");
+  EXPECT_EQ(psl.OrganizationalDomain("test"), "test");
+}
+
+TEST(PublicSuffixListTest, DebiansListLoads) {
+  auto psl = PublicSuffixList::Load(kDebianPublicSuffixList);
+  if (!psl.ok()) GTEST_SKIP() << "publicsuffix not installed";
+  EXPECT_EQ(psl->OrganizationalDomain("news.bbc.co.uk"), "bbc.co.uk");
+  EXPECT_EQ(psl->OrganizationalDomain("a.b.example.org"), "example.org");
+  EXPECT_FALSE(PublicSuffixList::Load("/nonexistent/psl.dat").ok());
+}
+
+TEST_F(DmarcTest, OrganizationalDomainFromThePublicSuffixList) {
+  auto psl = PublicSuffixList::Parse("uk\nco.uk\n");
+  dns_.txt["_dmarc.example.co.uk"] = {"v=DMARC1; p=none; sp=reject"};
+  dns_.txt["_dmarc.co.uk"] = {"v=DMARC1; p=quarantine"};
+  // With the list, the record of mail.example.co.uk is example.co.uk's
+  // and its sp= applies; the last two labels would have been co.uk.
+  DmarcOptions with_psl;
+  with_psl.psl = &psl;
+  auto out = CheckDmarc(dns_, "mail.example.co.uk", std::nullopt, {},
+                        with_psl);
+  EXPECT_EQ(out.record_domain, "example.co.uk");
+  EXPECT_EQ(out.result, "fail");
+  EXPECT_EQ(out.policy, "reject");
+  out = CheckDmarc(dns_, "mail.example.co.uk", std::nullopt, {});
+  EXPECT_EQ(out.record_domain, "co.uk");
+}
+
 TEST(AuthResultsTest, OneHeaderWithEveryMethod) {
   AuthResults r;
   r.authserv_id = "mx.example.net";
@@ -363,7 +448,11 @@ TEST(AuthResultsTest, OneHeaderWithEveryMethod) {
             "\tdkim=none\n");
   r.dkim.push_back({"example.org", "s1", "rsa-sha256", "fail",
                     "signature (bad)", "abc+/def"});
-  r.dmarc = DmarcOutcome{"fail", "reject", "example.org", "example.org"};
+  DmarcOutcome d;
+  d.result = "fail";
+  d.policy = d.published = "reject";
+  d.from_domain = d.record_domain = "example.org";
+  r.dmarc = d;
   EXPECT_EQ(FormatAuthenticationResults(r),
             "Authentication-Results: mx.example.net;\n"
             "\tspf=pass smtp.mailfrom=alice@example.org;\n"
