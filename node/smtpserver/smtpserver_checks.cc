@@ -638,8 +638,11 @@ class PolicyChecks : public smtp::Checks {
         return *r;
       }
     }
-    if (deps_.mailauth && !RelayAllowed(session)) {
-      if (auto r = deps_.mailauth->MailFrom(session, check)) return *r;
+    if (deps_.mailauth) {
+      if (auto r = deps_.mailauth->MailFrom(session, check, policy(),
+                                            RelayAllowed(session))) {
+        return *r;
+      }
     }
     if (auto r = MessageRate(session)) return *r;
     return Verdict::Accept();
@@ -877,7 +880,8 @@ class PolicyChecks : public smtp::Checks {
     }
     MessageAuth auth;
     if (deps_.mailauth) {
-      auth = deps_.mailauth->Message(session, check, RelayAllowed(session));
+      auth = deps_.mailauth->Message(session, check, policy(),
+                                     RelayAllowed(session));
       if (auth.reject) return *auth.reject;
       if (freeze.empty()) freeze = auth.freeze_reason;
     }

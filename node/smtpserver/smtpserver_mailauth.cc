@@ -3,6 +3,7 @@
 #include <map>
 #include <mutex>
 #include <utility>
+#include <vector>
 
 #include "node/common/fs.h"
 #include "node/common/strings.h"
@@ -11,6 +12,7 @@
 #include "node/mail/envelope.h"
 #include "node/mailauth/mailauth.h"
 #include "node/smtp/session.h"
+#include "node/smtpserver/smtpserver_policy.h"
 
 namespace zm::smtpserver {
 namespace {
@@ -27,11 +29,81 @@ smtp::Reply MakeR(int code, std::string enhanced, std::string text) {
 }
 
 // The inbound checks are for mail from the outside: the MX listener,
-// no AUTH, a network client (and, the caller adds, not a relay-allowed
-// one: a trusted network's mail is ours).
+// no AUTH, a network client (and not a relay-allowed one, unless its
+// smtp-policy says `mailauth +`: a trusted network's mail is ours).
 bool Inbound(const smtp::Session& s) {
   return s.client().listener == smtp::Listener::kSmtp && !s.authenticated() &&
          !s.client().addr.empty();
+}
+
+// The smtp-policy attributes of a session's client address and of its
+// envelope sender: the client's first.
+struct Rules {
+  PolicyAttrs client, sender;
+
+  // The attribute's value and the key it came from.
+  std::optional<std::pair<std::string, std::string>> Get(
+      std::string_view name) const {
+    if (auto v = client.Get(name)) return std::make_pair(*v, client.key);
+    if (auto v = sender.Get(name)) return std::make_pair(*v, sender.key);
+    return std::nullopt;
+  }
+  // What `name` (an action attribute) asks for; what it says for the log
+  // in *why ("spf-fail freeze ([192.0.2.0]/24)").
+  std::optional<AuthAction> Action(std::string_view name,
+                                   std::string* why) const {
+    auto v = Get(name);
+    if (!v) return std::nullopt;
+    auto a = ParseAuthAction(ToLower(v->first));
+    if (a && why) *why = StrCat(name, " ", ToLower(v->first), " (", v->second, ")");
+    return a;
+  }
+  // `mailauth -` of the client: exempt; `+`: checked even when trusted.
+  bool Checked(bool relay_allowed) const {
+    std::optional<bool> f = client.Flag("mailauth");
+    return relay_allowed ? f.value_or(false) : f.value_or(true);
+  }
+  bool SpfOff() const {
+    auto v = Get("spf");
+    return v && v->first == "-";
+  }
+};
+
+Rules RulesFor(const Policy& policy, const smtp::Session& s,
+               std::string_view sender) {
+  Rules r;
+  if (!s.client().addr.empty()) r.client = policy.ForIp(s.client().addr);
+  if (!sender.empty()) {
+    std::string_view a = sender;
+    // A source route's hops say nothing about the sender.
+    if (auto colon = a.rfind(':'); a.front() == '@' && colon != a.npos) {
+      a.remove_prefix(colon + 1);
+    }
+    r.sender = policy.ForAddress(a);
+  }
+  return r;
+}
+
+// The stricter action: reject > freeze > tag > accept.
+void Stricter(AuthAction a, std::string why, AuthAction* have,
+              std::string* have_why) {
+  if (static_cast<int>(a) > static_cast<int>(*have)) {
+    *have = a;
+    *have_why = std::move(why);
+  }
+}
+
+// DKIM as one word for the dkim-* attributes: "pass" when a signature
+// passes, "fail" when none does and one fails, "none" without any, else
+// "" (temporary or permanent errors only).
+std::string DkimVerdict(const std::vector<mailauth::DkimSignature>& sigs) {
+  if (sigs.empty()) return "none";
+  bool failed = false;
+  for (const auto& s : sigs) {
+    if (s.result == "pass") return "pass";
+    if (s.result == "fail") failed = true;
+  }
+  return failed ? "fail" : "";
 }
 
 class MailAuthImpl : public MailAuth {
@@ -39,13 +111,15 @@ class MailAuthImpl : public MailAuth {
   MailAuthImpl(const ServerConfig::MailAuth& cfg, dns::Resolver* dns,
                Logger& log, std::string hostname,
                std::unique_ptr<mailauth::Dkim> dkim,
-               std::optional<mailauth::DkimKeys> keys)
+               std::optional<mailauth::DkimKeys> keys,
+               std::optional<mailauth::PublicSuffixList> psl)
       : cfg_(cfg),
         dns_(dns),
         log_(log),
         hostname_(std::move(hostname)),
         dkim_(std::move(dkim)),
-        keys_(std::move(keys)) {
+        keys_(std::move(keys)),
+        psl_(std::move(psl)) {
     if (!cfg_.spf_threshold.empty()) {
       threshold_ = mailauth::ParseSpfResult(cfg_.spf_threshold);
     }
@@ -56,35 +130,42 @@ class MailAuthImpl : public MailAuth {
   }
 
   std::optional<smtp::Verdict> MailFrom(const smtp::Session& session,
-                                        const smtp::Check& check) override {
+                                        const smtp::Check& check,
+                                        const Policy& policy,
+                                        bool relay_allowed) override {
     if (!spf_on_ || !Inbound(session)) return std::nullopt;
+    Rules rules = RulesFor(policy, session, check.arg);
+    if (!rules.Checked(relay_allowed) || rules.SpfOff()) return std::nullopt;
     SpfOutcome spf = Spf(session, check.arg);
     {
       std::lock_guard<std::mutex> lock(mu_);
       spf_[&session] = {Client(session), spf};
     }
-    if (!threshold_ || !mailauth::AtOrBelow(spf.result, *threshold_)) {
+    std::string result(mailauth::SpfResultName(spf.result));
+    std::string why;
+    std::optional<AuthAction> act =
+        rules.Action(StrCat("spf-", result), &why);
+    if (act) {
+      if (*act != AuthAction::kReject) return std::nullopt;
+    } else if (threshold_ && mailauth::AtOrBelow(spf.result, *threshold_)) {
+      why = StrCat("at or below spf-threshold ", cfg_.spf_threshold);
+    } else {
       return std::nullopt;
     }
-    std::string result(mailauth::SpfResultName(spf.result));
     log_.Info(session.queue_id(),
               StrCat("mailauth: client=[", session.client().addr, "] from=<",
-                     check.arg, "> refused: spf=", result,
-                     " at or below spf-threshold ", cfg_.spf_threshold));
-    return smtp::Verdict::Reject(MakeR(
-        550, spf.result == SpfResult::kPermError ? "5.7.24" : "5.7.23",
-        StrCat("<", check.arg, ">: SPF check ", result, " for [",
-               session.client().addr, "]")));
+                     check.arg, "> refused: spf=", result, " ", why));
+    return smtp::Verdict::Reject(SpfRefusal(session, check.arg, spf.result));
   }
 
   MessageAuth Message(const smtp::Session& session, const smtp::Check& check,
-                      bool relay_allowed) override {
+                      const Policy& policy, bool relay_allowed) override {
     MessageAuth out;
-    bool inbound = Inbound(session) && !relay_allowed &&
-                   (spf_on_ || dkim_on_ || dmarc_on_);
-    bool sign = relay_allowed && keys_ && dkim_;
     std::optional<SpfOutcome> spf = TakeSpf(session);
-    if (!inbound && !sign) return out;
+    bool any_check = spf_on_ || dkim_on_ || dmarc_on_;
+    bool maybe_inbound = Inbound(session) && any_check;
+    bool sign = relay_allowed && keys_ && dkim_;
+    if (!maybe_inbound && !sign) return out;
     auto file = fs::ReadFile(check.staged_path);
     absl::StatusOr<mail::MessageFile> mf =
         file.ok() ? mail::ParseMessageFile(*file)
@@ -97,13 +178,20 @@ class MailAuthImpl : public MailAuth {
           MakeR(451, "4.3.0", "Local error reading the message"));
       return out;
     }
+    Rules rules;
+    bool inbound = false;
+    if (maybe_inbound) {
+      rules = RulesFor(policy, session, mf->envelope.sender);
+      inbound = rules.Checked(relay_allowed);
+    }
+    if (!inbound && !sign) return out;
     std::string_view message = std::string_view(*file).substr(mf->body_offset);
     std::string from_domain = mailauth::FromDomain(message);
     std::string log;
     if (inbound) {
       mailauth::AuthResults r;
       r.authserv_id = hostname_;
-      if (spf_on_) {
+      if (spf_on_ && !rules.SpfOff()) {
         if (!spf) spf = Spf(session, mf->envelope.sender);
         r.spf = spf;
       }
@@ -112,14 +200,16 @@ class MailAuthImpl : public MailAuth {
         r.dkim = dkim_->Verify(message, check.queue_id);
       }
       if (dmarc_on_) {
-        r.dmarc = mailauth::CheckDmarc(*dns_, from_domain, r.spf, r.dkim);
-        Apply(*r.dmarc, &out);
+        mailauth::DmarcOptions o;
+        if (psl_) o.psl = &*psl_;
+        r.dmarc = mailauth::CheckDmarc(*dns_, from_domain, r.spf, r.dkim, o);
       }
       out.headers = mailauth::FormatAuthenticationResults(r);
-      if (cfg_.spf_received && spf && !spf->received_spf.empty()) {
-        StrAppend(&out.headers, "Received-SPF: ", spf->received_spf, "\n");
+      if (cfg_.spf_received && r.spf && !r.spf->received_spf.empty()) {
+        StrAppend(&out.headers, "Received-SPF: ", r.spf->received_spf, "\n");
       }
       log = mailauth::Summary(r);
+      Apply(session, r, rules, &out, &log);
     }
     if (sign && !out.reject) {
       const mailauth::DkimKey* key = keys_->ForDomain(from_domain);
@@ -136,11 +226,7 @@ class MailAuthImpl : public MailAuth {
         }
       }
     }
-    if (!log.empty()) {
-      if (out.reject) StrAppend(&log, ": rejected");
-      if (!out.freeze_reason.empty()) StrAppend(&log, ": ", out.freeze_reason);
-      log_.Info(check.queue_id, StrCat("mailauth: ", log));
-    }
+    if (!log.empty()) log_.Info(check.queue_id, StrCat("mailauth: ", log));
     return out;
   }
 
@@ -152,6 +238,17 @@ class MailAuthImpl : public MailAuth {
 
   static std::string Client(const smtp::Session& s) {
     return StrCat(s.client().addr, " ", s.client().port);
+  }
+
+  // RFC 7372: 5.7.23 for a failed SPF check, 5.7.24 for an error
+  // (temporary: 451).
+  static smtp::Reply SpfRefusal(const smtp::Session& session,
+                                std::string_view sender, SpfResult r) {
+    std::string text = StrCat("<", sender, ">: SPF check ",
+                              mailauth::SpfResultName(r), " for [",
+                              session.client().addr, "]");
+    if (r == SpfResult::kTempError) return MakeR(451, "4.7.24", text);
+    return MakeR(550, r == SpfResult::kPermError ? "5.7.24" : "5.7.23", text);
   }
 
   SpfOutcome Spf(const smtp::Session& session, const std::string& sender) {
@@ -171,18 +268,85 @@ class MailAuthImpl : public MailAuth {
     return r;
   }
 
-  void Apply(const mailauth::DmarcOutcome& d, MessageAuth* out) {
-    if (d.result != "fail") return;
-    if (d.policy == "reject") {
-      out->reject = smtp::Verdict::Reject(MakeR(
-          550, "5.7.1",
-          StrCat("Message rejected by the DMARC policy of ", d.from_domain)));
-    } else if (d.policy == "quarantine") {
-      // The first word of the reason names the freezer file's cause.
-      out->freeze_reason =
-          StrCat(cfg_.quarantine_folder.empty() ? "dmarc"
-                                                : cfg_.quarantine_folder,
-                 ": DMARC quarantine policy of ", d.from_domain);
+  // What the results, the policy attributes and the DMARC record decide;
+  // appends the outcome to the log line.
+  void Apply(const smtp::Session& session, const mailauth::AuthResults& r,
+             const Rules& rules, MessageAuth* out, std::string* log) {
+    AuthAction act = AuthAction::kAccept;
+    std::string why;
+    std::optional<smtp::Reply> refusal;
+    std::vector<std::string> tags;
+    auto take = [&](AuthAction a, std::string w, std::string tag,
+                    smtp::Reply reply) {
+      if (a == AuthAction::kTag) tags.push_back(tag);
+      if (a == AuthAction::kReject && !refusal) refusal = std::move(reply);
+      Stricter(a, std::move(w), &act, &why);
+    };
+    if (r.spf) {
+      std::string result(mailauth::SpfResultName(r.spf->result));
+      std::string w;
+      if (auto a = rules.Action(StrCat("spf-", result), &w)) {
+        // A reject came at MAIL FROM already, unless the SPF check ran
+        // only now (a transaction begun before a reload).
+        take(*a, w, StrCat("spf=", result),
+             SpfRefusal(session, r.spf->checked, r.spf->result));
+      }
+    }
+    if (r.dkim_checked) {
+      std::string d = DkimVerdict(r.dkim);
+      std::string w;
+      std::optional<AuthAction> a;
+      if (d == "fail" || d == "none") a = rules.Action(StrCat("dkim-", d), &w);
+      if (a) {
+        take(*a, w, StrCat("dkim=", d),
+             MakeR(550, "5.7.20",
+                   d == "none" ? "No DKIM signature found"
+                               : "No passing DKIM signature found"));
+      }
+    }
+    if (r.dmarc && r.dmarc->result == "fail" && !r.dmarc->policy.empty()) {
+      const mailauth::DmarcOutcome& d = *r.dmarc;
+      std::string w;
+      std::optional<AuthAction> a = rules.Action(StrCat("dmarc-", d.policy), &w);
+      if (!a) {
+        // What the domain asks for.
+        a = d.policy == "reject"       ? AuthAction::kReject
+            : d.policy == "quarantine" ? AuthAction::kFreeze
+                                       : AuthAction::kAccept;
+        w = StrCat("DMARC ", d.policy, " policy of ", d.from_domain);
+      }
+      take(*a, w, StrCat("dmarc=fail (p=", d.policy, ")"),
+           MakeR(550, "5.7.1",
+                 StrCat("Message rejected by the DMARC policy of ",
+                        d.from_domain)));
+    }
+    switch (act) {
+      case AuthAction::kReject:
+        out->reject = smtp::Verdict::Reject(*refusal);
+        StrAppend(log, ": rejected: ", why);
+        return;
+      case AuthAction::kFreeze: {
+        // The first word names the freezer file's cause.
+        std::string cause =
+            why.starts_with("spf")    ? "spf"
+            : why.starts_with("dkim") ? "dkim"
+            : cfg_.quarantine_folder.empty() ? "dmarc"
+                                             : cfg_.quarantine_folder;
+        out->freeze_reason = StrCat(cause, ": ", why);
+        StrAppend(log, ": ", out->freeze_reason);
+        break;
+      }
+      default:
+        break;
+    }
+    if (!tags.empty()) {
+      std::string joined;
+      for (const std::string& t : tags) {
+        StrAppend(&joined, joined.empty() ? "" : "; ", t);
+      }
+      StrAppend(&out->headers, "X-Authentication-Warning: ", hostname_, ": ",
+                joined, "\n");
+      StrAppend(log, ": tagged ", joined);
     }
   }
 
@@ -192,6 +356,7 @@ class MailAuthImpl : public MailAuth {
   const std::string hostname_;
   const std::unique_ptr<mailauth::Dkim> dkim_;
   const std::optional<mailauth::DkimKeys> keys_;
+  const std::optional<mailauth::PublicSuffixList> psl_;
   std::optional<SpfResult> threshold_;
   bool spf_on_ = false, dkim_on_ = false, dmarc_on_ = false;
   std::mutex mu_;
@@ -227,8 +392,22 @@ absl::StatusOr<std::unique_ptr<MailAuth>> MakeMailAuth(
   }
   auto dkim = mailauth::Dkim::Create(dns);
   if (!dkim.ok()) return dkim.status();
-  return std::unique_ptr<MailAuth>(new MailAuthImpl(
-      c, dns, log, std::move(hostname), std::move(*dkim), std::move(keys)));
+  // DMARC's organizational domains (Debian's publicsuffix package).
+  std::optional<mailauth::PublicSuffixList> psl;
+  if (c.dmarc) {
+    auto l = mailauth::PublicSuffixList::Load(mailauth::kDebianPublicSuffixList);
+    if (l.ok()) {
+      psl = std::move(*l);
+    } else {
+      log.Warning("", StrCat("mailauth: no public suffix list (",
+                             zm::Message(l.status()),
+                             "); DMARC takes the last two labels of a "
+                             "domain as its organizational domain"));
+    }
+  }
+  return std::unique_ptr<MailAuth>(
+      new MailAuthImpl(c, dns, log, std::move(hostname), std::move(*dkim),
+                       std::move(keys), std::move(psl)));
 }
 
 }  // namespace zm::smtpserver

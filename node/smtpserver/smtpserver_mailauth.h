@@ -15,6 +15,20 @@
 //   - one Authentication-Results: header (and Received-SPF: with
 //     `PARAM spf-received`) on top of the message, and one log line with
 //     the results and the queue id.
+// smtp-policy attributes (looked up for the client's address, then for the
+// envelope sender; the first found wins) choose what each result does:
+//   mailauth -            no inbound checks for this client (client only);
+//                         `mailauth +` checks a trusted network's clients
+//   spf -                 no SPF for this client or sender
+//   spf-fail ACTION       also spf-softfail, spf-neutral, spf-none,
+//                         spf-permerror, spf-temperror (over spf-threshold)
+//   dkim-fail ACTION      no signature passes and one fails
+//   dkim-none ACTION      no signature at all
+//   dmarc-reject ACTION   DMARC fails under p=reject (default reject);
+//                         also dmarc-quarantine (default freeze),
+//                         dmarc-none (default accept)
+// ACTION is reject (SPF: at MAIL FROM), freeze, tag (an
+// X-Authentication-Warning: header) or accept.
 // Outbound: a relay-allowed session (AUTH, trusted network) whose message
 // has a From: domain in the key table (etc/dkim-keys, or `PARAM
 // dkim-keys FILE`) gets a DKIM-Signature.
@@ -22,8 +36,9 @@
 //   auto ma = MakeMailAuth(config, node, resolver, log, hostname);
 //   if (!ma.ok()) ...;           // bad key table: file:line
 //   if (*ma == nullptr) ...;     // nothing configured
-//   if (auto r = (*ma)->MailFrom(session, check)) return *r;   // refused
-//   MessageAuth m = (*ma)->Message(session, check, relay_allowed);
+//   if (auto r = (*ma)->MailFrom(session, check, policy, relay_allowed))
+//     return *r;                                            // refused
+//   MessageAuth m = (*ma)->Message(session, check, policy, relay_allowed);
 //
 // Thread-safe; the resolver and log must outlive it.
 #ifndef ZM_SMTPSERVER_SMTPSERVER_MAILAUTH_H_
@@ -32,6 +47,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "node/common/log.h"
@@ -50,6 +66,35 @@ class Session;
 
 namespace zm::smtpserver {
 
+class Policy;
+
+// What an smtp-policy attribute such as `spf-fail` or `dmarc-none` asks
+// for (see above); the stricter of two wins (reject > freeze > tag >
+// accept).
+enum class AuthAction { kAccept, kTag, kFreeze, kReject };
+
+inline constexpr std::string_view kAuthActionAttributes[] = {
+    "spf-fail",      "spf-softfail",  "spf-neutral",  "spf-none",
+    "spf-permerror", "spf-temperror", "dkim-fail",    "dkim-none",
+    "dmarc-reject",  "dmarc-quarantine", "dmarc-none",
+};
+
+inline bool IsAuthActionAttribute(std::string_view name) {
+  for (std::string_view a : kAuthActionAttributes) {
+    if (a == name) return true;
+  }
+  return false;
+}
+
+// "reject", "freeze", "tag", "accept" (lower case); nullopt otherwise.
+inline std::optional<AuthAction> ParseAuthAction(std::string_view v) {
+  if (v == "reject") return AuthAction::kReject;
+  if (v == "freeze") return AuthAction::kFreeze;
+  if (v == "tag") return AuthAction::kTag;
+  if (v == "accept") return AuthAction::kAccept;
+  return std::nullopt;
+}
+
 // What the end-of-data step decided.
 struct MessageAuth {
   std::optional<smtp::Verdict> reject;  // DMARC p=reject, spool errors
@@ -61,13 +106,16 @@ struct MessageAuth {
 class MailAuth {
  public:
   virtual ~MailAuth() = default;
-  // kMailFrom of a session that may not relay: SPF; a refusal when
-  // spf-threshold says so. Remembers the result for the message.
+  // kMailFrom: SPF for an inbound session (not relay-allowed, unless
+  // `mailauth +`); a refusal when an spf-* attribute or spf-threshold says
+  // so. Remembers the result for the message. `policy` is smtp-policy.
   virtual std::optional<smtp::Verdict> MailFrom(const smtp::Session& session,
-                                                const smtp::Check& check) = 0;
+                                                const smtp::Check& check,
+                                                const Policy& policy,
+                                                bool relay_allowed) = 0;
   // kMessage: reads the staged file (check.staged_path).
   virtual MessageAuth Message(const smtp::Session& session,
-                              const smtp::Check& check,
+                              const smtp::Check& check, const Policy& policy,
                               bool relay_allowed) = 0;
 };
 

@@ -13,6 +13,7 @@
 #include "node/config/config_file.h"
 #include "node/relations/relation_db.h"
 #include "node/smtpserver/smtpserver_config.h"
+#include "node/smtpserver/smtpserver_mailauth.h"
 
 namespace zm::smtpserver {
 namespace {
@@ -105,7 +106,9 @@ bool IsPolicyAttribute(std::string_view name) {
   for (std::string_view a : kAttributes) {
     if (EqualsIgnoreCase(a, name)) return true;
   }
-  return false;
+  // zmnode: what SPF/DKIM/DMARC results do (smtpserver_mailauth.h).
+  return EqualsIgnoreCase(name, "mailauth") ||
+         IsAuthActionAttribute(ToLower(name));
 }
 
 bool ParseNetworkKey(std::string_view key, Policy::Network* out) {
@@ -403,6 +406,11 @@ absl::StatusOr<Policy> Policy::Parse(
       }
       if (name == "ratelimitmsgs" && !ParseRateLimit(e.attrs.back().second)) {
         return err(StrCat("ratelimitmsgs wants N or N,M, not '",
+                          e.attrs.back().second, "'"));
+      }
+      if (IsAuthActionAttribute(name) &&
+          !ParseAuthAction(ToLower(e.attrs.back().second))) {
+        return err(StrCat(name, " wants reject, freeze, tag or accept, not '",
                           e.attrs.back().second, "'"));
       }
     }
