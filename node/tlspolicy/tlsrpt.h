@@ -15,6 +15,7 @@
 #define ZM_TLSPOLICY_TLSRPT_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +60,33 @@ std::string Day(int64_t unix_time);
 absl::StatusOr<std::vector<nlohmann::json>> Aggregate(
     const std::string& dir, std::string_view day, std::string_view org,
     std::string_view domain = "");
+
+// ---- sending the reports (RFC 8460 sections 3 and 5) ----------------------
+
+// The rua= URIs ("mailto:tlsrpt@example.net", "https://...") of the one
+// "v=TLSRPTv1" record among the `_smtp._tls.DOMAIN` TXT records; NotFound
+// when there is none or more than one, InvalidArgument without rua=.
+absl::StatusOr<std::vector<std::string>> ParseTlsrptRecords(
+    const std::vector<std::string>& txt);
+
+// The address of a "mailto:" URI (RFC 6068: %-escapes decoded, "?..."
+// dropped); nullopt for any other scheme or a malformed one.
+std::optional<std::string> MailtoAddress(std::string_view uri);
+
+struct ReportMail {
+  std::string from;       // the From: address
+  std::string to;         // the recipient (a mailto: address)
+  std::string submitter;  // our host name (TLS-Report-Submitter)
+  int64_t now = 0;        // Unix seconds, for Date:
+};
+
+// A report of Aggregate() as the mail of section 5.3: multipart/report;
+// report-type="tlsrpt", a short text part and the JSON gzipped as
+// application/tlsrpt+gzip (base64, the section 5.1 file name); Subject
+// "Report Domain: D Submitter: S Report-ID: <id>", TLS-Report-Domain and
+// TLS-Report-Submitter headers. LF line endings.
+absl::StatusOr<std::string> ReportMessage(const nlohmann::json& report,
+                                          const ReportMail& mail);
 
 }  // namespace zm::tlspolicy
 

@@ -100,3 +100,45 @@ def test_dane_match_mismatch_and_unsigned(node_factory, signed_dns,
             "validation-failure"
         assert by_domain["plain.test"]["policies"][0]["policy"][
             "policy-type"] == "no-policy-found"
+
+
+def test_dane_follows_secure_cname_of_the_mx_host(node_factory, signed_dns,
+                                                   tmp_path):
+    """RFC 7672 section 2.2.2: an MX host that is an alias (CNAME) in a
+    signed zone has its TLSA records looked up at the expanded name first
+    (here the matching one; the alias's own is wrong), and at the alias
+    when the target has none (here the wrong one: deferred)."""
+    ca = LocalCa(tmp_path / "ca")
+    crt, key = ca.issue("mx", ["mx-real.dane.test"])
+    with Sink(tls=(crt, key)) as sink:
+        p = sink.port
+        ee = spki_sha256(crt)
+        dns = signed_dns(signed={"dane.test": [
+            "cn IN MX 10 mx-alias", "mx-alias IN CNAME mx-real",
+            "mx-real IN A 127.0.0.1",
+            f"_{p}._tcp.mx-real IN TLSA 3 1 1 {ee}",
+            f"_{p}._tcp.mx-alias IN TLSA 3 1 1 {WRONG}",
+            "fb IN MX 10 mx-alias2", "mx-alias2 IN CNAME mx-notlsa",
+            "mx-notlsa IN A 127.0.0.1",
+            f"_{p}._tcp.mx-alias2 IN TLSA 3 1 1 {WRONG}",
+        ]})
+
+        def setup(node):
+            dns.configure(node)
+            set_smtp_command(node, f"smtp -p {p} -T 5")
+        node = node_factory(setup=setup)
+        rcpts = ["a@cn.dane.test", "b@fb.dane.test"]
+        for rcpt in rcpts:
+            proc = node.sendmail("-f", "alice@localhost", rcpt, message=MSG)
+            assert proc.returncode == 0, proc.output
+        wait_for(lambda: all(result_line(node, a) for a in rcpts), 90,
+                 what="a result for every recipient")
+        sink.wait_messages(1)
+        assert [m["to"][0] for m in sink.messages] == ["a@cn.dane.test"]
+        assert "status=sent" in result_line(node, "a@cn.dane.test")
+        log = maillog(node)
+        assert f"DANE (_{p}._tcp.mx-real.dane.test)" in log
+        assert f"TLSA match 3 1 1 {ee}" in log
+        fb = result_line(node, "b@fb.dane.test")
+        assert "status=deferred" in fb
+        assert f"DANE (_{p}._tcp.mx-alias2.dane.test)" in fb

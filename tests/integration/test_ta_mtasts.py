@@ -4,9 +4,14 @@ dnsmasq, and one sink whose certificate (same CA) names only
 mx.ok.test. enforce with a wrong certificate or an unlisted MX defers
 saying which policy decided; testing delivers and records the failure;
 a matching certificate delivers; an explicit smtp-tls.conf rule
-overrides the policy; the policy is cached on disk."""
+overrides the policy; the policy is cached on disk, and refreshed in the
+background. Also TLS reports (RFC 8460) mailed by `zmailer tlsrpt
+--send`."""
 
+import email
+import gzip
 import json
+import time
 
 from conftest import wait_for
 from dns_util import dnsmasq, host, mx, txt  # noqa: F401
@@ -137,3 +142,134 @@ def test_mta_sts_fetch_failure_means_no_policy(node_factory, dnsmasq,
         results = [d["result-type"] for p in rep["policies"]
                    for d in p.get("failure-details", [])]
         assert "sts-policy-fetch-error" in results
+
+
+def test_mta_sts_policy_refreshed_in_the_background(node_factory, dnsmasq,
+                                                    tmp_path):
+    """A cached policy is fetched again when the `_mta-sts` id changes or
+    it has lived half its max_age (RFC 8461 section 10.2), in the
+    background: a delivery meanwhile goes by the cached policy and does
+    not wait for the policy host, here held until the test lets it go."""
+    ca = LocalCa(tmp_path / "ca")
+    web_crt, web_key = ca.issue("web", ["mta-sts.ref.test"])
+    mx_crt, mx_key = ca.issue("mx", ["mx.ref.test"])
+    server = PolicyServer(web_crt, web_key,
+                          sts_policy("enforce", "mx.ref.test"))
+    with server, Sink(tls=(mx_crt, mx_key)) as sink:
+        base = [mx("ref.test", "mx.ref.test", 10),
+                host("mx.ref.test", "127.0.0.1"),
+                host("mta-sts.ref.test", "127.0.0.1")]
+        # TTL 0: the agent sees each new id at once.
+        dns = dnsmasq(base + [txt("_mta-sts.ref.test", "v=STSv1; id=1")],
+                      ttl=0)
+
+        def setup(node):
+            dns.configure(node)
+            set_smtp_command(node, f"smtp -p {sink.port} -T 5")
+            (node.etc / "smtp-tls.conf").write_text(
+                f"mta-sts-ca={ca.cert}\nmta-sts-port={server.port}\n"
+                "mta-sts-timeout=60\n")
+        node = node_factory(setup=setup)
+        cache = node.home / "db" / "mta-sts" / "ref.test"
+
+        def deliver(n):
+            rcpt = f"u{n}@ref.test"
+            proc = node.sendmail("-f", "alice@localhost", rcpt, message=MSG)
+            assert proc.returncode == 0, proc.output
+            wait_for(lambda: result_line(node, rcpt), 90, what="a result")
+            assert "status=sent" in result_line(node, rcpt)
+            sink.wait_messages(n)
+
+        def enforced():
+            return maillog(node).count("(MTA-STS enforce policy of ref.test)")
+
+        # No cached policy: fetched before the delivery.
+        deliver(1)
+        assert server.requests == 1
+        assert cache.read_text().startswith("1 ")
+        assert enforced() == 1
+
+        # A new id while the policy host hangs: delivered by the cached
+        # (enforce) policy; the new one (testing) arrives afterwards.
+        server.policy = sts_policy("testing", "mx.ref.test")
+        server.gate.clear()
+        dns.restart(records=base + [txt("_mta-sts.ref.test",
+                                        "v=STSv1; id=2")])
+        deliver(2)
+        assert enforced() == 2
+        wait_for(lambda: server.requests == 2, 60, what="the refresh fetch")
+        assert cache.read_text().startswith("1 ")
+        server.gate.set()
+        wait_for(lambda: cache.read_text().startswith("2 "), 90,
+                 what="the refreshed policy in the cache")
+        assert "mode: testing" in cache.read_text()
+        assert "MTA-STS policy of ref.test refreshed: mode testing, id 2" \
+            in maillog(node)
+
+        # The same id, but the cached policy has lived more than half its
+        # max_age (86400 s): fetched again, the cache's time renewed.
+        first, rest = cache.read_text().split("\n", 1)
+        old = int(first.split()[1]) - 50000
+        cache.write_text(f"2 {old}\n{rest}")
+        deliver(3)
+        assert "(MTA-STS testing policy of ref.test)" in maillog(node)
+        wait_for(lambda: server.requests == 3, 60, what="the refresh fetch")
+        wait_for(lambda: int(cache.read_text().split()[1]) > old + 40000, 90,
+                 what="the renewed cache entry")
+
+
+def test_tls_reports_are_mailed_to_the_rua_address(node_factory, dnsmasq,
+                                                   tmp_path):
+    """`zmailer tlsrpt --send` mails a day's report of each policy domain to
+    the mailto: rua of its `_smtp._tls` record (RFC 8460 section 5.3):
+    multipart/report, the JSON gzipped as application/tlsrpt+gzip."""
+    ca = LocalCa(tmp_path / "ca")
+    mx_crt, mx_key = ca.issue("mx", ["mx.rpt.test"])
+    with Sink(tls=(mx_crt, mx_key)) as sink:
+        dns = dnsmasq([
+            mx("rpt.test", "mx.rpt.test", 10), host("mx.rpt.test", "127.0.0.1"),
+            txt("_smtp._tls.rpt.test",
+                "v=TLSRPTv1; rua=mailto:tls-reports@reports.test,"
+                "https://reports.test/tlsrpt"),
+            mx("reports.test", "mx.reports.test", 10),
+            host("mx.reports.test", "127.0.0.1")])
+
+        def setup(node):
+            dns.configure(node)
+            set_smtp_command(node, f"smtp -p {sink.port} -T 5")
+        node = node_factory(setup=setup)
+        proc = node.sendmail("-f", "alice@localhost", "u@rpt.test",
+                             message=MSG)
+        assert proc.returncode == 0, proc.output
+        sink.wait_messages(1)
+        wait_for(lambda: result_line(node, "u@rpt.test"), 60, what="a result")
+
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        out = node.zmailer("tlsrpt", "--send", "--day", day)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "rpt.test: report sent to tls-reports@reports.test" \
+            in out.stdout, out.stdout
+        assert "https://reports.test/tlsrpt: not sent (only mailto:" \
+            in out.stdout, out.stdout
+        sink.wait_messages(2)
+        rep = next(m for m in sink.messages
+                   if m["to"] == ["tls-reports@reports.test"])
+        assert rep["from"] in ("", "<>"), rep["from"]
+        msg = email.message_from_bytes(rep["data"])
+        assert msg["Subject"].startswith("Report Domain: rpt.test Submitter: ")
+        assert "Report-ID: <" in msg["Subject"]
+        assert msg["TLS-Report-Domain"] == "rpt.test"
+        assert msg.get_content_type() == "multipart/report"
+        assert msg.get_param("report-type") == "tlsrpt"
+        part = next(p for p in msg.walk()
+                    if p.get_content_type() == "application/tlsrpt+gzip")
+        # Section 5.1: submitter!policy-domain!begin!end.json.gz
+        parts = part.get_filename().split("!")
+        assert len(parts) == 4 and parts[1] == "rpt.test", parts
+        assert parts[2].isdigit() and parts[3].endswith(".json.gz"), parts
+        assert int(parts[3].split(".")[0]) - int(parts[2]) == 86399, parts
+        report = json.loads(gzip.decompress(part.get_payload(decode=True)))
+        policy = report["policies"][0]
+        assert policy["policy"]["policy-domain"] == "rpt.test"
+        assert policy["policy"]["policy-type"] == "no-policy-found"
+        assert policy["summary"]["total-successful-session-count"] >= 1

@@ -30,6 +30,7 @@
 #include "node/ta/common/ta.h"
 #include "node/ta/smtpclient/smtpclient.h"
 #include "node/tlspolicy/mtasts.h"
+#include "node/tlspolicy/refresher.h"
 #include "node/tlspolicy/tlsrpt.h"
 
 namespace zm::smtp {
@@ -148,6 +149,9 @@ struct SecureTransport {
   std::unique_ptr<dns::SecureResolver> dnssec;  // null: no DANE
   std::string sts_cache_dir;                    // "" = no MTA-STS cache
   std::string tlsrpt_dir;                       // "" = no TLS reporting
+  // MTA-STS policies fetched again in the background (smtp_secure.cc);
+  // made when first needed.
+  std::unique_ptr<tlspolicy::Refresher> sts_refresher;
 };
 
 class SmtpAgent : public ta::Handler {
@@ -181,6 +185,16 @@ class SmtpAgent : public ta::Handler {
   // The MTA-STS policy of a domain (cache, TXT id, fetch); nullopt = none.
   std::optional<tlspolicy::StsPolicy> StsPolicyFor(const std::string& queue_id,
                                                    const std::string& domain);
+  // The id of the domain's `_mta-sts` TXT record; "" = none.
+  std::string StsId(const std::string& queue_id, const std::string& domain);
+  // Fetches, parses and caches the policy for `id`; nullopt when that
+  // fails (logged; recorded for TLS reports with `report_failure`).
+  // `refresh`: a cached policy holds meanwhile (the log says so).
+  std::optional<tlspolicy::StsPolicy> FetchSts(const std::string& queue_id,
+                                               const std::string& domain,
+                                               const std::string& id,
+                                               bool refresh,
+                                               bool report_failure);
   // Connects to `s` and says EHLO, with STARTTLS as s.tls says. nullopt
   // and client_ set on success, else why not.
   std::optional<smtpclient::Outcome> Connect(const std::string& queue_id,

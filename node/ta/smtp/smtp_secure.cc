@@ -89,11 +89,56 @@ std::optional<tlspolicy::StsPolicy> SmtpAgent::StsPolicyFor(
     const std::string& queue_id, const std::string& domain) {
   if (!resolver_) return std::nullopt;
   int64_t now = static_cast<int64_t>(::time(nullptr));
-  tlspolicy::StsCache cache(secure_.sts_cache_dir);
   std::optional<tlspolicy::StsPolicy> cached;
-  if (!secure_.sts_cache_dir.empty()) cached = cache.Get(domain);
+  if (!secure_.sts_cache_dir.empty()) {
+    cached = tlspolicy::StsCache(secure_.sts_cache_dir).Get(domain);
+  }
   if (cached && cached->Expired(now)) cached.reset();
+  std::string id = StsId(queue_id, domain);
+  // RFC 8461 section 5.1: without a record a cached policy still holds;
+  // with the cached id it is current.
+  if (id.empty()) return cached;
+  if (cached) {
+    // A new id, or a policy half-way to its expiry: fetched again in the
+    // background (section 10.2); this delivery goes by the cached one.
+    if (tlspolicy::NeedsRefresh(*cached, id, now)) {
+      if (!secure_.sts_refresher) {
+        secure_.sts_refresher = std::make_unique<tlspolicy::Refresher>(
+            [this](const std::string& d) {
+              std::string fresh = StsId("", d);
+              return !fresh.empty() &&
+                     FetchSts("", d, fresh, true, false).has_value();
+            });
+      }
+      if (secure_.sts_refresher->Request(domain)) {
+        log_.Info(queue_id, StrCat("MTA-STS policy of ", domain,
+                                   ": refreshing in the background (cached id ",
+                                   cached->id, ", now ", id, ")"));
+      }
+    }
+    return cached;
+  }
+  return FetchSts(queue_id, domain, id, false, true);
+}
+
+std::string SmtpAgent::StsId(const std::string& queue_id,
+                             const std::string& domain) {
+  auto txt = resolver_->LookupTxt(StrCat("_mta-sts.", domain));
+  if (!txt.ok()) return "";
+  auto rec = tlspolicy::ParseStsRecords(*txt);
+  if (rec.ok()) return *rec;
+  if (!absl::IsNotFound(rec.status())) {
+    log_.Warning(queue_id, StrCat("MTA-STS record of ", domain, ": ",
+                                  Message(rec.status())));
+  }
+  return "";
+}
+
+std::optional<tlspolicy::StsPolicy> SmtpAgent::FetchSts(
+    const std::string& queue_id, const std::string& domain,
+    const std::string& id, bool refresh, bool report_failure) {
   auto report = [&](std::string_view result, std::string_view detail) {
+    if (!report_failure) return;
     tlspolicy::TlsResult r;
     r.policy_domain = domain;
     r.type = tlspolicy::PolicyType::kSts;
@@ -101,20 +146,6 @@ std::optional<tlspolicy::StsPolicy> SmtpAgent::StsPolicyFor(
     r.detail = std::string(detail);
     Report(std::move(r));
   };
-  std::string id;
-  auto txt = resolver_->LookupTxt(StrCat("_mta-sts.", domain));
-  if (txt.ok()) {
-    auto rec = tlspolicy::ParseStsRecords(*txt);
-    if (rec.ok()) {
-      id = *rec;
-    } else if (!absl::IsNotFound(rec.status())) {
-      log_.Warning(queue_id, StrCat("MTA-STS record of ", domain, ": ",
-                                    Message(rec.status())));
-    }
-  }
-  // RFC 8461 section 5.1: without a record a cached policy still holds;
-  // with the cached id it is current.
-  if (id.empty() || (cached && cached->id == id)) return cached;
   const SecureSettings& set = tls_.settings();
   tlspolicy::FetchOptions fo;
   fo.ca_file = set.mta_sts_ca;
@@ -125,29 +156,30 @@ std::optional<tlspolicy::StsPolicy> SmtpAgent::StsPolicyFor(
   absl::StatusOr<std::string> body =
       ips.ok() ? tlspolicy::FetchStsPolicy(domain, *ips, fo)
                : absl::StatusOr<std::string>(ips.status());
+  std::string_view kept = refresh ? "; the cached one holds" : "";
   if (!body.ok()) {
     std::string why = Message(body.status());
     log_.Warning(queue_id, StrCat("MTA-STS policy of ", domain,
-                                  " not fetched (", why, ")",
-                                  cached ? "; the cached one holds" : ""));
+                                  " not fetched (", why, ")", kept));
     report("sts-policy-fetch-error", why);
-    return cached;
+    return std::nullopt;
   }
   auto pol = tlspolicy::ParseStsPolicy(*body);
   if (!pol.ok()) {
     std::string why = Message(pol.status());
-    log_.Warning(queue_id,
-                 StrCat("MTA-STS policy of ", domain, " is invalid (", why,
-                        ")", cached ? "; the cached one holds" : ""));
+    log_.Warning(queue_id, StrCat("MTA-STS policy of ", domain,
+                                  " is invalid (", why, ")", kept));
     report("sts-policy-invalid", why);
-    return cached;
+    return std::nullopt;
   }
   pol->id = id;
-  pol->fetched = now;
-  log_.Info(queue_id, StrCat("MTA-STS policy of ", domain, " fetched: mode ",
+  pol->fetched = static_cast<int64_t>(::time(nullptr));
+  log_.Info(queue_id, StrCat("MTA-STS policy of ", domain,
+                             refresh ? " refreshed" : " fetched", ": mode ",
                              tlspolicy::StsModeName(pol->mode), ", id ", id,
                              ", max_age ", pol->max_age));
   if (!secure_.sts_cache_dir.empty()) {
+    tlspolicy::StsCache cache(secure_.sts_cache_dir);
     if (auto s = cache.Put(domain, *pol); !s.ok()) {
       log_.Warning(queue_id, StrCat("MTA-STS cache: ", Message(s)));
     }
@@ -198,25 +230,34 @@ void SmtpAgent::DecideTls(const std::string& queue_id, const Destination& dest,
                             " fail DNSSEC validation: ", addr->why_bogus);
         } else if (addr.ok() && addr->secure) {
           // RFC 7672 section 2.2.2: TLSA records only behind secure
-          // addresses.
-          std::string name = tlspolicy::TlsaName(s.name, s.port);
-          auto t = secure_.dnssec->Lookup(name, dns::kRrTlsa);
-          if (!t.ok()) {
-            d.refuse = StrCat("DANE: TLSA lookup of ", name,
-                              " failed: ", Message(t.status()));
-          } else if (t->bogus) {
-            d.refuse = StrCat("DANE: the TLSA records of ", name,
-                              " fail DNSSEC validation: ", t->why_bogus);
-          } else if (t->secure && !t->rdata.empty()) {
-            d.tlsa = tlspolicy::UsableTlsa(t->rdata);
-            d.tlsa_name = name;
-            if (d.tlsa.empty()) {
-              log_.Info(queue_id, StrCat("DANE: no usable TLSA record at ",
-                                         name, "; not authenticated"));
+          // addresses. An alias (CNAME) whose chain validated has its
+          // records at the expanded name first, then at the name itself.
+          std::vector<std::string> bases;
+          if (!addr->canonical.empty()) bases.push_back(addr->canonical);
+          bases.push_back(s.name);
+          for (const std::string& base : bases) {
+            std::string name = tlspolicy::TlsaName(base, s.port);
+            auto t = secure_.dnssec->Lookup(name, dns::kRrTlsa);
+            if (!t.ok()) {
+              d.refuse = StrCat("DANE: TLSA lookup of ", name,
+                                " failed: ", Message(t.status()));
+            } else if (t->bogus) {
+              d.refuse = StrCat("DANE: the TLSA records of ", name,
+                                " fail DNSSEC validation: ", t->why_bogus);
+            } else if (!t->secure || t->rdata.empty()) {
+              continue;  // none here: the next name
             } else {
-              d.kind = Kind::kDane;
-              d.label = StrCat("DANE (", name, ")");
+              d.tlsa = tlspolicy::UsableTlsa(t->rdata);
+              d.tlsa_name = name;
+              if (d.tlsa.empty()) {
+                log_.Info(queue_id, StrCat("DANE: no usable TLSA record at ",
+                                           name, "; not authenticated"));
+              } else {
+                d.kind = Kind::kDane;
+                d.label = StrCat("DANE (", name, ")");
+              }
             }
+            break;
           }
         }
         it = dane_by_host.emplace(s.name, std::move(d)).first;
@@ -306,6 +347,16 @@ std::optional<smtpclient::Outcome> SmtpAgent::Connect(
       if (d.kind == Kind::kDane) {
         t.dane = d.tlsa;
         t.dane_names = {s.name, dest.name};
+        // The expanded name of an alias whose records were used is the
+        // TLSA base domain, first: "_25._tcp.NAME" -> NAME.
+        std::string_view base = d.tlsa_name;
+        for (int label = 0; label < 2 && !base.empty(); ++label) {
+          auto dot = base.find('.');
+          base = dot == base.npos ? "" : base.substr(dot + 1);
+        }
+        if (!base.empty() && base != s.name) {
+          t.dane_names.insert(t.dane_names.begin(), std::string(base));
+        }
       } else if (sts) {
         t.verify = d.kind == Kind::kStsEnforce;
         t.check_only = d.kind == Kind::kStsTesting;
