@@ -29,10 +29,10 @@ absl::StatusOr<std::string> SubmitReport(const submit::SubmitContext& ctx,
                                          const std::string& message,
                                          Logger& log) {
   int fd = ::memfd_create("tlsrpt", MFD_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("memfd_create", "tlsrpt", errno);
+  if (fd < 0) return fs::ErrnoStatus("memfd_create", "tlsrpt", errno);
   absl::Status w = fs::WriteAll(fd, message, "tlsrpt");
   if (w.ok() && ::lseek(fd, 0, SEEK_SET) != 0) {
-    w = ErrnoStatus("lseek", "tlsrpt", errno);
+    w = fs::ErrnoStatus("lseek", "tlsrpt", errno);
   }
   if (!w.ok()) {
     ::close(fd);
