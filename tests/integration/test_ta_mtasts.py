@@ -156,9 +156,14 @@ def test_mta_sts_policy_refreshed_in_the_background(node_factory, dnsmasq,
     server = PolicyServer(web_crt, web_key,
                           sts_policy("enforce", "mx.ref.test"))
     with server, Sink(tls=(mx_crt, mx_key)) as sink:
+        # sep.test (no policy, the same sink) comes between two messages
+        # to ref.test, so that each opens a connection of its own (an
+        # open one is reused, with the policy it was opened under).
         base = [mx("ref.test", "mx.ref.test", 10),
                 host("mx.ref.test", "127.0.0.1"),
-                host("mta-sts.ref.test", "127.0.0.1")]
+                host("mta-sts.ref.test", "127.0.0.1"),
+                mx("sep.test", "mx.sep.test", 10),
+                host("mx.sep.test", "127.0.0.1")]
         # TTL 0: the agent sees each new id at once.
         dns = dnsmasq(base + [txt("_mta-sts.ref.test", "v=STSv1; id=1")],
                       ttl=0)
@@ -173,12 +178,14 @@ def test_mta_sts_policy_refreshed_in_the_background(node_factory, dnsmasq,
         cache = node.home / "db" / "mta-sts" / "ref.test"
 
         def deliver(n):
-            rcpt = f"u{n}@ref.test"
-            proc = node.sendmail("-f", "alice@localhost", rcpt, message=MSG)
-            assert proc.returncode == 0, proc.output
-            wait_for(lambda: result_line(node, rcpt), 90, what="a result")
-            assert "status=sent" in result_line(node, rcpt)
-            sink.wait_messages(n)
+            for rcpt in (f"u{n}@ref.test", f"u{n}@sep.test"):
+                proc = node.sendmail("-f", "alice@localhost", rcpt,
+                                     message=MSG)
+                assert proc.returncode == 0, proc.output
+                wait_for(lambda: result_line(node, rcpt), 90,
+                         what="a result")
+                assert "status=sent" in result_line(node, rcpt)
+            sink.wait_messages(2 * n)
 
         def enforced():
             return maillog(node).count("(MTA-STS enforce policy of ref.test)")
