@@ -9,6 +9,7 @@
 #include "node/common/log.h"
 #include "node/mailauth/mailauth.h"
 #include "node/smtpserver/smtpserver_config.h"
+#include "node/smtpserver/smtpserver_policy.h"
 
 namespace zm::smtpserver {
 namespace {
@@ -102,6 +103,28 @@ TEST_F(MailAuthConfigTest, KeyTableErrorsStopTheStart) {
   c.mailauth.dkim_keys = "missing-table";
   m = MakeMailAuth(c, node_, nullptr, log_, "mx.test");
   EXPECT_FALSE(m.ok());
+}
+
+TEST(MailAuthPolicyTest, ActionAttributesAreCheckedInSmtpPolicy) {
+  auto ok = Policy::Parse("smtp-policy.src",
+                          "[192.0.2.0]/24 spf-fail freeze dkim-none Tag\n"
+                          "[192.0.2.9]/32 mailauth -\n"
+                          "example.org dmarc-none reject\n",
+                          {});
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  PolicyAttrs a = ok->ForIp("192.0.2.7");
+  EXPECT_EQ(a.Get("spf-fail"), "freeze");
+  EXPECT_EQ(ParseAuthAction("freeze"), AuthAction::kFreeze);
+  EXPECT_EQ(ok->ForIp("192.0.2.9").Flag("mailauth"), false);
+  EXPECT_EQ(ok->ForAddress("a@example.org").Get("dmarc-none"), "reject");
+  auto bad = Policy::Parse("smtp-policy.src",
+                           "# x\n[192.0.2.0]/24 spf-fail bounce\n", {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("smtp-policy.src:2: "),
+            std::string::npos)
+      << bad.status();
+  EXPECT_FALSE(Policy::Parse("p", "[192.0.2.0]/24 dkim-fails reject\n", {})
+                   .ok());
 }
 
 }  // namespace
