@@ -1,7 +1,9 @@
 #include "node/admin/scheduler_auth.h"
 
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <cstring>
 
@@ -196,6 +198,23 @@ std::string Md5Hex(std::string_view data) {
   std::string out;
   for (unsigned int i = 0; i < len; ++i) out += fmt::format("{:02x}", md[i]);
   return out;
+}
+
+std::string AdminProof(std::string_view password, std::string_view user,
+                       std::string_view nonce, std::string_view method) {
+  std::string msg = StrCat("zmnode-admin-v1\n", user, "\n", nonce, "\n", method);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), password.data(), static_cast<int>(password.size()),
+       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), md,
+       &len);
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) out += fmt::format("{:02x}", md[i]);
+  return out;
+}
+
+bool ProofEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace zm::admin

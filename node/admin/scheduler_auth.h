@@ -80,6 +80,16 @@ uint32_t RequiredToken(std::string_view command);
 // Md5Hex(challenge + password)).
 std::string Md5Hex(std::string_view data);
 
+// The gRPC admin proof (docs/admin-protocol.md): lower-case hex
+// HMAC-SHA256 keyed with the password over
+// "zmnode-admin-v1\n" user "\n" nonce "\n" method, where method is the
+// call's full name ("/zmnode.admin.v1.SchedulerAdmin/KillMessage").
+std::string AdminProof(std::string_view password, std::string_view user,
+                       std::string_view nonce, std::string_view method);
+
+// Constant-time comparison of two proofs.
+bool ProofEquals(std::string_view a, std::string_view b);
+
 }  // namespace zm::admin
 
 #endif  // ZM_ADMIN_SCHEDULER_AUTH_H_

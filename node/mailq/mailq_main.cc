@@ -6,7 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "node/admin/admin_client.h"
+#include "node/admin/admin_grpc_client.h"
+#include "node/admin/admin_render.h"
 #include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/config/cluster_conf.h"
@@ -20,17 +21,6 @@ constexpr int kExUsage = 64;
 constexpr int kExUnavailable = 69;
 constexpr int kExNoPerm = 77;
 constexpr int kExConfig = 78;  // no node there: as sendmail answers
-
-std::string Duration(long long s) {
-  if (s <= 0) return "0s";
-  std::string out;
-  long long d = s / 86400, h = (s / 3600) % 24, m = (s / 60) % 60, sec = s % 60;
-  if (d) StrAppend(&out, d, "d");
-  if (h) StrAppend(&out, h, "h");
-  if (m) StrAppend(&out, m, "m");
-  if (sec) StrAppend(&out, sec, "s");
-  return out;
-}
 
 }  // namespace
 
@@ -71,7 +61,7 @@ std::string RenderListing(const std::vector<std::string>& json_lines,
     for (const auto& e : entries) {
       StrAppend(&out, "  ", e.qid, ": (", e.attempts,
                 e.attempts == 1 ? " try" : " tries", ", expires in ",
-                Duration(e.expires - now), ")");
+                admin::FormatDuration(e.expires - now), ")");
       if (!e.diag.empty()) {
         StrAppend(&out, " \\\n    ", e.diag);
       }
@@ -116,7 +106,7 @@ std::string RenderHeld(const std::vector<HeldFile>& files, long long now) {
     }
     StrAppend(&out, "  ", f.queue_id, ": (",
               f.cause.empty() ? "no cause" : f.cause, ", ", f.size, " bytes, ",
-              Duration(now - f.mtime), " old)\n");
+              admin::FormatDuration(now - f.mtime), " old)\n");
   }
   return out;
 }
@@ -183,39 +173,28 @@ int Main(const std::vector<std::string>& args, std::ostream& out,
     out << health::Render(health::Collect(node));
     if (s >= 2) return 0;
   }
-  auto client = port.empty() ? admin::AdminClient::Connect(node, user, pass)
-                             : admin::AdminClient::ConnectTo(
-                                   StrCat("TCP:", port), user, pass);
-  if (!client.ok()) {
-    err << "mailq: " << client.status().message() << "\n";
-    return client.status().code() == absl::StatusCode::kPermissionDenied
+  // The gRPC admin service: run/scheduler.sock, or -p [host:]port.
+  auto client =
+      port.empty()
+          ? admin::GrpcAdminClient::Connect(node, user, pass)
+          : admin::GrpcAdminClient::ConnectTo(
+                port.find(':') == std::string::npos ? StrCat("127.0.0.1:", port)
+                                                    : port,
+                user, pass);
+  auto fail = [&](std::string_view what, const absl::Status& st) {
+    err << "mailq: " << what << st.message() << "\n";
+    return st.code() == absl::StatusCode::kPermissionDenied ||
+                   st.code() == absl::StatusCode::kUnauthenticated
                ? kExNoPerm
                : kExUnavailable;
-  }
-  auto run =
-      [&](std::string_view cmd) -> absl::StatusOr<std::vector<std::string>> {
-    auto r = (*client)->Command(cmd);
-    if (!r.ok())
-      err << "mailq: " << cmd << ": " << r.status().message() << "\n";
-    return r;
   };
+  if (!client.ok()) return fail("", client.status());
+  admin::GrpcAdminClient& c = **client;
   long long now = static_cast<long long>(::time(nullptr));
   if (json) {
-    auto lines = run("SHOW MESSAGES");
-    if (!lines.ok()) return kExUnavailable;
-    for (const auto& l : *lines) {
-      auto j = nlohmann::json::parse(l, nullptr, false);
-      if (j.is_discarded()) continue;
-      if (!channel.empty() || !host.empty()) {
-        bool keep = false;
-        for (const auto& r : j.value("recipients", nlohmann::json::array())) {
-          keep |= (channel.empty() || r.value("channel", "") == channel) &&
-                  (host.empty() || r.value("host", "") == host);
-        }
-        if (!keep) continue;
-      }
-      out << j.dump() << "\n";
-    }
+    auto msgs = c.ListMessages(channel, host);
+    if (!msgs.ok()) return fail("listing: ", msgs.status());
+    for (const auto& m : *msgs) out << admin::MessageJson(m) << "\n";
     if (channel.empty() && host.empty()) {
       auto tag = config::LoadNodeTag(node);
       for (const auto& f : ListHeld(node.spool()))
@@ -224,40 +203,38 @@ int Main(const std::vector<std::string>& args, std::ostream& out,
     return 0;
   }
   if (q >= 2) {
-    auto lines = run("SHOW QUEUE SHORT");
-    if (!lines.ok()) return kExUnavailable;
-    for (const auto& l : *lines) out << l << "\n";
+    auto s = c.ShowQueueShort();
+    if (!s.ok()) return fail("queue summary: ", s.status());
+    for (const auto& l : admin::QueueShortLines(*s)) out << l << "\n";
     return 0;
   }
   if (q == 1 && channel.empty() && host.empty()) {
-    auto lines = run("SHOW QUEUE THREADS");
-    if (!lines.ok()) return kExUnavailable;
-    for (const auto& l : *lines) out << l << "\n";
+    auto t = c.ShowQueueThreads();
+    if (!t.ok()) return fail("threads: ", t.status());
+    for (const auto& l : admin::QueueThreadsLines(*t)) out << l << "\n";
     return 0;
   }
   if (q == 1) {
     if (channel.empty() || host.empty())
       return usage("-Q with -c needs -h too");
-    auto lines = run(StrCat("SHOW THREAD ", channel, " ", host));
-    if (!lines.ok()) return kExUnavailable;
+    auto t = c.ShowThread(channel, host);
+    if (!t.ok()) return fail("thread: ", t.status());
     out << channel << "/" << host << ":\n";
-    for (const auto& l : *lines) {
-      auto f = Split(l, '\t');
-      if (f.size() < 6) continue;
-      long long expiry = 0;
-      int attempts = 0;
-      ParseNumber(f[2], &expiry);
-      ParseNumber(f[4], &attempts);
-      out << "  " << f[0] << ": " << f[1] << " (" << attempts
-          << " tries, expires in " << Duration(expiry - now) << ")";
-      if (!f[5].empty()) out << " \\\n    " << f[5];
+    for (const auto& m : t->messages()) {
+      out << "  " << m.queue_id() << ": " << m.sender() << " (" << m.attempts()
+          << " tries, expires in "
+          << admin::FormatDuration(m.expires() - now) << ")";
+      if (!m.diagnostic().empty()) out << " \\\n    " << m.diagnostic();
       out << "\n";
     }
     return 0;
   }
-  auto lines = run("SHOW MESSAGES");
-  if (!lines.ok()) return kExUnavailable;
-  out << RenderListing(*lines, channel, host, now);
+  auto msgs = c.ListMessages(channel, host);
+  if (!msgs.ok()) return fail("listing: ", msgs.status());
+  std::vector<std::string> lines;
+  lines.reserve(msgs->size());
+  for (const auto& m : *msgs) lines.push_back(admin::MessageJson(m));
+  out << RenderListing(lines, channel, host, now);
   if (channel.empty() && host.empty())
     out << RenderHeld(ListHeld(node.spool()), now);
   return 0;

@@ -24,6 +24,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "node/admin/admin_render.h"
 #include "node/admin/scheduler_auth.h"
 #include "node/common/fs.h"
 #include "node/common/log.h"
@@ -220,12 +222,27 @@ class Scheduler {
   void ReadAdmin(AdminConn& c);
   void FlushAdmin(AdminConn& c);
   void AdminLine(AdminConn& c, std::string_view line);
-  std::vector<std::string> ShowQueueThreads() const;
-  std::vector<std::string> ShowQueueShort() const;
-  std::vector<std::string> ShowThread(std::string_view ch,
-                                      std::string_view host) const;
-  std::vector<std::string> ShowMessages() const;
-  std::vector<std::string> ShowCounters() const;
+  // The admin views and actions behind both the MAILQv2 text protocol and
+  // gRPC (rendered to text by node/admin/admin_render.h).
+  admin::pb::QueueSummary QueueSummaryView() const;
+  admin::pb::QueueThreads QueueThreadsView() const;
+  admin::pb::ThreadMessages ThreadView(std::string_view ch,
+                                       std::string_view host) const;
+  // Messages with a recipient not yet final on channel/host ("" = any).
+  std::vector<admin::pb::MessageEntry> MessagesView(
+      std::string_view channel, std::string_view host) const;
+  admin::pb::Counters CountersView() const;
+  admin::pb::ActionReply EtrnAction(std::string_view domain);
+  absl::StatusOr<admin::pb::ActionReply> RunQueueAction(std::string_view qid);
+  admin::pb::ActionReply KillThreadAction(std::string_view ch,
+                                          std::string_view host);
+  absl::StatusOr<admin::pb::ActionReply> KillMessageAction(
+      std::string_view qid);
+  // gRPC (scheduler_admin_grpc.cc): run/scheduler.sock and PARAMgrpcaddr.
+  absl::Status OpenAdminGrpc();
+  int AdminGrpcFd() const;        // readable: calls wait for the loop
+  void RunAdminGrpc();            // runs them (on the loop)
+  void PublishAdminGrpc(std::string_view event_line);
   absl::Status LoadAuth();
 
   std::string ToAddress(const Message& m,
@@ -276,6 +293,9 @@ class Scheduler {
   bool shortage_before_ = false;       // agent_shortage_ of the previous Pump
   std::set<std::string> retry_dirty_;  // messages whose retry file is stale
   SchedulerMetrics metrics_{node_};    // exported counters (docs/metrics.md)
+  // The gRPC admin server (scheduler_admin_grpc.cc); declared last so that
+  // it stops, and its calls end, before the rest goes away.
+  std::shared_ptr<class AdminGrpc> admin_grpc_;
 };
 
 // "1d3h", "21m34s", "0s".

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "node/admin/admin_render.h"
 #include "node/common/strings.h"
 #include "node/mail/queue_id.h"
 #include "node/scheduler/scheduler.h"
@@ -245,46 +246,45 @@ void Scheduler::AdminLine(AdminConn& c, std::string_view line) {
   }
   std::string verb = ToLower(w[0]);
   std::string what = w.size() > 1 ? ToLower(w[1]) : "";
+  auto action = [&](const absl::StatusOr<admin::pb::ActionReply>& r) {
+    if (r.ok()) {
+      reply({r->text()});
+    } else {
+      refuse(zm::Message(r.status()));
+    }
+  };
   if (verb == "quit") {
     reply({});
     c.closing = true;
   } else if (verb == "show" && what == "queue" && w.size() == 3 &&
              EqualsIgnoreCase(w[2], "threads")) {
-    reply(ShowQueueThreads());
+    reply(admin::QueueThreadsLines(QueueThreadsView()));
   } else if (verb == "show" && what == "queue" && w.size() == 3 &&
              EqualsIgnoreCase(w[2], "short")) {
-    reply(ShowQueueShort());
+    reply(admin::QueueShortLines(QueueSummaryView()));
   } else if (verb == "show" && what == "thread" &&
              (w.size() == 4 || w.size() == 3)) {
     auto [ch, host] = ThreadArgs(w);
-    reply(ShowThread(ch, host));
+    reply(admin::ThreadLines(ThreadView(ch, host)));
   } else if (verb == "show" && (what == "snmp" || what == "counters") &&
              w.size() == 2) {
-    reply(ShowCounters());
+    reply(admin::CounterLines(CountersView()));
   } else if (verb == "show" && what == "messages" && w.size() == 2) {
-    reply(ShowMessages());
-  } else if (verb == "etrn" && w.size() == 2) {
-    int n = Etrn(w[1]);
-    reply({n > 0 ? StrCat("ETRN ", w[1], ": ", n,
-                          " recipients scheduled for delivery")
-                 : StrCat("ETRN ", w[1], ": nothing queued")});
-    log_.Info("", StrCat("ETRN ", w[1], ": ", n, " recipients"));
-  } else if (verb == "runq" && w.size() == 1) {
-    reply({StrCat("RUNQ: ", RunQueue(""), " recipients scheduled")});
-  } else if (verb == "runq" && w.size() == 3 && EqualsIgnoreCase(w[1], "ID")) {
-    if (!mail::IsQueueId(w[2]) || !msgs_.count(std::string(w[2]))) {
-      refuse(StrCat("no message ", w[2], " in the queue"));
-    } else {
-      reply({StrCat("RUNQ ID ", w[2], ": ", RunQueue(w[2]),
-                    " recipients scheduled")});
+    std::vector<std::string> lines;
+    for (const auto& m : MessagesView("", "")) {
+      lines.push_back(admin::MessageJson(m));
     }
+    reply(lines);
+  } else if (verb == "etrn" && w.size() == 2) {
+    action(EtrnAction(w[1]));
+  } else if (verb == "runq" && w.size() == 1) {
+    action(RunQueueAction(""));
+  } else if (verb == "runq" && w.size() == 3 && EqualsIgnoreCase(w[1], "ID")) {
+    action(RunQueueAction(w[2]));
   } else if (verb == "kill" && what == "thread" &&
              (w.size() == 4 || w.size() == 3)) {
     auto [ch, host] = ThreadArgs(w);
-    int n = KillThread(ch, host);
-    log_.Info("", StrCat("KILL THREAD ", ch, "/", host, ": ", n,
-                         " recipients deleted"));
-    reply({StrCat("thread ", ch, "/", host, ": ", n, " recipients deleted")});
+    action(KillThreadAction(ch, host));
   } else if (verb == "watch" && what == "events" && w.size() == 2) {
     c.outbuf += "+ OK\n";
     c.events = true;  // event lines follow until the client closes
@@ -298,29 +298,80 @@ void Scheduler::AdminLine(AdminConn& c, std::string_view line) {
       reply({StrCat("clock advanced by ", secs, "s")});
     }
   } else if (verb == "kill" && what == "msg" && w.size() == 3) {
-    if (auto s = Kill(w[2]); !s.ok()) {
-      refuse(zm::Message(s));
-    } else {
-      reply({StrCat("message ", w[2], " deleted")});
-    }
+    action(KillMessageAction(w[2]));
   } else {
     refuse(StrCat("unknown command: ", line.substr(0, 80)));
   }
 }
 
-std::vector<std::string> Scheduler::ShowQueueThreads() const {
-  std::vector<std::string> out;
+admin::pb::ActionReply Scheduler::EtrnAction(std::string_view domain) {
+  int n = Etrn(domain);
+  log_.Info("", StrCat("ETRN ", domain, ": ", n, " recipients"));
+  admin::pb::ActionReply r;
+  r.set_recipients(n);
+  r.set_text(n > 0 ? StrCat("ETRN ", domain, ": ", n,
+                            " recipients scheduled for delivery")
+                   : StrCat("ETRN ", domain, ": nothing queued"));
+  return r;
+}
+
+absl::StatusOr<admin::pb::ActionReply> Scheduler::RunQueueAction(
+    std::string_view qid) {
+  admin::pb::ActionReply r;
+  if (qid.empty()) {
+    r.set_recipients(RunQueue(""));
+    r.set_text(StrCat("RUNQ: ", r.recipients(), " recipients scheduled"));
+    return r;
+  }
+  if (!mail::IsQueueId(qid) || !msgs_.count(std::string(qid))) {
+    return absl::NotFoundError(StrCat("no message ", qid, " in the queue"));
+  }
+  r.set_recipients(RunQueue(qid));
+  r.set_text(StrCat("RUNQ ID ", qid, ": ", r.recipients(),
+                    " recipients scheduled"));
+  return r;
+}
+
+admin::pb::ActionReply Scheduler::KillThreadAction(std::string_view ch,
+                                                   std::string_view host) {
+  int n = KillThread(ch, host);
+  log_.Info("", StrCat("KILL THREAD ", ch, "/", host, ": ", n,
+                       " recipients deleted"));
+  admin::pb::ActionReply r;
+  r.set_recipients(n);
+  r.set_text(StrCat("thread ", ch, "/", host, ": ", n, " recipients deleted"));
+  return r;
+}
+
+absl::StatusOr<admin::pb::ActionReply> Scheduler::KillMessageAction(
+    std::string_view qid) {
+  auto it = mail::IsQueueId(qid) ? msgs_.find(std::string(qid)) : msgs_.end();
+  int64_t waiting = 0;
+  if (it != msgs_.end()) {
+    for (const auto& rc : it->second->rcpts)
+      waiting += rc.state == RcptState::kWaiting;
+  }
+  if (auto s = Kill(qid); !s.ok()) return s;
+  admin::pb::ActionReply r;
+  r.set_recipients(waiting);
+  r.set_text(StrCat("message ", qid, " deleted"));
+  return r;
+}
+
+admin::pb::QueueThreads Scheduler::QueueThreadsView() const {
+  admin::pb::QueueThreads out;
   int64_t now = Now();
   // One pass over the queue (not one per thread): per-thread figures and
   // per-ring message counts.
   struct Stats {
-    int rcpts = 0, attempts = 0;
+    int64_t rcpts = 0;
+    int attempts = 0;
     int64_t next = 0, oldest = INT64_MAX;
     const Message* last = nullptr;
   };
   std::unordered_map<const Thread*, Stats> stats;
   stats.reserve(threads_.size());
-  std::map<int, std::pair<const Message*, size_t>> ring_msgs;
+  std::map<int, std::pair<const Message*, int64_t>> ring_msgs;
   for (const auto& [qid, mp] : msgs_) {
     const Message& m = *mp;
     for (const auto& rc : m.rcpts) {
@@ -356,46 +407,56 @@ std::vector<std::string> Scheduler::ShowQueueThreads() const {
       if (a->jobs.empty()) ++idle;
     }
     const ThreadParams& p = threads.front()->params;
-    out.push_back(StrCat(ring < 0 ? "(no command)" : p.ring_name, "/", procs));
+    admin::pb::Ring* r = out.add_rings();
+    r->set_name(ring < 0 ? "(no command)" : p.ring_name);
+    r->set_procs(procs);
+    r->set_idle(idle);
+    r->set_messages(ring_msgs[ring].second);
+    r->set_plim(p.maxring);
+    r->set_flim(p.maxchannel);
+    r->set_tlim(conf_.EffectiveMaxTa());
     for (const Thread* t : threads) {
       auto si = stats.find(t);
       Stats st = si == stats.end() ? Stats{} : si->second;
       if (st.oldest == INT64_MAX) st.oldest = now;
-      std::string line = fmt::format(
-          "{:<27} R={:<6} A={}", StrCat(t->channel, "/", t->host, "/", procs),
-          st.rcpts, st.attempts);
-      if (st.next > now) StrAppend(&line, " W=", (st.next - now) / 1000, "s");
-      if (t->params.queueonly) line += " QUEUEONLY";
-      StrAppend(&line, " QA=", FormatDuration((now - st.oldest) / 1000));
-      out.push_back(line);
+      admin::pb::Thread* x = r->add_threads();
+      x->set_channel(t->channel);
+      x->set_host(t->host);
+      x->set_procs(procs);
+      x->set_recipients(st.rcpts);
+      x->set_attempts(st.attempts);
+      if (st.next > now) x->set_wait_s((st.next - now) / 1000);
+      x->set_queueonly(t->params.queueonly);
+      x->set_age_s((now - st.oldest) / 1000);
     }
-    out.push_back(
-        StrCat("  Threads: ", threads.size(), " Msgs: ", ring_msgs[ring].second,
-               " Procs: ", procs, " Idle: ", idle, " Plim: ", p.maxring,
-               " Flim: ", p.maxchannel, " Tlim: ", conf_.EffectiveMaxTa()));
   }
-  for (auto& l : ShowQueueShort()) out.push_back(std::move(l));
+  *out.mutable_summary() = QueueSummaryView();
   return out;
 }
 
-std::vector<std::string> Scheduler::ShowQueueShort() const {
+admin::pb::QueueSummary Scheduler::QueueSummaryView() const {
+  admin::pb::QueueSummary s;
   int kids = 0, idle = 0;
   for (const auto& a : agents_) {
     if (a->eof) continue;
     ++kids;
     if (a->jobs.empty()) ++idle;
   }
-  size_t rcpts = 0, threads = 0;
+  int64_t rcpts = 0, threads = 0;
   for (const auto& [qid, m] : msgs_) {
     for (const auto& rc : m->rcpts) rcpts += rc.state != RcptState::kDone;
   }
   for (const auto& [k, t] : threads_) threads += !t.msgs.empty();
-  return {StrCat("Kids: ", kids, " Idle: ", idle, " Msgs: ", msgs_.size(),
-                 " Thrs: ", threads, " Rcpnts: ", rcpts,
-                 " Uptime: ", FormatDuration((NowMs() - started_ms_) / 1000)),
-          StrCat("Msgs in ", counters_.msgs_in, " out ", counters_.msgs_out,
-                 " stored ", msgs_.size(), " Rcpnts in ", counters_.rcpts_in,
-                 " out ", counters_.rcpts_in - rcpts, " stored ", rcpts)};
+  s.set_kids(kids);
+  s.set_idle(idle);
+  s.set_messages(static_cast<int64_t>(msgs_.size()));
+  s.set_threads(threads);
+  s.set_recipients(rcpts);
+  s.set_uptime_s((NowMs() - started_ms_) / 1000);
+  s.set_messages_in(counters_.msgs_in);
+  s.set_messages_out(counters_.msgs_out);
+  s.set_recipients_in(counters_.rcpts_in);
+  return s;
 }
 
 void Scheduler::PublishMetrics() {
@@ -414,11 +475,14 @@ void Scheduler::PublishMetrics() {
   metrics_.Queue(q);
 }
 
-std::vector<std::string> Scheduler::ShowThread(std::string_view ch,
-                                               std::string_view host) const {
-  std::vector<std::string> out;
+admin::pb::ThreadMessages Scheduler::ThreadView(std::string_view ch,
+                                                std::string_view host) const {
+  admin::pb::ThreadMessages out;
+  out.set_channel(std::string(ch));
+  out.set_host(std::string(host));
   auto it = threads_.find(ThreadKey{std::string(ch), std::string(host)});
   if (it == threads_.end()) return out;
+  out.set_found(true);
   const Thread& t = it->second;
   for (const auto& qid : t.msgs) {
     auto mi = msgs_.find(qid);
@@ -436,75 +500,76 @@ std::vector<std::string> Scheduler::ShowThread(std::string_view ch,
       if (next == 0 || rc.next_ms < next) next = rc.next_ms;
       if (!rc.last_diag.empty()) diag = rc.last_diag;
     }
-    out.push_back(StrCat(qid, "\t", m.cf.sender.empty() ? "<>" : m.cf.sender,
-                         "\t", (m.arrival_ms + t.params.expiry_ms) / 1000, "\t",
-                         next / 1000, "\t", attempts, "\t", diag));
+    admin::pb::ThreadMessage* x = out.add_messages();
+    x->set_queue_id(qid);
+    x->set_sender(m.cf.sender.empty() ? "<>" : m.cf.sender);
+    x->set_expires((m.arrival_ms + t.params.expiry_ms) / 1000);
+    x->set_next_attempt(next / 1000);
+    x->set_attempts(attempts);
+    x->set_diagnostic(diag);
   }
   return out;
 }
 
-std::vector<std::string> Scheduler::ShowMessages() const {
-  std::vector<std::string> out;
+std::vector<admin::pb::MessageEntry> Scheduler::MessagesView(
+    std::string_view channel, std::string_view host) const {
+  std::vector<admin::pb::MessageEntry> out;
   int64_t now = Now();
   for (const auto& [qid, mp] : msgs_) {
     const Message& m = *mp;
-    nlohmann::json j;
-    bool deferred = false;
-    nlohmann::json rcpts = nlohmann::json::array();
+    admin::pb::MessageEntry e;
+    bool deferred = false, keep = channel.empty() && host.empty();
     for (const auto& rc : m.rcpts) {
       if (rc.state == RcptState::kDone) continue;
       const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
+      keep |= (channel.empty() || r.channel == channel) &&
+              (host.empty() || r.host == host);
       auto tit = threads_.find(ThreadKey{r.channel, r.host});
       int64_t expiry = tit == threads_.end() ? 0 : tit->second.params.expiry_ms;
       deferred |= rc.attempts > 0;
-      nlohmann::json x;
-      x["address"] = ToAddress(m, r);
-      if (!r.orig.empty()) x["orig_to"] = r.orig;
-      x["channel"] = r.channel;
-      x["host"] = r.host;
-      x["attempts"] = rc.attempts;
-      x["state"] = rc.state == RcptState::kInFlight ? "active" : "waiting";
-      x["next_attempt"] = rc.next_ms / 1000;
-      x["expires"] = (m.arrival_ms + expiry) / 1000;
-      x["expires_in"] =
-          std::max<int64_t>(0, (m.arrival_ms + expiry - now) / 1000);
-      x["delay_reason"] = rc.last_diag;
-      if (!rc.last_dsn.empty()) x["dsn"] = rc.last_dsn;
-      rcpts.push_back(std::move(x));
+      admin::pb::Recipient* x = e.add_recipients();
+      x->set_address(ToAddress(m, r));
+      x->set_orig_to(r.orig);
+      x->set_channel(r.channel);
+      x->set_host(r.host);
+      x->set_attempts(rc.attempts);
+      x->set_active(rc.state == RcptState::kInFlight);
+      x->set_next_attempt(rc.next_ms / 1000);
+      x->set_expires((m.arrival_ms + expiry) / 1000);
+      x->set_expires_in_s(
+          std::max<int64_t>(0, (m.arrival_ms + expiry - now) / 1000));
+      x->set_diagnostic(rc.last_diag);
+      x->set_dsn(rc.last_dsn);
     }
-    j["node"] = spool_.node_tag();
-    j["queue_name"] = deferred ? "deferred" : "active";
-    j["queue_id"] = qid;
-    j["arrival_time"] = m.arrival_ms / 1000;
-    j["message_size"] = m.size;
-    j["sender"] = m.cf.sender;
-    j["forced_expire"] = false;
-    j["recipients"] = std::move(rcpts);
-    out.push_back(
-        j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    if (!keep) continue;
+    e.set_node(spool_.node_tag());
+    e.set_deferred(deferred);
+    e.set_queue_id(qid);
+    e.set_arrival_time(m.arrival_ms / 1000);
+    e.set_size(m.size);
+    e.set_sender(m.cf.sender);
+    out.push_back(std::move(e));
   }
   return out;
 }
 
-std::vector<std::string> Scheduler::ShowCounters() const {
+admin::pb::Counters Scheduler::CountersView() const {
   const Counters& c = counters_;
-  auto short_lines = ShowQueueShort();
-  std::vector<std::string> out = {
-      StrCat("uptime ", (NowMs() - started_ms_) / 1000),
-      StrCat("messages.in ", c.msgs_in),
-      StrCat("messages.out ", c.msgs_out),
-      StrCat("messages.stored ", msgs_.size()),
-      StrCat("recipients.in ", c.rcpts_in),
-      StrCat("recipients.delivered ", c.delivered),
-      StrCat("recipients.failed ", c.failed),
-      StrCat("recipients.expired ", c.expired),
-      StrCat("recipients.deferrals ", c.deferred),
-      StrCat("dsn.sent ", c.dsns),
-      StrCat("agents.started ", c.agents_started),
-      StrCat("agents.running ", agents_.size()),
-      StrCat("threads ", threads_.size()),
-      StrCat("quarantined ", c.quarantined),
-  };
+  admin::pb::Counters out;
+  out.set_uptime_s((NowMs() - started_ms_) / 1000);
+  out.set_messages_in(c.msgs_in);
+  out.set_messages_out(c.msgs_out);
+  out.set_messages_stored(msgs_.size());
+  out.set_recipients_in(c.rcpts_in);
+  out.set_recipients_delivered(c.delivered);
+  out.set_recipients_failed(c.failed);
+  out.set_recipients_expired(c.expired);
+  out.set_recipients_deferrals(c.deferred);
+  out.set_dsn_sent(c.dsns);
+  out.set_agents_started(c.agents_started);
+  out.set_agents_running(agents_.size());
+  out.set_threads(threads_.size());
+  out.set_quarantined(c.quarantined);
   return out;
 }
 
@@ -519,6 +584,7 @@ void Scheduler::Event(std::string_view line) {
     StrAppend(&c->outbuf, "event ", line, "\n");
     FlushAdmin(*c);
   }
+  PublishAdminGrpc(line);
 }
 
 }  // namespace zm::scheduler

@@ -352,6 +352,33 @@ ThreadParams SchedulerConf::Resolve(std::string_view channel,
   return p;
 }
 
+namespace {
+
+// PARAMgrpcaddr: "TCP:port" (127.0.0.1), "TCP:host:port" (an IPv6 host in
+// brackets), "off" -> the gRPC listening address, "" for off.
+absl::StatusOr<std::string> GrpcAddress(std::string_view v) {
+  if (EqualsIgnoreCase(v, "off")) return std::string();
+  auto bad = [] {
+    return absl::InvalidArgumentError(
+        "PARAMgrpcaddr must be TCP:port, TCP:host:port or off");
+  };
+  if (!StartsWithIgnoreCase(v, "TCP:")) return bad();
+  v.remove_prefix(4);
+  size_t colon = v.rfind(':');
+  std::string_view host =
+      colon == std::string_view::npos ? "127.0.0.1" : v.substr(0, colon);
+  std::string_view port_s =
+      colon == std::string_view::npos ? v : v.substr(colon + 1);
+  int port = 0;
+  if (host.empty() || !ParseNumber(port_s, &port) || port <= 0 ||
+      port > 65535) {
+    return bad();
+  }
+  return StrCat(host, ":", port);
+}
+
+}  // namespace
+
 absl::StatusOr<SchedulerConf> ParseSchedulerConf(std::string_view text,
                                                  const std::string& file,
                                                  const NodeDir& node) {
@@ -430,6 +457,10 @@ absl::StatusOr<SchedulerConf> ParseSchedulerConf(std::string_view text,
                        "PARAMmailsock must be UNIX:/path or TCP:port");
         }
         conf.mailsock = *expanded;
+      } else if (name == "grpcaddr") {
+        auto addr = GrpcAddress(*expanded);
+        if (!addr.ok()) return Error(file, number, Message(addr.status()));
+        conf.grpcaddr = *addr;
       } else {
         return Error(file, number, StrCat("unknown PARAM '", name, "'"));
       }

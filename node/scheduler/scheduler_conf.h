@@ -86,6 +86,10 @@ struct SchedulerConf {
   std::string file;
   std::string authfile;  // PARAMauthfile, expanded; "" = none
   std::string mailsock;  // PARAMmailsock, expanded; default UNIX:run/mailq.sock
+  // PARAMgrpcaddr ("TCP:port" = 127.0.0.1, "TCP:host:port", "off") as a
+  // gRPC address "host:port"; "" = the admin gRPC service only on
+  // run/scheduler.sock (docs/admin-protocol.md).
+  std::string grpcaddr;
   int maxta = 0;         // from the */* clause (0 = automatic)
   std::optional<int> sysnice;
   std::optional<int> syspriority;

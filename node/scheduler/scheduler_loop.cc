@@ -66,6 +66,7 @@ absl::Status Scheduler::Start() {
     return fs::ErrnoStatus("inotify_add_watch", tdir, errno);
   }
   if (auto s = OpenAdmin(); !s.ok()) return s;
+  if (auto s = OpenAdminGrpc(); !s.ok()) return s;
   ScanTransport();
   log_.Info("", StrCat("started: ", msgs_.size(),
                        " messages in the queue, admin on ", conf_.mailsock));
@@ -157,6 +158,9 @@ int Scheduler::Loop() {
     if (tcp_listen_.valid()) {
       add(tcp_listen_.get(), POLLIN,
           [&](short) { AcceptAdmin(tcp_listen_.get(), false); });
+    }
+    if (AdminGrpcFd() >= 0) {
+      add(AdminGrpcFd(), POLLIN, [&](short) { RunAdminGrpc(); });
     }
     for (auto& ap : agents_) {
       Agent* a = ap.get();

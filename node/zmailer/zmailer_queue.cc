@@ -4,11 +4,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <vector>
 
-#include "node/admin/admin_client.h"
+#include "node/admin/admin_grpc_client.h"
 #include "node/admin/scheduler_auth.h"
 #include "node/common/fs.h"
 #include "node/common/strings.h"
@@ -67,7 +68,7 @@ int BackToRouter(const NodeDir& node, std::string_view folder,
   return kExitOk;
 }
 
-absl::StatusOr<std::unique_ptr<admin::AdminClient>> ConnectWith(
+absl::StatusOr<std::unique_ptr<admin::GrpcAdminClient>> ConnectWith(
     const NodeDir& node, uint32_t token) {
   if (token == admin::kTokenKill) {
     auto conf = scheduler::LoadSchedulerConf(node);
@@ -79,14 +80,16 @@ absl::StatusOr<std::unique_ptr<admin::AdminClient>> ConnectWith(
       bool local = false;
       for (const auto& m : e.masks)
         local |= m.Matches(admin::PeerAddress::Local());
-      if (local) return admin::AdminClient::Connect(node, e.user, e.password);
+      if (local) {
+        return admin::GrpcAdminClient::Connect(node, e.user, e.password);
+      }
     }
     return absl::PermissionDeniedError(
         StrCat(conf->authfile,
                " has no user allowed KILL from this host (e.g. "
                "root:secret:ALL:[127.0.0.1]/32)"));
   }
-  return admin::AdminClient::Connect(node);
+  return admin::GrpcAdminClient::Connect(node);
 }
 
 int AdminError(const absl::Status& s) {
@@ -99,17 +102,26 @@ int AdminError(const absl::Status& s) {
   return kExitFailure;
 }
 
-// Runs one admin command; prints its reply lines.
-int AdminCommand(const NodeDir& node, uint32_t token, const std::string& cmd,
-                 bool not_found_is_noinput) {
+// Runs one admin action over gRPC (logged in as ConnectWith(token)
+// chooses); prints its reply line.
+int AdminAction(
+    const NodeDir& node, uint32_t token,
+    const std::function<absl::StatusOr<admin::pb::ActionReply>(
+        admin::GrpcAdminClient&)>& action,
+    bool not_found_is_noinput) {
   auto c = ConnectWith(node, token);
   if (!c.ok()) return AdminError(c.status());
-  auto r = (*c)->Command(cmd);
+  auto r = action(**c);
   if (!r.ok()) {
+    if (r.status().code() == absl::StatusCode::kUnauthenticated ||
+        r.status().code() == absl::StatusCode::kPermissionDenied ||
+        r.status().code() == absl::StatusCode::kUnavailable) {
+      return AdminError(r.status());
+    }
     std::cerr << "zmailer: " << r.status().message() << "\n";
     return not_found_is_noinput ? kExNoInput : kExitFailure;
   }
-  for (const auto& l : *r) std::cout << l << "\n";
+  std::cout << r->text() << "\n";
   return kExitOk;
 }
 
@@ -133,7 +145,9 @@ int CmdRequeue(const NodeDir& node, const std::string& qid) {
   if (auto name = FindIn(node, spool::kFreezer, qid)) {
     return BackToRouter(node, spool::kFreezer, *name, qid, "requeued");
   }
-  return AdminCommand(node, admin::kTokenEtrn, StrCat("RUNQ ID ", qid), true);
+  return AdminAction(
+      node, admin::kTokenEtrn,
+      [&](admin::GrpcAdminClient& c) { return c.RunQueue(qid); }, true);
 }
 
 int CmdDelete(const NodeDir& node, const std::string& qid) {
@@ -152,7 +166,9 @@ int CmdDelete(const NodeDir& node, const std::string& qid) {
     }
   }
   if (removed) return kExitOk;
-  return AdminCommand(node, admin::kTokenKill, StrCat("KILL MSG ", qid), true);
+  return AdminAction(
+      node, admin::kTokenKill,
+      [&](admin::GrpcAdminClient& c) { return c.KillMessage(qid); }, true);
 }
 
 // Cluster-wide: every live node acts once on the request; with `wait`,
@@ -203,7 +219,9 @@ int CmdEtrn(const NodeDir& node, const std::string& domain, bool wait) {
   if (cluster::HasCluster(node)) {
     if (std::optional<int> rc = FleetEtrn(node, domain, wait)) return *rc;
   }
-  return AdminCommand(node, admin::kTokenEtrn, StrCat("ETRN ", domain), false);
+  return AdminAction(
+      node, admin::kTokenEtrn,
+      [&](admin::GrpcAdminClient& c) { return c.Etrn(domain); }, false);
 }
 
 }  // namespace zm::zmailer::internal

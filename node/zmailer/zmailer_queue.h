@@ -11,7 +11,8 @@
 //                          (--wait: until each answered, 10 s at most;
 //                          exit 75 if some did not)
 //
-// The scheduler is asked through its admin socket; KILL MSG logs in as the
+// The scheduler is asked over its gRPC admin service (run/scheduler.sock,
+// docs/admin-protocol.md); KillMessage logs in as the
 // first scheduler.auth user with KILL (or ALL) allowed from 127.0.0.1.
 #ifndef ZM_ZMAILER_ZMAILER_QUEUE_H_
 #define ZM_ZMAILER_ZMAILER_QUEUE_H_
