@@ -132,7 +132,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out,
   auto usage = [&](std::string_view why) {
     err << "mailq: " << why
         << " (usage: mailq [-Q|-QQ] [-s|-ss] [--json] [-c channel] [-h host] "
-           "[-U user/pass] [-p port] [-C DIR])\n";
+           "[-U user/pass] [-p [host:]port] [-C DIR])\n";
     return kExUsage;
   };
   for (size_t i = 0; i < args.size(); ++i) {
