@@ -298,9 +298,6 @@ class Scheduler {
   std::shared_ptr<class AdminGrpc> admin_grpc_;
 };
 
-// "1d3h", "21m34s", "0s".
-std::string FormatDuration(int64_t seconds);
-
 // Seconds as Postfix logs delays: "0", "0.43", "1.1", "125".
 std::string FormatDelay(double seconds);
 

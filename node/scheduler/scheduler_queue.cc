@@ -36,17 +36,6 @@ int64_t NowMs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
 }
 
-std::string FormatDuration(int64_t s) {
-  if (s <= 0) return "0s";
-  std::string out;
-  int64_t d = s / 86400, h = (s / 3600) % 24, m = (s / 60) % 60, sec = s % 60;
-  if (d) StrAppend(&out, d, "d");
-  if (h) StrAppend(&out, h, "h");
-  if (m) StrAppend(&out, m, "m");
-  if (sec) StrAppend(&out, sec, "s");
-  return out;
-}
-
 std::string FormatDelay(double v) {
   if (v < 0.005) return "0";
   if (v >= 10) return fmt::format("{:.0f}", v);
@@ -310,9 +299,10 @@ void Scheduler::ResultFor(Message& m, int index, std::string_view status,
     Thread& t = GetThread(r.channel, r.host);
     if (rc.next_ms > t.hold_until_ms) {
       t.hold_until_ms = rc.next_ms;
-      log_.Info(m.id, StrCat(r.channel, "/", r.host,
-                             " unreachable: its other messages wait ",
-                             FormatDuration((rc.next_ms - Now()) / 1000)));
+      log_.Info(m.id,
+                StrCat(r.channel, "/", r.host,
+                       " unreachable: its other messages wait ",
+                       admin::FormatDuration((rc.next_ms - Now()) / 1000)));
     }
   }
 }
