@@ -9,16 +9,13 @@ of refusing) and 192.0.2.12 (`mailauth -`: exempt).
 """
 
 import os
-import shutil
-import subprocess
-import sys
 
 import pytest
 
 from dns_util import dnsmasq, txt  # noqa: F401
 from test_mailauth import (CLIENT_IP, SERVER_IP, delivered, header,
-                           message, send, setup_node, sign_inbound,
-                           world)  # noqa: F401
+                           message, run_suite_in_netns, send, setup_node,
+                           sign_inbound, world)  # noqa: F401
 
 IN_NETNS = os.environ.get("ZM_MAILAUTH_NETNS") == "1"
 LENIENT_IP = "192.0.2.11"
@@ -34,21 +31,8 @@ watch.test        dmarc-none reject
 
 
 def test_policy_suite_in_a_network_namespace():
-    if IN_NETNS:
-        pytest.skip("already inside the namespace")
-    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
-        pytest.skip("needs root, unshare and ip for a network namespace")
-    addrs = " && ".join(f"ip addr add {ip}/32 dev lo" for ip in
-                        (SERVER_IP, CLIENT_IP, LENIENT_IP, EXEMPT_IP))
-    script = (f"ip link set lo up && {addrs} && "
-              f"exec {sys.executable} -m pytest -q -p no:cacheprovider "
-              f"-k 'policy and not namespace' {__file__}")
-    env = dict(os.environ, ZM_MAILAUTH_NETNS="1")
-    proc = subprocess.run(["unshare", "--net", "sh", "-c", script], env=env,
-                          capture_output=True, text=True, timeout=900)
-    tail = proc.stdout[-6000:] + proc.stderr[-2000:]
-    assert proc.returncode == 0, tail
-    assert " passed" in proc.stdout and "skipped" not in proc.stdout, tail
+    run_suite_in_netns(__file__, "policy",
+                       (SERVER_IP, CLIENT_IP, LENIENT_IP, EXEMPT_IP))
 
 
 @pytest.fixture
