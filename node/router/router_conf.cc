@@ -55,6 +55,10 @@ absl::StatusOr<RouterConf> LoadRouterConf(const NodeDir& node) {
         ok = ParseBool(v, &conf.allow_source_route);
       } else if (key == "relations") {
         std::vector<std::string_view> names = SplitWhitespace(v);
+        if (names.empty()) {
+          return config::Error(path, l.number,
+                               "relations: expected STEP NAME...");
+        }
         std::string step(names.front());
         if (std::find(std::begin(kRelationSteps), std::end(kRelationSteps),
                       step) == std::end(kRelationSteps)) {
