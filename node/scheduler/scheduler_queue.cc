@@ -271,6 +271,12 @@ void Scheduler::ResultFor(Message& m, int index, std::string_view status,
   if (index < 0 || static_cast<size_t>(index) >= m.rcpts.size()) return;
   Rcpt& rc = m.rcpts[static_cast<size_t>(index)];
   rc.relay = std::string(relay);
+  if (status != "unreachable") {
+    // The destination answered: its backlog is no longer held back (nor
+    // counted as tried by MayExpire).
+    const auto& r = m.cf.recipients[static_cast<size_t>(index)];
+    GetThread(r.channel, r.host).hold_until_ms = 0;
+  }
   if (status == "ok" || status == "error") {
     rc.state = RcptState::kDone;
     rc.failed = status == "error";
