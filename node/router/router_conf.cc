@@ -85,8 +85,7 @@ absl::StatusOr<RouterConf> LoadRouterConf(const NodeDir& node) {
         ok = ParseNumber(v, &conf.max_alias_depth) &&
              conf.max_alias_depth >= 1 && conf.max_alias_depth <= 100;
       } else {
-        return config::Error(path, l.number,
-                             StrCat("unknown key '", key, "'"));
+        return config::Error(path, l.number, StrCat("unknown key '", key, "'"));
       }
       if (!ok) {
         return config::Error(path, l.number,
@@ -94,8 +93,8 @@ absl::StatusOr<RouterConf> LoadRouterConf(const NodeDir& node) {
       }
     }
   }
-  conf.dns_check = dns == "yes" ||
-                   (dns == "auto" && fs::Exists(node.etc_file("resolver.conf")));
+  conf.dns_check = dns == "yes" || (dns == "auto" &&
+                                    fs::Exists(node.etc_file("resolver.conf")));
   return conf;
 }
 
