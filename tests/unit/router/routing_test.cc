@@ -403,6 +403,7 @@ TEST_F(RoutingRulesTest, RelationsLinesAreChecked) {
       {"relations aliases nosuch\n", "relation 'nosuch' is not listed in"},
       {"relations colours aliases\n", "unknown routing step 'colours'"},
       {"relations aliases\n", "name at least one relation"},
+      {"relations   \n", "expected 'KEY VALUE'"},
       {"relations routes routesdb\nrelations routes routesdb\n",
        "relations routes given twice"},
   };
