@@ -192,14 +192,16 @@ grpc::Status LocalService::FleetRates(grpc::ServerContext*,
   std::vector<RateTotal> top;
   if (req->key().empty()) {
     top = state_.TopRates(start, limit, field, nullptr);
-  } else if (!state_.RatesInWindow(start, req->key()).empty()) {
+  } else {
     top.push_back(RateTotal{req->key(), {}});
   }
   for (const RateTotal& t : top) {
+    const auto slots = state_.RatesInWindow(start, t.key);
+    if (slots.empty()) continue;  // a key asked for and not counted
     pb::FleetRate* r = reply->add_rates();
     r->set_key(t.key);
     std::map<std::string, pb::RateSlot> per_node;
-    for (const auto& s : state_.RatesInWindow(start, t.key)) {
+    for (const auto& s : slots) {
       AddCounts(r->mutable_total(), s);
       pb::RateSlot& n = per_node[s.node_id()];
       n.set_node_id(s.node_id());
