@@ -4,6 +4,8 @@
 #include <openssl/evp.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "node/common/strings.h"
 
 namespace zm::admind {
@@ -55,21 +57,12 @@ AuthResult Authenticator::Check(std::string_view authorization,
   }
   // The user's masks come first: from an address they exclude the answer
   // is 403 whatever the password (so it tells nothing about it).
-  bool named = false;
-  const admin::AuthEntry* e = nullptr;
-  if (auth_) {
-    for (const admin::AuthEntry& entry : auth_->entries) {
-      if (entry.user != creds->user) continue;
-      named = true;
-      for (const admin::AddressMask& m : entry.masks) {
-        if (m.Matches(*peer)) {
-          e = &entry;
-          break;
-        }
-      }
-      if (e != nullptr) break;
-    }
-  }
+  const admin::AuthEntry* e = auth_ ? auth_->Find(creds->user, *peer) : nullptr;
+  const bool named =
+      auth_ && std::any_of(auth_->entries.begin(), auth_->entries.end(),
+                           [&](const admin::AuthEntry& entry) {
+                             return entry.user == creds->user;
+                           });
   if (named && e == nullptr) {
     r.code = 403;
     r.reason = StrCat("user '", creds->user, "' may not log in from ", peer_ip,
