@@ -9,8 +9,9 @@ bench/connections).
   or the whole node) and the private peers (bench/peers/postfix, exim,
   opensmtpd: one class, `Peer`, over their common command interface).
 - Clients: an asyncio SMTP client that times end-of-data -> 250 per
-  message and stamps each message with an id; an asyncio sink that records
-  when each id arrives; an idle-connection opener.
+  message and stamps each message with an id; two sinks that record when
+  each id arrives (Postfix's smtp-sink dumping to tmpfs, the default of
+  bench/relay, and an asyncio one); an idle-connection opener.
 
 Every wait is bounded; nothing here asserts, the scripts print figures.
 """
@@ -23,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -546,6 +548,116 @@ class Sink:
             p.terminate()
         for p in self.procs:
             p.wait(timeout=10)
+
+
+class SmtpSink:
+    """Postfix's smtp-sink (C, one process, event-driven) on 127.0.0.1:PORT,
+    with the interface of Sink. Each mail transaction is dumped (`-d`) to
+    its own file in a tmpfs folder (/dev/shm); bench/lib/dumpwatch.py
+    stamps each file with the wall clock when smtp-sink closes it (at the
+    final `.`, before the 250) in LOG.arrivals. The X-Bench-Id of a message
+    is read from its file's head when asked, once per file. Nothing is
+    synced: the sink pays a small write per message, the watcher a read
+    per burst of arrivals."""
+
+    HEAD = 16384  # an X-Bench-Id lies in the first header lines
+
+    def __init__(self, port, log_path, dump=True, max_conns=1024):
+        self.port = port
+        base = "/dev/shm" if os.path.isdir("/dev/shm") else os.path.dirname(log_path)
+        self.dir = tempfile.mkdtemp(prefix="zmbench-sink-", dir=base)
+        os.chmod(self.dir, 0o777)  # smtp-sink runs as nobody (-u)
+        self.arrivals_log = log_path + ".arrivals"
+        self.watch = None
+        args = [postfix_bin("smtp-sink"), "-u", "nobody", "-m", str(max_conns)]
+        if dump:
+            # strftime's seconds in the name, then smtp-sink's random
+            # suffix: two transactions never share a file.
+            args += ["-d", os.path.join(self.dir, "%H%M%S.")]
+            self.watch = subprocess.Popen(
+                [sys.executable, os.path.join(BENCH, "lib", "dumpwatch.py"), self.dir,
+                 self.arrivals_log])
+            deadline = time.monotonic() + 20
+            while not os.path.exists(self.arrivals_log + ".ready"):
+                if time.monotonic() > deadline or self.watch.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("dumpwatch did not come up")
+                time.sleep(0.02)
+        self._err = open(log_path, "w")
+        self.proc = subprocess.Popen(args + [f"127.0.0.1:{port}", "1024"],
+                                     env=postfix_env(), stdout=subprocess.DEVNULL,
+                                     stderr=self._err)
+        self._ids = {}  # file name -> X-Bench-Id ('-' if none)
+        if not wait_port("127.0.0.1", port):
+            self.stop()
+            raise RuntimeError("smtp-sink did not come up")
+
+    def _bench_id(self, name):
+        got = self._ids.get(name)
+        if got is not None:
+            return got
+        try:
+            with open(os.path.join(self.dir, name), "rb") as f:
+                head = f.read(self.HEAD)
+        except OSError:
+            return "-"
+        got = "-"
+        k = head.lower().find(b"\nx-bench-id:")
+        if k >= 0:
+            end = head.find(b"\n", k + 1)
+            got = head[k + 12:end if end >= 0 else len(head)].strip().decode(
+                errors="replace") or "-"
+        self._ids[name] = got  # the file was closed: it is whole
+        return got
+
+    def _closed(self):
+        """[(time, file name)] of every transaction smtp-sink finished."""
+        try:
+            with open(self.arrivals_log) as f:
+                text = f.read()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                out.append((float(parts[0]), parts[1]))
+        return out
+
+    def arrivals_all(self):
+        """[(id, time)] in arrival order, as Sink.arrivals_all()."""
+        out = [(self._bench_id(name), t) for t, name in self._closed()]
+        out.sort(key=lambda x: x[1])
+        return out
+
+    def count(self):
+        try:
+            with open(self.arrivals_log, "rb") as f:
+                return f.read().count(b"\n")
+        except FileNotFoundError:
+            return 0
+
+    def stop(self):
+        for p in (getattr(self, "proc", None), self.watch):
+            if p is None or p.poll() is not None:
+                continue
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if getattr(self, "_err", None):
+            self._err.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def make_sink(kind, port, log_path, workers=2):
+    """The relay benchmarks' sink: 'smtp-sink' (Postfix's, the default)
+    or 'py' (bench/lib/sink.py in `workers` processes)."""
+    if kind == "py":
+        return Sink(port, log_path, workers=workers)
+    return SmtpSink(port, log_path)
 
 
 async def _open_held(port, count, sources, timeout, slow):
