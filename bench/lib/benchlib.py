@@ -18,6 +18,7 @@ Every wait is bounded; nothing here asserts, the scripts print figures.
 
 import asyncio
 import os
+import re
 import resource
 import shutil
 import signal
@@ -324,6 +325,17 @@ class Zmnode:
         r = subprocess.run(["git", "-C", self.bindir, "rev-parse", "--short", "HEAD"],
                            capture_output=True, text=True)
         return f"zmnode {r.stdout.strip() or '?'} ({self.bindir})"
+
+
+def point_smtp_at_sink(text, sink_port):
+    """scheduler.conf `text` with the smtp/* clause's agent pointed at the
+    sink (whatever else the clause says)."""
+    m = re.search(r'^smtp/\*\n(?:[ \t]+.*\n)*?[ \t]+command="smtp"', text, re.M)
+    if not m:
+        raise RuntimeError('scheduler.conf: no smtp/* clause with command="smtp"; '
+                           "update bench/lib/benchlib.py")
+    clause = m.group(0)
+    return text.replace(clause, clause[:-1] + f' -F [127.0.0.1]:{sink_port}"', 1)
 
 
 class Peer:
