@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "cluster/agent/agent_internal.h"
-#include "node/admin/admin_client.h"
+#include "node/admin/admin_grpc_client.h"
 #include "node/common/node_dir.h"
 #include "node/common/strings.h"
 
@@ -13,20 +13,17 @@ namespace zm::cluster::internal {
 EtrnOutcome RunSchedulerEtrn(const std::string& node_home,
                              const std::string& domain) {
   NodeDir node = LocateNode(node_home);
-  auto client = admin::AdminClient::Connect(node);
-  if (!client.ok()) {
-    return {458, StrCat("scheduler not reachable: ",
-                        Message(client.status()))};
+  // On the executor's own thread (EtrnExecutor::Loop), not the agent's
+  // gRPC or gossip threads.
+  auto etrn = admin::LocalEtrn(node, domain);
+  if (!etrn.ok()) {
+    if (absl::IsUnavailable(etrn.status())) {
+      return {458, StrCat("scheduler not reachable: ",
+                          Message(etrn.status()))};
+    }
+    return {458, Message(etrn.status())};
   }
-  auto lines = (*client)->Command(StrCat("ETRN ", domain));
-  if (!lines.ok()) return {458, Message(lines.status())};
-  std::string text;
-  for (const auto& l : *lines) {
-    if (!text.empty()) text += "; ";
-    text += l;
-  }
-  if (text.empty()) text = "ETRN started";
-  return {250, text};
+  return {250, etrn->text().empty() ? "ETRN started" : etrn->text()};
 }
 
 EtrnExecutor::EtrnExecutor(const AgentOptions& options, FleetState& state,

@@ -1,16 +1,17 @@
 #include "node/admin/admin_grpc_client.h"
 
+#include <grpc/support/log.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
 
 #include "node/admin/scheduler_auth.h"
+#include "node/common/fs.h"
 #include "node/common/strings.h"
 
 namespace zm::admin {
 namespace {
 
-constexpr int64_t kCallTimeoutMs = 30'000;
 constexpr int64_t kListTimeoutMs = 120'000;  // a million recipients
 constexpr char kServicePrefix[] = "/zmnode.admin.v1.SchedulerAdmin/";
 
@@ -27,8 +28,21 @@ void SetDeadline(grpc::ClientContext* ctx, int64_t timeout_ms) {
 
 }  // namespace
 
+void QuietGrpcLog() {
+  gpr_set_log_function([](gpr_log_func_args*) {});
+}
+
 std::string GrpcSocketTarget(const NodeDir& node) {
   return StrCat("unix:", node.run(), "/scheduler.sock");
+}
+
+absl::StatusOr<pb::ActionReply> LocalEtrn(const NodeDir& node,
+                                          const std::string& domain,
+                                          int64_t timeout_ms) {
+  auto c = GrpcAdminClient::ConnectTo(GrpcSocketTarget(node), "nobody",
+                                      "nobody", timeout_ms);
+  if (!c.ok()) return c.status();
+  return (*c)->Etrn(domain);
 }
 
 absl::StatusOr<std::unique_ptr<GrpcAdminClient>> GrpcAdminClient::Connect(
@@ -38,24 +52,47 @@ absl::StatusOr<std::unique_ptr<GrpcAdminClient>> GrpcAdminClient::Connect(
 }
 
 absl::StatusOr<std::unique_ptr<GrpcAdminClient>> GrpcAdminClient::ConnectTo(
-    const std::string& target, std::string user, std::string password) {
+    const std::string& target, std::string user, std::string password,
+    int64_t timeout_ms, const std::string& ca_file) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);  // big queues: many threads
   args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
-  auto channel = grpc::CreateCustomChannel(
-      target, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> creds =
+      grpc::InsecureChannelCredentials();
+  if (!ca_file.empty()) {
+    auto ca = fs::ReadFile(ca_file, 1u << 20);
+    if (!ca.ok()) return ca.status();
+    grpc::SslCredentialsOptions opts;
+    opts.pem_root_certs = std::move(*ca);
+    creds = grpc::SslCredentials(opts);
+  }
+  auto channel = grpc::CreateCustomChannel(target, creds, args);
   std::unique_ptr<GrpcAdminClient> c(new GrpcAdminClient(
       pb::SchedulerAdmin::NewStub(channel), std::move(user),
       std::move(password)));
+  c->call_timeout_ms_ = timeout_ms;
   auto nonce = c->Challenge();
   if (!nonce.ok()) {
     if (nonce.status().code() != absl::StatusCode::kUnavailable &&
         nonce.status().code() != absl::StatusCode::kDeadlineExceeded) {
       return nonce.status();
     }
+    std::string why(nonce.status().message());
+    if (!ca_file.empty() && (why.find("andshake") != std::string::npos ||
+                             why.find("SSL") != std::string::npos)) {
+      return absl::UnavailableError(
+          StrCat("TLS handshake with ", target, " failed (does ", ca_file,
+                 " hold the CA of its certificate, and does it name that "
+                 "host?): ", why));
+    }
+    if (ca_file.empty() && target.rfind("unix:", 0) != 0) {
+      return absl::UnavailableError(
+          StrCat("no answer from the scheduler at ", target,
+                 " (not running, or it speaks TLS: give --cafile): ", why));
+    }
     return absl::UnavailableError(
-        StrCat("scheduler is not running (cannot reach ", target, ": ",
-               std::string(nonce.status().message()), ")"));
+        StrCat("scheduler is not running (cannot reach ", target, ": ", why,
+               ")"));
   }
   c->nonce_ = std::move(*nonce);
   return c;
@@ -63,7 +100,7 @@ absl::StatusOr<std::unique_ptr<GrpcAdminClient>> GrpcAdminClient::ConnectTo(
 
 absl::StatusOr<std::string> GrpcAdminClient::Challenge() {
   grpc::ClientContext ctx;
-  SetDeadline(&ctx, kCallTimeoutMs);
+  SetDeadline(&ctx, call_timeout_ms_);
   pb::ChallengeRequest req;
   pb::ChallengeReply reply;
   if (auto s = FromGrpc(stub_->Challenge(&ctx, req, &reply)); !s.ok())
@@ -98,7 +135,7 @@ absl::Status GrpcAdminClient::Prepare(grpc::ClientContext* ctx,
 // One unary call: `call(ctx, reply)` with the proof for `method`.
 #define ZM_ADMIN_UNARY(Method, Reply, request)                   \
   grpc::ClientContext ctx;                                       \
-  if (auto s = Prepare(&ctx, #Method, kCallTimeoutMs); !s.ok()) \
+  if (auto s = Prepare(&ctx, #Method, call_timeout_ms_); !s.ok()) \
     return s;                                                    \
   Reply reply;                                                   \
   if (auto s = FromGrpc(stub_->Method(&ctx, request, &reply)); !s.ok()) \

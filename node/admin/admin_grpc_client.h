@@ -35,6 +35,22 @@ namespace pb = ::zmnode::admin::v1;
 // "unix:<node>/run/scheduler.sock".
 std::string GrpcSocketTarget(const NodeDir& node);
 
+class GrpcAdminClient;
+
+// Turns gRPC core's own log lines off (it prints a TLS handshake failure
+// on stderr): for command-line programs, which report the errors the
+// calls return in one line of their own.
+void QuietGrpcLog();
+
+// One ETRN on the node's own scheduler as user "nobody", the way the
+// smtpserver, admind and clusterd ask: Unavailable when the
+// scheduler is down, else its ActionReply ("ETRN d: N recipients scheduled
+// for delivery" / "ETRN d: nothing queued"). Blocks for at most
+// `timeout_ms` per call (two calls: the nonce, then Etrn).
+absl::StatusOr<pb::ActionReply> LocalEtrn(const NodeDir& node,
+                                          const std::string& domain,
+                                          int64_t timeout_ms = 10'000);
+
 class GrpcAdminClient {
  public:
   // To the node's run/scheduler.sock. Fetches the first nonce, so a
@@ -43,8 +59,16 @@ class GrpcAdminClient {
       const NodeDir& node, std::string user = "nobody",
       std::string password = "nobody");
   // To a gRPC target: "unix:/path", "127.0.0.1:1740", "[::1]:1740".
+  // `ca_file` (PEM) non-empty: TLS, the server's certificate must chain to
+  // it and name the target's host (DNS or IP SAN); a handshake that fails
+  // is Unavailable "TLS handshake with ... failed: <gRPC's reason>".
   static absl::StatusOr<std::unique_ptr<GrpcAdminClient>> ConnectTo(
-      const std::string& target, std::string user, std::string password);
+      const std::string& target, std::string user, std::string password,
+      int64_t timeout_ms = 30'000, const std::string& ca_file = "");
+
+  // The deadline of each unary call (default 30 s); ListMessages and
+  // WatchEvents have their own.
+  void set_call_timeout_ms(int64_t ms) { call_timeout_ms_ = ms; }
 
   absl::StatusOr<pb::QueueSummary> ShowQueueShort();
   absl::StatusOr<pb::QueueThreads> ShowQueueThreads();
@@ -85,6 +109,7 @@ class GrpcAdminClient {
 
   std::unique_ptr<pb::SchedulerAdmin::Stub> stub_;
   std::string user_, password_;
+  int64_t call_timeout_ms_ = 30'000;
   std::string nonce_;  // fetched ahead (by Connect); used by the next call
 };
 

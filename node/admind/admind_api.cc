@@ -7,7 +7,7 @@
 
 #include "cluster/client/cluster_client.h"
 #include "cluster/client/policy_overlay.h"
-#include "node/admin/admin_client.h"
+#include "node/admin/admin_grpc_client.h"
 #include "node/admind/admind_health.h"
 #include "node/admind/admind_metrics.h"
 #include "node/common/fs.h"
@@ -402,19 +402,13 @@ ApiReply Api::StartEtrn(const json& body) {
                  {"state", "failed"},
                  {"messages", 0},
                  {"detail", ""}};
-  auto c = admin::AdminClient::Connect(node_);
-  if (!c.ok()) {
-    result["detail"] = Message(c.status());
+  auto etrn = admin::LocalEtrn(node_, domain);
+  if (!etrn.ok()) {
+    result["detail"] = Message(etrn.status());
   } else {
-    auto lines = (*c)->Command(StrCat("ETRN ", domain));
-    if (!lines.ok()) {
-      result["detail"] = Message(lines.status());
-    } else {
-      std::string text = lines->empty() ? "" : lines->front();
-      result["state"] = "done";
-      result["messages"] = FirstNumber(text);
-      result["detail"] = text;
-    }
+    result["state"] = "done";
+    result["messages"] = FirstNumber(etrn->text());
+    result["detail"] = etrn->text();
   }
   absl::MutexLock lock(&mu_);
   std::string id = StrCat(node_id_, "-", NowUnix(), "-", ++etrn_seq_);
@@ -473,36 +467,24 @@ json Api::LocalQueue() {
   q["recipients"] = SumOf(samples, metrics::kQueueRecipients);
   q["threads"] = SumOf(samples, metrics::kQueueThreads);
   q["oldest_age_s"] = SumOf(samples, metrics::kQueueOldestAge);
-  // Top destinations: the scheduler's thread list (SHOW QUEUE THREADS
-  // lines "channel/host/procs  R=n A=..."), biggest backlog first.
+  // Top destinations: the scheduler's threads, biggest backlog first.
   json top = json::array();
-  auto c = admin::AdminClient::Connect(node_);
-  if (c.ok()) {
-    auto lines = (*c)->Command("SHOW QUEUE THREADS");
-    if (lines.ok()) {
-      std::vector<std::tuple<int64_t, std::string, std::string>> dests;
-      for (const std::string& line : *lines) {
-        auto w = SplitWhitespace(line);
-        if (w.size() < 2 || !w[1].starts_with("R=")) continue;
-        auto parts = Split(w[0], '/');
-        if (parts.size() < 3) continue;
-        int64_t rcpts = 0;
-        if (!ParseNumber(w[1].substr(2), &rcpts)) continue;
-        std::string host;
-        for (size_t i = 1; i + 1 < parts.size(); ++i) {
-          if (!host.empty()) host += '/';
-          host += parts[i];
-        }
-        dests.emplace_back(rcpts, std::string(parts[0]), host);
-      }
-      std::sort(dests.begin(), dests.end(), [](const auto& a, const auto& b) {
-        return std::get<0>(a) > std::get<0>(b);
-      });
-      for (size_t i = 0; i < dests.size() && i < 10; ++i) {
-        top.push_back({{"channel", std::get<1>(dests[i])},
-                       {"host", std::get<2>(dests[i])},
-                       {"recipients", std::get<0>(dests[i])}});
-      }
+  auto c = admin::GrpcAdminClient::Connect(node_);
+  absl::StatusOr<admin::pb::QueueThreads> threads =
+      c.ok() ? (*c)->ShowQueueThreads()
+             : absl::StatusOr<admin::pb::QueueThreads>(c.status());
+  if (threads.ok()) {
+    std::vector<const admin::pb::Thread*> dests;
+    for (const auto& ring : threads->rings()) {
+      for (const auto& t : ring.threads()) dests.push_back(&t);
+    }
+    std::stable_sort(dests.begin(), dests.end(), [](auto* a, auto* b) {
+      return a->recipients() > b->recipients();
+    });
+    for (size_t i = 0; i < dests.size() && i < 10; ++i) {
+      top.push_back({{"channel", dests[i]->channel()},
+                     {"host", dests[i]->host()},
+                     {"recipients", dests[i]->recipients()}});
     }
   }
   q["top_destinations"] = top;

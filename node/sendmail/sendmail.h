@@ -6,7 +6,7 @@
 // hand over to the node's programs: -bp runs `mailq`, -bi runs `zmailer
 // newaliases`, -bs speaks SMTP on stdin/stdout (zm::smtp::RunStdioSession),
 // -bv routes addresses without sending (zm::router::Routing), -q asks the
-// scheduler to run its queue (zm::admin::AdminClient).
+// scheduler to run its queue (zm::admin::GrpcAdminClient).
 //
 //   auto opts = zm::sendmail::ParseArgs({argv, argv + argc});
 //   if (!opts.ok()) { print the one-line reason; return EX_USAGE; }

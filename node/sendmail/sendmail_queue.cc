@@ -1,8 +1,9 @@
-// sendmail -q: ask the scheduler for a queue run over its admin socket.
+// sendmail -q: ask the scheduler for a queue run over its admin service
+// (gRPC, run/scheduler.sock).
 // The scheduler does the work; sendmail only asks and reports the answer.
 #include <sysexits.h>
 
-#include "node/admin/admin_client.h"
+#include "node/admin/admin_grpc_client.h"
 #include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/sendmail/sendmail_internal.h"
@@ -10,39 +11,44 @@
 namespace zm::sendmail {
 
 int RunQueue(const NodeDir& node, const Options& opts, int out_fd, int err_fd) {
-  std::string command = "RUNQ";
+  // What the text protocol called the request, for the messages.
+  std::string what = "RUNQ";
   if (!opts.queue_site.empty()) {
-    command = StrCat("ETRN ", opts.queue_site);
+    what = StrCat("ETRN ", opts.queue_site);
   } else if (!opts.queue_id.empty()) {
-    command = StrCat("RUNQ ID ", opts.queue_id);
+    what = StrCat("RUNQ ID ", opts.queue_id);
   }
-  for (char c : command) {
+  for (char c : what) {
     if (static_cast<unsigned char>(c) < ' ') {
       Say(err_fd, "sendmail", "control character in -q argument");
       return EX_USAGE;
     }
   }
-  auto client = admin::AdminClient::Connect(node);
+  auto client = admin::GrpcAdminClient::Connect(node);
   if (!client.ok()) {
     Say(err_fd, "sendmail",
         StrCat("cannot reach the scheduler: ", Message(client.status())));
-    return absl::IsPermissionDenied(client.status()) ? EX_NOPERM
-                                                     : EX_UNAVAILABLE;
+    return absl::IsPermissionDenied(client.status()) ||
+                   absl::IsUnauthenticated(client.status())
+               ? EX_NOPERM
+               : EX_UNAVAILABLE;
   }
-  auto reply = (*client)->Command(command);
+  absl::StatusOr<admin::pb::ActionReply> reply =
+      !opts.queue_site.empty() ? (*client)->Etrn(opts.queue_site)
+                               : (*client)->RunQueue(opts.queue_id);
   if (!reply.ok()) {
-    Say(err_fd, "sendmail", StrCat(command, ": ", Message(reply.status())));
-    if (absl::IsPermissionDenied(reply.status())) return EX_NOPERM;
-    // The scheduler refuses ("-" reply) an id it does not hold.
-    if (!opts.queue_id.empty() && (absl::IsFailedPrecondition(reply.status()) ||
-                                   absl::IsNotFound(reply.status()))) {
+    Say(err_fd, "sendmail", StrCat(what, ": ", Message(reply.status())));
+    if (absl::IsPermissionDenied(reply.status()) ||
+        absl::IsUnauthenticated(reply.status())) {
+      return EX_NOPERM;
+    }
+    // The scheduler answers NOT_FOUND for an id it does not hold.
+    if (!opts.queue_id.empty() && absl::IsNotFound(reply.status())) {
       return EX_NOINPUT;
     }
     return EX_UNAVAILABLE;
   }
-  std::string text;
-  for (const auto& line : *reply) StrAppend(&text, line, "\n");
-  (void)fs::WriteAll(out_fd, text, "stdout");
+  (void)fs::WriteAll(out_fd, StrCat(reply->text(), "\n"), "stdout");
   return EX_OK;
 }
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <utility>
 
-#include "node/admin/admin_client.h"
+#include "node/admin/admin_grpc_client.h"
 #include "node/common/log.h"
 #include "node/common/strings.h"
 #include "node/dns/resolver.h"
@@ -926,11 +926,12 @@ class PolicyChecks : public smtp::Checks {
                    policy().ForDomain(domain).Is("relaytarget");
     if (!allowed) {
       return Verdict::Reject(
-          MakeR(459, "4.7.1", StrCat("<", arg, ">: Node not allowed")));
+          MakeR(459, "4.7.1",
+                StrCat("Node ", arg, " not allowed: no relaying for it from here")));
     }
     if (!deps_.node) {
       return Verdict::Reject(
-          MakeR(458, "4.3.0", StrCat("Unable to queue messages for ", arg)));
+          MakeR(458, "4.3.0", StrCat("Unable to queue messages for node ", arg)));
     }
     if (deps_.fleet && deps_.fleet->in_fleet()) {
       absl::StatusOr<FleetEtrn> fleet = deps_.fleet->Etrn(domain);
@@ -939,20 +940,15 @@ class PolicyChecks : public smtp::Checks {
       Log(session, StrCat("ETRN ", arg, ": cluster-wide failed (",
                           Message(fleet.status()), "), local only"));
     }
-    auto client = admin::AdminClient::Connect(*deps_.node);
-    if (!client.ok()) {
-      Log(session, StrCat("ETRN ", arg, ": ", Message(client.status())));
-      return Verdict::Reject(
-          MakeR(458, "4.3.0", StrCat("Unable to queue messages for ", arg)));
+    // On a pool thread (smtpserver_conn.cc runs Decide there), not the
+    // event loop; the scheduler answers at once or not at all.
+    auto etrn = admin::LocalEtrn(*deps_.node, domain);
+    if (!etrn.ok()) {
+      Log(session, StrCat("ETRN ", arg, ": ", Message(etrn.status())));
+      return Verdict::Reject(MakeR(
+          458, "4.3.0", StrCat("Unable to queue messages for node ", arg)));
     }
-    std::string command = StrCat("etrn ", domain);
-    auto lines = (*client)->Command(command);
-    if (!lines.ok()) {
-      Log(session, StrCat("ETRN ", arg, ": ", Message(lines.status())));
-      return Verdict::Reject(
-          MakeR(458, "4.3.0", StrCat("Unable to queue messages for ", arg)));
-    }
-    Log(session, StrCat("ETRN ", arg));
+    Log(session, etrn->text());
     Verdict v;
     v.reply = MakeR(250, "2.0.0", StrCat("Queuing for node ", arg, " started"));
     return v;
