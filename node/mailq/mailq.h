@@ -9,7 +9,8 @@
 //   read from the spool directly: queue_name "hold" and "corrupt")
 //   options: -c channel -h host, -U user/pass, -C DIR, -p [host:]port
 //   (the scheduler's gRPC admin service, docs/admin-protocol.md: on
-//   run/scheduler.sock, or on TCP with -p)
+//   run/scheduler.sock, or on TCP with -p; --cafile FILE: TLS to -p, the
+//   scheduler's certificate verified against FILE)
 //
 // Exit codes: 0, 64 usage, 69 scheduler unreachable, 77 login refused.
 #ifndef ZM_MAILQ_MAILQ_H_

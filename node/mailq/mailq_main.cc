@@ -128,11 +128,12 @@ int Main(const std::vector<std::string>& args, std::ostream& out,
          std::ostream& err) {
   int q = 0, s = 0;
   bool json = false;
-  std::string dir, channel, host, user = "nobody", pass = "nobody", port;
+  std::string dir, channel, host, user = "nobody", pass = "nobody", port,
+      cafile;
   auto usage = [&](std::string_view why) {
     err << "mailq: " << why
         << " (usage: mailq [-Q|-QQ] [-s|-ss] [--json] [-c channel] [-h host] "
-           "[-U user/pass] [-p [host:]port] [-C DIR])\n";
+           "[-U user/pass] [-p [host:]port [--cafile FILE]] [-C DIR])\n";
     return kExUsage;
   };
   for (size_t i = 0; i < args.size(); ++i) {
@@ -144,13 +145,15 @@ int Main(const std::vector<std::string>& args, std::ostream& out,
     };
     if (a == "--json") {
       json = true;
-    } else if (a == "-c" || a == "-h" || a == "-C" || a == "-U" || a == "-p") {
+    } else if (a == "-c" || a == "-h" || a == "-C" || a == "-U" || a == "-p" ||
+               a == "--cafile") {
       std::string v;
       if (!value(&v)) return usage(StrCat(a, " needs a value"));
       if (a == "-c") channel = v;
       if (a == "-h") host = v;
       if (a == "-C") dir = v;
       if (a == "-p") port = v;
+      if (a == "--cafile") cafile = v;
       if (a == "-U") {
         size_t slash = v.find('/');
         if (slash == std::string::npos) return usage("-U needs user/password");
@@ -164,6 +167,9 @@ int Main(const std::vector<std::string>& args, std::ostream& out,
       return usage(StrCat("unknown argument '", a, "'"));
     }
   }
+  if (!cafile.empty() && port.empty()) {
+    return usage("--cafile is for TLS to -p [host:]port");
+  }
   NodeDir node = LocateNode(dir);
   if (auto st = RequireNode(node); !st.ok()) {
     err << "mailq: " << st.message() << "\n";
@@ -173,14 +179,15 @@ int Main(const std::vector<std::string>& args, std::ostream& out,
     out << health::Render(health::Collect(node));
     if (s >= 2) return 0;
   }
-  // The gRPC admin service: run/scheduler.sock, or -p [host:]port.
+  // The gRPC admin service: run/scheduler.sock, or -p [host:]port (TLS
+  // with --cafile).
   auto client =
       port.empty()
           ? admin::GrpcAdminClient::Connect(node, user, pass)
           : admin::GrpcAdminClient::ConnectTo(
                 port.find(':') == std::string::npos ? StrCat("127.0.0.1:", port)
                                                     : port,
-                user, pass);
+                user, pass, 30'000, cafile);
   auto fail = [&](std::string_view what, const absl::Status& st) {
     err << "mailq: " << what << st.message() << "\n";
     return st.code() == absl::StatusCode::kPermissionDenied ||

@@ -9,7 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include <atomic>
 #include <cerrno>
@@ -23,6 +27,7 @@
 #include <mutex>
 
 #include "node/common/strings.h"
+#include "node/config/config_file.h"
 #include "node/scheduler/scheduler.h"
 #include "zmnode/admin/v1/admin.grpc.pb.h"
 
@@ -35,6 +40,7 @@ constexpr size_t kMaxWatchers = 32;
 constexpr size_t kMaxEventBacklog = 10'000;
 constexpr auto kPollStep = std::chrono::milliseconds(200);
 constexpr char kServicePrefix[] = "/zmnode.admin.v1.SchedulerAdmin/";
+constexpr size_t kMaxPemBytes = 1u << 20;
 
 // A method's equivalent MAILQv2 command: its token comes from
 // admin::RequiredToken, the one table for both protocols.
@@ -126,7 +132,9 @@ class AdminGrpc final : public admin::pb::SchedulerAdmin::Service {
   explicit AdminGrpc(Scheduler& s) : s_(s) {}
   ~AdminGrpc() override { Stop(); }
 
-  absl::Status Start(const std::string& unix_path, const std::string& tcp) {
+  // `tls`: the TCP listener's certificate and key; empty = plain HTTP/2.
+  absl::Status Start(const std::string& unix_path, const std::string& tcp,
+                     const GrpcTls& tls) {
     wake_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (!wake_.valid()) return fs::ErrnoStatus("eventfd", "", errno);
     ::unlink(unix_path.c_str());  // a stale socket of a dead scheduler
@@ -134,7 +142,18 @@ class AdminGrpc final : public admin::pb::SchedulerAdmin::Service {
     b.AddListeningPort("unix:" + unix_path, grpc::InsecureServerCredentials());
     int tcp_port = 0;
     if (!tcp.empty()) {
-      b.AddListeningPort(tcp, grpc::InsecureServerCredentials(), &tcp_port);
+      std::shared_ptr<grpc::ServerCredentials> creds =
+          grpc::InsecureServerCredentials();
+      if (!tls.cert_pem.empty()) {
+        // gRPC's TLS: 1.2 the lowest version, 1.3 preferred, AEAD suites
+        // with forward secrecy for 1.2 (the node's floor,
+        // node/common/tls_server.h). No client certificate: callers prove
+        // a scheduler.auth password per call.
+        grpc::SslServerCredentialsOptions opts;
+        opts.pem_key_cert_pairs.push_back({tls.key_pem, tls.cert_pem});
+        creds = grpc::SslServerCredentials(opts);
+      }
+      b.AddListeningPort(tcp, creds, &tcp_port);
     }
     b.RegisterService(this);
     b.SetMaxReceiveMessageSize(64 * 1024);
@@ -145,7 +164,9 @@ class AdminGrpc final : public admin::pb::SchedulerAdmin::Service {
           StrCat("cannot serve admin gRPC on unix:", unix_path,
                  tcp.empty() ? "" : " and ", tcp));
     }
-    ::chmod(unix_path.c_str(), 0660);
+    // Any local user, as on the MAILQv2 socket (sendmail -q, mailq):
+    // scheduler.auth decides what each may do.
+    ::chmod(unix_path.c_str(), 0666);
     unix_path_ = unix_path;
     return absl::OkStatus();
   }
@@ -486,14 +507,96 @@ class AdminGrpc final : public admin::pb::SchedulerAdmin::Service {
   std::map<std::string, int64_t> nonces_;  // loop only: nonce -> expiry
 };
 
+namespace {
+
+// The first PEM object of `pem` of its kind; null if there is none.
+template <typename T, T* (*Read)(BIO*, T**, pem_password_cb*, void*)>
+T* ReadPem(const std::string& pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (bio == nullptr) return nullptr;
+  T* out = Read(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<GrpcTls> LoadGrpcTls(const SchedulerConf& conf) {
+  GrpcTls tls;
+  if (conf.grpccert.empty()) return tls;
+  auto read = [&](const std::string& path, int line, const char* param,
+                  std::string* out) -> absl::Status {
+    auto text = fs::ReadFile(path, kMaxPemBytes);
+    if (!text.ok()) {
+      return config::Error(conf.file, line,
+                           StrCat(param, ": ", zm::Message(text.status())));
+    }
+    *out = std::move(*text);
+    return absl::OkStatus();
+  };
+  if (auto s = read(conf.grpccert, conf.grpccert_line, "PARAMgrpccert",
+                    &tls.cert_pem);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = read(conf.grpckey, conf.grpckey_line, "PARAMgrpckey",
+                    &tls.key_pem);
+      !s.ok()) {
+    return s;
+  }
+  X509* cert = ReadPem<X509, PEM_read_bio_X509>(tls.cert_pem);
+  if (cert == nullptr) {
+    return config::Error(conf.file, conf.grpccert_line,
+                         StrCat("PARAMgrpccert: no PEM certificate in ",
+                                conf.grpccert));
+  }
+  EVP_PKEY* key = ReadPem<EVP_PKEY, PEM_read_bio_PrivateKey>(tls.key_pem);
+  bool matches = key != nullptr && X509_check_private_key(cert, key) == 1;
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  if (key == nullptr) {
+    return config::Error(conf.file, conf.grpckey_line,
+                         StrCat("PARAMgrpckey: no PEM private key in ",
+                                conf.grpckey));
+  }
+  if (!matches) {
+    return config::Error(conf.file, conf.grpckey_line,
+                         StrCat("PARAMgrpckey: ", conf.grpckey,
+                                " is not the key of ", conf.grpccert));
+  }
+  return tls;
+}
+
 absl::Status Scheduler::OpenAdminGrpc() {
+  auto tls = LoadGrpcTls(conf_);
+  if (!tls.ok()) return tls.status();
   auto g = std::make_shared<AdminGrpc>(*this);
-  if (auto s = g->Start(node_.run() + "/scheduler.sock", conf_.grpcaddr);
+  if (auto s = g->Start(node_.run() + "/scheduler.sock", conf_.grpcaddr, *tls);
       !s.ok()) {
     return s;
   }
   admin_grpc_ = std::move(g);
+  admin_grpc_tls_ = std::move(*tls);
+  admin_grpc_addr_ = conf_.grpcaddr;
   return absl::OkStatus();
+}
+
+void Scheduler::ReopenAdminGrpc() {
+  // Reload checked the files already; read again to see what changed.
+  auto tls = LoadGrpcTls(conf_);
+  if (!tls.ok() || (admin_grpc_ && conf_.grpcaddr == admin_grpc_addr_ &&
+                    *tls == admin_grpc_tls_)) {
+    return;
+  }
+  if (admin_grpc_) admin_grpc_->Stop();
+  admin_grpc_.reset();
+  if (auto s = OpenAdminGrpc(); !s.ok()) {
+    log_.Error("", StrCat("admin gRPC not reopened: ", zm::Message(s)));
+    return;
+  }
+  log_.Info("", StrCat("admin gRPC reopened",
+                       conf_.grpcaddr.empty() ? "" : " on ", conf_.grpcaddr,
+                       admin_grpc_tls_.cert_pem.empty() ? "" : " (TLS)"));
 }
 
 int Scheduler::AdminGrpcFd() const {

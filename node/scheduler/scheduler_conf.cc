@@ -461,6 +461,12 @@ absl::StatusOr<SchedulerConf> ParseSchedulerConf(std::string_view text,
         auto addr = GrpcAddress(*expanded);
         if (!addr.ok()) return Error(file, number, Message(addr.status()));
         conf.grpcaddr = *addr;
+      } else if (name == "grpccert") {
+        conf.grpccert = *expanded;
+        conf.grpccert_line = number;
+      } else if (name == "grpckey") {
+        conf.grpckey = *expanded;
+        conf.grpckey_line = number;
       } else {
         return Error(file, number, StrCat("unknown PARAM '", name, "'"));
       }
@@ -515,6 +521,18 @@ absl::StatusOr<SchedulerConf> ParseSchedulerConf(std::string_view text,
       if (auto s = add_param(toks[i], number); !s.ok()) return s;
     }
     if (nl == text.size()) break;
+  }
+  if (conf.grpccert.empty() != conf.grpckey.empty()) {
+    return conf.grpccert.empty()
+               ? Error(file, conf.grpckey_line,
+                       "PARAMgrpckey without PARAMgrpccert")
+               : Error(file, conf.grpccert_line,
+                       "PARAMgrpccert without PARAMgrpckey");
+  }
+  if (!conf.grpccert.empty() && conf.grpcaddr.empty()) {
+    return Error(file, conf.grpccert_line,
+                 "PARAMgrpccert needs PARAMgrpcaddr (TLS is for the TCP "
+                 "listener)");
   }
   // Globals: maxta and sysnice/syspriority of the */* clause.
   for (const auto& c : conf.clauses) {

@@ -90,6 +90,12 @@ struct SchedulerConf {
   // gRPC address "host:port"; "" = the admin gRPC service only on
   // run/scheduler.sock (docs/admin-protocol.md).
   std::string grpcaddr;
+  // PARAMgrpccert / PARAMgrpckey: PEM files (expanded paths) that put TLS
+  // on the PARAMgrpcaddr listener; both or neither. "" = plain HTTP/2.
+  // Their lines, for the file:line errors of the scheduler's checks of
+  // the files' contents (scheduler_admin_grpc.cc).
+  std::string grpccert, grpckey;
+  int grpccert_line = 0, grpckey_line = 0;
   int maxta = 0;         // from the */* clause (0 = automatic)
   std::optional<int> sysnice;
   std::optional<int> syspriority;

@@ -155,6 +155,28 @@ TEST(SchedulerConfTest, ParamsOnSelectorLineAndSeveralPerLine) {
   EXPECT_EQ(b.priority, -1);
 }
 
+TEST(SchedulerConfTest, GrpcTlsNeedsCertKeyAndAddress) {
+  SchedulerConf c = ParseOk(
+      "PARAMgrpcaddr = \"TCP:1740\"\n"
+      "PARAMgrpccert = \"$MAILVAR/admin.crt\"\n"
+      "PARAMgrpckey = \"$MAILVAR/admin.key\"\n"
+      "*/*  maxta=2\n");
+  EXPECT_EQ(c.grpcaddr, "127.0.0.1:1740");
+  EXPECT_EQ(c.grpccert, "/srv/node/etc/admin.crt");
+  EXPECT_EQ(c.grpccert_line, 2);
+  EXPECT_EQ(c.grpckey_line, 3);
+  EXPECT_EQ(ParseError("PARAMgrpcaddr = \"TCP:1740\"\n"
+                       "PARAMgrpccert = \"/a.crt\"\n*/* maxta=2\n"),
+            "scheduler.conf:2: PARAMgrpccert without PARAMgrpckey");
+  EXPECT_EQ(ParseError("*/* maxta=2\nPARAMgrpcaddr = \"TCP:1740\"\n"
+                       "PARAMgrpckey = \"/a.key\"\n"),
+            "scheduler.conf:3: PARAMgrpckey without PARAMgrpccert");
+  EXPECT_NE(ParseError("PARAMgrpccert = \"/a.crt\"\n"
+                       "PARAMgrpckey = \"/a.key\"\n*/* maxta=2\n")
+                .find("scheduler.conf:1: PARAMgrpccert needs PARAMgrpcaddr"),
+            std::string::npos);
+}
+
 TEST(SchedulerConfTest, BychannelIsRefusedWithItsLine) {
   EXPECT_EQ(ParseError("uucp/*\n  maxchannel=5\n  bychannel\n  command=sm\n"),
             "scheduler.conf:3: 'bychannel' is not supported: jobs always go "
