@@ -93,13 +93,13 @@ struct Thread {
   ThreadParams params;
   std::string command;           // expanded; "" if none
   std::string command_error;     // why there is no command
-  std::deque<std::string> msgs;  // queue ids with recipients here, by arrival
-  // The subset of msgs with a recipient here that is waiting (not in
-  // flight, not final), in arrival order (queue ids sort so): what
-  // dispatching looks at, so that messages in flight cost nothing per
-  // pass. May hold stale ids (failed by expiry or KILL); they are dropped
-  // when met.
-  std::set<std::string> waiting;
+  // The queue ids of the messages with a recipient here that is not final
+  // (waiting or in flight), in arrival order (queue ids sort so): what
+  // dispatching, ETRN and the views walk. A message leaves when its last
+  // recipient here is final (MaybeFinish), so the walk costs the waiting
+  // messages plus the few in flight, never those done here that wait on
+  // other threads. An empty thread is removed by the loop's tick.
+  std::set<std::string> msgs;
   bool kicked = false;  // ETRN/RUNQ asked for a run (queueonly)
   int attempts = 0;
   std::string last_diag;
@@ -156,6 +156,16 @@ struct Counters {
   uint64_t dsns = 0, agents_started = 0, quarantined = 0;
   uint64_t delay_dsns = 0;
 };
+
+// The PEM certificate and key of PARAMgrpccert/PARAMgrpckey, read and
+// checked (both parse, the key is the certificate's): errors are
+// `scheduler.conf:LINE: ...` naming the PARAM line. Empty when the conf
+// has no TLS. (scheduler_admin_grpc.cc)
+struct GrpcTls {
+  std::string cert_pem, key_pem;
+  bool operator==(const GrpcTls&) const = default;
+};
+absl::StatusOr<GrpcTls> LoadGrpcTls(const SchedulerConf& conf);
 
 class Scheduler {
  public:
@@ -239,7 +249,10 @@ class Scheduler {
   absl::StatusOr<admin::pb::ActionReply> KillMessageAction(
       std::string_view qid);
   // gRPC (scheduler_admin_grpc.cc): run/scheduler.sock and PARAMgrpcaddr.
+  // Starts it with conf_ (and its TLS files, checked: file:line errors).
   absl::Status OpenAdminGrpc();
+  // After a reload: restarts it if PARAMgrpcaddr or the TLS files changed.
+  void ReopenAdminGrpc();
   int AdminGrpcFd() const;        // readable: calls wait for the loop
   void RunAdminGrpc();            // runs them (on the loop)
   void PublishAdminGrpc(std::string_view event_line);
@@ -296,6 +309,8 @@ class Scheduler {
   // The gRPC admin server (scheduler_admin_grpc.cc); declared last so that
   // it stops, and its calls end, before the rest goes away.
   std::shared_ptr<class AdminGrpc> admin_grpc_;
+  GrpcTls admin_grpc_tls_;      // what admin_grpc_ serves TCP with
+  std::string admin_grpc_addr_;  // and where ("" = no TCP)
 };
 
 // Seconds as Postfix logs delays: "0", "0.43", "1.1", "125".

@@ -248,32 +248,20 @@ Agent* Scheduler::StartAgent(Thread& t) {
 }
 
 bool Scheduler::Dispatch(Agent& a, Thread& t, int64_t now) {
-  for (auto w = t.waiting.begin(); w != t.waiting.end();) {
-    const std::string& qid = *w;
+  for (const std::string& qid : t.msgs) {
     auto it = msgs_.find(qid);
-    if (it == msgs_.end()) {
-      w = t.waiting.erase(w);
-      continue;
-    }
+    if (it == msgs_.end()) continue;
     Message& m = *it->second;
     Job job;
-    bool later = false;  // a waiting recipient here that is not due yet
     for (auto& rc : m.rcpts) {
       const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
       if (rc.state != RcptState::kWaiting || r.channel != t.channel ||
           r.host != t.host) {
         continue;
       }
-      if (Ready(t, rc, now)) {
-        job.indexes.push_back(rc.index);
-      } else {
-        later = true;
-      }
+      if (Ready(t, rc, now)) job.indexes.push_back(rc.index);
     }
-    if (job.indexes.empty()) {
-      w = later ? std::next(w) : t.waiting.erase(w);
-      continue;
-    }
+    if (job.indexes.empty()) continue;  // in flight, or not due yet
     std::string idx;
     for (int i : job.indexes) {
       m.rcpts[static_cast<size_t>(i)].state = RcptState::kInFlight;
@@ -281,7 +269,6 @@ bool Scheduler::Dispatch(Agent& a, Thread& t, int64_t now) {
       job.pending.insert(i);
     }
     job.qid = qid;
-    if (!later) t.waiting.erase(w);  // qid dies here: use job.qid below
     job.dispatch_ms = now;
     job.thread = {t.channel, t.host};
     StrAppend(&a.outbuf, job.qid, "\t", mail::XtextEncode(t.host), "\t", idx,
@@ -298,23 +285,17 @@ bool Scheduler::ThreadHasReady(Thread& t, int64_t now) {
   if (t.params.queueonly && !t.kicked) return false;
   if (t.next_due_ms > now || t.hold_until_ms > now) return false;
   int64_t earliest = INT64_MAX;
-  for (auto w = t.waiting.begin(); w != t.waiting.end();) {
-    auto it = msgs_.find(*w);
-    if (it == msgs_.end()) {
-      w = t.waiting.erase(w);
-      continue;
-    }
+  for (const auto& qid : t.msgs) {
+    auto it = msgs_.find(qid);
+    if (it == msgs_.end()) continue;
     const Message& m = *it->second;
-    bool any = false;
     for (const auto& rc : m.rcpts) {
       if (rc.state != RcptState::kWaiting) continue;
       const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
       if (r.channel != t.channel || r.host != t.host) continue;
       if (rc.next_ms <= now) return true;
       earliest = std::min(earliest, rc.next_ms);
-      any = true;
     }
-    w = any ? std::next(w) : t.waiting.erase(w);
   }
   t.next_due_ms = earliest;  // nothing due before this
   t.kicked = false;

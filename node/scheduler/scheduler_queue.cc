@@ -215,8 +215,7 @@ void Scheduler::LoadMessage(const std::string& qid, bool arrived) {
       Thread& t = GetThread(r.channel, r.host);
       rc.thread = &t;
       Wake(t, now);
-      if (t.msgs.empty() || t.msgs.back() != qid) t.msgs.push_back(qid);
-      t.waiting.insert(qid);
+      t.msgs.insert(qid);
       next_check_ms_ = std::min(
           next_check_ms_,
           m->arrival_ms + std::min(t.params.expiry_ms, t.params.warning_ms > 0
@@ -319,7 +318,6 @@ void Scheduler::Defer(Message& m, int index, std::string_view dsn,
   const auto& r = m.cf.recipients[static_cast<size_t>(index)];
   Thread& t = GetThread(r.channel, r.host);
   rc.state = RcptState::kWaiting;
-  t.waiting.insert(m.id);
   rc.attempts++;
   rc.last_dsn = std::string(dsn);
   rc.last_diag = std::string(diag);
@@ -426,6 +424,7 @@ void Scheduler::MaybeWarnDelay(Message& m) {
   int64_t now = Now();
   std::vector<DsnRecipient> report;
   for (auto& rc : m.rcpts) {
+    if (rc.state == RcptState::kDone) continue;  // its thread may be gone
     const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
     const Thread& t = GetThread(r.channel, r.host);
     if (!MayWarn(m, t, rc) || now - m.arrival_ms < t.params.warning_ms)
@@ -500,10 +499,24 @@ bool Scheduler::SubmitDsn(Message& m, std::vector<DsnRecipient> report,
 void Scheduler::MaybeFinish(const std::string& qid) {
   auto it = msgs_.find(qid);
   if (it == msgs_.end()) return;
-  for (const auto& rc : it->second->rcpts) {
-    if (rc.state != RcptState::kDone) return;
+  const Message& m = *it->second;
+  // The threads where it has a recipient not yet final keep it; the others
+  // let it go (called after loops over thread msgs, never inside one).
+  std::set<ThreadKey> open, done;
+  for (const auto& rc : m.rcpts) {
+    const auto& r = m.cf.recipients[static_cast<size_t>(rc.index)];
+    (rc.state == RcptState::kDone ? done : open)
+        .insert(ThreadKey{r.channel, r.host});
   }
-  FinishMessage(*it->second);
+  if (open.empty()) {
+    FinishMessage(*it->second);
+    return;
+  }
+  for (const auto& key : done) {
+    if (open.count(key)) continue;
+    if (auto t = threads_.find(key); t != threads_.end())
+      t->second.msgs.erase(qid);
+  }
 }
 
 void Scheduler::FinishMessage(Message& m) {
@@ -576,13 +589,7 @@ void Scheduler::FinishMessage(Message& m) {
     if (!left.insert(ThreadKey{r.channel, r.host}).second) continue;
     auto t = threads_.find(ThreadKey{r.channel, r.host});
     if (t == threads_.end()) continue;
-    t->second.waiting.erase(qid);
-    auto& q = t->second.msgs;
-    if (!q.empty() && q.front() == qid) {
-      q.pop_front();  // the usual case: oldest first
-    } else {
-      q.erase(std::remove(q.begin(), q.end(), qid), q.end());
-    }
+    t->second.msgs.erase(qid);
   }
   msgs_.erase(qid);
   // Empty threads are removed by the loop's tick, not here: callers may
@@ -675,7 +682,13 @@ void Scheduler::Reload() {
                           zm::Message(conf.status())));
     return;
   }
+  if (auto tls = LoadGrpcTls(*conf); !tls.ok()) {
+    log_.Error("", StrCat("reload refused, keeping the old configuration: ",
+                          zm::Message(tls.status())));
+    return;
+  }
   conf_ = std::move(*conf);
+  ReopenAdminGrpc();
   for (auto& [key, t] : threads_) ResolveThread(t);
   next_check_ms_ = 0;
   if (auto s = LoadAuth(); !s.ok())

@@ -482,6 +482,47 @@ TEST_F(SchedulerDaemonTest, MissingAgentKeepsMessageQueuedAndMailqShowsIt) {
   EXPECT_FALSE((*c)->Command("KILL MSG " + id).ok());  // nobody lacks KILL
 }
 
+// A thread lists (and counts) only messages with something left to do
+// there: once ok1 is delivered, local/ok1 is gone from the views although
+// the message still waits for later1 on local/later1.
+TEST_F(SchedulerDaemonTest, ThreadsHoldOnlyMessagesWithWorkLeftThere) {
+  StartScheduler();
+  std::string id = Enqueue("alice@test.example",
+                           {Local("ok1"), Local("later1"), Local("ok2")});
+  ASSERT_TRUE(WaitFor([&] {
+    std::string log = Log();
+    return log.find(id + ": to=<ok1@test.example>") != std::string::npos &&
+           log.find(id + ": to=<ok2@test.example>") != std::string::npos &&
+           log.find(id + ": to=<later1@test.example>") != std::string::npos;
+  })) << Log();
+  auto c = admin::AdminClient::Connect(node_);
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto threads = (*c)->Command("SHOW QUEUE THREADS");
+  ASSERT_TRUE(threads.ok()) << threads.status();
+  std::string text;
+  for (const auto& l : *threads) text += l + "\n";
+  EXPECT_NE(text.find("local/later1/"), std::string::npos) << text;
+  EXPECT_EQ(text.find("local/ok1/"), std::string::npos) << text;
+  EXPECT_EQ(text.find("local/ok2/"), std::string::npos) << text;
+  auto short_q = (*c)->Command("SHOW QUEUE SHORT");
+  ASSERT_TRUE(short_q.ok()) << short_q.status();
+  std::string summary;
+  for (const auto& l : *short_q) summary += l + "\n";
+  EXPECT_NE(summary.find("Msgs: 1 Thrs: 1 Rcpnts: 1 "), std::string::npos)
+      << summary;
+  auto done_here = (*c)->Command("SHOW THREAD local ok1");
+  ASSERT_TRUE(done_here.ok()) << done_here.status();
+  EXPECT_TRUE(done_here->empty()) << (*done_here)[0];
+  auto left = (*c)->Command("SHOW THREAD local later1");
+  ASSERT_TRUE(left.ok()) << left.status();
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ((*left)[0].rfind(id + "\t", 0), 0u) << (*left)[0];
+  // ETRN counts what is left (later1), and delivery of the rest goes on.
+  auto etrn = (*c)->Command("ETRN later1");
+  ASSERT_TRUE(etrn.ok()) << etrn.status();
+  EXPECT_EQ((*etrn)[0], "ETRN later1: 1 recipients scheduled for delivery");
+}
+
 TEST_F(SchedulerDaemonTest, ReloadRematchesThreadsAndRunqDelivers) {
   StartScheduler();
   mail::ControlRecipient r;
