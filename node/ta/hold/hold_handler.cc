@@ -8,6 +8,18 @@
 
 namespace zm::hold {
 
+Kinds BuiltinKinds() {
+  Kinds k;
+  // The router split a list with its own owner off the message: nothing
+  // to wait for; it goes back with the owner as the sender, so that list's
+  // bounces reach its owner.
+  k["owner"] = [](std::string_view owner) -> absl::StatusOr<Release> {
+    return Release{std::string(owner), "handed to the router",
+                   StrCat(" with the list owner <", owner, "> as sender")};
+  };
+  return k;
+}
+
 ta::Result HoldAgent::Deliver(const ta::Delivery& d) {
   std::string_view cond = d.host.empty() ? d.recipient.host : d.host;
   size_t colon = cond.find(':');
@@ -16,21 +28,25 @@ ta::Result HoldAgent::Deliver(const ta::Delivery& d) {
                                 StrCat("unknown hold condition '", cond, "'"));
   }
   std::string_view kind = cond.substr(0, colon), arg = cond.substr(colon + 1);
-  // owner:ADDRESS is no condition: the router split a list with its own
-  // owner off this message; it goes back with the owner as sender.
-  bool owner = kind == "owner";
-  absl::Status s = owner ? absl::OkStatus() : check_(kind, arg);
-  if (absl::IsUnavailable(s)) {
-    return ta::Result::Deferred("4.4.3", "none",
-                                StrCat("still held: ", zm::Message(s)));
-  }
-  if (!s.ok()) {
+  auto k = kinds_.find(kind);
+  absl::StatusOr<Release> release =
+      k == kinds_.end()
+          ? absl::InvalidArgumentError(
+                StrCat("unknown hold condition kind '", kind, "'"))
+          : k->second(arg);
+  if (absl::IsUnavailable(release.status())) {
     return ta::Result::Deferred(
-        "4.3.0", "none", StrCat("cannot check ", cond, ": ", zm::Message(s)));
+        "4.4.3", "none", StrCat("still held: ", zm::Message(release.status())));
+  }
+  if (!release.ok()) {
+    return ta::Result::Deferred("4.3.0", "none",
+                                StrCat("cannot check ", cond, ": ",
+                                       zm::Message(release.status())));
   }
   const mail::ControlRecipient& r = d.recipient;
   mail::Envelope env;
-  env.sender = owner ? std::string(arg) : d.control.sender;
+  env.sender =
+      release->sender.empty() ? d.control.sender : std::move(release->sender);
   env.recipients.push_back(
       {r.user.empty() ? r.orig : r.user, r.notify, r.orcpt});
   env.envid = d.control.envid;
@@ -48,14 +64,12 @@ ta::Result HoldAgent::Deliver(const ta::Delivery& d) {
         "4.3.0", "none",
         StrCat("cannot hand back to the router: ", zm::Message(w)));
   }
-  if (owner) {
-    return ta::Result::Ok("2.0.0", "router",
-                          StrCat("handed to the router as ", (*sub)->queue_id(),
-                                 " with the list owner <", arg, "> as sender"));
-  }
+  std::string said = release->said.empty()
+                         ? StrCat(cond, " cleared; released to the router")
+                         : std::move(release->said);
   return ta::Result::Ok(
       "2.0.0", "router",
-      StrCat(cond, " cleared; released to the router as ", (*sub)->queue_id()));
+      StrCat(said, " as ", (*sub)->queue_id(), release->after));
 }
 
 }  // namespace zm::hold

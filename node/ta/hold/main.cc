@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
         }
         auto tag = zm::config::LoadNodeTag(start.node);
         if (!tag.ok()) return tag.status();
-        zm::hold::ConditionCheck check;
+        zm::hold::Kinds kinds = zm::hold::BuiltinKinds();
 #ifdef ZM_HAVE_DNS
         auto opts = zm::dns::OptionsForNode(start.node);
         if (!opts.ok()) return opts.status();
@@ -28,27 +28,25 @@ int main(int argc, char** argv) {
         auto res = zm::dns::Resolver::Create(*opts);
         if (!res.ok()) return res.status();
         std::shared_ptr<zm::dns::Resolver> resolver(std::move(*res));
-        check = [resolver](std::string_view kind,
-                           std::string_view arg) -> absl::Status {
-          if (kind != "dns") {
-            return absl::InvalidArgumentError(
-                zm::StrCat("unknown hold condition kind '", kind, "'"));
-          }
-          auto mx = resolver->LookupMx(arg);
-          if (mx.ok() || absl::IsNotFound(mx.status())) return absl::OkStatus();
+        kinds["dns"] = [resolver](std::string_view domain)
+            -> absl::StatusOr<zm::hold::Release> {
+          auto mx = resolver->LookupMx(domain);
           if (absl::IsUnavailable(mx.status())) {
             return absl::UnavailableError(zm::StrCat(
-                "DNS lookup of ", arg, ": ", zm::Message(mx.status())));
+                "DNS lookup of ", domain, ": ", zm::Message(mx.status())));
           }
-          return absl::OkStatus();  // a permanent answer: the router decides
+          // Records, NODATA, NXDOMAIN, any permanent answer: the router
+          // decides.
+          return zm::hold::Release{};
         };
 #else
-        check = [](std::string_view, std::string_view) -> absl::Status {
+        kinds["dns"] =
+            [](std::string_view) -> absl::StatusOr<zm::hold::Release> {
           return absl::FailedPreconditionError(
               "this build has no DNS resolver (zm_dns)");
         };
 #endif
         return std::make_unique<zm::hold::HoldAgent>(start.node, *tag,
-                                                     std::move(check));
+                                                     std::move(kinds));
       });
 }

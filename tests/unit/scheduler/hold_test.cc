@@ -33,12 +33,17 @@ class HoldTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(node_.home); }
 
+  // The agent with the built-in kinds and a "dns" kind that answers
+  // `verdict` (recording its argument in *kind/*arg).
   ta::Result Run(absl::Status verdict, std::string* kind, std::string* arg) {
-    HoldAgent agent(node_, "t1", [&](std::string_view k, std::string_view a) {
-      *kind = std::string(k);
+    Kinds kinds = BuiltinKinds();
+    kinds["dns"] = [&](std::string_view a) -> absl::StatusOr<Release> {
+      *kind = "dns";
       *arg = std::string(a);
-      return verdict;
-    });
+      if (!verdict.ok()) return verdict;
+      return Release{};
+    };
+    HoldAgent agent(node_, "t1", std::move(kinds));
     std::string host = rcpt_.host;
     ta::Delivery d{cf_.queue_id, host, cf_, rcpt_, message_};
     return agent.Deliver(d);
@@ -84,12 +89,37 @@ TEST_F(HoldTest, ClearedGoesBackToTheRouter) {
   EXPECT_EQ(text->substr(mf->body_offset), message_);
 }
 
+// owner: is an ordinary kind of the table: cleared at once, its argument
+// the new sender, and the dns check is not asked.
+TEST_F(HoldTest, OwnerKindReleasesWithTheOwnerAsSender) {
+  rcpt_.host = "owner:owner-team@example.org";
+  std::string kind, arg;
+  ta::Result r = Run(absl::UnavailableError("never asked"), &kind, &arg);
+  ASSERT_EQ(r.status, ta::Result::Status::kOk) << r.diag;
+  EXPECT_EQ(kind, "");
+  auto names = fs::ListDir(node_.spool() + "/router");
+  ASSERT_TRUE(names.ok());
+  ASSERT_EQ(names->size(), 1u);
+  EXPECT_EQ(r.diag, "handed to the router as " + (*names)[0] +
+                        " with the list owner <owner-team@example.org> as "
+                        "sender");
+  auto text = fs::ReadFile(node_.spool() + "/router/" + (*names)[0]);
+  ASSERT_TRUE(text.ok());
+  auto mf = mail::ParseMessageFile(*text);
+  ASSERT_TRUE(mf.ok()) << mf.status();
+  EXPECT_EQ(mf->envelope.sender, "owner-team@example.org");
+}
+
 TEST_F(HoldTest, UnknownConditionDefers) {
   rcpt_.host = "whatever";
   std::string kind, arg;
   ta::Result r = Run(absl::OkStatus(), &kind, &arg);
   EXPECT_EQ(r.status, ta::Result::Status::kDeferred);
   EXPECT_EQ(r.diag, "unknown hold condition 'whatever'");
+  rcpt_.host = "frost:x";
+  r = Run(absl::OkStatus(), &kind, &arg);
+  EXPECT_EQ(r.status, ta::Result::Status::kDeferred);
+  EXPECT_EQ(r.diag, "cannot check frost:x: unknown hold condition kind 'frost'");
   std::string k2, a2;
   rcpt_.host = "dns:x.example";
   r = Run(absl::FailedPreconditionError("no resolver"), &k2, &a2);
