@@ -18,8 +18,7 @@ EtrnOutcome RunSchedulerEtrn(const std::string& node_home,
   auto etrn = admin::LocalEtrn(node, domain);
   if (!etrn.ok()) {
     if (absl::IsUnavailable(etrn.status())) {
-      return {458, StrCat("scheduler not reachable: ",
-                          Message(etrn.status()))};
+      return {458, StrCat("scheduler not reachable: ", Message(etrn.status()))};
     }
     return {458, Message(etrn.status())};
   }

@@ -83,16 +83,16 @@ absl::StatusOr<std::unique_ptr<GrpcAdminClient>> GrpcAdminClient::ConnectTo(
       return absl::UnavailableError(
           StrCat("TLS handshake with ", target, " failed (does ", ca_file,
                  " hold the CA of its certificate, and does it name that "
-                 "host?): ", why));
+                 "host?): ",
+                 why));
     }
     if (ca_file.empty() && target.rfind("unix:", 0) != 0) {
       return absl::UnavailableError(
           StrCat("no answer from the scheduler at ", target,
                  " (not running, or it speaks TLS: give --cafile): ", why));
     }
-    return absl::UnavailableError(
-        StrCat("scheduler is not running (cannot reach ", target, ": ", why,
-               ")"));
+    return absl::UnavailableError(StrCat(
+        "scheduler is not running (cannot reach ", target, ": ", why, ")"));
   }
   c->nonce_ = std::move(*nonce);
   return c;
@@ -133,13 +133,12 @@ absl::Status GrpcAdminClient::Prepare(grpc::ClientContext* ctx,
 }
 
 // One unary call: `call(ctx, reply)` with the proof for `method`.
-#define ZM_ADMIN_UNARY(Method, Reply, request)                   \
-  grpc::ClientContext ctx;                                       \
-  if (auto s = Prepare(&ctx, #Method, call_timeout_ms_); !s.ok()) \
-    return s;                                                    \
-  Reply reply;                                                   \
-  if (auto s = FromGrpc(stub_->Method(&ctx, request, &reply)); !s.ok()) \
-    return s;                                                    \
+#define ZM_ADMIN_UNARY(Method, Reply, request)                              \
+  grpc::ClientContext ctx;                                                  \
+  if (auto s = Prepare(&ctx, #Method, call_timeout_ms_); !s.ok()) return s; \
+  Reply reply;                                                              \
+  if (auto s = FromGrpc(stub_->Method(&ctx, request, &reply)); !s.ok())     \
+    return s;                                                               \
   return reply
 
 absl::StatusOr<pb::QueueSummary> GrpcAdminClient::ShowQueueShort() {

@@ -129,7 +129,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out,
   int q = 0, s = 0;
   bool json = false;
   std::string dir, channel, host, user = "nobody", pass = "nobody", port,
-      cafile;
+                                  cafile;
   auto usage = [&](std::string_view why) {
     err << "mailq: " << why
         << " (usage: mailq [-Q|-QQ] [-s|-ss] [--json] [-c channel] [-h host] "
@@ -181,13 +181,12 @@ int Main(const std::vector<std::string>& args, std::ostream& out,
   }
   // The gRPC admin service: run/scheduler.sock, or -p [host:]port (TLS
   // with --cafile).
-  auto client =
-      port.empty()
-          ? admin::GrpcAdminClient::Connect(node, user, pass)
-          : admin::GrpcAdminClient::ConnectTo(
-                port.find(':') == std::string::npos ? StrCat("127.0.0.1:", port)
-                                                    : port,
-                user, pass, 30'000, cafile);
+  auto client = port.empty() ? admin::GrpcAdminClient::Connect(node, user, pass)
+                             : admin::GrpcAdminClient::ConnectTo(
+                                   port.find(':') == std::string::npos
+                                       ? StrCat("127.0.0.1:", port)
+                                       : port,
+                                   user, pass, 30'000, cafile);
   auto fail = [&](std::string_view what, const absl::Status& st) {
     err << "mailq: " << what << st.message() << "\n";
     return st.code() == absl::StatusCode::kPermissionDenied ||

@@ -309,7 +309,7 @@ class Scheduler {
   // The gRPC admin server (scheduler_admin_grpc.cc); declared last so that
   // it stops, and its calls end, before the rest goes away.
   std::shared_ptr<class AdminGrpc> admin_grpc_;
-  GrpcTls admin_grpc_tls_;      // what admin_grpc_ serves TCP with
+  GrpcTls admin_grpc_tls_;       // what admin_grpc_ serves TCP with
   std::string admin_grpc_addr_;  // and where ("" = no TCP)
 };
 

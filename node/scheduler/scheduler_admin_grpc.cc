@@ -5,15 +5,15 @@
 // that the loop runs (woken through an eventfd); the task checks the proof
 // and the user's token, then runs the same Scheduler view or action the
 // MAILQv2 text protocol uses, and hands the answer back.
-#include <sys/eventfd.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
+#include <grpcpp/grpcpp.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -21,7 +21,6 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
-#include <grpcpp/grpcpp.h>
 #include <list>
 #include <map>
 #include <mutex>
@@ -539,25 +538,25 @@ absl::StatusOr<GrpcTls> LoadGrpcTls(const SchedulerConf& conf) {
       !s.ok()) {
     return s;
   }
-  if (auto s = read(conf.grpckey, conf.grpckey_line, "PARAMgrpckey",
-                    &tls.key_pem);
+  if (auto s =
+          read(conf.grpckey, conf.grpckey_line, "PARAMgrpckey", &tls.key_pem);
       !s.ok()) {
     return s;
   }
   X509* cert = ReadPem<X509, PEM_read_bio_X509>(tls.cert_pem);
   if (cert == nullptr) {
-    return config::Error(conf.file, conf.grpccert_line,
-                         StrCat("PARAMgrpccert: no PEM certificate in ",
-                                conf.grpccert));
+    return config::Error(
+        conf.file, conf.grpccert_line,
+        StrCat("PARAMgrpccert: no PEM certificate in ", conf.grpccert));
   }
   EVP_PKEY* key = ReadPem<EVP_PKEY, PEM_read_bio_PrivateKey>(tls.key_pem);
   bool matches = key != nullptr && X509_check_private_key(cert, key) == 1;
   X509_free(cert);
   EVP_PKEY_free(key);
   if (key == nullptr) {
-    return config::Error(conf.file, conf.grpckey_line,
-                         StrCat("PARAMgrpckey: no PEM private key in ",
-                                conf.grpckey));
+    return config::Error(
+        conf.file, conf.grpckey_line,
+        StrCat("PARAMgrpckey: no PEM private key in ", conf.grpckey));
   }
   if (!matches) {
     return config::Error(conf.file, conf.grpckey_line,

@@ -523,11 +523,10 @@ absl::StatusOr<SchedulerConf> ParseSchedulerConf(std::string_view text,
     if (nl == text.size()) break;
   }
   if (conf.grpccert.empty() != conf.grpckey.empty()) {
-    return conf.grpccert.empty()
-               ? Error(file, conf.grpckey_line,
-                       "PARAMgrpckey without PARAMgrpccert")
-               : Error(file, conf.grpccert_line,
-                       "PARAMgrpccert without PARAMgrpckey");
+    return conf.grpccert.empty() ? Error(file, conf.grpckey_line,
+                                         "PARAMgrpckey without PARAMgrpccert")
+                                 : Error(file, conf.grpccert_line,
+                                         "PARAMgrpccert without PARAMgrpckey");
   }
   if (!conf.grpccert.empty() && conf.grpcaddr.empty()) {
     return Error(file, conf.grpccert_line,

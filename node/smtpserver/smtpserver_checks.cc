@@ -925,13 +925,13 @@ class PolicyChecks : public smtp::Checks {
     bool allowed = RelayAllowed(session) || IsOurDomain(session, domain) ||
                    policy().ForDomain(domain).Is("relaytarget");
     if (!allowed) {
-      return Verdict::Reject(
-          MakeR(459, "4.7.1",
-                StrCat("Node ", arg, " not allowed: no relaying for it from here")));
+      return Verdict::Reject(MakeR(
+          459, "4.7.1",
+          StrCat("Node ", arg, " not allowed: no relaying for it from here")));
     }
     if (!deps_.node) {
-      return Verdict::Reject(
-          MakeR(458, "4.3.0", StrCat("Unable to queue messages for node ", arg)));
+      return Verdict::Reject(MakeR(
+          458, "4.3.0", StrCat("Unable to queue messages for node ", arg)));
     }
     if (deps_.fleet && deps_.fleet->in_fleet()) {
       absl::StatusOr<FleetEtrn> fleet = deps_.fleet->Etrn(domain);

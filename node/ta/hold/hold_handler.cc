@@ -30,18 +30,17 @@ ta::Result HoldAgent::Deliver(const ta::Delivery& d) {
   std::string_view kind = cond.substr(0, colon), arg = cond.substr(colon + 1);
   auto k = kinds_.find(kind);
   absl::StatusOr<Release> release =
-      k == kinds_.end()
-          ? absl::InvalidArgumentError(
-                StrCat("unknown hold condition kind '", kind, "'"))
-          : k->second(arg);
+      k == kinds_.end() ? absl::InvalidArgumentError(StrCat(
+                              "unknown hold condition kind '", kind, "'"))
+                        : k->second(arg);
   if (absl::IsUnavailable(release.status())) {
     return ta::Result::Deferred(
         "4.4.3", "none", StrCat("still held: ", zm::Message(release.status())));
   }
   if (!release.ok()) {
-    return ta::Result::Deferred("4.3.0", "none",
-                                StrCat("cannot check ", cond, ": ",
-                                       zm::Message(release.status())));
+    return ta::Result::Deferred(
+        "4.3.0", "none",
+        StrCat("cannot check ", cond, ": ", zm::Message(release.status())));
   }
   const mail::ControlRecipient& r = d.recipient;
   mail::Envelope env;

@@ -28,8 +28,9 @@ int main(int argc, char** argv) {
         auto res = zm::dns::Resolver::Create(*opts);
         if (!res.ok()) return res.status();
         std::shared_ptr<zm::dns::Resolver> resolver(std::move(*res));
-        kinds["dns"] = [resolver](std::string_view domain)
-            -> absl::StatusOr<zm::hold::Release> {
+        kinds["dns"] =
+            [resolver](
+                std::string_view domain) -> absl::StatusOr<zm::hold::Release> {
           auto mx = resolver->LookupMx(domain);
           if (absl::IsUnavailable(mx.status())) {
             return absl::UnavailableError(zm::StrCat(

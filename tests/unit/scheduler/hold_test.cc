@@ -119,7 +119,8 @@ TEST_F(HoldTest, UnknownConditionDefers) {
   rcpt_.host = "frost:x";
   r = Run(absl::OkStatus(), &kind, &arg);
   EXPECT_EQ(r.status, ta::Result::Status::kDeferred);
-  EXPECT_EQ(r.diag, "cannot check frost:x: unknown hold condition kind 'frost'");
+  EXPECT_EQ(r.diag,
+            "cannot check frost:x: unknown hold condition kind 'frost'");
   std::string k2, a2;
   rcpt_.host = "dns:x.example";
   r = Run(absl::FailedPreconditionError("no resolver"), &k2, &a2);
