@@ -34,11 +34,6 @@ std::optional<BasicCredentials> ParseBasicAuth(std::string_view header) {
 AuthResult Authenticator::Check(std::string_view authorization,
                                 std::string_view peer_ip, uint32_t need) {
   AuthResult r;
-  auto creds = ParseBasicAuth(authorization);
-  if (!creds) {
-    r.reason = "authentication required (HTTP Basic, a scheduler.auth user)";
-    return r;
-  }
   auto peer = admin::PeerAddress::Parse(peer_ip);
   if (!peer) {
     r.reason = "unknown client address";
@@ -55,25 +50,43 @@ AuthResult Authenticator::Check(std::string_view authorization,
       mtime_ = st.st_mtim;
     }
   }
-  // The user's masks come first: from an address they exclude the answer
-  // is 403 whatever the password (so it tells nothing about it).
-  const admin::AuthEntry* e = auth_ ? auth_->Find(creds->user, *peer) : nullptr;
-  const bool named =
+  // 403 depends on the client's address alone: outside the masks of every
+  // user, nobody may log in from there, whatever the credentials. Any
+  // other refusal is 401, whether the user exists or not, so the answer
+  // tells a stranger nothing about the user names; the log says why.
+  const bool admitted =
       auth_ && std::any_of(auth_->entries.begin(), auth_->entries.end(),
                            [&](const admin::AuthEntry& entry) {
-                             return entry.user == creds->user;
+                             return auth_->Find(entry.user, *peer) != nullptr;
                            });
-  if (named && e == nullptr) {
+  if (auth_ && !admitted) {
     r.code = 403;
-    r.reason = StrCat("user '", creds->user, "' may not log in from ", peer_ip,
-                      " (scheduler.auth address masks)");
+    r.reason = StrCat("no scheduler.auth user may log in from ", peer_ip,
+                      " (address masks)");
+    return r;
+  }
+  auto creds = ParseBasicAuth(authorization);
+  if (!creds) {
+    r.reason = std::string(kAuthRequired);
+    return r;
+  }
+  const admin::AuthEntry* e = auth_ ? auth_->Find(creds->user, *peer) : nullptr;
+  if (e == nullptr) {
+    const bool named =
+        auth_ && std::any_of(auth_->entries.begin(), auth_->entries.end(),
+                             [&](const admin::AuthEntry& entry) {
+                               return entry.user == creds->user;
+                             });
+    r.reason = named ? StrCat("user '", creds->user, "' may not log in from ",
+                              peer_ip, " (scheduler.auth address masks)")
+                     : StrCat("unknown user '", creds->user, "'");
     return r;
   }
   // Compare in constant time so the answer's timing tells nothing.
-  if (e == nullptr || e->password.size() != creds->password.size() ||
+  if (e->password.size() != creds->password.size() ||
       CRYPTO_memcmp(e->password.data(), creds->password.data(),
                     e->password.size()) != 0) {
-    r.reason = "wrong user or password";
+    r.reason = StrCat("wrong password for user '", creds->user, "'");
     return r;
   }
   if (need != 0 && (e->tokens & need) != need) {

@@ -4,14 +4,18 @@
 //   Authenticator auth(conf.auth_file);
 //   auto who = auth.Check(req.get_header_value("Authorization"), peer_ip,
 //                         admin::kTokenEtrn);
-//   if (who.code != 200) ...;  // 401 (no/bad credentials) or 403 (rights,
-//                              // or an address the user's masks exclude)
+//   if (who.code != 200) ...;  // 401 (no/bad credentials, an unknown user,
+//                              // or a user whose masks exclude the client)
+//                              // or 403 (rights, or an address outside the
+//                              // masks of every user)
 //
 // The file is re-read when its modification time changes, so adding a user
 // needs no restart. Rights: reading needs any user; POST/DELETE of policy
-// need KILL (or ALL), POST etrn needs ETRN. A user's address masks are
-// checked before the password: a client outside all of them gets 403 (the
-// first entry of the user whose masks admit the client is the one used).
+// need KILL (or ALL), POST etrn needs ETRN. The client's address comes
+// first: outside the masks of every user it gets 403, whatever it sends.
+// Otherwise a refusal is 401 whether the user exists or not (the reason,
+// for the log, says which); the first entry of the user whose masks admit
+// the client is the one used.
 #ifndef ZM_ADMIND_ADMIND_AUTH_H_
 #define ZM_ADMIND_ADMIND_AUTH_H_
 
@@ -32,6 +36,10 @@ struct BasicCredentials {
   std::string password;
 };
 std::optional<BasicCredentials> ParseBasicAuth(std::string_view header);
+
+// The body of every 401 answer (AuthResult::reason is for the log).
+inline constexpr std::string_view kAuthRequired =
+    "authentication required (HTTP Basic, a scheduler.auth user)";
 
 struct AuthResult {
   int code = 401;      // 200, 401 or 403

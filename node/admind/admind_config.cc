@@ -100,7 +100,8 @@ absl::StatusOr<AdminConfig> ParseAdminConfig(std::string_view text,
   AdminConfig c;
   c.auth_file = node.etc_file("scheduler.auth");
   int number = 0;
-  int tls_line = 0;  // the last tls-cert/tls-key line
+  int tls_line = 0;     // the last tls-cert/tls-key line
+  int cipher_line = 0;  // the tls-cipher-list line
   for (std::string_view raw : Split(text, '\n')) {
     ++number;
     std::string line = config::StripComment(raw);
@@ -131,6 +132,7 @@ absl::StatusOr<AdminConfig> ParseAdminConfig(std::string_view text,
                           : c.auth_file) = *path;
     } else if (key == "tls-cipher-list") {
       c.tls_cipher_list = std::string(value);
+      cipher_line = number;
     } else if (key == "read-auth") {
       if (value == "yes") {
         c.read_auth = ReadAuth::kYes;
@@ -166,6 +168,13 @@ absl::StatusOr<AdminConfig> ParseAdminConfig(std::string_view text,
   if (c.tls_cert.empty() != c.tls_key.empty()) {
     return config::Error(file, tls_line,
                          "tls-cert and tls-key go together (both or neither)");
+  }
+  if (cipher_line != 0 && c.tls_cert.empty()) {
+    // Silently ignored it would let an operator believe the listener
+    // speaks TLS with those suites.
+    return config::Error(file, cipher_line,
+                         "tls-cipher-list without tls-cert and tls-key: the "
+                         "listener is plain HTTP");
   }
   return c;
 }

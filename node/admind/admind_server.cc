@@ -108,7 +108,10 @@ void AdminServer::Routes() {
     }
     log_->Warning("", StrCat("admin ", req.method, " ", req.path, " from ",
                              req.remote_addr, " refused: ", r.reason));
-    SendJson(res, ErrorReply(r.code, r.reason));
+    // A 401 says the same whatever went wrong (no such user, a user whose
+    // masks exclude the client, a wrong password): only the log tells.
+    SendJson(res, ErrorReply(r.code, r.code == 401 ? std::string(kAuthRequired)
+                                                   : r.reason));
     return httplib::Server::HandlerResponse::Handled;
   });
   s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "node/common/strings.h"
+#include "node/daemon/privileges.h"
 
 namespace zm {
 
@@ -34,6 +35,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Init(std::string program,
       std::make_unique<Logger>(d->program_, d->node_.maillog(), d->foreground_);
 
   ::signal(SIGPIPE, SIG_IGN);
+  // A capability the supervisor handed on (CAP_NET_BIND_SERVICE to bind a
+  // port, CAP_SETUID to run agents as others) stays with this program:
+  // what it runs (agents, filters, pipes) does not inherit it.
+  privileges::ClearInheritance();
   sigset_t set;
   sigemptyset(&set);
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&set, sig);

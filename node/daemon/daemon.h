@@ -17,7 +17,9 @@
 // (reload) are blocked and delivered through a signalfd, so a poll loop or
 // an asio descriptor sees them as readable input; Init() must run before
 // any thread starts so that every thread inherits the mask. SIGPIPE is
-// ignored.
+// ignored. The ambient and inheritable capability sets are cleared (node/daemon/privileges.h):
+// a capability the supervisor handed on stays with the program, not with
+// what it runs.
 #ifndef ZM_DAEMON_DAEMON_H_
 #define ZM_DAEMON_DAEMON_H_
 

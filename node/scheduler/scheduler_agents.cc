@@ -2,9 +2,7 @@
 // (docs/ta-protocol.md).
 #include <fcntl.h>
 #include <grp.h>
-#include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +14,7 @@
 #include <optional>
 
 #include "node/common/strings.h"
+#include "node/daemon/privileges.h"
 #include "node/mail/xtext.h"
 #include "node/scheduler/scheduler.h"
 
@@ -35,46 +34,125 @@ int CountIf(const std::vector<std::unique_ptr<Agent>>& agents,
   return n;
 }
 
-// Starts `argv` with stdin `in`, stdout `out`, stderr appended to
+// What a transport agent's process gets between fork and exec, prepared
+// before: its command, stdin `in`, stdout `out`, stderr appended to
 // `errlog`, the node's home as current directory and ZMAILER_HOME set,
-// signals unblocked and SIGPIPE at its default. The child's pid, or -1
-// with *err set (exec errors included: glibc's posix_spawn reports them).
-pid_t SpawnAgent(const std::vector<char*>& argv, const std::string& errlog,
-                 int in, int out, const std::string& home, int* err) {
-  std::string home_env = "ZMAILER_HOME=" + home;
+// signals unblocked and SIGPIPE at its default, scheduler.conf's
+// `priority`/`nice`, and its user (`ids`, when the clause names one).
+struct AgentSetup {
+  std::vector<char*> argv;  // argv[0] is a path
+  std::string home;
+  std::string errlog;
+  int in = -1, out = -1;
+  std::optional<int> nice, priority;
+  std::optional<privileges::Switch> ids;
+};
+
+// The child's side of SpawnAgent: system calls only (it shares the
+// scheduler's memory until the exec). An error's errno goes to `status`.
+[[noreturn]] void RunAgentChild(const AgentSetup& s, char* const* envp,
+                                int status) {
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::signal(SIGPIPE, SIG_DFL);
+  int e = 0;
+  if (::dup2(s.in, 0) < 0 || ::dup2(s.out, 1) < 0) e = errno;
+  int errfd = ::open(s.errlog.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0640);
+  if (errfd >= 0) ::dup2(errfd, 2);
+  if (e == 0 && ::chdir(s.home.c_str()) != 0) e = errno;
+  if (e == 0 && s.priority) ::setpriority(PRIO_PROCESS, 0, *s.priority);
+  if (e == 0 && s.nice) (void)::nice(*s.nice);
+  if (e == 0 && s.ids) e = privileges::Apply(*s.ids);
+  if (e == 0) {
+    ::execve(s.argv[0], s.argv.data(), envp);
+    e = errno;
+  }
+  (void)!::write(status, &e, sizeof e);
+  ::_exit(127);
+}
+
+// Starts the agent with vfork(): the loop waits only for the exec, not for
+// a copy of its page tables. An exec failure comes back through a
+// close-on-exec pipe. The child's pid, or -1 with *err set.
+pid_t SpawnAgent(const AgentSetup& s, int* err) {
+  std::string home_env = "ZMAILER_HOME=" + s.home;
   std::vector<char*> envp;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     if (std::strncmp(*e, "ZMAILER_HOME=", 13) != 0) envp.push_back(*e);
   }
   envp.push_back(home_env.data());
   envp.push_back(nullptr);
-  fs::UniqueFd errfd(
-      ::open(errlog.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640));
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawnattr_init(&attr);
-  posix_spawn_file_actions_adddup2(&fa, in, 0);
-  posix_spawn_file_actions_adddup2(&fa, out, 1);
-  if (errfd.valid()) posix_spawn_file_actions_adddup2(&fa, errfd.get(), 2);
-  posix_spawn_file_actions_addchdir_np(&fa, home.c_str());
-  sigset_t none, deflt;
-  sigemptyset(&none);
-  sigemptyset(&deflt);
-  sigaddset(&deflt, SIGPIPE);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &deflt);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid = -1;
-  int rc = ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    *err = rc;
+  int status[2];
+  if (::pipe2(status, O_CLOEXEC) != 0) {
+    *err = errno;
+    return -1;
+  }
+  const pid_t pid = ::vfork();
+  if (pid == 0) RunAgentChild(s, envp.data(), status[1]);
+  const int spawn_errno = errno;
+  ::close(status[1]);
+  if (pid < 0) {
+    ::close(status[0]);
+    *err = spawn_errno;
+    return -1;
+  }
+  int child_errno = 0;
+  ssize_t n;
+  do {
+    n = ::read(status[0], &child_errno, sizeof child_errno);
+  } while (n < 0 && errno == EINTR);
+  ::close(status[0]);
+  if (n == sizeof child_errno) {
+    *err = child_errno;
+    int st = 0;
+    ::waitpid(pid, &st, 0);
     return -1;
   }
   return pid;
+}
+
+// The identity scheduler.conf's `user`/`group` name for an agent; nullopt
+// when the clause names none (the agent runs as the scheduler does).
+// Honoured when the scheduler may switch users (root, or CAP_SETUID and
+// CAP_SETGID, which the supervisor gives it when the node was started as
+// root).
+absl::StatusOr<std::optional<privileges::Switch>> AgentIdentity(
+    const ThreadParams& p) {
+  if ((p.user.empty() && p.group.empty()) || !privileges::CanSwitchUsers()) {
+    return std::optional<privileges::Switch>();
+  }
+  privileges::User u;
+  if (!p.user.empty()) {
+    auto found = privileges::LookupUser(p.user);
+    if (!found.ok()) {
+      return absl::NotFoundError(
+          StrCat("transport agent user '", p.user, "' is unknown"));
+    }
+    u = *found;
+  } else {
+    u.uid = ::getuid();
+    u.gid = ::getgid();
+  }
+  if (!p.group.empty()) {
+    std::vector<char> buf(16384);
+    struct group gr, *found = nullptr;
+    int64_t num = 0;
+    if (ParseNumber(std::string_view(p.group), &num) && num >= 0) {
+      ::getgrgid_r(static_cast<gid_t>(num), &gr, buf.data(), buf.size(),
+                   &found);
+    } else {
+      ::getgrnam_r(p.group.c_str(), &gr, buf.data(), buf.size(), &found);
+    }
+    if (found == nullptr) {
+      return absl::NotFoundError(
+          StrCat("transport agent group '", p.group, "' is unknown"));
+    }
+    u.gid = gr.gr_gid;
+    if (std::find(u.groups.begin(), u.groups.end(), u.gid) == u.groups.end())
+      u.groups.push_back(u.gid);
+  }
+  return std::optional<privileges::Switch>(privileges::SwitchTo(u, 0));
 }
 
 }  // namespace
@@ -121,7 +199,12 @@ Agent* Scheduler::StartAgent(Thread& t) {
     failed_start(StrCat("transport agent ", prog, ": ", std::strerror(errno)));
     return nullptr;
   }
-  int in[2], out[2], status[2];
+  auto ids = AgentIdentity(t.params);
+  if (!ids.ok()) {
+    failed_start(std::string(zm::Message(ids.status())));
+    return nullptr;
+  }
+  int in[2], out[2];
   if (::pipe2(in, O_CLOEXEC) != 0) {
     failed_start(StrCat("pipe: ", std::strerror(errno)));
     return nullptr;
@@ -132,101 +215,27 @@ Agent* Scheduler::StartAgent(Thread& t) {
     failed_start(StrCat("pipe: ", std::strerror(errno)));
     return nullptr;
   }
-  if (::pipe2(status, O_CLOEXEC) != 0) {
-    for (int fd : {in[0], in[1], out[0], out[1]}) ::close(fd);
-    failed_start(StrCat("pipe: ", std::strerror(errno)));
-    return nullptr;
-  }
-  std::string errlog = node_.log() + "/ta.stderr";
-  // Everything the child needs, prepared before fork.
-  std::vector<char*> argv;
+  AgentSetup setup;
   words[0] = prog;
-  for (auto& w : words) argv.push_back(w.data());
-  argv.push_back(nullptr);
-  int child_errno_spawn = 0;
-  uid_t uid = 0;
-  gid_t gid = 0;
-  bool change_ids =
-      ::geteuid() == 0 && (!t.params.user.empty() || !t.params.group.empty());
-  if (change_ids) {
-    if (struct passwd* pw = t.params.user.empty()
-                                ? nullptr
-                                : ::getpwnam(t.params.user.c_str())) {
-      uid = pw->pw_uid;
-      gid = pw->pw_gid;
-    }
-    if (struct group* gr = t.params.group.empty()
-                               ? nullptr
-                               : ::getgrnam(t.params.group.c_str())) {
-      gid = gr->gr_gid;
-    }
-  }
-  std::optional<int> nice = t.params.nice, prio = t.params.priority;
-  pid_t pid = -1;
-  if (!change_ids && !nice && !prio) {
-    // The usual case: posix_spawn (a vfork-like clone), so the loop waits
-    // only for the exec, not for a copy of its page tables.
-    pid =
-        SpawnAgent(argv, errlog, in[0], out[1], node_.home, &child_errno_spawn);
-    for (int fd : {status[0], status[1]}) ::close(fd);
-    if (pid < 0) {
-      ::close(in[1]);
-      ::close(out[0]);
-      ::close(in[0]);
-      ::close(out[1]);
-      failed_start(StrCat("transport agent ", prog,
-                          ": exec: ", std::strerror(child_errno_spawn)));
-      return nullptr;
-    }
-    ::close(in[0]);
-    ::close(out[1]);
-  } else {
-    pid = ::fork();
-    if (pid < 0) {
-      for (int fd : {in[0], in[1], out[0], out[1], status[0], status[1]})
-        ::close(fd);
-      failed_start(StrCat("fork: ", std::strerror(errno)));
-      return nullptr;
-    }
-    if (pid == 0) {
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      ::signal(SIGPIPE, SIG_DFL);
-      ::dup2(in[0], 0);
-      ::dup2(out[1], 1);
-      int err = ::open(errlog.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0640);
-      if (err >= 0) ::dup2(err, 2);
-      if (::chdir(node_.home.c_str()) != 0) _exit(127);
-      ::setenv("ZMAILER_HOME", node_.home.c_str(), 1);
-      if (prio) ::setpriority(PRIO_PROCESS, 0, *prio);
-      if (nice) (void)::nice(*nice);
-      if (change_ids) {
-        if (gid != 0 && ::setgid(gid) != 0) _exit(127);
-        if (uid != 0 && ::setuid(uid) != 0) _exit(127);
-      }
-      ::execv(argv[0], argv.data());
-      int e = errno;
-      (void)!::write(status[1], &e, sizeof e);
-      _exit(127);
-    }
-    ::close(in[0]);
-    ::close(out[1]);
-    ::close(status[1]);
-    int child_errno = 0;
-    ssize_t n;
-    do {
-      n = ::read(status[0], &child_errno, sizeof child_errno);
-    } while (n < 0 && errno == EINTR);
-    ::close(status[0]);
-    if (n == sizeof child_errno) {
-      ::close(in[1]);
-      ::close(out[0]);
-      zombies_.insert(pid);
-      failed_start(StrCat("transport agent ", prog,
-                          ": exec: ", std::strerror(child_errno)));
-      return nullptr;
-    }
+  for (auto& w : words) setup.argv.push_back(w.data());
+  setup.argv.push_back(nullptr);
+  setup.home = node_.home;
+  setup.errlog = node_.log() + "/ta.stderr";
+  setup.in = in[0];
+  setup.out = out[1];
+  setup.nice = t.params.nice;
+  setup.priority = t.params.priority;
+  setup.ids = std::move(*ids);
+  int spawn_errno = 0;
+  pid_t pid = SpawnAgent(setup, &spawn_errno);
+  ::close(in[0]);
+  ::close(out[1]);
+  if (pid < 0) {
+    ::close(in[1]);
+    ::close(out[0]);
+    failed_start(StrCat("transport agent ", prog,
+                        ": exec: ", std::strerror(spawn_errno)));
+    return nullptr;
   }
   ::fcntl(in[1], F_SETFL, O_NONBLOCK);
   ::fcntl(out[0], F_SETFL, O_NONBLOCK);

@@ -1,15 +1,19 @@
 // The listeners, the connection limits, the per-connection watchdog, the
 // privilege drop, and the signal handling (stop, reload).
-#include <grp.h>
-#include <pwd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <tuple>
 #include <thread>
 
 #include "node/common/strings.h"
 #include "node/config/cluster_conf.h"
+#include "node/daemon/privileges.h"
 #include "node/dns/resolver.h"
 #include "node/ratetrack/rate_tracker.h"
 #include "node/smtpserver/smtpserver.h"
@@ -126,25 +130,92 @@ absl::StatusOr<std::shared_ptr<const Generation>> MakeGeneration(
   return std::shared_ptr<const Generation>(std::move(g));
 }
 
-// setuid/setgid to `user` when running as root (after binding).
-absl::Status DropPrivileges(const std::string& user, Logger& log) {
-  if (::geteuid() != 0) return absl::OkStatus();
-  if (user.empty()) {
-    log.Warning("", "running as root: set PARAM user in smtpserver.conf");
-    return absl::OkStatus();
+// A listening socket, bound before any thread starts (and before the
+// privileges that allowed it go).
+struct Bound {
+  fs::UniqueFd fd;
+  tcp::endpoint endpoint;
+  smtp::Listener listener;
+  std::string address;  // as configured
+};
+
+// The (address, port, listener) triples smtpserver.conf asks for.
+std::vector<std::tuple<std::string, int, smtp::Listener>> WantedListeners(
+    const ServerConfig& c) {
+  std::vector<std::string> addrs = c.bind_addresses;
+  if (addrs.empty()) addrs.push_back("0.0.0.0");
+  std::vector<std::pair<int, smtp::Listener>> ports = {
+      {c.bind_port, smtp::Listener::kSmtp}};
+  if (c.submission_port > 0)
+    ports.emplace_back(c.submission_port, smtp::Listener::kSubmission);
+  if (c.smtps_port > 0)
+    ports.emplace_back(c.smtps_port, smtp::Listener::kSmtps);
+  std::vector<std::tuple<std::string, int, smtp::Listener>> out;
+  for (const std::string& a : addrs) {
+    for (auto [port, kind] : ports) out.emplace_back(a, port, kind);
   }
-  std::vector<char> buf(16384);
-  struct passwd pw, *found = nullptr;
-  if (::getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 ||
-      found == nullptr) {
-    return absl::InvalidArgumentError(StrCat("PARAM user: no user ", user));
+  return out;
+}
+
+absl::StatusOr<std::vector<Bound>> BindListeners(const ServerConfig& c) {
+  std::vector<Bound> out;
+  for (const auto& [a, port, kind] : WantedListeners(c)) {
+    std::error_code ec;
+    asio::ip::address addr = asio::ip::make_address(a, ec);
+    if (ec) return absl::InvalidArgumentError(StrCat("bad BindAddress ", a));
+    tcp::endpoint ep(addr, static_cast<unsigned short>(port));
+    fs::UniqueFd fd(::socket(ep.protocol().family(),
+                             SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));
+    int one = 1;
+    bool ok = fd.valid() &&
+              ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one,
+                           sizeof one) == 0 &&
+              (!addr.is_v6() || ::setsockopt(fd.get(), IPPROTO_IPV6,
+                                             IPV6_V6ONLY, &one,
+                                             sizeof one) == 0) &&
+              ::bind(fd.get(), ep.data(), static_cast<socklen_t>(ep.size())) ==
+                  0 &&
+              ::listen(fd.get(), c.listen_queue_size) == 0;
+    if (!ok) {
+      return absl::UnavailableError(StrCat("cannot listen on [", a, "]:", port,
+                                           ": ", std::strerror(errno)));
+    }
+    out.push_back(Bound{std::move(fd), ep, kind, a});
   }
-  if (::initgroups(user.c_str(), pw.pw_gid) != 0 || ::setgid(pw.pw_gid) != 0 ||
-      ::setuid(pw.pw_uid) != 0) {
-    return absl::PermissionDeniedError(
-        StrCat("cannot switch to user ", user, ": ", std::strerror(errno)));
+  return out;
+}
+
+// Once the ports are bound: started as root, become the node user
+// (`user`, else the owner of the node directory; privileges.h); started
+// with a capability (CAP_NET_BIND_SERVICE from the supervisor or
+// systemd), drop it. Before any thread starts: capabilities belong to
+// threads.
+absl::Status DropPrivileges(const NodeDir& node, const std::string& user,
+                            Logger& log) {
+  if (::geteuid() == 0) {
+    auto who = privileges::NodeUser(node, user);
+    if (!who.ok()) {
+      return absl::InvalidArgumentError(
+          StrCat("PARAM user: ", Message(who.status())));
+    }
+    if (!who->has_value() || (*who)->uid == 0) {
+      log.Warning("", "running as root: set PARAM user in smtpserver.conf");
+      return absl::OkStatus();
+    }
+    if (int e = privileges::Apply(privileges::SwitchTo(**who, 0))) {
+      return absl::PermissionDeniedError(StrCat(
+          "cannot switch to user ", (*who)->name, ": ", std::strerror(e)));
+    }
+    log.Info("", StrCat("running as user ", (*who)->name));
   }
-  log.Info("", StrCat("running as user ", user));
+  uint64_t had = privileges::EffectiveCapabilities();
+  if (auto s = privileges::DropCapabilities(); !s.ok()) return s;
+  if (had != 0) {
+    char hex[32];
+    std::snprintf(hex, sizeof hex, "%#llx",
+                  static_cast<unsigned long long>(had));
+    log.Info("", StrCat("listeners bound: capabilities dropped (", hex, ")"));
+  }
   return absl::OkStatus();
 }
 
@@ -167,7 +238,8 @@ class Server {
              shared_.dns.get(), dns_pool_, dns_pending_},
         gen_(std::move(gen)) {}
 
-  absl::Status Listen();
+  // Takes the listeners bound before the privileges went.
+  void Listen(std::vector<Bound> bound);
   int Run();
   std::string Where() const { return where_; }
 
@@ -196,6 +268,9 @@ class Server {
   void Reload();
   void Stop();
   void Release(const std::shared_ptr<Conn>& c);
+  // Logs what a reloaded configuration asks of the listeners that a
+  // reload does not change.
+  void CheckListeners(const ServerConfig& c);
 
   Daemon& daemon_;
   Shared shared_;  // outlives every generation (declared before them)
@@ -215,6 +290,7 @@ class Server {
   spool::GroupCommitter committer_;
   internal::ServerContext ctx_;
   std::vector<Acceptor> acceptors_;
+  std::set<std::pair<std::string, int>> bound_;  // (address, port)
   std::string where_;
   bool stopping_ = false;  // on control_
   // Set at stop: new connections are told 421 4.3.2 until the running
@@ -228,38 +304,33 @@ class Server {
   std::set<std::shared_ptr<Conn>> conns_ ABSL_GUARDED_BY(mu_);
 };
 
-absl::Status Server::Listen() {
-  const ServerConfig& c = generation()->settings->server;
-  std::vector<std::string> addrs = c.bind_addresses;
-  if (addrs.empty()) addrs.push_back("0.0.0.0");
-  std::vector<std::pair<int, smtp::Listener>> ports = {
-      {c.bind_port, smtp::Listener::kSmtp}};
-  if (c.submission_port > 0)
-    ports.emplace_back(c.submission_port, smtp::Listener::kSubmission);
-  if (c.smtps_port > 0)
-    ports.emplace_back(c.smtps_port, smtp::Listener::kSmtps);
-  for (const std::string& a : addrs) {
-    std::error_code ec;
-    asio::ip::address addr = asio::ip::make_address(a, ec);
-    if (ec) return absl::InvalidArgumentError(StrCat("bad BindAddress ", a));
-    for (auto [port, kind] : ports) {
-      tcp::endpoint ep(addr, static_cast<unsigned short>(port));
-      auto acc = std::make_unique<tcp::acceptor>(ioc_);
-      acc->open(ep.protocol(), ec);
-      if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
-      if (!ec && addr.is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
-      if (!ec) acc->bind(ep, ec);
-      if (!ec) acc->listen(c.listen_queue_size, ec);
-      if (ec) {
-        return absl::UnavailableError(
-            StrCat("cannot listen on [", a, "]:", port, ": ", ec.message()));
-      }
-      StrAppend(&where_, where_.empty() ? "" : " ", "[", a, "]:", port, " (",
-                ListenerName(kind), ")");
-      acceptors_.push_back(Acceptor{std::move(acc), kind});
+void Server::Listen(std::vector<Bound> bound) {
+  for (Bound& b : bound) {
+    auto acc = std::make_unique<tcp::acceptor>(ioc_);
+    acc->assign(b.endpoint.protocol(), b.fd.release());
+    StrAppend(&where_, where_.empty() ? "" : " ", "[", b.address,
+              "]:", b.endpoint.port(), " (", ListenerName(b.listener), ")");
+    acceptors_.push_back(Acceptor{std::move(acc), b.listener});
+    bound_.emplace(b.address, b.endpoint.port());
+  }
+}
+
+void Server::CheckListeners(const ServerConfig& c) {
+  for (const auto& [a, port, kind] : WantedListeners(c)) {
+    if (bound_.count({a, port})) continue;
+    if (port < 1024) {
+      log_.Error("", StrCat("reload: [", a, "]:", port,
+                            " is below 1024 and the smtpserver gave up the "
+                            "right to bind such ports after its start: still "
+                            "listening on ",
+                            where_, "; restart the smtpserver to move"));
+    } else {
+      log_.Warning("", StrCat("reload: [", a, "]:", port,
+                              " is new; the listeners change only at a "
+                              "restart: still listening on ",
+                              where_));
     }
   }
-  return DropPrivileges(c.run_as_user, log_);
 }
 
 asio::awaitable<void> Server::Accept(Acceptor* a) {
@@ -529,6 +600,7 @@ void Server::Reload() {
                           Message(fresh.status())));
     return;
   }
+  CheckListeners((*fresh)->settings->server);
   {
     absl::MutexLock l(&mu_);
     gen_ = *fresh;
@@ -584,6 +656,15 @@ int Server::Run() {
 int Run(Daemon& daemon) {
   auto settings = LoadSettings(daemon.node());
   if (!settings.ok()) return Daemon::Fail(daemon.program(), settings.status());
+  // Bind, then give up what binding needed, before anything starts a
+  // thread (the rate database, the fleet link, the pools do).
+  auto bound = BindListeners((*settings)->server);
+  if (!bound.ok()) return Daemon::Fail(daemon.program(), bound.status());
+  if (auto s = DropPrivileges(daemon.node(), (*settings)->server.run_as_user,
+                              daemon.log());
+      !s.ok()) {
+    return Daemon::Fail(daemon.program(), s);
+  }
   auto tag = config::LoadNodeTag(daemon.node());
   if (!tag.ok()) return Daemon::Fail(daemon.program(), tag.status());
   auto shared =
@@ -600,8 +681,7 @@ int Run(Daemon& daemon) {
                                (*gen)->auth ? "; AUTH on" : "",
                                (*gen)->filter ? "; content filter on" : "");
   Server server(daemon, std::move(*shared), *gen, *tag);
-  if (auto s = server.Listen(); !s.ok())
-    return Daemon::Fail(daemon.program(), s);
+  server.Listen(std::move(*bound));
   if (auto s = daemon.Ready(); !s.ok())
     return Daemon::Fail(daemon.program(), s);
   daemon.log().Info("", StrCat("listening on ", server.Where(), "; ", summary));

@@ -5,12 +5,20 @@
 // signals) and an inotify watch on run/ (a program is ready when its pid
 // file names it). Each program runs in its own process group, so `zmailer
 // kill` can take a program together with the helpers it started.
+//
+// Started as root, the supervisor runs the node as the node user
+// (node/daemon/privileges.h): it makes the writable folders that user's,
+// switches itself to it keeping only the capabilities it hands on, and
+// starts each program as that user with only what the program needs:
+// CAP_NET_BIND_SERVICE for the smtpserver (and for admind or clusterd
+// configured on a port below 1024), CAP_SETUID/CAP_SETGID for the
+// scheduler (transport agents as scheduler.conf's users), with CAP_KILL
+// to stop them.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
-#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -26,14 +34,20 @@
 #include <string_view>
 
 #include "node/common/fs.h"
+#include "cluster/conf/cluster_conf.h"
+#include "node/admind/admind_config.h"
 #include "node/common/strings.h"
 #include "node/daemon/health.h"
+#include "node/daemon/privileges.h"
 #include "node/metrics/metrics.h"
 #include "node/metrics/metrics_catalog.h"
 #include "node/zmailer/restart_policy.h"
 #include "node/zmailer/supervisor_internal.h"
 #include "node/zmailer/zmailer.h"
 #include "node/zmailer/zmailer_drain.h"
+#ifdef ZM_HAVE_SMTP_POLICY
+#include "node/smtpserver/smtpserver_config.h"
+#endif
 
 namespace zm::zmailer {
 namespace {
@@ -83,7 +97,44 @@ struct Child {
   std::optional<Clock::time_point> restart_at;
   off_t stderr_offset = 0;
   RestartPolicy policy;
+  uint64_t keep_caps = 0;  // capabilities it runs with (privileges.h)
 };
+
+// The capabilities a program needs: binding a port below 1024, running
+// transport agents as other users.
+uint64_t CapabilitiesOf(const NodeDir& node, std::string_view program) {
+  if (program == "smtpserver") return privileges::kNetBindService;
+  if (program == "scheduler") {
+    // Agents as scheduler.conf's users (the mailbox agent as root), and
+    // killed when they hang.
+    return privileges::kSetuid | privileges::kSetgid | privileges::kKill;
+  }
+  if (program == "admind") {
+    auto conf = admind::LoadAdminConfig(node);
+    if (conf.ok() && conf->listen_port < 1024) {
+      return privileges::kNetBindService;
+    }
+  }
+  if (program == "clusterd") {
+    auto conf = cluster::LoadClusterConf(node);
+    if (conf.ok() && conf->gossip_listen.port != 0 &&
+        conf->gossip_listen.port < 1024) {
+      return privileges::kNetBindService;
+    }
+  }
+  return 0;
+}
+
+// smtpserver.conf's PARAM user: the node user, when set.
+std::string ConfiguredUser(const NodeDir& node) {
+#ifdef ZM_HAVE_SMTP_POLICY
+  auto conf = smtpserver::LoadServerConfig(node);
+  if (conf.ok()) return conf->run_as_user;
+#else
+  (void)node;
+#endif
+  return "";
+}
 
 class Supervisor {
  public:
@@ -106,6 +157,8 @@ class Supervisor {
   enum class Event { kNone, kStop, kDrain, kReload, kChild };
 
   absl::Status Setup();
+  // Started as root: picks the node user and gives it its folders.
+  absl::Status PrepareNodeUser();
   void StartChild(Child& c);
   void ReapChildren();
   void HandleExit(Child& c, int status);
@@ -127,6 +180,8 @@ class Supervisor {
   std::vector<Child> children_;
   fs::UniqueFd signal_fd_, inotify_fd_, null_fd_, lock_fd_;
   int report_fd_;
+  // The node user when started as root (nullopt: not root, or no user).
+  std::optional<privileges::User> node_user_;
   bool stopping_ = false;
   bool hurry_ = false;  // a second stop request: do not wait politely
   bool announced_ready_ = false;
@@ -140,6 +195,9 @@ absl::Status Supervisor::Setup() {
   const NodeDir& node = opts_.node;
   for (const auto& d : {node.run(), node.log()}) {
     if (auto s = fs::MakeDirs(d, 0755); !s.ok()) return s;
+  }
+  if (::geteuid() == 0) {
+    if (auto s = PrepareNodeUser(); !s.ok()) return s;
   }
   std::string lock = internal::SupervisorLock(node);
   lock_fd_.reset(::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
@@ -205,6 +263,56 @@ absl::Status Supervisor::Setup() {
   if (::unlink(internal::DrainingMarker(node).c_str()) == 0) {
     log_.Info("", "run/draining removed: the node takes mail again");
   }
+  for (Child& c : children_) c.keep_caps = CapabilitiesOf(node, c.name);
+  if (node_user_) {
+    // From here on the node user, with only what the programs get.
+    // CAP_KILL: a program's process group holds the agents the scheduler
+    // runs as other users.
+    uint64_t keep = privileges::kNetBindService | privileges::kSetuid |
+                    privileges::kSetgid | privileges::kKill;
+    if (int e = privileges::Apply(privileges::SwitchTo(*node_user_, keep))) {
+      return fs::ErrnoStatus(StrCat("switch to user ", node_user_->name), "",
+                             e);
+    }
+    // Handed on per program in StartChild, not inherited by all.
+    privileges::ClearInheritance();
+    log_.Info("", StrCat("running the node as user ", node_user_->name,
+                         " (uid ", node_user_->uid, ", gid ", node_user_->gid,
+                         ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Supervisor::PrepareNodeUser() {
+  const NodeDir& node = opts_.node;
+  std::string configured = ConfiguredUser(node);
+  auto user = privileges::NodeUser(node, configured);
+  if (!user.ok()) {
+    return absl::InvalidArgumentError(
+        StrCat("the node user (smtpserver.conf PARAM user ", configured,
+               "): ", Message(user.status())));
+  }
+  if (!user->has_value() || (*user)->uid == 0) {
+    log_.Warning("", StrCat("every program runs as root: set PARAM user in "
+                            "smtpserver.conf, or give ",
+                            node.home, " to the user the node should run as"));
+    return absl::OkStatus();
+  }
+  if (auto s = privileges::ChownNodeTree(node, **user); !s.ok()) {
+    return absl::PermissionDeniedError(
+        StrCat("giving the node's folders to user ", (*user)->name, ": ",
+               Message(s)));
+  }
+  struct stat st;
+  if (::stat(node.etc().c_str(), &st) == 0 && st.st_uid == (*user)->uid) {
+    // Whoever runs as that user can then change scheduler.conf, and with
+    // it who the transport agents run as.
+    log_.Warning("", StrCat(node.etc(), " belongs to the node user ",
+                            (*user)->name,
+                            ": give it to root so that the programs cannot "
+                            "change their own configuration"));
+  }
+  node_user_ = **user;
   return absl::OkStatus();
 }
 
@@ -244,10 +352,14 @@ void Supervisor::StartChild(Child& c) {
   argv.push_back(nullptr);
   sigset_t empty;
   sigemptyset(&empty);
-  // Started with an ambient CAP_NET_BIND_SERVICE (systemd's
-  // AmbientCapabilities, docs/operations.md): only the smtpserver binds
-  // ports below 1024, so every other program starts without capabilities.
-  const bool keep_ambient = c.name == "smtpserver";
+  // The node user (started as root), or this user (started unprivileged,
+  // e.g. with systemd's ambient CAP_NET_BIND_SERVICE): each program gets
+  // only the capabilities it needs, as ambient ones so that they survive
+  // the exec; the programs clear their ambient set at start (daemon.h).
+  privileges::Switch sw;
+  if (node_user_) sw = privileges::SwitchTo(*node_user_, 0);
+  sw.keep = c.keep_caps;
+  const bool apply = node_user_.has_value() || ::geteuid() != 0;
 
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -260,8 +372,10 @@ void Supervisor::StartChild(Child& c) {
     ::sigprocmask(SIG_SETMASK, &empty, nullptr);
     ::signal(SIGPIPE, SIG_DFL);
     ::setpgid(0, 0);
-    if (!keep_ambient) {
-      ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    if (apply && privileges::Apply(sw) != 0) {
+      static constexpr char kMsg[] = "zmailer: cannot switch user\n";
+      (void)!::write(err.valid() ? err.get() : 2, kMsg, sizeof kMsg - 1);
+      ::_exit(126);
     }
     ::dup2(null_fd_.get(), 0);
     if (err.valid()) {

@@ -185,6 +185,9 @@ def test_sendmail_is_not_setuid():
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 def test_smtpserver_drops_privileges_after_binding(node_factory):
+    """Started as root by hand (no supervisor deciding for it), the
+    smtpserver binds a port below 1024, then becomes PARAM user with no
+    capability left, in every thread, and takes mail."""
     user = pwd.getpwnam("nobody")
     port = privileged_free_port()
 
@@ -196,20 +199,32 @@ def test_smtpserver_drops_privileges_after_binding(node_factory):
                         str(n.home)], check=True, timeout=COMMAND_TIMEOUT)
         n.home.parent.chmod(0o755)  # mkdtemp made it 0700
 
-    node = node_factory(setup=setup)
-    pid = node.pid("smtpserver")
-    uids = status_field(pid, "Uid").split()
-    gids = status_field(pid, "Gid").split()
-    assert uids == [str(user.pw_uid)] * 4, uids
-    assert gids == [str(user.pw_gid)] * 4, gids
-    assert status_field(pid, "CapEff") == "0000000000000000"
-    node.wait_log(r"running as user nobody")
-    with smtp(node, port=port) as s:
-        command(s, "EHLO client.example")
-        reply = transaction(s, "a@localhost", ["root@localhost"],
-                            "Subject: unprivileged\n\nunprivileged\n")
-        assert reply.startswith("250"), reply
-    node.wait_mbox_message("root", "unprivileged")
+    node = node_factory(start=False, setup=setup)
+    proc = subprocess.Popen([str(BIN / "smtpserver"), "-C", str(node.home)],
+                            env=node.env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: node.pid("smtpserver") == proc.pid,
+                 what="smtpserver ready")
+        node.wait_log(r"running as user nobody")
+        for task in os.listdir(f"/proc/{proc.pid}/task"):
+            tid = f"{proc.pid}/task/{task}"
+            uids = status_field(tid, "Uid").split()
+            gids = status_field(tid, "Gid").split()
+            assert uids == [str(user.pw_uid)] * 4, (task, uids)
+            assert gids == [str(user.pw_gid)] * 4, (task, gids)
+            for caps in ("CapEff", "CapPrm", "CapAmb"):
+                assert status_field(tid, caps) == "0000000000000000", (task,
+                                                                       caps)
+        with smtp(node, port=port) as s:
+            command(s, "EHLO client.example")
+            reply = transaction(s, "a@localhost", ["root@localhost"],
+                                "Subject: unprivileged\n\nunprivileged\n")
+            assert reply.startswith("250"), reply
+    finally:
+        proc.terminate()
+        proc.wait(timeout=COMMAND_TIMEOUT)
+    assert proc.returncode == 0, proc.returncode
 
 
 # --- no shell -------------------------------------------------------------------

@@ -90,6 +90,8 @@ TEST(AdminConfigTest, ErrorsNameFileAndLine) {
       {"max-body 10\n", "admin.conf:1: max-body"},
       {"tls-cert a.pem\n", "admin.conf:1: tls-cert and tls-key"},
       {"json-log maybe\n", "admin.conf:1: json-log"},
+      {"# TLS\ntls-cipher-list ECDHE+AESGCM\n",
+       "admin.conf:2: tls-cipher-list without tls-cert"},
   };
   for (const Case& c : cases) {
     auto r = ParseAdminConfig(c.text, "admin.conf", TestNode());
@@ -157,16 +159,46 @@ TEST_F(AuthenticatorTest, RightsAndAddresses) {
   EXPECT_EQ(auth.Check(root, "127.0.0.1", 0).user, "root");
   EXPECT_EQ(auth.Check(nobody, "127.0.0.1", admin::kTokenEtrn).code, 200);
   EXPECT_EQ(auth.Check(nobody, "127.0.0.1", admin::kTokenKill).code, 403);
-  // The mask is 127.0.0.1/32: another address is refused with 403, with
-  // the right password or not; an unknown user is still 401.
+  // Every user's mask is 127.0.0.1/32: from another address nobody may
+  // log in, and every request gets 403, with the right password, a wrong
+  // one, none, or an unknown user.
   AuthResult outside = auth.Check(root, "192.0.2.1", 0);
   EXPECT_EQ(outside.code, 403);
-  EXPECT_NE(outside.reason.find("may not log in from 192.0.2.1"),
+  EXPECT_NE(outside.reason.find("no scheduler.auth user may log in from "
+                                "192.0.2.1"),
             std::string::npos)
       << outside.reason;
   EXPECT_EQ(auth.Check(wrong, "192.0.2.1", 0).code, 403);
+  EXPECT_EQ(auth.Check("", "192.0.2.1", 0).code, 403);
   // ghost:x
-  EXPECT_EQ(auth.Check("Basic Z2hvc3Q6eA==", "192.0.2.1", 0).code, 401);
+  EXPECT_EQ(auth.Check("Basic Z2hvc3Q6eA==", "192.0.2.1", 0).code, 403);
+  // From 127.0.0.1 an unknown user gets the same 401 as a wrong password;
+  // the reason (for the log) says which.
+  AuthResult ghost = auth.Check("Basic Z2hvc3Q6eA==", "127.0.0.1", 0);
+  EXPECT_EQ(ghost.code, 401);
+  EXPECT_EQ(ghost.reason, "unknown user 'ghost'");
+  EXPECT_EQ(auth.Check(wrong, "127.0.0.1", 0).reason,
+            "wrong password for user 'root'");
+}
+
+// One user admitted from a network the other's mask excludes: the other
+// user gets 401 there, exactly as a user that does not exist.
+TEST_F(AuthenticatorTest, AUserOutsideItsMasksLooksUnknown) {
+  std::ofstream(dir_ + "/scheduler.auth")
+      << "alice:pw:ALL:[192.0.2.0]/24\n"
+         "root:secret:ALL:[127.0.0.1]/32\n";
+  Authenticator auth(dir_ + "/scheduler.auth");
+  const std::string root = "Basic cm9vdDpzZWNyZXQ=";  // root:secret
+  const std::string ghost = "Basic Z2hvc3Q6eA==";     // ghost:x
+  AuthResult r = auth.Check(root, "192.0.2.7", 0);
+  EXPECT_EQ(r.code, 401);
+  EXPECT_EQ(r.reason,
+            "user 'root' may not log in from 192.0.2.7 (scheduler.auth "
+            "address masks)");
+  EXPECT_EQ(auth.Check(ghost, "192.0.2.7", 0).code, 401);
+  EXPECT_EQ(auth.Check("Basic YWxpY2U6cHc=", "192.0.2.7", 0).code,
+            200);  // alice:pw
+  EXPECT_EQ(auth.Check(root, "198.51.100.1", 0).code, 403);
 }
 
 TEST(HistoryTest, PerMinuteDeltasAndRestarts) {
