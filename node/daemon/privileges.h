@@ -30,10 +30,10 @@ namespace zm::privileges {
 
 // Capability bits (linux/capability.h numbers) as a mask.
 constexpr uint64_t Cap(int n) { return uint64_t{1} << n; }
-constexpr uint64_t kKill = Cap(5);              // CAP_KILL
-constexpr uint64_t kSetgid = Cap(6);            // CAP_SETGID
-constexpr uint64_t kSetuid = Cap(7);            // CAP_SETUID
-constexpr uint64_t kNetBindService = Cap(10);   // CAP_NET_BIND_SERVICE
+constexpr uint64_t kKill = Cap(5);             // CAP_KILL
+constexpr uint64_t kSetgid = Cap(6);           // CAP_SETGID
+constexpr uint64_t kSetuid = Cap(7);           // CAP_SETUID
+constexpr uint64_t kNetBindService = Cap(10);  // CAP_NET_BIND_SERVICE
 
 struct User {
   std::string name;

@@ -8,8 +8,8 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
-#include <tuple>
 #include <thread>
+#include <tuple>
 
 #include "node/common/strings.h"
 #include "node/config/cluster_conf.h"
@@ -164,18 +164,17 @@ absl::StatusOr<std::vector<Bound>> BindListeners(const ServerConfig& c) {
     asio::ip::address addr = asio::ip::make_address(a, ec);
     if (ec) return absl::InvalidArgumentError(StrCat("bad BindAddress ", a));
     tcp::endpoint ep(addr, static_cast<unsigned short>(port));
-    fs::UniqueFd fd(::socket(ep.protocol().family(),
-                             SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));
+    fs::UniqueFd fd(::socket(ep.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC,
+                             IPPROTO_TCP));
     int one = 1;
-    bool ok = fd.valid() &&
-              ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one,
-                           sizeof one) == 0 &&
-              (!addr.is_v6() || ::setsockopt(fd.get(), IPPROTO_IPV6,
-                                             IPV6_V6ONLY, &one,
-                                             sizeof one) == 0) &&
-              ::bind(fd.get(), ep.data(), static_cast<socklen_t>(ep.size())) ==
-                  0 &&
-              ::listen(fd.get(), c.listen_queue_size) == 0;
+    bool ok =
+        fd.valid() &&
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ==
+            0 &&
+        (!addr.is_v6() || ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY,
+                                       &one, sizeof one) == 0) &&
+        ::bind(fd.get(), ep.data(), static_cast<socklen_t>(ep.size())) == 0 &&
+        ::listen(fd.get(), c.listen_queue_size) == 0;
     if (!ok) {
       return absl::UnavailableError(StrCat("cannot listen on [", a, "]:", port,
                                            ": ", std::strerror(errno)));

@@ -33,9 +33,9 @@
 #include <optional>
 #include <string_view>
 
-#include "node/common/fs.h"
 #include "cluster/conf/cluster_conf.h"
 #include "node/admind/admind_config.h"
+#include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/daemon/health.h"
 #include "node/daemon/privileges.h"
@@ -276,9 +276,9 @@ absl::Status Supervisor::Setup() {
     }
     // Handed on per program in StartChild, not inherited by all.
     privileges::ClearInheritance();
-    log_.Info("", StrCat("running the node as user ", node_user_->name,
-                         " (uid ", node_user_->uid, ", gid ", node_user_->gid,
-                         ")"));
+    log_.Info("",
+              StrCat("running the node as user ", node_user_->name, " (uid ",
+                     node_user_->uid, ", gid ", node_user_->gid, ")"));
   }
   return absl::OkStatus();
 }
@@ -299,18 +299,17 @@ absl::Status Supervisor::PrepareNodeUser() {
     return absl::OkStatus();
   }
   if (auto s = privileges::ChownNodeTree(node, **user); !s.ok()) {
-    return absl::PermissionDeniedError(
-        StrCat("giving the node's folders to user ", (*user)->name, ": ",
-               Message(s)));
+    return absl::PermissionDeniedError(StrCat(
+        "giving the node's folders to user ", (*user)->name, ": ", Message(s)));
   }
   struct stat st;
   if (::stat(node.etc().c_str(), &st) == 0 && st.st_uid == (*user)->uid) {
     // Whoever runs as that user can then change scheduler.conf, and with
     // it who the transport agents run as.
-    log_.Warning("", StrCat(node.etc(), " belongs to the node user ",
-                            (*user)->name,
-                            ": give it to root so that the programs cannot "
-                            "change their own configuration"));
+    log_.Warning("",
+                 StrCat(node.etc(), " belongs to the node user ", (*user)->name,
+                        ": give it to root so that the programs cannot "
+                        "change their own configuration"));
   }
   node_user_ = **user;
   return absl::OkStatus();
@@ -553,8 +552,8 @@ void Supervisor::BeginDrain(bool readiness_delay) {
   const NodeDir& node = opts_.node;
   auto settings = internal::LoadDrainSettings(node);
   if (!settings.ok()) {
-    log_.Warning("", StrCat(Message(settings.status()),
-                            "; draining with the defaults"));
+    log_.Warning(
+        "", StrCat(Message(settings.status()), "; draining with the defaults"));
     settings = internal::DrainSettings{};
   }
   stop_timeout_ms_ = static_cast<int>(
@@ -566,7 +565,8 @@ void Supervisor::BeginDrain(bool readiness_delay) {
   }
   int64_t delay = readiness_delay ? settings->readiness_delay_ms : 0;
   log_.Info("", StrCat("draining: run/draining created (not ready); "
-                       "refusing mail in ", delay, "ms"));
+                       "refusing mail in ",
+                       delay, "ms"));
   // The programs keep working (and are restarted) meanwhile; a second
   // stop request cuts the wait short.
   auto deadline = Clock::now() + std::chrono::milliseconds(delay);

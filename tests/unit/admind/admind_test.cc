@@ -184,9 +184,8 @@ TEST_F(AuthenticatorTest, RightsAndAddresses) {
 // One user admitted from a network the other's mask excludes: the other
 // user gets 401 there, exactly as a user that does not exist.
 TEST_F(AuthenticatorTest, AUserOutsideItsMasksLooksUnknown) {
-  std::ofstream(dir_ + "/scheduler.auth")
-      << "alice:pw:ALL:[192.0.2.0]/24\n"
-         "root:secret:ALL:[127.0.0.1]/32\n";
+  std::ofstream(dir_ + "/scheduler.auth") << "alice:pw:ALL:[192.0.2.0]/24\n"
+                                             "root:secret:ALL:[127.0.0.1]/32\n";
   Authenticator auth(dir_ + "/scheduler.auth");
   const std::string root = "Basic cm9vdDpzZWNyZXQ=";  // root:secret
   const std::string ghost = "Basic Z2hvc3Q6eA==";     // ghost:x
