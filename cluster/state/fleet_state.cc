@@ -19,6 +19,7 @@
 #include <map>
 #include <queue>
 #include <set>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
@@ -215,9 +216,13 @@ class FleetStateImpl : public FleetState {
     auto [it, fresh] = map.try_emplace(key, rec);
     if (!fresh) {
       o.by_version.erase(it->second.version());
+      if constexpr (std::is_same_v<Msg, v1::RateSlot>) {
+        CountRate(it->second, -1);
+      }
       it->second = rec;
     }
     o.by_version[rec.version()] = {kind, key};
+    if constexpr (std::is_same_v<Msg, v1::RateSlot>) CountRate(rec, +1);
     if (kind == Kind::kPolicy) subject_origins_[key].insert(origin);
     if (store_)
       b->emplace_back(RowKey(kind, origin, key), rec.SerializeAsString());
@@ -229,6 +234,7 @@ class FleetStateImpl : public FleetState {
                    typename std::map<std::string, Msg>::iterator it, Batch* b)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     o.by_version.erase(it->second.version());
+    if constexpr (std::is_same_v<Msg, v1::RateSlot>) CountRate(it->second, -1);
     if (store_) b->emplace_back(RowKey(kind, origin, it->first), std::nullopt);
     if (kind == Kind::kPolicy) {
       auto s = subject_origins_.find(it->first);
@@ -238,6 +244,47 @@ class FleetStateImpl : public FleetState {
       }
     }
     map.erase(it);
+  }
+
+  // Keeps rate_totals_ in step with the stored rate slots: sign +1 when
+  // `r` is stored, -1 when it is replaced or erased.
+  void CountRate(const v1::RateSlot& r, int sign)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto add = [sign](uint64_t& total, uint64_t v) {
+      total = sign > 0 ? total + v : total - v;
+    };
+    if (sign > 0) {
+      std::vector<SlotTotal>& slots = rate_totals_[r.key()];
+      auto it = std::find_if(slots.begin(), slots.end(), [&](const auto& t) {
+        return t.slot_start == r.slot_start();
+      });
+      if (it == slots.end()) {
+        SlotTotal fresh;
+        fresh.slot_start = r.slot_start();
+        it = slots.insert(slots.end(), fresh);
+      }
+      ++it->records;
+      add(it->counts.messages, r.messages());
+      add(it->counts.recipients, r.recipients());
+      add(it->counts.auth_failures, r.auth_failures());
+      add(it->counts.aborts, r.aborts());
+      add(it->counts.excesses, r.excesses());
+      return;
+    }
+    auto k = rate_totals_.find(r.key());
+    if (k == rate_totals_.end()) return;
+    std::vector<SlotTotal>& slots = k->second;
+    auto it = std::find_if(slots.begin(), slots.end(), [&](const auto& t) {
+      return t.slot_start == r.slot_start();
+    });
+    if (it == slots.end()) return;
+    add(it->counts.messages, r.messages());
+    add(it->counts.recipients, r.recipients());
+    add(it->counts.auth_failures, r.auth_failures());
+    add(it->counts.aborts, r.aborts());
+    add(it->counts.excesses, r.excesses());
+    if (--it->records == 0) slots.erase(it);
+    if (slots.empty()) rate_totals_.erase(k);
   }
 
   const v1::PolicyEntry* Winner(std::string_view subject) const
@@ -293,6 +340,16 @@ class FleetStateImpl : public FleetState {
   mutable absl::Mutex mu_;
   Hlc hlc_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Origin> origins_ ABSL_GUARDED_BY(mu_);
+  // Running totals of the stored rate slots, per key and slot start (all
+  // origins and generations), kept by PutRecord/EraseRecord: TopRates
+  // reads these instead of every slot.
+  struct SlotTotal {
+    int64_t slot_start = 0;
+    uint32_t records = 0;  // stored slots counted here
+    RateCounts counts;
+  };
+  std::unordered_map<std::string, std::vector<SlotTotal>> rate_totals_
+      ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::set<std::string>, std::less<>> subject_origins_
       ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t, std::less<>> claims_ ABSL_GUARDED_BY(mu_);
@@ -1299,29 +1356,24 @@ std::vector<RateTotal> FleetStateImpl::TopRates(int64_t window_start_sec,
                                                 std::string_view field,
                                                 const RateFilter& want) const {
   absl::ReaderMutexLock l(&mu_);
-  // Keys point into the held records, which the lock keeps in place.
-  std::unordered_map<std::string_view, RateCounts> sums;
-  size_t slots = 0;
-  for (const auto& [origin, o] : origins_) slots += o.rates.size();
-  sums.reserve(slots);
-  for (const auto& [origin, o] : origins_) {
-    // An origin's slots of one key are adjacent (the map is by key first):
-    // one lookup per run. Element references survive a rehash.
-    std::string_view run_key;
-    RateCounts* run = nullptr;
-    for (const auto& [rk, r] : o.rates) {
-      if (r.slot_start() < window_start_sec) continue;
-      if (run == nullptr || r.key() != run_key) {
-        run_key = r.key();
-        run = &sums[run_key];
-      }
-      RateCounts& a = *run;
-      a.messages += r.messages();
-      a.recipients += r.recipients();
-      a.auth_failures += r.auth_failures();
-      a.aborts += r.aborts();
-      a.excesses += r.excesses();
+  // From the running totals (one entry per key and slot start, kept as
+  // slots are stored and erased): no slot is read. Keys point into
+  // rate_totals_, which the lock keeps in place.
+  std::vector<std::pair<std::string_view, RateCounts>> sums;
+  sums.reserve(rate_totals_.size());
+  for (const auto& [key, slots] : rate_totals_) {
+    RateCounts a;
+    bool any = false;
+    for (const SlotTotal& t : slots) {
+      if (t.slot_start < window_start_sec) continue;
+      any = true;
+      a.messages += t.counts.messages;
+      a.recipients += t.counts.recipients;
+      a.auth_failures += t.counts.auth_failures;
+      a.aborts += t.counts.aborts;
+      a.excesses += t.counts.excesses;
     }
+    if (any) sums.emplace_back(key, a);
   }
   struct Entry {
     std::string_view key;

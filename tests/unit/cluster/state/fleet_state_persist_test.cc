@@ -77,6 +77,10 @@ TEST_F(FleetStatePersistTest, RestartRestoresEverything) {
     total += s.messages();
   }
   EXPECT_EQ(total, 70u);
+  // TopRates' running totals are rebuilt from the stored slots.
+  std::vector<RateTotal> top = a->TopRates(kSlot, 5, "messages", nullptr);
+  ASSERT_EQ(top.size(), 1u);
+  EXPECT_EQ(top[0].counts.messages, 70u);
   // The claim survived: the request is not acted on again.
   EXPECT_FALSE(*a->ClaimEtrn(request_id));
   ASSERT_EQ(a->EtrnUnclaimed().size(), 1u);  // b's, never claimed

@@ -2,8 +2,11 @@
 // between in-memory stores, the policy overlay, ETRN, refusals, expiry.
 #include "cluster/state/fleet_state.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -346,6 +349,54 @@ TEST(FleetStateTest, TopRatesSumsNodesAndRanks) {
   ASSERT_EQ(top.size(), 2u);
   EXPECT_EQ(top[0].counts.messages, 107u);
   EXPECT_EQ(top[1].key, "ip4:192.0.2.2");
+}
+
+// TopRates reads running totals kept as slots are stored, grown, merged
+// from peers and expired: after random writes, merges and expiry they
+// must equal the sum over every stored slot (RatesInWindow).
+TEST(FleetStateTest, TopRatesRunningTotalsMatchTheSlots) {
+  FakeClock clock;
+  auto a = Mem("a", clock);
+  auto b = Mem("b", clock);
+  auto c = Mem("c", clock);
+  std::mt19937_64 rng(7);
+  for (int step = 0; step < 60; ++step) {
+    const int64_t now_slot = clock.now_ms.load() / 1000 / 450 * 450;
+    for (FleetState* st : {a.get(), b.get(), c.get()}) {
+      std::vector<v1::RateSlot> slots;
+      for (int k = 0; k < 5; ++k) {
+        v1::RateSlot s = Slot(fmt::format("ip4:192.0.2.{}", rng() % 12),
+                              now_slot - 450 * static_cast<int64_t>(rng() % 2),
+                              rng() % 50);
+        s.set_auth_failures(rng() % 3);
+        slots.push_back(std::move(s));
+      }
+      ASSERT_TRUE(st->PutLocalRates(slots).ok());
+    }
+    if (step % 3 == 0) SyncPair(*a, *b);
+    if (step % 5 == 0) SyncPair(*b, *c);
+    clock.now_ms += 400 * 1000;  // slots fall out of the window over time
+    if (step % 4 == 0) {
+      for (FleetState* st : {a.get(), b.get(), c.get()}) {
+        ASSERT_TRUE(st->Expire().ok());
+      }
+    }
+    const int64_t window = clock.now_ms.load() / 1000 - 3 * 450;
+    for (FleetState* st : {a.get(), b.get(), c.get()}) {
+      std::map<std::string, std::pair<uint64_t, uint64_t>> want;
+      for (const v1::RateSlot& r : st->RatesInWindow(window)) {
+        want[r.key()].first += r.messages();
+        want[r.key()].second += r.auth_failures();
+      }
+      std::vector<RateTotal> top = st->TopRates(window, 100, "messages", nullptr);
+      ASSERT_EQ(top.size(), want.size()) << "step " << step;
+      for (const RateTotal& t : top) {
+        ASSERT_TRUE(want.contains(t.key)) << t.key;
+        EXPECT_EQ(t.counts.messages, want[t.key].first) << t.key;
+        EXPECT_EQ(t.counts.auth_failures, want[t.key].second) << t.key;
+      }
+    }
+  }
 }
 
 TEST(FleetStateTest, ListenerSeesLocalAndRemoteChanges) {
