@@ -219,7 +219,8 @@ int Usage() {
                "propagation|gossip|partition] "
                "[--sizes N,N,...] [--trials T] [--minutes M] [--seed S] "
                "[--starve MS] [--overhead BYTES] [--suspicion-mult M] "
-               "[--probe-interval MS] [--suspicion-min MS]\n");
+               "[--probe-interval MS] [--probe-timeout MS] "
+               "[--suspicion-min MS] [--suspicion-max MS] [--load KEYS/S]\n");
   return 64;
 }
 
@@ -237,6 +238,12 @@ Simulator::Options FleetOptions(const BenchArgs& a, size_t n, uint64_t seed,
   }
   if (a.suspicion_min_ms > 0) {
     o.membership.suspicion_min_ms = a.suspicion_min_ms;
+  }
+  if (a.suspicion_max_ms > 0) {
+    o.membership.suspicion_max_ms = a.suspicion_max_ms;
+  }
+  if (a.probe_timeout_ms > 0) {
+    o.membership.probe_timeout_ms = a.probe_timeout_ms;
   }
   return o;
 }
@@ -271,6 +278,12 @@ int main(int argc, char** argv) {
       a.probe_interval_ms = std::atoll(v);
     } else if (arg == "--suspicion-min") {
       a.suspicion_min_ms = std::atoll(v);
+    } else if (arg == "--suspicion-max") {
+      a.suspicion_max_ms = std::atoll(v);
+    } else if (arg == "--probe-timeout") {
+      a.probe_timeout_ms = std::atoll(v);
+    } else if (arg == "--load") {
+      a.load = std::atoi(v);
     } else if (arg == "--overhead") {
       a.overhead = std::strtoull(v, nullptr, 10);
     } else {

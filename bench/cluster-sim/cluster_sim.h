@@ -25,6 +25,10 @@ struct BenchArgs {
   int suspicion_mult = 0;
   int64_t probe_interval_ms = 0;
   int64_t suspicion_min_ms = 0;
+  int64_t suspicion_max_ms = 0;
+  int64_t probe_timeout_ms = 0;
+  // gossip: only the cases with this many changing keys/s (-1: all).
+  int load = -1;
 };
 
 // A simulated fleet of n nodes with the protocol settings of `a`.

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,11 @@ class StateFleet {
     // Messages of at least this many bytes are counted gzip-compressed,
     // as clusterd sends deltas (AgentOptions::compress_from_bytes; 0: no).
     size_t compress_from_bytes = 0;
+    // clusterd's probe hashes: every Ping answer carries the answering
+    // node's state hash (9 bytes, set on the Simulator), and a prober whose
+    // hash differs exchanges with that peer at its next round, idle or
+    // not; the idle round itself then goes to one random peer only.
+    bool probe_hashes = false;
   };
 
   StateFleet(Simulator& sim, Options o) : sim_(sim), opts_(o) {
@@ -82,11 +88,18 @@ class StateFleet {
       next_due_.push_back(0);
       own_version_.push_back(0);
     }
+    due_.resize(sim.size());
     for (size_t i = 0; i < sim.size(); ++i) {
       std::uniform_int_distribution<int64_t> d(0, opts_.interval_ms - 1);
       Schedule(i, sim.now() + d(sim.rng()));
     }
+    if (opts_.probe_hashes) {
+      sim.SetPingAnswerHook([this](size_t prober, size_t peer) {
+        if (Held(prober) != Held(peer)) due_[prober].insert(peer);
+      });
+    }
   }
+  ~StateFleet() { sim_.SetPingAnswerHook(nullptr); }
 
   FleetState& state(size_t i) { return *states_[i]; }
   // After a local write that is no news (a node status): the next round
@@ -131,6 +144,16 @@ class StateFleet {
   }
 
  private:
+  // What clusterd's StateHash covers: the origins' versions and the
+  // policy set hashes.
+  std::string Held(size_t i) const {
+    v1::Digest d = states_[i]->GetDigest();
+    v1::Digest held;
+    *held.mutable_origins() = d.origins();
+    *held.mutable_policy_sets() = d.policy_sets();
+    return held.SerializeAsString();
+  }
+
   void Schedule(size_t i, int64_t at) {
     sim_.At(i, at, [this, i] {
       Round(i);
@@ -170,17 +193,37 @@ class StateFleet {
       own_version_[i] = own;
       News(i);
     }
+    bool only_due = false;
+    bool quiet = false;
     if (opts_.idle_interval_ms > 0) {
-      if (now < next_due_[i]) return;
-      const bool quiet = now - news_at_[i] > 2 * kSecond;
-      next_due_[i] = now + (quiet ? opts_.idle_interval_ms : 0);
+      quiet = now - news_at_[i] > 2 * kSecond;
+      if (now < next_due_[i]) {
+        if (due_[i].empty()) return;
+        only_due = true;
+      } else {
+        next_due_[i] = now + (quiet ? opts_.idle_interval_ms : 0);
+      }
     }
+    const size_t fanout = static_cast<size_t>(opts_.fanout);
     std::vector<size_t> peers = sim_.AlivePeers(i);
-    std::shuffle(peers.begin(), peers.end(), sim_.rng());
-    if (peers.size() > static_cast<size_t>(opts_.fanout)) {
-      peers.resize(static_cast<size_t>(opts_.fanout));
+    std::vector<size_t> picked;
+    for (size_t j : peers) {
+      if (picked.size() < fanout && due_[i].contains(j)) picked.push_back(j);
     }
-    for (size_t j : peers) Exchange(i, j);
+    due_[i].clear();
+    if (!only_due) {
+      std::erase_if(peers, [&](size_t j) {
+        return std::find(picked.begin(), picked.end(), j) != picked.end();
+      });
+      std::shuffle(peers.begin(), peers.end(), sim_.rng());
+      const size_t want =
+          opts_.probe_hashes && quiet ? picked.size() + 1 : fanout;
+      for (size_t j : peers) {
+        if (picked.size() >= want) break;
+        picked.push_back(j);
+      }
+    }
+    for (size_t j : picked) Exchange(i, j);
   }
 
   void Exchange(size_t i, size_t j) {
@@ -228,6 +271,7 @@ class StateFleet {
   std::vector<int64_t> news_at_;
   std::vector<int64_t> next_due_;
   std::vector<uint64_t> own_version_;
+  std::vector<std::set<size_t>> due_;  // peers whose probe hash differed
   std::vector<std::unique_ptr<FleetState>> states_;
   std::vector<uint64_t> bytes_;
 };
@@ -352,26 +396,37 @@ void Bytes(const BenchArgs& a) {
     int64_t idle;
     int per_sec;
     size_t compress;
+    bool hashes;  // clusterd's probe hashes (since session 6)
+    // Each node publishes its status this often (60 s: every minute, as
+    // clusterd wrote an idle node's shifting history before session 6;
+    // 600 s: an idle history is no longer news, only the 10-minute
+    // republication is written).
+    int64_t status_ms = kMinute;
   };
-  std::vector<Case> cases = {{0, 0, 0},
-                             {5 * kSecond, 0, 0},
-                             {5 * kSecond, 0, 512},
-                             {5 * kSecond, 1000, 0},
-                             {5 * kSecond, 1000, 512},
-                             {5 * kSecond, 10000, 0},
-                             {5 * kSecond, 10000, 512}};
+  // `--load`: only the cases with that many changing keys/s.
+  std::vector<Case> cases = {{0, 0, 0, false},
+                             {5 * kSecond, 0, 512, false},
+                             {30 * kSecond, 0, 512, true},
+                             {30 * kSecond, 0, 512, true, 10 * kMinute},
+                             {5 * kSecond, 1000, 512, false},
+                             {30 * kSecond, 1000, 512, true},
+                             {30 * kSecond, 10000, 0, true},
+                             {30 * kSecond, 10000, 512, true}};
   for (const Case& c : cases) {
+    if (a.load >= 0 && c.per_sec != a.load) continue;
     const int64_t idle = c.idle;
     const int per_sec = c.per_sec;
     Simulator::Options so = FleetOptions(a, n, a.seed + 500);
     so.count_bytes = true;
     so.message_overhead = a.overhead;
+    if (c.hashes) so.ping_answer_extra_bytes = 9;
     Simulator s(so);
     s.RunUntil([&] { return s.Converged(); }, 5 * kMinute);
     StateFleet::Options o;
     o.overhead = a.overhead;
     o.idle_interval_ms = idle;
     o.compress_from_bytes = c.compress;
+    o.probe_hashes = c.hashes;
     StateFleet f(s, o);
     // Writes: every 10 ms each node increments per_sec / n / 100 keys.
     std::mt19937_64 rng(a.seed);
@@ -395,22 +450,30 @@ void Bytes(const BenchArgs& a) {
     std::function<void(size_t)> status = [&](size_t i) {
       (void)f.state(i).PublishNodeStatus(StatusOf(i, s.now(), rng));
       f.NotNews(i);
-      s.At(i, s.now() + kMinute, [&status, i] { status(i); });
+      s.At(i, s.now() + c.status_ms, [&status, i] { status(i); });
     };
     for (size_t i = 0; i < n; ++i) {
-      s.At(i, s.now() + static_cast<int64_t>(rng() % kMinute),
+      s.At(i, s.now() + static_cast<int64_t>(
+                            rng() % static_cast<uint64_t>(c.status_ms)),
            [&status, i] { status(i); });
     }
     s.RunFor(kMinute + 5 * kSecond);
     s.ResetBytes();
     f.ResetBytes();
-    s.RunFor(kMinute);
-    const double secs = 60.0;
+    // One minute, or one status period when that is longer.
+    const int64_t window = std::max(kMinute, c.status_ms);
+    s.RunFor(window);
+    const double secs = static_cast<double>(window) / 1000.0;
     const double ae = static_cast<double>(f.bytes()) / n / secs;
     const double all = static_cast<double>(s.total_bytes()) / n / secs;
     const double swim = all - ae;
     fmt::print("| {} | {} | {} | {:.0f} | {:.0f} | {:.1f} |\n",
-               idle == 0 ? "every 200 ms" : "200 ms, 5 s when idle",
+               idle == 0 ? std::string("every 200 ms")
+               : c.hashes
+                   ? fmt::format("200 ms; idle: probe hashes + 1 peer / 30 s; "
+                                 "statuses every {} min",
+                                 c.status_ms / kMinute)
+                   : std::string("200 ms, 5 s when idle"),
                per_sec == 0
                    ? std::string("idle")
                    : fmt::format("{} changing keys/s (fleet)", per_sec),

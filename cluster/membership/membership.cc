@@ -650,6 +650,8 @@ class Membership::Impl {
         d.state = MemberState::kDead;
         d.reporter = self_.node_id;
         ApplyUpdate(d, out);
+        // A death goes out in this tick's gossip, not the next one.
+        next_gossip_ms_ = now;
       } else if (now - e.announced_ms >= 2 * opts_.probe_interval_ms &&
                  !pending_.contains(id)) {
         // Say it again while it lasts: a peer that holds the refutation

@@ -135,21 +135,21 @@ struct MembershipOptions {
   // Protocol period: one direct probe per interval (stretched by the local
   // health multiplier).
   int64_t probe_interval_ms = 1000;
-  int64_t probe_timeout_ms = 400;  // direct probe; the rest of the interval
+  int64_t probe_timeout_ms = 500;  // direct probe; the rest of the interval
                                    // is for the indirect probes
   int indirect_checks = 3;         // k members asked to probe for us
-  // Suspicion timeout: min = max(suspicion_min_ms, suspicion_mult *
-  // max(1, log10(n)) * probe_interval), max = suspicion_max_mult * min; it
+  // Suspicion timeout, with suspicion_max_ms set (the default, and what
+  // cluster.conf's suspicion-min/-max give clusterd): min = suspicion_min_ms
+  // * max(1, log10(n)), max = suspicion_max_ms * max(1, log10(n)); it
   // shrinks from max to min as up to (suspicion_mult - 2) independent
-  // reporters confirm. The floor gives a slow member of a small fleet time
-  // to hear the accusation and refute it.
+  // reporters confirm (Lifeguard). With suspicion_max_ms = 0: min =
+  // max(suspicion_min_ms, suspicion_mult * max(1, log10(n)) *
+  // probe_interval), max = suspicion_max_mult * min. The defaults are
+  // cluster.conf's, so the simulator measures what clusterd runs.
   int suspicion_mult = 3;
   int suspicion_max_mult = 6;
-  int64_t suspicion_min_ms = 6000;
-  // When set (cluster.conf's suspicion-min/-max): min = suspicion_min_ms *
-  // max(1, log10(n)) and max = suspicion_max_ms * max(1, log10(n)) instead
-  // of the above; suspicion_mult then only sets the confirmations.
-  int64_t suspicion_max_ms = 0;
+  int64_t suspicion_min_ms = 2000;
+  int64_t suspicion_max_ms = 6000;
   // Local health multiplier cap: probe timeout and interval are scaled by
   // (1 + score), score in [0, awareness_max - 1].
   int awareness_max = 8;

@@ -24,6 +24,7 @@ class Simulator::NodeTransport : public Transport {
     if (sim_.opts_.count_bytes) {
       v1::PingRequest req;
       *req.mutable_from() = ToProto(sim_.SenderOf(self_));
+      req.mutable_from()->clear_address();  // as clusterd's probes
       req.set_seq(seq);
       AppendToProto(updates, req.mutable_updates());
       bytes = req.ByteSizeLong();
@@ -39,12 +40,18 @@ class Simulator::NodeTransport : public Transport {
                    if (sim_.opts_.count_bytes) {
                      v1::PingReply r;
                      *r.mutable_from() = ToProto(sim_.SenderOf(to));
+                     r.mutable_from()->clear_address();
                      r.set_seq(seq);
                      AppendToProto(reply, r.mutable_updates());
-                     reply_bytes = r.ByteSizeLong();
+                     reply_bytes =
+                         r.ByteSizeLong() + sim_.opts_.ping_answer_extra_bytes;
                    }
                    Reply(to, reply_bytes, call, epoch,
-                         [reply = std::move(reply)](PingDone& d) mutable {
+                         [this, to, reply = std::move(reply)](
+                             PingDone& d) mutable {
+                           if (sim_.ping_answer_hook_) {
+                             sim_.ping_answer_hook_(self_, to);
+                           }
                            d(true, std::move(reply));
                          });
                  });

@@ -59,6 +59,9 @@ class Simulator {
     size_t message_overhead = 0;
     // Sees every node's membership events (viewer index, event).
     std::function<void(size_t, const MemberEvent&)> observer;
+    // Bytes added to every Ping answer (clusterd's answers carry an
+    // 8-byte state hash: 9 with its tag).
+    size_t ping_answer_extra_bytes = 0;
   };
 
   explicit Simulator(Options options);
@@ -84,6 +87,12 @@ class Simulator {
   void Partition(std::vector<int> group);
   void Heal();
   void SetLoss(double loss) { opts_.net.loss = loss; }
+  // Called at node `prober` when node `peer` answered its direct Ping,
+  // before the membership sees the answer (clusterd compares the state
+  // hash of the answer there; the simulator's anti-entropy does the same).
+  void SetPingAnswerHook(std::function<void(size_t prober, size_t peer)> f) {
+    ping_answer_hook_ = std::move(f);
+  }
 
   // Views, kept from each node's events.
   bool up(size_t i) const { return nodes_[i].up; }
@@ -168,6 +177,7 @@ class Simulator {
   std::unordered_map<std::string, size_t> by_address_;
   std::vector<std::string> seeds_;
   Counters counters_;
+  std::function<void(size_t, size_t)> ping_answer_hook_;
 };
 
 }  // namespace zm::cluster::sim

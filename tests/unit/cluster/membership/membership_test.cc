@@ -80,6 +80,11 @@ class MembershipTest : public ::testing::Test {
     o.clock = [this] { return now_; };
     o.on_event = [this](const MemberEvent& e) { events_.push_back(e); };
     o.random_seed = 42;
+    // The probe-interval form of the suspicion timeout (a 6 s floor),
+    // which these tests were written for; the cluster.conf form (the
+    // default) has its own test below.
+    o.suspicion_min_ms = 6000;
+    o.suspicion_max_ms = 0;
     m_ = std::make_unique<Membership>(o, transport_);
   }
 
