@@ -144,6 +144,8 @@ std::unique_ptr<grpc::Server> Agent::Impl::Serve(
   const int max_bytes = static_cast<int>(opts.max_message_bytes);
   b.SetMaxReceiveMessageSize(max_bytes);
   b.SetMaxSendMessageSize(max_bytes);
+  // No HTTP/2 BDP pings (see GrpcTransport::StubFor).
+  b.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   // Sync handlers (streams hold one each): a bound on threads.
   grpc::ResourceQuota quota(StrCat("clusterd ", address));
   quota.SetMaxThreads(64);
@@ -200,10 +202,11 @@ absl::Status Agent::Impl::Start() {
   membership = std::make_unique<Membership>(std::move(mo), *transport);
 
   check = std::make_unique<PeerCheck>(opts, log, counters);
-  peer_service = std::make_unique<PeerService>(opts, *membership, *state,
-                                               *check, log, counters);
   anti_entropy = std::make_unique<AntiEntropy>(opts, *state, *membership,
                                                *transport, log, counters);
+  transport->SetAntiEntropy(anti_entropy.get());
+  peer_service = std::make_unique<PeerService>(
+      opts, *membership, *state, *anti_entropy, *check, log, counters);
   etrn = std::make_unique<EtrnExecutor>(opts, *state, log, counters);
   local_service = std::make_unique<LocalService>(
       opts, *state, *membership, anti_entropy.get(), *etrn, log, counters);
@@ -396,6 +399,11 @@ AgentStats Agent::Stats() const {
   s.records_applied = c.records_applied;
   s.peers_refused = c.peers_refused;
   s.etrn_acted = c.etrn_acted;
+  s.gossip_ticks = c.gossip_ticks;
+  s.gossip_rounds = c.gossip_rounds;
+  s.hash_mismatches = c.hash_mismatches;
+  s.deltas_gzipped = c.deltas_gzipped;
+  s.gossip_idle = impl_->anti_entropy && impl_->anti_entropy->Idle();
   return s;
 }
 

@@ -101,10 +101,12 @@ struct AgentOptions {
   // max_chunks_per_round of them per peer and direction in one round.
   int64_t gossip_interval_ms = 200;
   // A node that has seen no news (no rate, policy or ETRN change, local
-  // or from a peer; node statuses do not count) for 2 s runs a round only
-  // this often; news brings it back to gossip_interval_ms at once (0:
-  // never slow down). Peers with news gossip with it at their own pace.
-  int64_t gossip_idle_interval_ms = 5000;
+  // or from a peer; node statuses do not count) for 2 s gossips only
+  // with the peers whose probe answers carry a state hash other than its
+  // own, plus one random peer this often; news brings it back to
+  // gossip_interval_ms at once (0: never slow down). Peers with news
+  // gossip with it at their own pace.
+  int64_t gossip_idle_interval_ms = 30000;
   int fanout = 3;
   size_t exchange_max_bytes = 256 * 1024;
   int max_chunks_per_round = 16;
@@ -146,6 +148,11 @@ struct AgentStats {
   uint64_t records_applied = 0;  // records merged from peers that changed state
   uint64_t peers_refused = 0;    // inbound calls refused (identity)
   uint64_t etrn_acted = 0;       // ETRN requests run on this node
+  uint64_t gossip_ticks = 0;     // anti-entropy rounds due (one per interval)
+  uint64_t gossip_rounds = 0;    // of which started sessions with peers
+  uint64_t hash_mismatches = 0;  // probe answers with another state hash
+  uint64_t deltas_gzipped = 0;   // deltas sent gzip-compressed
+  bool gossip_idle = false;      // rounds slowed down (no news for 2 s)
 };
 
 class Agent {

@@ -35,6 +35,21 @@ uint64_t VersionOf(const pb::Digest& d, const std::string& node_id) {
 
 }  // namespace
 
+uint64_t StateHash(const pb::Digest& digest) {
+  uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a 64
+  auto mix = [&h](const std::string& bytes) {
+    for (unsigned char c : bytes) {
+      h ^= c;
+      h *= 0x100000001b3ULL;
+    }
+  };
+  pb::Digest held;
+  *held.mutable_origins() = digest.origins();
+  *held.mutable_policy_sets() = digest.policy_sets();
+  mix(held.SerializeAsString());
+  return h == 0 ? 1 : h;
+}
+
 AntiEntropy::AntiEntropy(const AgentOptions& options, FleetState& state,
                          Membership& membership, GrpcTransport& transport,
                          Logger& log, Counters& counters)
@@ -47,6 +62,7 @@ AntiEntropy::AntiEntropy(const AgentOptions& options, FleetState& state,
       rng_(std::random_device{}()) {}
 
 void AntiEntropy::Round() {
+  ++counters_.gossip_ticks;
   // Idle rounds cost little: a peer whose digest, at our last exchange,
   // equalled ours as it is now has nothing for us and lacks nothing, so it
   // is only asked again every few rounds (a change on either side shows as
@@ -60,31 +76,76 @@ void AntiEntropy::Round() {
       peers.push_back(v.member);
     }
   }
+  std::vector<Member> picked;
   {
     absl::MutexLock l(&mu_);
-    // Idle back-off: no news for 2 s, a round only every
-    // gossip_idle_interval_ms (the first round counts as news).
+    // Idle back-off: no news for 2 s, a round with one random peer only
+    // every gossip_idle_interval_ms (the first round counts as news); in
+    // between, only with the peers whose probe answer showed a state hash
+    // other than ours (each member probes one member a second, so every
+    // pair is compared every N seconds or so, and a change spreads from
+    // node to node at that pace even when nobody has news).
     if (news_at_ms_ < 0) news_at_ms_ = now;
-    if (options_.gossip_idle_interval_ms > 0 &&
-        now - news_at_ms_ > kQuietAfterMs) {
-      if (now < idle_due_ms_) return;
-      idle_due_ms_ = now + options_.gossip_idle_interval_ms;
+    idle_ = options_.gossip_idle_interval_ms > 0 &&
+            now - news_at_ms_ > kQuietAfterMs;
+    bool only_due = false;
+    if (idle_) {
+      if (now < idle_due_ms_) {
+        if (due_.empty()) return;
+        only_due = true;
+      } else {
+        idle_due_ms_ = now + options_.gossip_idle_interval_ms;
+      }
     } else {
       idle_due_ms_ = 0;
     }
-    std::erase_if(peers, [&](const Member& m) {
-      if (busy_.count(m.node_id)) return true;
-      auto it = last_.find(m.node_id);
-      return it != last_.end() && it->second.digest == mine &&
-             now - it->second.at_ms < idle_ms;
-    });
-    std::shuffle(peers.begin(), peers.end(), rng_);
-    if (peers.size() > static_cast<size_t>(options_.fanout)) {
-      peers.resize(static_cast<size_t>(options_.fanout));
+    const size_t fanout = static_cast<size_t>(std::max(options_.fanout, 1));
+    for (const Member& m : peers) {
+      if (picked.size() < fanout && due_.contains(m.node_id) &&
+          !busy_.contains(m.node_id)) {
+        picked.push_back(m);
+      }
     }
-    for (const Member& m : peers) busy_.insert(m.node_id);
+    due_.clear();  // the rest show up again at their next probe
+    if (!only_due) {
+      std::erase_if(peers, [&](const Member& m) {
+        if (busy_.contains(m.node_id)) return true;
+        if (std::any_of(picked.begin(), picked.end(), [&](const Member& p) {
+              return p.node_id == m.node_id;
+            })) {
+          return true;
+        }
+        auto it = last_.find(m.node_id);
+        return it != last_.end() && it->second.digest == mine &&
+               now - it->second.at_ms < idle_ms;
+      });
+      std::shuffle(peers.begin(), peers.end(), rng_);
+      // The idle round is a safety net (peers whose answers carry no
+      // hash): one peer is enough.
+      const size_t want = idle_ ? picked.size() + 1 : fanout;
+      for (const Member& m : peers) {
+        if (picked.size() >= want) break;
+        picked.push_back(m);
+      }
+    }
+    for (const Member& m : picked) busy_.insert(m.node_id);
   }
-  for (const Member& m : peers) Pull(m, 0);
+  if (!picked.empty()) ++counters_.gossip_rounds;
+  for (const Member& m : picked) Pull(m, 0);
+}
+
+uint64_t AntiEntropy::MyHash() const { return StateHash(state_.GetDigest()); }
+
+void AntiEntropy::NotePeerHash(const std::string& node_id, uint64_t hash) {
+  if (hash == 0 || hash == MyHash()) return;
+  ++counters_.hash_mismatches;
+  absl::MutexLock l(&mu_);
+  due_.insert(node_id);
+}
+
+bool AntiEntropy::Idle() const {
+  absl::MutexLock l(&mu_);
+  return idle_;
 }
 
 void AntiEntropy::NoteChanges(const Changes& c) {

@@ -37,10 +37,25 @@ namespace pb = ::zmnode::cluster::v1;
 int64_t UnixMs();
 int64_t SteadyMs();
 
+// A hash of what a digest says about the records held (the origins'
+// versions and policy set hashes; floors and resync progress left out):
+// equal on two nodes that hold the same records. FNV-1a over the
+// serialized parts, never 0.
+uint64_t StateHash(const pb::Digest& digest);
+
 struct Counters {
   std::atomic<uint64_t> bytes_sent{0}, bytes_received{0}, exchanges{0},
       pushes{0}, records_applied{0}, peers_refused{0}, etrn_acted{0};
+  // Anti-entropy: Round() calls, rounds that started sessions, and probe
+  // answers whose state hash differed from ours.
+  std::atomic<uint64_t> gossip_ticks{0}, gossip_rounds{0},
+      hash_mismatches{0};
+  // Deltas sent gzip-compressed (Exchange replies and Push requests of at
+  // least compress_from_bytes).
+  std::atomic<uint64_t> deltas_gzipped{0};
 };
+
+class AntiEntropy;
 
 // At most one log line per key and interval, for events a peer can cause.
 class LogLimiter {
@@ -81,6 +96,12 @@ class GrpcTransport : public Transport {
   using PushDone = std::function<void(absl::Status)>;
   void Push(const Member& peer, pb::Delta delta, PushDone done);
 
+  // Probes carry our state hash and bring back the peer's (set before the
+  // membership starts probing).
+  void SetAntiEntropy(AntiEntropy* anti_entropy) {
+    anti_entropy_ = anti_entropy;
+  }
+
   void Shutdown();
 
  private:
@@ -98,6 +119,7 @@ class GrpcTransport : public Transport {
   const Sender self_;
   Logger& log_;
   Counters& counters_;
+  AntiEntropy* anti_entropy_ = nullptr;
   LogLimiter limiter_{30000};
   struct Channel {
     std::shared_ptr<grpc::Channel> channel;
@@ -131,8 +153,8 @@ class PeerCheck {
 class PeerService final : public pb::Peer::Service {
  public:
   PeerService(const AgentOptions& options, Membership& membership,
-              FleetState& state, PeerCheck& check, Logger& log,
-              Counters& counters);
+              FleetState& state, AntiEntropy& anti_entropy, PeerCheck& check,
+              Logger& log, Counters& counters);
 
   grpc::Status Ping(grpc::ServerContext* ctx, const pb::PingRequest* req,
                     pb::PingReply* reply) override;
@@ -156,6 +178,7 @@ class PeerService final : public pb::Peer::Service {
   const AgentOptions& options_;
   Membership& membership_;
   FleetState& state_;
+  AntiEntropy& anti_entropy_;
   PeerCheck& check_;
   Logger& log_;
   Counters& counters_;
@@ -175,9 +198,18 @@ class AntiEntropy {
   // The fleet state's listener: news (a rate, policy or ETRN change, local
   // or from a peer) keeps rounds at gossip_interval_ms for 2 s.
   void NoteChanges(const Changes& c);
+  // Our state hash (StateHash of our digest), for probes and their
+  // answers.
+  uint64_t MyHash() const;
+  // A peer's state hash seen on a probe or its answer: if it differs from
+  // ours, the peer gets an exchange at the next round, idle or not (0:
+  // the peer sent none).
+  void NotePeerHash(const std::string& node_id, uint64_t hash);
   // Unix ms when a direct exchange last showed that we held every record
   // of `node_id` that it had itself (0 = never).
   int64_t InSyncAt(const std::string& node_id) const;
+  // Whether rounds are slowed down now (no news for 2 s).
+  bool Idle() const;
   // Sessions in flight.
   size_t Busy() const;
 
@@ -196,6 +228,9 @@ class AntiEntropy {
   LogLimiter limiter_{30000};
   mutable absl::Mutex mu_;
   std::set<std::string> busy_ ABSL_GUARDED_BY(mu_);
+  // Peers whose state hash differed from ours on a probe.
+  std::set<std::string> due_ ABSL_GUARDED_BY(mu_);
+  bool idle_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, int64_t> in_sync_at_ ABSL_GUARDED_BY(mu_);
   // Per peer: its digest (serialized) at the end of our last exchange, and
   // when (steady ms).

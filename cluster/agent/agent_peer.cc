@@ -54,11 +54,12 @@ grpc::Status PeerCheck::Check(const grpc::ServerContext& ctx,
 }
 
 PeerService::PeerService(const AgentOptions& options, Membership& membership,
-                         FleetState& state, PeerCheck& check, Logger& log,
-                         Counters& counters)
+                         FleetState& state, AntiEntropy& anti_entropy,
+                         PeerCheck& check, Logger& log, Counters& counters)
     : options_(options),
       membership_(membership),
       state_(state),
+      anti_entropy_(anti_entropy),
       check_(check),
       log_(log),
       counters_(counters) {}
@@ -77,11 +78,13 @@ grpc::Status PeerService::Ping(grpc::ServerContext* ctx,
   }
   auto updates =
       membership_.HandlePing(FromProto(req->from()), FromProto(req->updates()));
+  // No address: the prober dialled it (probes are most of an idle
+  // fleet's traffic).
   Member self = membership_.Self();
-  *reply->mutable_from() =
-      ToProto(Sender{self.node_id, self.generation, self.address});
+  *reply->mutable_from() = ToProto(Sender{self.node_id, self.generation, ""});
   reply->set_seq(req->seq());
   AppendToProto(updates, reply->mutable_updates());
+  reply->set_state_hash(anti_entropy_.MyHash());
   Count(*req, *reply);
   return grpc::Status::OK;
 }
@@ -173,6 +176,7 @@ grpc::Status PeerService::Exchange(grpc::ServerContext* ctx,
   if (options_.compress_from_bytes > 0 &&
       reply->delta().ByteSizeLong() >= options_.compress_from_bytes) {
     ctx->set_compression_algorithm(GRPC_COMPRESS_GZIP);
+    ++counters_.deltas_gzipped;
   }
   Count(*req, *reply);
   return grpc::Status::OK;

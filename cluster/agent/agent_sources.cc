@@ -19,7 +19,9 @@ constexpr int64_t kShownSec = 3600;
 constexpr size_t kMaxShown = 1024;
 constexpr uint32_t kMaxTop = 1000;
 // An unchanged node status is written again only this often.
-constexpr int64_t kRepublishMs = 60000;
+// An unchanged status is written again this often (its publication time
+// shows on the dashboard; every write costs a record sent to every node).
+constexpr int64_t kRepublishMs = 10 * 60000;
 
 // "ip4:..." -> "ip", "ip6:.../64" -> "net64", "user:..." -> "user".
 std::string_view KindOf(std::string_view key) {
@@ -213,12 +215,53 @@ grpc::Status LocalService::TopSources(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+namespace {
+
+// Whether the newer per-minute history `b` says what the held one `a`
+// says, minute by minute from b's first minute on (earlier minutes have
+// left every reader's hour): a minute only one of them covers must be 0
+// (readers take a missing minute as 0, see admind's fleet history). So an
+// idle node's history, which shifts every minute, says nothing new.
+bool SameMinutes(const pb::NodeHistory& a, const pb::NodeHistory& b) {
+  using Series = google::protobuf::RepeatedField<uint64_t>;
+  const std::pair<const Series*, const Series*> series[] = {
+      {&a.received(), &b.received()},
+      {&a.delivered(), &b.delivered()},
+      {&a.deferred(), &b.deferred()},
+      {&a.bounced(), &b.bounced()},
+      {&a.rejected_policy(), &b.rejected_policy()},
+      {&a.rejected_rate(), &b.rejected_rate()}};
+  auto at = [](const Series& s, int64_t first, int64_t minute) -> uint64_t {
+    const int64_t k = (minute - first) / 60;
+    return k >= 0 && k < s.size() ? s.Get(static_cast<int>(k)) : 0;
+  };
+  for (const auto& [sa, sb] : series) {
+    const int64_t from = b.first_minute_unix();
+    const int64_t to =
+        std::max(a.first_minute_unix() + 60 * int64_t{sa->size()},
+                 b.first_minute_unix() + 60 * int64_t{sb->size()});
+    // Bounded: a status is at most max_status_bytes, and a gap of more
+    // than a day between the two starts is simply "different".
+    if (to - from > 86400) return false;
+    for (int64_t m = from; m < to; m += 60) {
+      if (at(*sa, a.first_minute_unix(), m) !=
+          at(*sb, b.first_minute_unix(), m)) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 grpc::Status LocalService::PublishNodeStatus(
     grpc::ServerContext*, const pb::PublishNodeStatusRequest* req,
     pb::PublishNodeStatusReply* reply) {
   // Gossip cost: a status that says what the stored one says (its
-  // publication time aside) is not written again, unless the stored one
-  // is kRepublishMs old. Every write goes to every node of the fleet.
+  // publication time aside, its history compared minute by minute) is
+  // not written again, unless the stored one is kRepublishMs old. Every
+  // write goes to every node of the fleet.
   for (const pb::NodeStatus& held : state_.NodeStatuses()) {
     if (held.node_id() != options_.node_id) continue;
     pb::NodeStatus a = held, b = req->status();
@@ -227,8 +270,10 @@ grpc::Status LocalService::PublishNodeStatus(
       x->clear_hlc();
       x->clear_version();
       x->clear_updated_unix_ms();
+      x->clear_history();
     }
     if (a.SerializeAsString() == b.SerializeAsString() &&
+        SameMinutes(held.history(), req->status().history()) &&
         UnixMs() - held.hlc().wall_ms() < kRepublishMs) {
       *reply->mutable_status() = held;
       return grpc::Status::OK;

@@ -47,6 +47,9 @@ pb::Peer::Stub* GrpcTransport::StubFor(const std::string& address,
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // No HTTP/2 BDP pings: small messages, and each probe would otherwise
+  // bring a PING and its ACK along (idle traffic).
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   if (!name.empty()) args.SetSslTargetNameOverride(name);
   Channel c;
   const auto& creds = name.empty() && options_.security.seed_channel
@@ -93,7 +96,10 @@ void GrpcTransport::SendPing(const Member& target, uint64_t seq,
                              std::vector<Member> updates, int64_t timeout_ms,
                              PingDone done) {
   pb::PingRequest req;
+  // No address: the peer knows it (probes are most of an idle fleet's
+  // traffic, so every byte counts).
   *req.mutable_from() = SenderProto();
+  req.mutable_from()->clear_address();
   req.set_seq(seq);
   AppendToProto(updates, req.mutable_updates());
   Run<pb::PingRequest, pb::PingReply>(
@@ -101,9 +107,12 @@ void GrpcTransport::SendPing(const Member& target, uint64_t seq,
       [](auto* async, auto* ctx, auto* rq, auto* rp, auto cb) {
         async->Ping(ctx, rq, rp, std::move(cb));
       },
-      [done = std::move(done)](const grpc::Status& s,
-                               const pb::PingReply& reply) {
+      [this, node_id = target.node_id, done = std::move(done)](
+          const grpc::Status& s, const pb::PingReply& reply) {
         if (!s.ok()) return done(false, {});
+        if (anti_entropy_ != nullptr) {
+          anti_entropy_->NotePeerHash(node_id, reply.state_hash());
+        }
         done(true, FromProto(reply.updates()));
       });
 }
@@ -203,6 +212,7 @@ void GrpcTransport::Push(const Member& peer, pb::Delta delta, PushDone done) {
   const bool compress =
       options_.compress_from_bytes > 0 &&
       req.delta().ByteSizeLong() >= options_.compress_from_bytes;
+  if (compress) ++counters_.deltas_gzipped;
   Run<pb::PushRequest, pb::PushReply>(
       peer.address, peer.node_id, options_.rpc_timeout_ms, std::move(req),
       [compress](auto* async, auto* ctx, auto* rq, auto* rp, auto cb) {

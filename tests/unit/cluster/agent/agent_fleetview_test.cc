@@ -233,6 +233,33 @@ TEST_F(FleetViewTest, NodeStatusReachesEveryNodeAndMembersShowIt) {
   EXPECT_GE(stats.propagation_max_ms(), stats.propagation_last_ms());
 }
 
+// An idle node's history shifts every minute without saying anything new
+// (readers take a missing minute as 0): such a publication is not written
+// again, so it costs the fleet no gossip; a new count is written.
+TEST_F(FleetViewTest, AnIdleHistoryShiftIsNotWrittenAgain) {
+  StartPair();
+  auto l1 = Local("n1");
+  auto publish = [&](int64_t first_minute, std::vector<uint64_t> received) {
+    pb::PublishNodeStatusRequest pub;
+    pub.mutable_status()->mutable_queue()->set_messages(3);
+    pb::NodeHistory* h = pub.mutable_status()->mutable_history();
+    h->set_first_minute_unix(first_minute);
+    for (uint64_t r : received) {
+      h->add_received(r);
+      h->add_delivered(0);
+    }
+    grpc::ClientContext ctx;
+    pb::PublishNodeStatusReply r;
+    EXPECT_TRUE(l1->PublishNodeStatus(&ctx, pub, &r).ok());
+    return r.status().version();
+  };
+  const int64_t m0 = 1795219200;  // a minute boundary
+  const uint64_t v1 = publish(m0, {0, 5, 0, 0});
+  EXPECT_EQ(publish(m0 + 60, {5, 0, 0, 0}), v1);   // shifted, zeros after
+  EXPECT_EQ(publish(m0 + 120, {0, 0, 0, 0}), v1);  // 5 fell out of the window
+  EXPECT_GT(publish(m0 + 120, {0, 0, 0, 7}), v1);  // news: written
+}
+
 TEST_F(FleetViewTest, PolicyListIncludesTombstonesWhenAsked) {
   StartAgent(Options("solo", /*solo=*/true));
   auto l = Local("solo");

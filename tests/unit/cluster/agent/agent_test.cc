@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include <atomic>
 #include <chrono>
@@ -206,6 +207,25 @@ TEST_F(AgentTest, ManyRatesCrossCompressedAndRankOnAPeer) {
   EXPECT_EQ(top.rates(0).total().messages(), 300u);
   ASSERT_EQ(top.rates(0).per_node_size(), 1);
   EXPECT_EQ(top.rates(0).per_node(0).node_id(), "n1");
+  // Those deltas went gzip'd (n1 answered Exchanges or pushed them, and
+  // whoever got them first passed them on the same way) ...
+  uint64_t gzipped = 0;
+  for (auto& [id, a] : agents_) gzipped += a->Stats().deltas_gzipped;
+  EXPECT_GT(gzipped, 0u);
+  // ... and gzip pays: the delta of those 300 slots, as n1 serves it to a
+  // node that has none, shrinks to well under half.
+  DeltaBatch batch = agents_["n1"]->state().DeltaFor(pb::Digest(), 1 << 20);
+  const std::string raw = batch.delta.SerializeAsString();
+  ASSERT_GT(raw.size(), 512u);
+  uLongf packed = compressBound(raw.size());
+  std::string out(packed, '\0');
+  ASSERT_EQ(compress2(reinterpret_cast<Bytef*>(out.data()), &packed,
+                      reinterpret_cast<const Bytef*>(raw.data()), raw.size(),
+                      Z_DEFAULT_COMPRESSION),
+            Z_OK);
+  std::printf("delta of 300 slots: %zu bytes raw, %lu gzip'd\n", raw.size(),
+              static_cast<unsigned long>(packed));
+  EXPECT_LT(packed, raw.size() / 2);
 }
 
 TEST_F(AgentTest, WatchPolicyStreamsTheSnapshotThenChanges) {
@@ -284,44 +304,82 @@ TEST_F(AgentTest, EtrnRunsOnceOnEveryNodeAndResultsReachTheOrigin) {
 // Not an assertion: the idle gossip traffic of a three-agent fleet at the
 // default 200 ms interval (5 s rounds when idle), real gRPC on loopback,
 // printed for docs/cluster.md; an idle agent still gossips.
-TEST_F(AgentTest, IdleGossipTrafficFigure) {
-  StartAgent([&] {
-    AgentOptions o = Options("n1");
-    o.gossip_interval_ms = 200;
-    o.membership.probe_interval_ms = 1000;
-    o.membership.probe_timeout_ms = 500;
-    return o;
-  }());
-  for (const std::string id : {"n2", "n3"}) {
+// An idle fleet: probes carry the state hash and anti-entropy runs only
+// as a safety net. Counted, not timed: over 60 gossip intervals a broken
+// back-off runs about two exchanges per interval (fanout 2 here) and
+// sends some 200 serialized bytes per interval; a hash that never matches
+// starts an exchange at every probe (one per 5 intervals).
+TEST_F(AgentTest, IdleGossipIsOneHashPerProbe) {
+  auto options = [&](const std::string& id) {
     AgentOptions o = Options(id);
-    o.gossip_interval_ms = 200;
-    o.membership.probe_interval_ms = 1000;
-    o.membership.probe_timeout_ms = 500;
-    o.seeds = {Address("n1")};
-    StartAgent(std::move(o));
-  }
+    o.gossip_interval_ms = 100;
+    o.membership.probe_interval_ms = 500;
+    o.membership.probe_timeout_ms = 250;
+    if (id != "n1") o.seeds = {Address("n1")};
+    return o;
+  };
+  for (const std::string id : {"n1", "n2", "n3"}) StartAgent(options(id));
   for (auto& [id, a] : agents_) {
     Agent* agent = a.get();
     ASSERT_TRUE(WaitFor([&] { return Alive(*agent) == 3; })) << id;
   }
-  // Past the first 2 s of news (the joins), into the idle back-off.
-  std::this_thread::sleep_for(std::chrono::seconds(3));
-  AgentStats before = agents_["n1"]->Stats();
-  auto t0 = std::chrono::steady_clock::now();
-  // The window: two idle rounds (gossip_idle_interval_ms, 5 s) and more.
-  std::this_thread::sleep_for(std::chrono::seconds(11));
-  AgentStats after = agents_["n1"]->Stats();
-  double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
-          .count();
-  double sent = static_cast<double>(after.bytes_sent - before.bytes_sent);
-  double received =
-      static_cast<double>(after.bytes_received - before.bytes_received);
+  // Past the joins' news (2 s), into the back-off.
+  Agent& n1 = *agents_["n1"];
+  ASSERT_TRUE(WaitFor([&] { return n1.Stats().gossip_idle; }, 20000));
+  const AgentStats before = n1.Stats();
+  ASSERT_TRUE(WaitFor(
+      [&] { return n1.Stats().gossip_ticks >= before.gossip_ticks + 60; },
+      60000));
+  const AgentStats after = n1.Stats();
+  const double ticks =
+      static_cast<double>(after.gossip_ticks - before.gossip_ticks);
+  const uint64_t exchanges = after.exchanges - before.exchanges;
+  const double sent_per_tick =
+      static_cast<double>(after.bytes_sent - before.bytes_sent) / ticks;
   std::printf(
-      "idle gossip, 3 agents, 200 ms / 5 s idle: %.0f bit/s sent, "
-      "%.0f bit/s received per node (serialized messages)\n",
-      sent * 8 / secs, received * 8 / secs);
-  EXPECT_GT(after.exchanges, before.exchanges);
+      "idle, 3 agents: %.0f intervals, %llu exchanges, %.1f serialized "
+      "bytes sent per interval, %llu hash mismatches\n",
+      ticks, static_cast<unsigned long long>(exchanges), sent_per_tick,
+      static_cast<unsigned long long>(after.hash_mismatches -
+                                      before.hash_mismatches));
+  EXPECT_TRUE(after.gossip_idle);
+  EXPECT_LE(static_cast<double>(exchanges), 2 + ticks / 20);
+  EXPECT_LT(sent_per_tick, 60.0);
+}
+
+// While every node is idle, a change that is no news (a node status)
+// still spreads: the probes' state hashes differ, and the prober
+// exchanges with that peer without waiting for the 30 s idle round.
+TEST_F(AgentTest, IdleFleetSpreadsAChangeThroughProbeHashes) {
+  auto options = [&](const std::string& id) {
+    AgentOptions o = Options(id);
+    o.gossip_interval_ms = 100;
+    o.gossip_idle_interval_ms = 600000;  // no idle round in this test
+    if (id != "n1") o.seeds = {Address("n1")};
+    return o;
+  };
+  for (const std::string id : {"n1", "n2", "n3"}) StartAgent(options(id));
+  for (auto& [id, a] : agents_) {
+    Agent* agent = a.get();
+    ASSERT_TRUE(WaitFor([&] { return Alive(*agent) == 3; })) << id;
+  }
+  for (auto& [id, a] : agents_) {
+    Agent* agent = a.get();
+    ASSERT_TRUE(WaitFor([&] { return agent->Stats().gossip_idle; }, 20000))
+        << id;
+  }
+  pb::NodeStatus status;
+  status.set_hostname("n3.example");
+  ASSERT_TRUE(agents_["n3"]->state().PublishNodeStatus(status).ok());
+  for (const std::string id : {"n1", "n2"}) {
+    Agent* agent = agents_[id].get();
+    EXPECT_TRUE(WaitFor([&] {
+      for (const pb::NodeStatus& st : agent->state().NodeStatuses()) {
+        if (st.node_id() == "n3") return true;
+      }
+      return false;
+    })) << id;
+  }
 }
 
 TEST_F(AgentTest, GracefulStopIsSeenAsLeft) {
