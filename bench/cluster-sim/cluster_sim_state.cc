@@ -453,8 +453,9 @@ void Bytes(const BenchArgs& a) {
       s.At(i, s.now() + c.status_ms, [&status, i] { status(i); });
     };
     for (size_t i = 0; i < n; ++i) {
-      s.At(i, s.now() + static_cast<int64_t>(
-                            rng() % static_cast<uint64_t>(c.status_ms)),
+      s.At(i,
+           s.now() +
+               static_cast<int64_t>(rng() % static_cast<uint64_t>(c.status_ms)),
            [&status, i] { status(i); });
     }
     s.RunFor(kMinute + 5 * kSecond);
@@ -467,17 +468,16 @@ void Bytes(const BenchArgs& a) {
     const double ae = static_cast<double>(f.bytes()) / n / secs;
     const double all = static_cast<double>(s.total_bytes()) / n / secs;
     const double swim = all - ae;
-    fmt::print("| {} | {} | {} | {:.0f} | {:.0f} | {:.1f} |\n",
-               idle == 0 ? std::string("every 200 ms")
-               : c.hashes
-                   ? fmt::format("200 ms; idle: probe hashes + 1 peer / 30 s; "
+    fmt::print(
+        "| {} | {} | {} | {:.0f} | {:.0f} | {:.1f} |\n",
+        idle == 0  ? std::string("every 200 ms")
+        : c.hashes ? fmt::format("200 ms; idle: probe hashes + 1 peer / 30 s; "
                                  "statuses every {} min",
                                  c.status_ms / kMinute)
                    : std::string("200 ms, 5 s when idle"),
-               per_sec == 0
-                   ? std::string("idle")
-                   : fmt::format("{} changing keys/s (fleet)", per_sec),
-               c.compress ? "gzip" : "plain", swim, ae, all * 8 / 1000);
+        per_sec == 0 ? std::string("idle")
+                     : fmt::format("{} changing keys/s (fleet)", per_sec),
+        c.compress ? "gzip" : "plain", swim, ae, all * 8 / 1000);
     std::fflush(stdout);
     // The writer lambdas capture locals: stop them before they go.
     for (size_t i = 0; i < n; ++i) s.Kill(i);

@@ -48,8 +48,7 @@ struct Counters {
       pushes{0}, records_applied{0}, peers_refused{0}, etrn_acted{0};
   // Anti-entropy: Round() calls, rounds that started sessions, and probe
   // answers whose state hash differed from ours.
-  std::atomic<uint64_t> gossip_ticks{0}, gossip_rounds{0},
-      hash_mismatches{0};
+  std::atomic<uint64_t> gossip_ticks{0}, gossip_rounds{0}, hash_mismatches{0};
   // Deltas sent gzip-compressed (Exchange replies and Push requests of at
   // least compress_from_bytes).
   std::atomic<uint64_t> deltas_gzipped{0};

@@ -31,30 +31,29 @@ class Simulator::NodeTransport : public Transport {
     }
     const Sender from = sim_.SenderOf(self_);
     const uint64_t epoch = sim_.nodes_[self_].epoch;
-    sim_.Deliver(self_, to, bytes,
-                 [this, to, from, updates = std::move(updates), call, epoch,
-                  seq]() mutable {
-                   std::vector<Member> reply =
-                       sim_.nodes_[to].m->HandlePing(from, std::move(updates));
-                   size_t reply_bytes = 0;
-                   if (sim_.opts_.count_bytes) {
-                     v1::PingReply r;
-                     *r.mutable_from() = ToProto(sim_.SenderOf(to));
-                     r.mutable_from()->clear_address();
-                     r.set_seq(seq);
-                     AppendToProto(reply, r.mutable_updates());
-                     reply_bytes =
-                         r.ByteSizeLong() + sim_.opts_.ping_answer_extra_bytes;
-                   }
-                   Reply(to, reply_bytes, call, epoch,
-                         [this, to, reply = std::move(reply)](
-                             PingDone& d) mutable {
-                           if (sim_.ping_answer_hook_) {
-                             sim_.ping_answer_hook_(self_, to);
-                           }
-                           d(true, std::move(reply));
-                         });
-                 });
+    sim_.Deliver(
+        self_, to, bytes,
+        [this, to, from, updates = std::move(updates), call, epoch,
+         seq]() mutable {
+          std::vector<Member> reply =
+              sim_.nodes_[to].m->HandlePing(from, std::move(updates));
+          size_t reply_bytes = 0;
+          if (sim_.opts_.count_bytes) {
+            v1::PingReply r;
+            *r.mutable_from() = ToProto(sim_.SenderOf(to));
+            r.mutable_from()->clear_address();
+            r.set_seq(seq);
+            AppendToProto(reply, r.mutable_updates());
+            reply_bytes = r.ByteSizeLong() + sim_.opts_.ping_answer_extra_bytes;
+          }
+          Reply(to, reply_bytes, call, epoch,
+                [this, to, reply = std::move(reply)](PingDone& d) mutable {
+                  if (sim_.ping_answer_hook_) {
+                    sim_.ping_answer_hook_(self_, to);
+                  }
+                  d(true, std::move(reply));
+                });
+        });
   }
 
   void SendPingReq(const Member& via, const Member& target, uint64_t seq,

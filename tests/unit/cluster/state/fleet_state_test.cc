@@ -365,9 +365,9 @@ TEST(FleetStateTest, TopRatesRunningTotalsMatchTheSlots) {
     for (FleetState* st : {a.get(), b.get(), c.get()}) {
       std::vector<v1::RateSlot> slots;
       for (int k = 0; k < 5; ++k) {
-        v1::RateSlot s = Slot(fmt::format("ip4:192.0.2.{}", rng() % 12),
-                              now_slot - 450 * static_cast<int64_t>(rng() % 2),
-                              rng() % 50);
+        v1::RateSlot s =
+            Slot(fmt::format("ip4:192.0.2.{}", rng() % 12),
+                 now_slot - 450 * static_cast<int64_t>(rng() % 2), rng() % 50);
         s.set_auth_failures(rng() % 3);
         slots.push_back(std::move(s));
       }
@@ -388,7 +388,8 @@ TEST(FleetStateTest, TopRatesRunningTotalsMatchTheSlots) {
         want[r.key()].first += r.messages();
         want[r.key()].second += r.auth_failures();
       }
-      std::vector<RateTotal> top = st->TopRates(window, 100, "messages", nullptr);
+      std::vector<RateTotal> top =
+          st->TopRates(window, 100, "messages", nullptr);
       ASSERT_EQ(top.size(), want.size()) << "step " << step;
       for (const RateTotal& t : top) {
         ASSERT_TRUE(want.contains(t.key)) << t.key;
