@@ -244,13 +244,18 @@ TEST_F(FleetViewTest, AnIdleHistoryShiftIsNotWrittenAgain) {
     pub.mutable_status()->mutable_queue()->set_messages(3);
     pb::NodeHistory* h = pub.mutable_status()->mutable_history();
     h->set_first_minute_unix(first_minute);
-    for (uint64_t r : received) {
+    for (uint64_t r : received) {  // six series of equal length
       h->add_received(r);
       h->add_delivered(0);
+      h->add_deferred(0);
+      h->add_bounced(0);
+      h->add_rejected_policy(0);
+      h->add_rejected_rate(0);
     }
     grpc::ClientContext ctx;
     pb::PublishNodeStatusReply r;
-    EXPECT_TRUE(l1->PublishNodeStatus(&ctx, pub, &r).ok());
+    grpc::Status s = l1->PublishNodeStatus(&ctx, pub, &r);
+    EXPECT_TRUE(s.ok()) << s.error_message();
     return r.status().version();
   };
   const int64_t m0 = 1795219200;  // a minute boundary
