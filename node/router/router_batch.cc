@@ -12,6 +12,7 @@
 #include "node/mail/envelope.h"
 #include "node/mail/queue_id.h"
 #include "node/router/router.h"
+#include "node/spool/group_commit.h"
 
 namespace zm::router {
 namespace {
@@ -19,6 +20,7 @@ namespace {
 enum class Outcome { kPrepared, kDone, kRetry };
 
 struct Prepared {
+  fs::UniqueFd fd;  // the control temporary, open until the batch's flush
   std::string id;
   std::string sender;
   uint64_t size = 0;
@@ -185,7 +187,7 @@ Outcome Prepare(const spool::Spool& spool, Routing& routing, Logger& log,
     cf.error_to = owner;
   }
 
-  // Written without fsync: the batch's syncfs makes it durable.
+  // Written without fsync: the batch's SyncFilesData makes it durable.
   std::string tmp = spool.Path(spool::kTmp, name);
   fs::UniqueFd fd(
       ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
@@ -199,6 +201,7 @@ Outcome Prepare(const spool::Spool& spool, Routing& routing, Logger& log,
     log.Error(name, Message(s));
     return Outcome::kRetry;
   }
+  out->fd = std::move(fd);
   out->id = name;
   out->sender = env.sender;
   out->size = env.size;
@@ -234,8 +237,14 @@ absl::Status RouteBatch(const spool::Spool& spool, Routing& routing,
     }
     return s;
   };
-  // Every control temporary of the batch is durable after this.
-  if (auto s = fs::SyncFs(spool.root()); !s.ok()) return give_back(s);
+  // Every control temporary of the batch is durable after this: the
+  // files' own fdatasyncs, issued together (not a syncfs, which would
+  // write back every dirty page of the file system).
+  std::vector<int> fds;
+  fds.reserve(ready.size());
+  for (const Prepared& p : ready) fds.push_back(p.fd.get());
+  if (auto s = spool::SyncFilesData(fds); !s.ok()) return give_back(s);
+  for (Prepared& p : ready) p.fd.reset();
 
   std::vector<const Prepared*> moved;
   for (const Prepared& p : ready) {

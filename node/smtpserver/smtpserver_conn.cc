@@ -410,10 +410,12 @@ asio::awaitable<void> CommitMessage(ServerContext& ctx, Conn& c) {
                    StrCat("frozen: ", session.freeze_reason()));
     }
   } else {
-    auto work = [sub, data]() {
-      return data->empty() ? absl::OkStatus() : sub->Append(*data);
-    };
-    st = co_await InPool(ctx.pool, work);
+    // After a kMessage check the data is in already: straight to the
+    // committer, without a round trip through the pool.
+    if (!data->empty()) {
+      auto work = [sub, data]() { return sub->Append(*data); };
+      st = co_await InPool(ctx.pool, work);
+    }
     if (st.ok()) st = co_await GroupCommit(ctx.committer, sub);
   }
   if (!st.ok()) {

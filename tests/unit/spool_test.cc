@@ -1,15 +1,18 @@
 #include "node/spool/spool.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <utime.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <thread>
 
 #include "node/common/fs.h"
+#include "node/common/strings.h"
 #include "node/spool/group_commit.h"
 
 namespace zm::spool {
@@ -179,6 +182,53 @@ TEST_F(SpoolTest, GroupCommitReportsAFailureAndLeavesNothing) {
                    [&p](absl::Status s) { p.set_value(s); });
   EXPECT_FALSE(p.get_future().get().ok());
   EXPECT_FALSE(fs::Exists(spool_->Path(kPublic, id)));
+}
+
+TEST_F(SpoolTest, GroupCommitterStoppingCommitsEverythingQueued) {
+  constexpr int kMessages = 40;
+  std::vector<std::string> ids;
+  std::atomic<int> ok{0};
+  std::atomic<int> reported{0};
+  {
+    GroupCommitter committer(*spool_, /*max_batch=*/3);
+    for (int i = 0; i < kMessages; ++i) {
+      auto sub = spool_->Begin(mail::Envelope{});
+      ASSERT_TRUE(sub.ok());
+      ids.push_back((*sub)->queue_id());
+      ASSERT_TRUE((*sub)->Append(StrCat("Subject: ", i, "\n\nbody\n")).ok());
+      committer.Submit(std::shared_ptr<Submission>(std::move(*sub)),
+                       [&](absl::Status s) {
+                         ok += s.ok() ? 1 : 0;
+                         ++reported;
+                       });
+    }
+  }  // both stages drain before the destructor returns
+  EXPECT_EQ(reported.load(), kMessages);
+  EXPECT_EQ(ok.load(), kMessages);
+  for (const auto& id : ids) {
+    EXPECT_TRUE(fs::Exists(spool_->Path(kRouter, id))) << id;
+    EXPECT_FALSE(fs::Exists(spool_->Path(kPublic, id))) << id;
+  }
+}
+
+TEST_F(SpoolTest, SyncFilesDataFlushesEveryFileAndReportsAFailure) {
+  std::vector<fs::UniqueFd> files;
+  std::vector<int> fds;
+  for (int i = 0; i < 7; ++i) {
+    std::string path = StrCat(root_, "/f", i);
+    files.emplace_back(::open(path.c_str(), O_WRONLY | O_CREAT, 0600));
+    ASSERT_TRUE(files.back().valid());
+    ASSERT_TRUE(fs::WriteAll(files.back().get(), "data\n", path).ok());
+    fds.push_back(files.back().get());
+  }
+  EXPECT_TRUE(SyncFilesData(fds).ok());
+  EXPECT_TRUE(SyncFilesData(fds, 1).ok());
+  EXPECT_TRUE(SyncFilesData({}).ok());
+  // One descriptor that is not a file among good ones: the batch fails.
+  fds.insert(fds.begin() + 3, -1);
+  absl::Status s = SyncFilesData(fds);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("fdatasync"), std::string::npos) << s;
 }
 
 }  // namespace
