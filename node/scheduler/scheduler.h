@@ -249,10 +249,12 @@ class Scheduler {
   absl::StatusOr<admin::pb::ActionReply> KillMessageAction(
       std::string_view qid);
   // gRPC (scheduler_admin_grpc.cc): run/scheduler.sock and PARAMgrpcaddr.
-  // Starts it with conf_ (and its TLS files, checked: file:line errors).
-  absl::Status OpenAdminGrpc();
-  // After a reload: restarts it if PARAMgrpcaddr or the TLS files changed.
-  void ReopenAdminGrpc();
+  // Starts it on run/scheduler.sock and `tcp` ("" = none), TLS there if
+  // `tls` has a certificate (LoadGrpcTls).
+  absl::Status OpenAdminGrpc(const std::string& tcp, GrpcTls tls);
+  // After a reload: restarts it if PARAMgrpcaddr or the TLS files changed
+  // (back on the old ones if the new address cannot be served).
+  void ReopenAdminGrpc(GrpcTls tls);
   int AdminGrpcFd() const;        // readable: calls wait for the loop
   void RunAdminGrpc();            // runs them (on the loop)
   void PublishAdminGrpc(std::string_view event_line);

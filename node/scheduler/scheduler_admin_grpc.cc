@@ -566,31 +566,32 @@ absl::StatusOr<GrpcTls> LoadGrpcTls(const SchedulerConf& conf) {
   return tls;
 }
 
-absl::Status Scheduler::OpenAdminGrpc() {
-  auto tls = LoadGrpcTls(conf_);
-  if (!tls.ok()) return tls.status();
+absl::Status Scheduler::OpenAdminGrpc(const std::string& tcp, GrpcTls tls) {
   auto g = std::make_shared<AdminGrpc>(*this);
-  if (auto s = g->Start(node_.run() + "/scheduler.sock", conf_.grpcaddr, *tls);
-      !s.ok()) {
+  if (auto s = g->Start(node_.run() + "/scheduler.sock", tcp, tls); !s.ok()) {
     return s;
   }
   admin_grpc_ = std::move(g);
-  admin_grpc_tls_ = std::move(*tls);
-  admin_grpc_addr_ = conf_.grpcaddr;
+  admin_grpc_tls_ = std::move(tls);
+  admin_grpc_addr_ = tcp;
   return absl::OkStatus();
 }
 
-void Scheduler::ReopenAdminGrpc() {
-  // Reload checked the files already; read again to see what changed.
-  auto tls = LoadGrpcTls(conf_);
-  if (!tls.ok() || (admin_grpc_ && conf_.grpcaddr == admin_grpc_addr_ &&
-                    *tls == admin_grpc_tls_)) {
+void Scheduler::ReopenAdminGrpc(GrpcTls tls) {
+  if (admin_grpc_ && conf_.grpcaddr == admin_grpc_addr_ &&
+      tls == admin_grpc_tls_) {
     return;
   }
+  std::string old_addr = admin_grpc_addr_;
+  GrpcTls old_tls = admin_grpc_tls_;
   if (admin_grpc_) admin_grpc_->Stop();
   admin_grpc_.reset();
-  if (auto s = OpenAdminGrpc(); !s.ok()) {
-    log_.Error("", StrCat("admin gRPC not reopened: ", zm::Message(s)));
+  if (auto s = OpenAdminGrpc(conf_.grpcaddr, tls); !s.ok()) {
+    log_.Error("", StrCat("admin gRPC not reopened (", zm::Message(s),
+                          "); back on the old address"));
+    if (auto again = OpenAdminGrpc(old_addr, std::move(old_tls)); !again.ok()) {
+      log_.Error("", StrCat("admin gRPC down: ", zm::Message(again)));
+    }
     return;
   }
   log_.Info("", StrCat("admin gRPC reopened",

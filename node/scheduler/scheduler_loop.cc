@@ -66,7 +66,10 @@ absl::Status Scheduler::Start() {
     return fs::ErrnoStatus("inotify_add_watch", tdir, errno);
   }
   if (auto s = OpenAdmin(); !s.ok()) return s;
-  if (auto s = OpenAdminGrpc(); !s.ok()) return s;
+  auto tls = LoadGrpcTls(conf_);
+  if (!tls.ok()) return tls.status();
+  if (auto s = OpenAdminGrpc(conf_.grpcaddr, std::move(*tls)); !s.ok())
+    return s;
   ScanTransport();
   log_.Info("", StrCat("started: ", msgs_.size(),
                        " messages in the queue, admin on ", conf_.mailsock));

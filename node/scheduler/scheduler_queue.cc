@@ -682,13 +682,14 @@ void Scheduler::Reload() {
                           zm::Message(conf.status())));
     return;
   }
-  if (auto tls = LoadGrpcTls(*conf); !tls.ok()) {
+  auto tls = LoadGrpcTls(*conf);
+  if (!tls.ok()) {
     log_.Error("", StrCat("reload refused, keeping the old configuration: ",
                           zm::Message(tls.status())));
     return;
   }
   conf_ = std::move(*conf);
-  ReopenAdminGrpc();
+  ReopenAdminGrpc(std::move(*tls));
   for (auto& [key, t] : threads_) ResolveThread(t);
   next_check_ms_ = 0;
   if (auto s = LoadAuth(); !s.ok())
