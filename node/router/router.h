@@ -4,10 +4,11 @@
 //
 //   router [-C DIR] [-f] [-n WORKERS]
 //
-// Work is done in batches that share one syncfs(2) call:
+// Work is done in batches that share one flush:
 //   1. per message: parse router/<id>, route, write tmp/<id> (no fsync);
 //      unreadable files go to postman/ (never deleted);
-//   2. syncfs(2): every control temporary of the batch is durable;
+//   2. spool::SyncFilesData: the batch's control temporaries fdatasync'd
+//      together, every one of them durable;
 //   3. per message: rename router/<id> -> queue/<id>, then
 //      tmp/<id> -> transport/<id> (both refuse to replace); not flushed:
 //      a lost rename only means routing the message again.
