@@ -81,6 +81,11 @@ def node_identities(node):
     return seen
 
 
+def nice_of(pid):
+    stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[16])
+
+
 def deliver(node, port, text):
     with smtp(node, port=port) as s:
         command(s, "EHLO client.example")
@@ -106,8 +111,11 @@ def check_root_start(node, user, groups, when):
         for pid, main, threads in procs:
             if name == "mailbox":
                 # scheduler.conf: local/* user=root (it delivers as each
-                # recipient); started by the scheduler with CAP_SETUID.
+                # recipient); started by the scheduler with CAP_SETUID,
+                # with local/*'s nice=3.
                 assert main["Uid"] == ["0"] * 4, (when, name, main)
+                assert main["Gid"] == ["0"] * 4, (when, name, main)
+                assert nice_of(pid) == 3, (when, name, nice_of(pid))
                 continue
             for ident in [main] + threads:
                 assert ident["Uid"] == [str(user.pw_uid)] * 4, (when, name,
@@ -193,6 +201,13 @@ def test_started_as_root_every_program_runs_as_the_node_user(node_factory):
         # The processes running as nobody write their sanitizer reports.
         n.sanitizer_dir.mkdir(exist_ok=True)
         n.sanitizer_dir.chmod(0o1777)
+        # The agent's nice increment goes through the same start-up as its
+        # user (scheduler_agents.cc).
+        conf = n.etc / "scheduler.conf"
+        text = conf.read_text()
+        assert '    command="mailbox"' in text
+        conf.write_text(text.replace('    command="mailbox"',
+                                     '    nice=3\n    command="mailbox"', 1))
 
     # No chown here: the supervisor gives the folders to the node user.
     node = node_factory(setup=setup)
