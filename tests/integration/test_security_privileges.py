@@ -139,6 +139,8 @@ def test_every_program_runs_unprivileged_like_the_systemd_unit(node_factory):
         subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}",
                         str(n.home)], check=True, timeout=COMMAND_TIMEOUT)
         n.home.parent.chmod(0o755)  # mkdtemp made it 0700
+        n.sanitizer_dir.mkdir(exist_ok=True)  # reports written as nobody
+        n.sanitizer_dir.chmod(0o1777)
 
     node = node_factory(start=False, setup=setup)
     node.started = True  # the fixture stops it (as root) at the end
