@@ -277,7 +277,7 @@ absl::Status Supervisor::Setup() {
     // Handed on per program in StartChild, not inherited by all.
     privileges::ClearInheritance();
     log_.Info("",
-              StrCat("running the node as user ", node_user_->name, " (uid ",
+              StrCat("the node is running as user ", node_user_->name, " (uid ",
                      node_user_->uid, ", gid ", node_user_->gid, ")"));
   }
   return absl::OkStatus();

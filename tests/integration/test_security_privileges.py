@@ -216,7 +216,7 @@ def test_started_as_root_every_program_runs_as_the_node_user(node_factory):
         st = (node.home / d).stat()
         assert (st.st_uid, st.st_gid) == (user.pw_uid, user.pw_gid), d
     assert (node.home / "etc").stat().st_uid == 0  # its config stays root's
-    node.wait_log(r"running the node as user nobody")
+    node.wait_log(r"zmailer\[\d+\]: the node is running as user nobody")
     node.wait_log(r"smtpserver.*listeners bound: capabilities dropped")
 
     deliver(node, port, "as-node-user")
