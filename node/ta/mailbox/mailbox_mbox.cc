@@ -35,7 +35,7 @@ std::string ParentDir(const std::string& path) {
   return path.substr(0, slash);
 }
 
-// `<mbox>.lock`, created with O_EXCL; removed on destruction.
+// `<mbox>.lock`, holding the owner's pid; removed on destruction.
 class DotLock {
  public:
   enum class Outcome { kLocked, kUnsupported, kTimeout, kError };
@@ -45,23 +45,18 @@ class DotLock {
     path_ = mbox + ".lock";
     auto pause = std::chrono::milliseconds(10);
     for (;;) {
-      int fd =
-          ::open(path_.c_str(),
-                 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-      if (fd >= 0) {
-        std::string pid = StrCat(::getpid(), "\n");
-        (void)!::write(fd, pid.data(), pid.size());
-        ::close(fd);
+      int e = Create();
+      if (e == 0) {
         held_ = true;
         return Outcome::kLocked;
       }
-      if (errno == EACCES || errno == EPERM || errno == EROFS) {
+      if (e == EACCES || e == EPERM || e == EROFS) {
         // No write access to the folder (/var/mail without group mail):
         // the fcntl lock alone must do.
         return Outcome::kUnsupported;
       }
-      if (errno != EEXIST) {
-        *err = errno;
+      if (e != EEXIST) {
+        *err = e;
         return Outcome::kError;
       }
       if (IsStale(stale_s)) continue;
@@ -81,6 +76,35 @@ class DotLock {
   }
 
  private:
+  // Creates the lock with its content in place: the pid is written to
+  // `<mbox>.lock.<pid>`, which is then hard-linked to `<mbox>.lock`, so a
+  // lock never exists empty (an agent killed between an O_EXCL create and
+  // its write would leave a lock with no pid, which only ages out after
+  // `stale_s`). Where the file system has no hard links, an O_EXCL create
+  // followed by the write. Returns 0 or an errno (EEXIST: held).
+  int Create() {
+    std::string pid = StrCat(::getpid(), "\n");
+    std::string tmp = StrCat(path_, ".", ::getpid());
+    ::unlink(tmp.c_str());  // left by an earlier process with this pid
+    int fd = ::open(tmp.c_str(),
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return errno;
+    bool written =
+        ::write(fd, pid.data(), pid.size()) == static_cast<ssize_t>(pid.size());
+    ::close(fd);
+    int e = !written                                  ? EIO
+            : ::link(tmp.c_str(), path_.c_str()) == 0 ? 0
+                                                      : errno;
+    ::unlink(tmp.c_str());
+    if (e != EPERM && e != EOPNOTSUPP && e != ENOSYS) return e;
+    fd = ::open(path_.c_str(),
+                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return errno;
+    (void)!::write(fd, pid.data(), pid.size());
+    ::close(fd);
+    return 0;
+  }
+
   // Removes the lock file if its owner is gone: it names a pid that no
   // longer exists on this host (an agent killed while holding it), or it is
   // older than `stale_s` (an owner elsewhere that never came back). The

@@ -91,6 +91,8 @@ class Agent {
     }
   }
 
+  pid_t pid() const { return pid_; }
+
   void Send(const std::string& line) {
     std::string l = line + "\n";
     ASSERT_TRUE(fs::WriteAll(to_, l, "agent stdin").ok());
@@ -442,6 +444,9 @@ TEST_F(TaTest, HeldFcntlLockMakesTheAgentWaitThenDeliver) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ASSERT_TRUE(fs::Exists(dotlock));
+  // The lock names its owner from the moment it exists (an empty one left
+  // by an agent killed at the wrong moment could only age out).
+  EXPECT_EQ(Slurp(dotlock), StrCat(agent.pid(), "\n"));
   EXPECT_EQ(Slurp(Mbox()), "");  // nothing written while we hold the lock
   EXPECT_TRUE(Control(id).results.empty());
   held.reset();  // releases the lock
@@ -452,6 +457,7 @@ TEST_F(TaTest, HeldFcntlLockMakesTheAgentWaitThenDeliver) {
   EXPECT_EQ(agent.Wait(), 0);
   EXPECT_NE(Slurp(Mbox()).find("body\n"), std::string::npos);
   EXPECT_FALSE(fs::Exists(dotlock));
+  EXPECT_FALSE(fs::Exists(StrCat(dotlock, ".", agent.pid())));  // no temp left
 }
 
 TEST_F(TaTest, LockNotReleasedInTimeDefers) {
