@@ -33,6 +33,11 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix);
 // Removes `prefix` from the front of *s if present.
 bool ConsumePrefix(std::string_view* s, std::string_view prefix);
+// A DNS name without its trailing dots: "example.org." -> "example.org".
+inline std::string_view StripTrailingDots(std::string_view s) {
+  while (!s.empty() && s.back() == '.') s.remove_suffix(1);
+  return s;
+}
 
 // Whole-string decimal parse into any integer type; false on junk or overflow.
 template <typename T>

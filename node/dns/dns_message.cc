@@ -40,10 +40,9 @@ class Reader {
             ARES_SUCCESS) {
       return Malformed("bad name");
     }
-    std::string name = ToLower(out);
+    std::string name = ToLower(StripTrailingDots(out));
     ares_free_string(out);
     pos_ += static_cast<int>(enclen);
-    while (!name.empty() && name.back() == '.') name.pop_back();
     return name;
   }
   const unsigned char* at(int pos) const { return buf_ + pos; }

@@ -58,26 +58,6 @@ absl::StatusOr<std::string> NormaliseName(std::string_view name) {
   return n;
 }
 
-absl::StatusOr<std::string> ReverseName(std::string_view ip) {
-  std::string text(ip);
-  unsigned char b[16];
-  if (inet_pton(AF_INET, text.c_str(), b) == 1) {
-    return fmt::format("{}.{}.{}.{}.in-addr.arpa", b[3], b[2], b[1], b[0]);
-  }
-  if (inet_pton(AF_INET6, text.c_str(), b) == 1) {
-    std::string out;
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (int i = 15; i >= 0; --i) {
-      out += kHex[b[i] & 0xf];
-      out += '.';
-      out += kHex[b[i] >> 4];
-      out += '.';
-    }
-    return out + "ip6.arpa";
-  }
-  return absl::InvalidArgumentError(StrCat("invalid IP address '", ip, "'"));
-}
-
 // Where the callback of one query leaves its result.
 struct Pending {
   bool done = false;
@@ -327,6 +307,34 @@ class AresResolver : public Resolver {
 
 }  // namespace
 
+absl::StatusOr<std::string> ReversedAddress(std::string_view ip) {
+  std::string text(ip);
+  unsigned char b[16];
+  if (inet_pton(AF_INET, text.c_str(), b) == 1) {
+    return fmt::format("{}.{}.{}.{}", b[3], b[2], b[1], b[0]);
+  }
+  if (inet_pton(AF_INET6, text.c_str(), b) == 1) {
+    std::string out;
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; --i) {
+      if (!out.empty()) out += '.';
+      out += kHex[b[i] & 0xf];
+      out += '.';
+      out += kHex[b[i] >> 4];
+    }
+    return out;
+  }
+  return absl::InvalidArgumentError(StrCat("invalid IP address '", ip, "'"));
+}
+
+absl::StatusOr<std::string> ReverseName(std::string_view ip) {
+  auto labels = ReversedAddress(ip);
+  if (!labels.ok()) return labels.status();
+  return StrCat(*labels, ip.find(':') == std::string_view::npos
+                             ? ".in-addr.arpa"
+                             : ".ip6.arpa");
+}
+
 absl::StatusOr<std::unique_ptr<Resolver>> Resolver::Create(
     const ResolverOptions& options) {
   int rc = ares_library_init(ARES_LIB_INIT_ALL);
@@ -379,8 +387,7 @@ absl::StatusOr<ResolverOptions> OptionsForNode(const NodeDir& node) {
       std::string f(value);
       options.trust_anchors.push_back(f[0] == '/' ? f : node.etc_file(f));
     } else if (key == "dnssec-unblock-zone") {
-      std::string zone = ToLower(value);
-      while (!zone.empty() && zone.back() == '.') zone.pop_back();
+      std::string zone = ToLower(StripTrailingDots(value));
       if (zone.empty()) {
         return config::Error(path, l.number, "dnssec-unblock-zone needs a name");
       }

@@ -70,6 +70,14 @@ struct ResolverOptions {
   std::vector<std::string> dnssec_unblock_zones;
 };
 
+// The labels of an address reversed, as PTR names and DNS blocklists use
+// them: "7.2.0.192" for 192.0.2.7, 32 nibbles for an IPv6 address;
+// InvalidArgument for anything else.
+absl::StatusOr<std::string> ReversedAddress(std::string_view ip);
+// The PTR name of an address: ReversedAddress + ".in-addr.arpa" or
+// ".ip6.arpa".
+absl::StatusOr<std::string> ReverseName(std::string_view ip);
+
 // Reads etc/resolver.conf of `node` (absent: defaults, system servers).
 // InvalidArgument "file:line: what" for a malformed line.
 absl::StatusOr<ResolverOptions> OptionsForNode(const NodeDir& node);

@@ -155,10 +155,8 @@ absl::StatusOr<Answer> SecureResolver::Lookup(std::string_view name,
   a.secure = res->secure != 0;
   a.nxdomain = res->nxdomain != 0;
   if (res->canonname != nullptr) {
-    std::string c = ToLower(res->canonname);
-    while (!c.empty() && c.back() == '.') c.pop_back();
-    std::string q = ToLower(name);
-    while (!q.empty() && q.back() == '.') q.pop_back();
+    std::string c = ToLower(StripTrailingDots(res->canonname));
+    std::string q = ToLower(StripTrailingDots(name));
     if (c != q) a.canonical = std::move(c);
   }
   for (int i = 0; res->data != nullptr && res->data[i] != nullptr; ++i) {

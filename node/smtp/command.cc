@@ -497,9 +497,7 @@ std::string AddressDomain(std::string_view address) {
     if (c == '@' && !quoted) at = i;
   }
   if (at == std::string_view::npos) return "";
-  std::string d = ToLower(address.substr(at + 1));
-  while (!d.empty() && d.back() == '.') d.pop_back();
-  return d;
+  return ToLower(StripTrailingDots(address.substr(at + 1)));
 }
 
 }  // namespace zm::smtp

@@ -1,8 +1,7 @@
 #include "node/smtpserver/smtpserver_clientdns.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
+#include <array>
 
 #include "node/common/strings.h"
 #include "node/dns/resolver.h"
@@ -14,15 +13,10 @@ namespace {
 constexpr size_t kMaxPtrNames = 3;
 
 bool SameAddress(std::string_view a, std::string_view b) {
-  unsigned char x[16] = {}, y[16] = {};
-  std::string sa(a), sb(b);
-  for (int family : {AF_INET, AF_INET6}) {
-    if (::inet_pton(family, sa.c_str(), x) == 1 &&
-        ::inet_pton(family, sb.c_str(), y) == 1) {
-      return std::equal(x, x + 16, y);
-    }
-  }
-  return false;
+  bool v6a = false, v6b = false;
+  std::array<unsigned char, 16> x, y;
+  return AddressBytes(a, &v6a, &x) && AddressBytes(b, &v6b, &y) && v6a == v6b &&
+         x == y;
 }
 
 bool ConfirmForward(dns::Resolver& r, const std::string& name,
@@ -39,23 +33,8 @@ bool ConfirmForward(dns::Resolver& r, const std::string& name,
 }  // namespace
 
 std::string DnsblName(std::string_view ip, std::string_view zone) {
-  std::string s(ip);
-  unsigned char b[16];
-  std::string out;
-  if (::inet_pton(AF_INET, s.c_str(), b) == 1) {
-    out = StrCat(b[3], ".", b[2], ".", b[1], ".", b[0]);
-  } else if (::inet_pton(AF_INET6, s.c_str(), b) == 1) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (int i = 15; i >= 0; --i) {
-      if (!out.empty()) out += '.';
-      out += kHex[b[i] & 0xf];
-      out += '.';
-      out += kHex[b[i] >> 4];
-    }
-  } else {
-    return "";
-  }
-  return StrCat(out, ".", zone);
+  auto labels = dns::ReversedAddress(ip);
+  return labels.ok() ? StrCat(*labels, ".", zone) : std::string();
 }
 
 std::vector<std::string> ZonesOf(std::string_view value,
@@ -88,8 +67,7 @@ ClientDns LookUpClient(dns::Resolver& r, const ClientDnsQuery& q) {
     if (names.ok() && !names->empty()) {
       d.ptr = ToLower(names->front());
       for (size_t i = 0; i < names->size() && i < kMaxPtrNames; ++i) {
-        std::string n = ToLower((*names)[i]);
-        while (!n.empty() && n.back() == '.') n.pop_back();
+        std::string n = ToLower(StripTrailingDots((*names)[i]));
         if (!n.empty() && ConfirmForward(r, n, q.ip)) {
           d.name = n;
           break;

@@ -75,6 +75,8 @@ bool Tokenize(std::string_view s, std::vector<std::string>* out) {
   return true;
 }
 
+}  // namespace
+
 bool AddressBytes(std::string_view ip, bool* v6,
                   std::array<unsigned char, 16>* out) {
   std::string s(ip);
@@ -99,8 +101,6 @@ bool AddressBytes(std::string_view ip, bool* v6,
   }
   return false;
 }
-
-}  // namespace
 
 bool IsPolicyAttribute(std::string_view name) {
   for (std::string_view a : kAttributes) {
@@ -626,8 +626,7 @@ PolicyAttrs Policy::ForIp(std::string_view ip) const {
 
 PolicyAttrs Policy::ForDomain(std::string_view domain) const {
   if (store_) store_->Refresh();
-  std::string d = ToLower(domain);
-  while (!d.empty() && d.back() == '.') d.pop_back();
+  std::string d = ToLower(StripTrailingDots(domain));
   if (d.empty()) return {};
   std::vector<std::string> keys = {d};
   for (size_t pos = 0; pos != std::string::npos;) {

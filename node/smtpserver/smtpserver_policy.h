@@ -151,6 +151,11 @@ class Policy {
 // + or fulltrustnet +), as IsTrusted.
 bool IsTrustedNetwork(const PolicyAttrs& attrs);
 
+// A textual IPv4 or IPv6 address as 16 bytes (IPv4 in the first 4; an
+// IPv4-mapped IPv6 address is its IPv4); false when it is not one.
+bool AddressBytes(std::string_view ip, bool* v6,
+                  std::array<unsigned char, 16>* out);
+
 // Parses "[a.b.c.d]/len", "[ipv6:x::y]/len" (also "[IPv6.x::y]"); no /len
 // means the whole address.
 bool ParseNetworkKey(std::string_view key, Policy::Network* out);

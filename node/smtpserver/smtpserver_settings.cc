@@ -7,8 +7,7 @@
 namespace zm::smtpserver {
 
 void NodeDomains::Add(std::string_view name) {
-  std::string n = ToLower(Trim(name));
-  while (!n.empty() && n.back() == '.') n.pop_back();
+  std::string n = ToLower(StripTrailingDots(Trim(name)));
   if (!n.empty()) names_.insert(std::move(n));
 }
 
@@ -19,7 +18,8 @@ bool NodeDomains::IsLocal(std::string_view domain) const {
 std::string Settings::GreetingText(int64_t now_sec,
                                    std::string_view client_name) const {
   if (server.hdr220.empty()) return StrCat(mail.hostname, " ESMTP zmnode");
-  return ExpandHdr220(server.hdr220, mail.hostname, now_sec, client_name);
+  return ExpandHdr220(server.hdr220, mail.hostname, now_sec, client_name,
+                      server.ident);
 }
 
 absl::StatusOr<std::shared_ptr<const Settings>> LoadSettings(
