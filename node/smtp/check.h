@@ -63,6 +63,7 @@ struct Check {
   // kMessage: filled in by the driver, which owns the submission.
   std::string staged_path;
   std::string queue_id;
+  uint64_t message_size = 0;  // bytes of the message (no envelope)
 };
 
 struct Verdict {

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -163,6 +162,10 @@ struct SessionState {
   bool relayed = false;
   uint64_t declared_size = 0;  // MAIL's SIZE=, 0 = none
   uint32_t tarpit_ms = 0;
+  // The client address's smtp-policy attributes, looked up once per
+  // session (at its first use, normally kConnect); a policy reloaded
+  // meanwhile applies from the next session on.
+  std::shared_ptr<const PolicyAttrs> client_attrs;
 };
 
 class PolicyChecks : public smtp::Checks {
@@ -323,20 +326,29 @@ class PolicyChecks : public smtp::Checks {
 
   const Policy& policy() const { return settings_->policy; }
 
-  PolicyAttrs ClientAttrs(const Session& session) const {
-    if (session.client().addr.empty()) return {};
-    return policy().ForIp(session.client().addr);
+  // The client's network attributes (ForIp), cached for the session.
+  std::shared_ptr<const PolicyAttrs> ClientAttrs(const Session& session) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const SessionState& st = StateLocked(session);
+      if (st.client_attrs) return st.client_attrs;
+    }
+    // Looked up outside the lock: it may read RocksDB.
+    auto a = std::make_shared<const PolicyAttrs>(
+        session.client().addr.empty() ? PolicyAttrs()
+                                      : policy().ForIp(session.client().addr));
+    Update(session, [&a](SessionState& st) { st.client_attrs = a; });
+    return a;
   }
 
   bool Authenticated(const Session& session) const {
     return session.authenticated();
   }
 
-  bool RelayAllowed(const Session& session) const {
+  bool RelayAllowed(const Session& session) {
     if (session.relay_allowed() || session.client().trusted) return true;
     if (session.client().addr.empty()) return true;  // local submission
-    PolicyAttrs a = ClientAttrs(session);
-    return a.Is("relaycustnet") || a.Is("fulltrustnet");
+    return IsTrustedNetwork(*ClientAttrs(session));
   }
 
   std::optional<std::string> RateKey(const Session& session) const {
@@ -426,7 +438,8 @@ class PolicyChecks : public smtp::Checks {
     }
     const bool allow =
         fleet && fleet->action() == v1::POLICY_ACTION_ALLOW;
-    PolicyAttrs a = ClientAttrs(session);
+    std::shared_ptr<const PolicyAttrs> attrs = ClientAttrs(session);
+    const PolicyAttrs& a = *attrs;
     if (a.Is("rejectnet") && !allow) {
       Log(session, StrCat("rejectnet (", a.key, ")"));
       return Verdict::Reject(
@@ -439,7 +452,7 @@ class PolicyChecks : public smtp::Checks {
       });
     }
     if (allow) {
-      v.relay_allowed = a.Is("relaycustnet") || a.Is("fulltrustnet");
+      v.relay_allowed = IsTrustedNetwork(a);
       return v;
     }
     // The reverse name (or "[ip]") against the HELO pattern lines.
@@ -454,7 +467,7 @@ class PolicyChecks : public smtp::Checks {
             true);
       }
     }
-    v.relay_allowed = a.Is("relaycustnet") || a.Is("fulltrustnet");
+    v.relay_allowed = IsTrustedNetwork(a);
     return v;
   }
 
@@ -520,9 +533,8 @@ class PolicyChecks : public smtp::Checks {
   // `rate_class` (optional) gets where the limit comes from: "" for the
   // static policy's ratelimitmsgs, "fleet N[,M]" for a fleet rate class.
   std::optional<RateLimit> Limit(const Session& session,
-                                 std::string* rate_class = nullptr) const {
-    PolicyAttrs a = ClientAttrs(session);
-    auto text = a.Get("ratelimitmsgs");
+                                 std::string* rate_class = nullptr) {
+    auto text = ClientAttrs(session)->Get("ratelimitmsgs");
     // A fleet entry for the client: allow lifts the limit, a rate class
     // ("N[,M]", as ratelimitmsgs) replaces it.
     if (std::optional<FleetEntry> f = FleetForClient(session)) {
@@ -585,7 +597,8 @@ class PolicyChecks : public smtp::Checks {
       return Verdict::Reject(
           MakeR(530, "5.7.0", "Must issue a STARTTLS command first"));
     }
-    PolicyAttrs client = ClientAttrs(session);
+    std::shared_ptr<const PolicyAttrs> attrs = ClientAttrs(session);
+    const PolicyAttrs& client = *attrs;
     bool full_trust = client.Is("fulltrustnet");
     // test-dns-rbl: a client a DNS blocklist lists sends nothing (unless
     // it may relay: a trusted network or an authenticated user).
@@ -793,8 +806,9 @@ class PolicyChecks : public smtp::Checks {
     // ask for the test (test-rcpt-dns-rbl +), and postmaster always.
     const smtp::ClientInfo& ci = session.client();
     if (!ci.dnsbl_zone.empty() && !RelayAllowed(session) &&
-        ra.Is("test-rcpt-dns-rbl") && !EqualsIgnoreCase(r.local, "postmaster") &&
-        ZoneIn(ci.dnsbl_zone, ClientAttrs(session).Get("rcpt-dns-rbl"))) {
+        ra.Is("test-rcpt-dns-rbl") &&
+        !EqualsIgnoreCase(r.local, "postmaster") &&
+        ZoneIn(ci.dnsbl_zone, ClientAttrs(session)->Get("rcpt-dns-rbl"))) {
       return CountError(session, DnsblRefusal(session, check.arg, "to").reply
                                      .value());
     }
@@ -810,7 +824,7 @@ class PolicyChecks : public smtp::Checks {
       });
     }
     if (ours && VerifyRecipients(session) &&
-        !ClientAttrs(session).Is("trustrecipients")) {
+        !ClientAttrs(session)->Is("trustrecipients")) {
       auto a = verifier_.Lookup(r.local, r.domain);
       if (!a.exists()) {
         Log(session, StrCat("to=<", check.arg, "> unknown user"));
@@ -828,7 +842,7 @@ class PolicyChecks : public smtp::Checks {
 
   // maxoutsize of the client's network against `size` bytes (0: unknown).
   std::optional<Verdict> MaxOutSize(const Session& session, uint64_t size) {
-    auto max = ClientAttrs(session).Get("maxoutsize");
+    auto max = ClientAttrs(session)->Get("maxoutsize");
     uint64_t limit = 0;
     if (!max || !ParseNumber(*max, &limit) || limit == 0 || size <= limit) {
       return std::nullopt;
@@ -867,13 +881,12 @@ class PolicyChecks : public smtp::Checks {
   Verdict MessageCheck(const Session& session, const Check& check) {
     SessionState st = State(session);
     std::string freeze = st.freeze_reason;
-    PolicyAttrs client = ClientAttrs(session);
-    if (st.relayed && !check.staged_path.empty()) {
-      std::error_code ec;
-      uint64_t size = std::filesystem::file_size(check.staged_path, ec);
-      if (!ec) {
-        if (auto v = MaxOutSize(session, size)) return *v;
-      }
+    std::shared_ptr<const PolicyAttrs> attrs = ClientAttrs(session);
+    const PolicyAttrs& client = *attrs;
+    // maxoutsize: the message as stored (its Received: header too), not
+    // the envelope in front of it in the staged file.
+    if (st.relayed && check.message_size > 0) {
+      if (auto v = MaxOutSize(session, check.message_size)) return *v;
     }
     if (freeze.empty() && client.Is("freezenet")) {
       freeze = StrCat("freezenet ", client.key);

@@ -65,11 +65,15 @@ constexpr Key kKeys[] = {
     {"proxy-trusted", Kind::kCustom},               // zmnode: networks
     {"proxy-timeout", Kind::kNumber, 1, 300},       // zmnode, seconds
     {"tarpit", Kind::kCustom},
-    {"data-min-rate", Kind::kCustom},              // zmnode: bytes/s [window]
+    {"data-min-rate", Kind::kCustom},  // zmnode: bytes/s [window]
     // Client DNS (zmnode): reverse name, DNS blocklists.
     {"no-reverse-dns", Kind::kFlag},
     {"client-dns-timeout", Kind::kNumber, 1, 120},  // seconds
     {"dnsbl-zones", Kind::kText},                   // what "+" means
+    // Ident (RFC 1413): ZMailer's identflg, its smtpserver's -i option.
+    {"identflg", Kind::kFlag},
+    {"ident-timeout", Kind::kNumber, 1, 60},  // zmnode, seconds
+    {"ident-port", Kind::kNumber, 1, 65535},  // zmnode: 113 (tests)
     {"deliverby", Kind::kCustom},
     // Texts.
     {"hdr220", Kind::kText},
@@ -107,9 +111,9 @@ constexpr Key kKeys[] = {
     {"smtp-auth-file", Kind::kText},                    // zmnode
     {"AUTH-LOGIN-also-without-TLS", Kind::kFlag},
     {"auth-failrate", Kind::kNumber, 0, 1000000},
-    {"ratelimit-auth-factor", Kind::kNumber, 1, 1000},  // zmnode
-    {"rate-slots", Kind::kNumber, 1, 1000},             // zmnode
-    {"rate-slot-seconds", Kind::kNumber, 1, 86400},     // zmnode
+    {"ratelimit-auth-factor", Kind::kNumber, 1, 1000},    // zmnode
+    {"rate-slots", Kind::kNumber, 1, 1000},               // zmnode
+    {"rate-slot-seconds", Kind::kNumber, 1, 86400},       // zmnode
     {"fleet-defer-over-limit", Kind::kNumber, 0, 86400},  // zmnode, seconds
     {"etrn-cluster-wait", Kind::kNumber, 0, 60},          // zmnode, seconds
     {"report-auth-file", Kind::kText},
@@ -294,6 +298,12 @@ absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& path) {
         c.reverse_dns = false;
       } else if (name == "client-dns-timeout") {
         c.client_dns_timeout_sec = static_cast<int>(n);
+      } else if (name == "identflg") {
+        c.ident = true;
+      } else if (name == "ident-timeout") {
+        c.ident_timeout_sec = static_cast<int>(n);
+      } else if (name == "ident-port") {
+        c.ident_port = static_cast<int>(n);
       } else if (name == "dnsbl-zones") {
         if (auto st = need_text(); !st.ok()) return st;
         auto zones = ParseDnsblZones(value);
@@ -563,8 +573,7 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const NodeDir& node) {
 std::optional<std::vector<std::string>> ParseDnsblZones(std::string_view v) {
   std::vector<std::string> out;
   for (std::string_view z : Split(v, ':')) {
-    z = Trim(z);
-    while (!z.empty() && z.back() == '.') z.remove_suffix(1);
+    z = StripTrailingDots(Trim(z));
     if (z.empty() || z.size() > 200 ||
         z.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
@@ -578,7 +587,8 @@ std::optional<std::vector<std::string>> ParseDnsblZones(std::string_view v) {
 }
 
 std::string ExpandHdr220(const std::string& hdr220, const std::string& hostname,
-                         int64_t now_sec, std::string_view client_name) {
+                         int64_t now_sec, std::string_view client_name,
+                         bool identflg) {
   std::string out;
   for (size_t i = 0; i < hdr220.size(); ++i) {
     char c = hdr220[i];
@@ -609,7 +619,9 @@ std::string ExpandHdr220(const std::string& hdr220, const std::string& hostname,
       case 'R':  // zmnode: the client's reverse DNS name
         out += client_name.empty() ? std::string_view("unknown") : client_name;
         break;
-      case 'I':
+      case 'I':  // as ZMailer: "+IDENT" when ident lookups are on
+        if (identflg) out += "+IDENT";
+        break;
       case 'X':
         break;
       default:

@@ -76,6 +76,13 @@ struct ServerConfig {
   int client_dns_timeout_sec = 5;           // client-dns-timeout
   std::vector<std::string> dnsbl_zones = {  // dnsbl-zones: what "+" means
       "zen.spamhaus.org"};
+  // Ident (RFC 1413; ZMailer's identflg, the -i option of its
+  // smtpserver): ask the client's port 113 who holds the connection, at
+  // most ident_timeout_sec (concurrently with the client DNS), for the
+  // Received: header (rcvd-ident) and the log. ident_port only for tests.
+  bool ident = false;         // identflg
+  int ident_timeout_sec = 5;  // ident-timeout (ZMailer's IDENT_TIMEOUT)
+  int ident_port = 113;       // ident-port
   // PROXY protocol (smtpserver_proxy.h; zmnode): the listeners ("smtp",
   // "submission", "smtps") that expect a header from proxy-trusted peers.
   std::vector<std::string> proxy_listeners;  // proxy-protocol
@@ -167,10 +174,12 @@ absl::StatusOr<ServerConfig> ParseServerConfig(const std::string& path);
 absl::StatusOr<ServerConfig> LoadServerConfig(const NodeDir& node);
 
 // Expands hdr220's metatags: %H host name, %V version, %T the time (RFC
-// 5322 date), %X language (empty), %I ident (empty), %% a '%', and
-// (zmnode) %R the client's reverse name ("unknown" when it has none).
+// 5322 date), %X language (empty), %I "+IDENT" when `identflg` (ident
+// lookups are on), else nothing, %% a '%', and (zmnode) %R the client's
+// reverse name ("unknown" when it has none).
 std::string ExpandHdr220(const std::string& hdr220, const std::string& hostname,
-                         int64_t now_sec, std::string_view client_name = {});
+                         int64_t now_sec, std::string_view client_name = {},
+                         bool identflg = false);
 
 // "zone1:zone2" (dnsbl-zones, test-dns-rbl values) -> the zones,
 // lower-case; nullopt when one is not a DNS name.

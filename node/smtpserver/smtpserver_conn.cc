@@ -76,7 +76,8 @@ asio::awaitable<bool> ReadInput(ServerContext& ctx, Conn& c) {
     SetDeadline(c, in_data ? Cfg(c).data_timeout_sec : Cfg(c).idle_timeout_sec);
   }
   // data-min-rate: each window of the transfer must bring rate * window
-  // bytes; while it has not, the window's end is a deadline too.
+  // bytes. The watchdog checks that at the window's end; here the window
+  // is only opened (once per transfer) and its bytes counted.
   const uint64_t need = uint64_t(Cfg(c).data_min_rate) *
                         uint64_t(Cfg(c).data_min_rate_window_sec);
   const bool rate_on = in_data && need > 0;
@@ -84,65 +85,47 @@ asio::awaitable<bool> ReadInput(ServerContext& ctx, Conn& c) {
     c.rate_window_open = false;
   } else if (!c.rate_window_open) {
     c.rate_window_open = true;
-    c.rate_window_start = Clock::now();
+    c.rate_need = need;
+    c.rate_window_sec = Cfg(c).data_min_rate_window_sec;
     c.rate_window_bytes = 0;
-  }
-  const Clock::time_point window_end =
-      c.rate_window_start +
-      std::chrono::seconds(Cfg(c).data_min_rate_window_sec);
-  if (rate_on && c.rate_window_bytes < need && window_end < c.deadline) {
-    c.deadline = window_end;
-    c.timer.cancel();  // the watchdog re-arms for the sooner deadline
+    c.rate_check = Clock::now() + std::chrono::seconds(c.rate_window_sec);
+    if (c.rate_check < c.deadline) c.timer.cancel();  // the watchdog re-arms
   }
   c.reading_command = !in_data;
   std::error_code ec;
-  size_t got = 0;
-  if (c.tls) {
-    std::unique_ptr<char[]> buf(new char[kTlsReadChunk]);
-    size_t n = co_await c.tls->async_read_some(
-        asio::buffer(buf.get(), kTlsReadChunk), Token(ec));
-    if (!ec) {
-      got = n;
-      session.Input(std::string_view(buf.get(), n));
-    }
-  } else {
-    co_await c.socket.async_wait(tcp::socket::wait_read, Token(ec));
-    if (!ec) {
-      // No suspension between the read and Input(): the buffer is this
-      // thread's alone meanwhile.
-      static thread_local char buf[kReadChunk];
-      size_t n = c.socket.read_some(asio::buffer(buf, kReadChunk), ec);
-      if (ec == asio::error::would_block || ec == asio::error::try_again) {
-        ec.clear();  // spurious wake-up: Step() asks for input again
-      } else if (!ec) {
-        got = n;
-        session.Input(std::string_view(buf, n));
+  // A deadline that passed while no read was waiting (our own work on the
+  // pool): no read, the session ends below.
+  if (!c.timed_out) {
+    if (c.tls) {
+      std::unique_ptr<char[]> buf(new char[kTlsReadChunk]);
+      size_t n = co_await c.tls->async_read_some(
+          asio::buffer(buf.get(), kTlsReadChunk), Token(ec));
+      if (!ec) {
+        c.rate_window_bytes += n;
+        session.Input(std::string_view(buf.get(), n));
+      }
+    } else {
+      co_await c.socket.async_wait(tcp::socket::wait_read, Token(ec));
+      if (!ec) {
+        // No suspension between the read and Input(): the buffer is this
+        // thread's alone meanwhile.
+        static thread_local char buf[kReadChunk];
+        size_t n = c.socket.read_some(asio::buffer(buf, kReadChunk), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+          ec.clear();  // spurious wake-up: Step() asks for input again
+        } else if (!ec) {
+          c.rate_window_bytes += n;
+          session.Input(std::string_view(buf, n));
+        }
       }
     }
   }
   c.reading_command = false;
-  if (rate_on && !c.timed_out) {
-    c.rate_window_bytes += got;
-    if (Clock::now() >= window_end) {
-      if (c.rate_window_bytes < need) {
-        c.rate_too_low = true;
-      } else {  // this window brought enough: measure the next one
-        c.rate_window_start = Clock::now();
-        c.rate_window_bytes = 0;
-      }
-    }
-  }
-  if (c.timed_out && rate_on && c.rate_window_bytes < need &&
-      Clock::now() >= window_end) {
-    c.rate_too_low = true;
-  }
   if (c.rate_too_low) {
     ctx.log.Info(session.queue_id(),
                  StrCat("transfer too slow from ", c.label, ": ",
-                        c.rate_window_bytes, " bytes in ",
-                        Cfg(c).data_min_rate_window_sec,
-                        "s, data-min-rate ", Cfg(c).data_min_rate,
-                        " bytes/s"));
+                        c.rate_window_bytes, " bytes in ", c.rate_window_sec,
+                        "s, data-min-rate ", Cfg(c).data_min_rate, " bytes/s"));
     std::string bye = smtp::MakeReply(smtp::ReplyId::kIdleTimeout,
                                       "Data transfer too slow, closing "
                                       "connection")
@@ -231,6 +214,7 @@ asio::awaitable<void> RunCheck(ServerContext& ctx, Conn& c) {
       return st;
     };
     absl::Status st = co_await InPool(ctx.pool, work);
+    check->message_size = sub->size();
     if (!st.ok()) {
       ctx.log.Warning(sub->queue_id(),
                       StrCat("spool write failed: ", Message(st)));
@@ -528,7 +512,30 @@ asio::awaitable<void> Converse(ServerContext& ctx, Conn& c) {
   if (!c.proxy_local_addr.empty()) ci.local_addr = c.proxy_local_addr;
   PolicyAttrs client_attrs = g.settings->policy.ForIp(c.ip);
   ci.trusted = IsTrustedNetwork(client_attrs);
+  // Ident runs meanwhile on this strand; the greeting waits for neither
+  // longer than its timeout. Not for PROXY clients: they reached the
+  // proxy, not an address of ours.
+  std::shared_ptr<IdentLookup> ident;
+  if (g.settings->server.ident && c.proxy_port.empty() &&
+      !ci.local_addr.empty() && !ci.port.empty()) {
+    IdentTarget t;
+    t.local_addr = ci.local_addr;
+    t.client_addr = c.ip;
+    ParseNumber(ci.port, &t.client_port);
+    t.server_port = local.port();
+    t.ident_port = g.settings->server.ident_port;
+    t.timeout_sec = g.settings->server.ident_timeout_sec;
+    ident = StartIdent(c.socket.get_executor(), t);
+  }
   co_await LookUpClientDns(ctx, c, client_attrs, &ci);
+  if (ident) {
+    co_await WaitIdent(*ident);
+    ci.ident = ident->user;
+    ctx.log.Info("", StrCat("ident of ", c.label, ": ",
+                            ident->user.empty() ? ident->outcome
+                                                : StrCat(ident->user, " (",
+                                                         ident->outcome, ")")));
+  }
   if (c.listener == smtp::Listener::kSmtps) {
     // Implicit TLS (RFC 8314): the handshake comes before the greeting.
     if (!co_await Handshake(ctx, c, &ci.tls_info)) co_return;
@@ -554,6 +561,9 @@ asio::awaitable<void> Converse(ServerContext& ctx, Conn& c) {
         if (!co_await Flush(c)) co_return;
         break;
       case smtp::Action::kCheck:
+        // The transfer is over (end of data) or not begun (DATA, the first
+        // BDAT): our own work is not the client's rate.
+        c.rate_window_open = false;
         co_await RunCheck(ctx, c);
         break;
       case smtp::Action::kStartTls: {
@@ -574,6 +584,7 @@ asio::awaitable<void> Converse(ServerContext& ctx, Conn& c) {
         co_await AppendData(ctx, c);
         break;
       case smtp::Action::kCommit:
+        c.rate_window_open = false;
         co_await CommitMessage(ctx, c);
         break;
       case smtp::Action::kAbortMessage:

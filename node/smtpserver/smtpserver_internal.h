@@ -4,9 +4,10 @@
 #ifndef ZM_SMTPSERVER_SMTPSERVER_INTERNAL_H_
 #define ZM_SMTPSERVER_SMTPSERVER_INTERNAL_H_
 
+#include <array>
 #include <asio.hpp>
-#include <atomic>
 #include <asio/ssl.hpp>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -20,6 +21,7 @@
 #include "node/smtp/session.h"
 #include "node/smtpserver/smtpserver_auth.h"
 #include "node/smtpserver/smtpserver_filter.h"
+#include "node/smtpserver/smtpserver_ident.h"
 #include "node/smtpserver/smtpserver_mailauth.h"
 #include "node/smtpserver/smtpserver_metrics.h"
 #include "node/smtpserver/smtpserver_milter.h"
@@ -66,10 +68,15 @@ struct Conn {
   bool stop_poked = false;       // read cancelled by the shutdown
   bool stop_requested = false;   // the server is stopping
   // data-min-rate: the window being measured (DATA/BDAT transfer only).
+  // ReadInput opens it (once per transfer) and counts the bytes; the
+  // watchdog checks them at the window's end (rate_check) and either
+  // starts the next window or ends the session (rate_too_low).
   bool rate_window_open = false;
-  Clock::time_point rate_window_start;
+  Clock::time_point rate_check;  // the end of the current window
   uint64_t rate_window_bytes = 0;
-  bool rate_too_low = false;  // the deadline that fired was the rate's
+  uint64_t rate_need = 0;  // bytes each window must bring
+  int rate_window_sec = 0;
+  bool rate_too_low = false;  // the watchdog found a window short
   std::string ip;
   std::string label;  // "unknown[1.2.3.4]"
   // From a PROXY header (smtpserver_proxy.h): the client's port and the
@@ -108,6 +115,31 @@ asio::awaitable<void> Converse(ServerContext& ctx, Conn& c);
 bool ExpectsProxyHeader(const ServerConfig& cfg, smtp::Listener listener,
                         const std::string& ip);
 asio::awaitable<std::string> ReadProxyHeader(Conn& c);
+
+// Ident (RFC 1413, smtpserver_ident.h; smtpserver_ident_conn.cc): asks
+// the client's ident port from the address it reached, on the session's
+// strand, at most timeout_sec; WaitIdent returns once there is an outcome
+// (answer, error, timeout). Everything of an IdentLookup is touched only on
+// that strand.
+struct IdentTarget {
+  std::string local_addr, client_addr;  // plain IPs, one family
+  int client_port = 0, server_port = 0;
+  int ident_port = 113;
+  int timeout_sec = 5;
+};
+struct IdentLookup {
+  explicit IdentLookup(const asio::any_io_executor& ex);
+  tcp::socket socket;
+  asio::steady_timer deadline;  // closes the socket at the timeout
+  asio::steady_timer notify;    // wakes WaitIdent
+  std::array<char, kMaxIdentReply> buf;
+  bool done = false;
+  std::string user;     // the USERID answer; "" = none
+  std::string outcome;  // for the log: "USERID UNIX", "ERROR NO-USER", ...
+};
+std::shared_ptr<IdentLookup> StartIdent(const asio::any_io_executor& ex,
+                                        const IdentTarget& target);
+asio::awaitable<void> WaitIdent(IdentLookup& lookup);
 
 // Microseconds since the epoch.
 int64_t NowUsec();

@@ -481,11 +481,30 @@ void Server::Release(const std::shared_ptr<Conn>& c) {
 
 asio::awaitable<void> Server::Watchdog(std::shared_ptr<Conn> c) {
   while (!c->done) {
-    c->timer.expires_at(c->deadline);
+    // The sooner of the deadline and the end of a data-min-rate window.
+    Clock::time_point wake = c->deadline;
+    if (c->rate_window_open && !c->timed_out && c->rate_check < wake) {
+      wake = c->rate_check;
+    }
+    c->timer.expires_at(wake);
     std::error_code ec;
     co_await c->timer.async_wait(Token(ec));
     if (c->done) break;
-    if (Clock::now() < c->deadline) continue;  // the deadline moved on
+    Clock::time_point now = Clock::now();
+    if (c->rate_window_open && !c->timed_out && now >= c->rate_check) {
+      if (c->rate_window_bytes < c->rate_need) {
+        // Too slow: the reader says 421 and ends the session.
+        c->rate_too_low = true;
+        c->timed_out = true;
+        c->deadline = now + kCloseGrace;
+        c->socket.cancel(ec);
+        continue;
+      }
+      // This window brought enough: measure the next one.
+      c->rate_window_bytes = 0;
+      c->rate_check = now + std::chrono::seconds(c->rate_window_sec);
+    }
+    if (now < c->deadline) continue;  // the deadline moved on
     if (!c->timed_out) {
       c->timed_out = true;
       c->deadline = Clock::now() + kCloseGrace;

@@ -461,5 +461,42 @@ TEST(Verifier, LooksUpRelationsUsersMailboxesAndLists) {
   EXPECT_EQ(v.Lookup("staff", "").kind, K::kUnknown);
 }
 
+TEST_F(ChecksTest, ClientAttributesAreLookedUpOncePerSession) {
+  ASSERT_TRUE(CompilePolicy(node_, nullptr).ok());
+  MakeChecks([](Settings&) {});
+  auto before = NewSession("198.51.100.1");
+  ASSERT_TRUE(Accepted(Ask(*before, CheckKind::kConnect)));
+  // The network becomes a relay customer's; newdb swaps the compiled
+  // policy in under the running checks.
+  n_.Write("etc/smtp-policy.src", "[198.51.100.0]/24 relaycustnet +\n");
+  ASSERT_TRUE(CompilePolicy(node_, nullptr).ok());
+  // The running session keeps what it looked up at connect...
+  EXPECT_EQ(Text(Ask(*before, CheckKind::kRcptTo, "u@elsewhere.test")),
+            "554 5.7.1 <u@elsewhere.test>: Relay access denied");
+  // ...a new one sees the new policy.
+  auto after = NewSession("198.51.100.1");
+  ASSERT_TRUE(Accepted(Ask(*after, CheckKind::kConnect)));
+  EXPECT_TRUE(Accepted(Ask(*after, CheckKind::kRcptTo, "u@elsewhere.test")));
+}
+
+TEST_F(ChecksTest, MaxOutSizeMeasuresTheMessageNotTheEnvelope) {
+  n_.Write("etc/smtp-policy.src",
+           "[198.51.100.0]/24 relaycustnet + maxoutsize 1000\n");
+  MakeChecks([](Settings&) {});
+  auto s = NewSession("198.51.100.1");
+  ASSERT_TRUE(Accepted(Ask(*s, CheckKind::kConnect)));
+  ASSERT_TRUE(Accepted(Ask(*s, CheckKind::kMailFrom, "a@example.net")));
+  ASSERT_TRUE(Accepted(Ask(*s, CheckKind::kRcptTo, "u@elsewhere.test")));
+  Check m;
+  m.kind = CheckKind::kMessage;
+  m.staged_path = "/nonexistent/staged";  // not read for the size
+  m.message_size = 1000;
+  EXPECT_TRUE(Accepted(checks_->Decide(*s, m)));
+  m.message_size = 1001;
+  EXPECT_EQ(Text(checks_->Decide(*s, m)),
+            "552 5.3.4 Message size exceeds the limit for mail relayed from "
+            "your network");
+}
+
 }  // namespace
 }  // namespace zm::smtpserver

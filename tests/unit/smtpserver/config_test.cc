@@ -154,7 +154,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"PARAM data-min-rate 100 2 3\n", ":1: data-min-rate needs"},
         BadCase{"PARAM dnsbl-zones bad/zone\n", ":1: dnsbl-zones needs"},
         BadCase{"PARAM client-dns-timeout 0\n", ":1: client-dns-timeout"},
-        BadCase{"PARAM no-reverse-dns 1\n", ":1: no-reverse-dns takes no"}));
+        BadCase{"PARAM no-reverse-dns 1\n", ":1: no-reverse-dns takes no"},
+        BadCase{"PARAM identflg 1\n", ":1: identflg takes no value"},
+        BadCase{"PARAM ident-timeout 0\n", ":1: ident-timeout needs"},
+        BadCase{"PARAM ident-timeout 61\n", ":1: ident-timeout needs"},
+        BadCase{"PARAM ident-port 70000\n", ":1: ident-port needs"}));
 
 TEST(ServerConfig, ClientDnsAndDataRateKeys) {
   TempDir d;
@@ -189,6 +193,28 @@ TEST(ServerConfig, Hdr220NamesTheClient) {
   EXPECT_EQ(ExpandHdr220("%H hi %R", "mx.test", 0, "c.example"),
             "mx.test hi c.example");
   EXPECT_EQ(ExpandHdr220("%H hi %R", "mx.test", 0), "mx.test hi unknown");
+}
+
+TEST(ServerConfig, IdentKeysAndHdr220Tag) {
+  TempDir d;
+  auto defaults = ParseServerConfig(d.Write("a.conf", "# nothing\n"));
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_FALSE(defaults->ident);
+  EXPECT_EQ(defaults->ident_timeout_sec, 5);
+  EXPECT_EQ(defaults->ident_port, 113);
+  auto c = ParseServerConfig(d.Write("b.conf", R"(PARAM identflg
+PARAM ident-timeout 2
+PARAM ident-port 1113
+)"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->ident);
+  EXPECT_EQ(c->ident_timeout_sec, 2);
+  EXPECT_EQ(c->ident_port, 1113);
+  // ZMailer's %I: "+IDENT" when ident lookups are on.
+  EXPECT_EQ(ExpandHdr220("%H ESMTP%I", "mx.test", 0, "", true),
+            "mx.test ESMTP+IDENT");
+  EXPECT_EQ(ExpandHdr220("%H ESMTP%I", "mx.test", 0, "", false),
+            "mx.test ESMTP");
 }
 
 TEST(ServerConfig, EveryActedOnKeyIsParsed) {
