@@ -10,11 +10,11 @@
 //   *                    999         veR
 //
 // Every PARAM key ZMailer knows is accepted (docs/smtpserver.md lists
-// them and which this cut acts on); an unknown key, a malformed value of a
-// key this cut uses, or a malformed pattern line is a "file:line: what"
+// them and which are acted on); an unknown key, a malformed value of a
+// key that is used, or a malformed pattern line is a "file:line: what"
 // error and the smtpserver refuses to start. Keys are case-insensitive.
-// HELO/EHLO pattern lines are parsed and kept; applying their style flags
-// comes with the full smtpserver.
+// HELO/EHLO pattern lines are parsed and kept in file order; the policy
+// checks (smtpserver_checks.h) match them and apply their style flags.
 #ifndef ZM_SMTPSERVER_SMTPSERVER_CONFIG_H_
 #define ZM_SMTPSERVER_SMTPSERVER_CONFIG_H_
 

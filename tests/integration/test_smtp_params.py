@@ -255,6 +255,16 @@ def test_maxoutsize(node_factory):
         s.send(("Subject: big\r\n\r\n" + "y" * 70 + "\r\n") * 40 + ".\r\n")
         code, text = s.getreply()
         assert code == 552 and b"5.3.4" in text, text
+        # The limit is the message's: a small message to many recipients
+        # (an envelope far over 1000 bytes) passes.
+        assert s.docmd("MAIL FROM:<a@example.test>")[0] == 250
+        for i in range(40):
+            rcpt = f"RCPT TO:<recipient-number-{i}@elsewhere.test>"
+            assert s.docmd(rcpt)[0] == 250
+        assert s.docmd("DATA")[0] == 354
+        s.send("Subject: small\r\n\r\n" + "z" * 300 + "\r\n.\r\n")
+        code, text = s.getreply()
+        assert code == 250, text
     finally:
         s.quit()
 
