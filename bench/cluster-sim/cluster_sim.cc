@@ -82,6 +82,39 @@ void Join(const BenchArgs& a) {
   }
 }
 
+// Cold start of the whole fleet through the seeds (the seeds of the crash
+// trials: seed + 100 + t).
+void Formation(const BenchArgs& a) {
+  fmt::print("\n### Formation: a cold fleet, every member in every view\n\n");
+  fmt::print(
+      "All nodes start together and join through 3 seeds; time until every "
+      "member sees every other alive, at most 5 simulated minutes ({} "
+      "trials).\n\n",
+      a.trials);
+  fmt::print(
+      "| N | formed | median | max | members learnt by full sync (all "
+      "trials) |\n");
+  fmt::print("| --- | --- | --- | --- | --- |\n");
+  for (size_t n : a.sizes) {
+    Summary form;
+    uint64_t learnt = 0;
+    for (int t = 0; t < a.trials; ++t) {
+      const uint64_t seed = a.seed + 100 + t;
+      Simulator s(FleetOptions(a, n, seed));
+      const auto took =
+          s.RunUntil([&] { return s.Converged(); }, 5 * kMinute);
+      if (!took) std::fprintf(stderr, "seed %llu: not formed\n",
+                              static_cast<unsigned long long>(seed));
+      form.Add(took);
+      for (size_t i = 0; i < s.size(); ++i) {
+        learnt += s.node(i)->Stats().full_sync_learnt;
+      }
+    }
+    fmt::print("| {} | {} of {} | {} | {} | {} |\n", n, form.values.size(),
+               a.trials, form.Median(), form.Max(), learnt);
+  }
+}
+
 void Crash(const BenchArgs& a) {
   fmt::print("\n### Crash detection: a killed node dead everywhere\n\n");
   fmt::print(
@@ -215,12 +248,14 @@ std::vector<size_t> ParseSizes(const char* s) {
 
 int Usage() {
   std::fprintf(stderr,
-               "usage: cluster_sim [--only join|crash|false|bytes|state|rate|"
+               "usage: cluster_sim [--only join|formation|crash|false|bytes|"
+               "state|rate|"
                "propagation|gossip|partition] "
                "[--sizes N,N,...] [--trials T] [--minutes M] [--seed S] "
                "[--starve MS] [--overhead BYTES] [--suspicion-mult M] "
                "[--probe-interval MS] [--probe-timeout MS] "
-               "[--suspicion-min MS] [--suspicion-max MS] [--load KEYS/S]\n");
+               "[--suspicion-min MS] [--suspicion-max MS] [--full-sync MS] "
+               "[--load KEYS/S]\n");
   return 64;
 }
 
@@ -245,6 +280,7 @@ Simulator::Options FleetOptions(const BenchArgs& a, size_t n, uint64_t seed,
   if (a.probe_timeout_ms > 0) {
     o.membership.probe_timeout_ms = a.probe_timeout_ms;
   }
+  if (a.full_sync_ms >= 0) o.membership.full_sync_interval_ms = a.full_sync_ms;
   return o;
 }
 
@@ -282,6 +318,8 @@ int main(int argc, char** argv) {
       a.suspicion_max_ms = std::atoll(v);
     } else if (arg == "--probe-timeout") {
       a.probe_timeout_ms = std::atoll(v);
+    } else if (arg == "--full-sync") {
+      a.full_sync_ms = std::atoll(v);
     } else if (arg == "--load") {
       a.load = std::atoi(v);
     } else if (arg == "--overhead") {
@@ -299,6 +337,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   };
   run("join", {8, 16, 32, 64, 256}, Join);
+  run("formation", {64}, Formation);
   run("crash", {16, 64, 100, 256}, Crash);
   run("false", {16, 32, 100}, FalsePositives);
   run("bytes", {10, 16, 64, 256}, MembershipBytes);

@@ -27,6 +27,8 @@ struct BenchArgs {
   int64_t suspicion_min_ms = 0;
   int64_t suspicion_max_ms = 0;
   int64_t probe_timeout_ms = 0;
+  // Full sync interval (-1: Membership's default, 0: off).
+  int64_t full_sync_ms = -1;
   // gossip: only the cases with this many changing keys/s (-1: all).
   int load = -1;
 };

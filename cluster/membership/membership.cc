@@ -68,8 +68,11 @@ class Membership::Impl {
   Impl(MembershipOptions options, Transport& transport)
       : opts_(std::move(options)), transport_(transport) {
     std::random_device rd;
-    rng_.seed(opts_.random_seed != 0 ? opts_.random_seed
-                                     : (uint64_t{rd()} << 32) | rd());
+    const uint64_t seed = opts_.random_seed != 0
+                              ? opts_.random_seed
+                              : (uint64_t{rd()} << 32) | rd();
+    rng_.seed(seed);
+    sync_rng_.seed(~seed);
     self_ = opts_.self;
     self_.state = MemberState::kAlive;
     self_.reporter.clear();
@@ -608,34 +611,64 @@ class Membership::Impl {
     return out;
   }
 
+  // Merges a peer's whole view (a Join answer). `counted`: count the
+  // members it taught us (a full sync).
+  void MergeView(const std::vector<Member>& view, bool counted, Outbox& out) {
+    for (Member m : view) {
+      const bool known = members_.contains(m.node_id);
+      // A peer's suspicion is its own business; dead entries of its view
+      // are not taken over.
+      if (m.state == MemberState::kSuspect && !known) {
+        m.state = MemberState::kAlive;
+        m.reporter.clear();
+      }
+      ApplyUpdate(m, out);
+      if (counted && !known && members_.contains(m.node_id)) {
+        ++stats_.full_sync_learnt;
+      }
+    }
+  }
+
+  void SendJoinTo(const std::string& address, bool counted, Outbox& out) {
+    const Member self = self_;
+    out.calls.push_back([this, address, self, counted] {
+      transport_.SendJoin(
+          address, self, opts_.join_timeout_ms,
+          [this, counted](absl::StatusOr<std::vector<Member>> view) {
+            if (!view.ok()) return;
+            Outbox out2;
+            {
+              absl::MutexLock l(&mu_);
+              MergeView(*view, counted, out2);
+            }
+            Flush(out2);
+          });
+    });
+  }
+
   void JoinLocked(Outbox& out) {
     last_join_ms_ = opts_.clock();
-    const Member self = self_;
     for (const std::string& seed : seeds_) {
       if (seed.empty() || seed == self_.address) continue;
-      out.calls.push_back([this, seed, self] {
-        transport_.SendJoin(seed, self, opts_.join_timeout_ms,
-                            [this](absl::StatusOr<std::vector<Member>> view) {
-                              if (!view.ok()) return;
-                              Outbox out2;
-                              {
-                                absl::MutexLock l(&mu_);
-                                for (Member m : *view) {
-                                  // A seed's suspicion is its own business;
-                                  // dead entries of its view are not taken
-                                  // over.
-                                  if (m.state == MemberState::kSuspect &&
-                                      !members_.contains(m.node_id)) {
-                                    m.state = MemberState::kAlive;
-                                    m.reporter.clear();
-                                  }
-                                  ApplyUpdate(m, out2);
-                                }
-                              }
-                              Flush(out2);
-                            });
-      });
+      SendJoinTo(seed, false, out);
     }
+  }
+
+  // The full-sync interval for the current fleet size.
+  int64_t FullSyncInterval() const {
+    const double n = static_cast<double>(LiveCountLocked());
+    int64_t scale = 1;
+    if (n > 32) scale += static_cast<int64_t>(std::ceil(std::log2(n / 32)));
+    return opts_.full_sync_interval_ms * scale;
+  }
+
+  // Push-pull with one random live member: our record there, its view
+  // here.
+  void FullSync(Outbox& out) {
+    const std::vector<Member> peer = PickRandomLive(1, "");
+    if (peer.empty() || peer.front().address.empty()) return;
+    ++stats_.full_syncs;
+    SendJoinTo(peer.front().address, true, out);
   }
 
   void TickLocked(Outbox& out) {
@@ -674,6 +707,15 @@ class Membership::Impl {
     if (now >= next_dead_probe_ms_) {
       next_dead_probe_ms_ = now + opts_.dead_probe_interval_ms;
       ProbeDead(out);
+    }
+    if (opts_.full_sync_interval_ms > 0 && now >= next_full_sync_ms_) {
+      // The first one a random part of an interval after the start, so a
+      // fleet started together does not sync in step.
+      if (next_full_sync_ms_ != 0) FullSync(out);
+      // (Its own generator: the protocol's random choices stay what they
+      // are without full syncs.)
+      std::uniform_int_distribution<int64_t> jitter(0, FullSyncInterval() / 4);
+      next_full_sync_ms_ = now + FullSyncInterval() - jitter(sync_rng_);
     }
     if (!seeds_.empty() && LiveCountLocked() <= 1 &&
         now - last_join_ms_ >= opts_.rejoin_interval_ms) {
@@ -896,6 +938,7 @@ class Membership::Impl {
 
   mutable absl::Mutex mu_;
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+  std::mt19937_64 sync_rng_ ABSL_GUARDED_BY(mu_);  // full-sync timing
   Member self_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Entry> members_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Pending> pending_ ABSL_GUARDED_BY(mu_);
@@ -909,6 +952,7 @@ class Membership::Impl {
   int64_t next_gossip_ms_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t next_dead_probe_ms_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_join_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t next_full_sync_ms_ ABSL_GUARDED_BY(mu_) = 0;
   MembershipStats stats_ ABSL_GUARDED_BY(mu_);
 };
 

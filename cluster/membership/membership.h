@@ -168,6 +168,12 @@ struct MembershipOptions {
   int64_t reap_after_ms = 3600 * 1000;
   // With no live peer, Join is retried on the seeds this often.
   int64_t rejoin_interval_ms = 10000;
+  // Full sync (push-pull): every full_sync_interval_ms (times
+  // ceil(log2(n / 32)) + 1 past 32 members, so a big fleet's idle traffic
+  // grows slowly) one random live member is sent a Join with our record and
+  // answers with its whole view, which we merge. A member whose news ran
+  // out of retransmits before reaching us is learnt this way. 0 = off.
+  int64_t full_sync_interval_ms = 30000;
   int64_t join_timeout_ms = 3000;
   int leave_fanout = 5;  // Leave RPCs sent by Leave()
   // Inbound bounds: more updates than this in one request are ignored.
@@ -182,6 +188,8 @@ struct MembershipStats {
   uint64_t refutations = 0;       // we raised our incarnation
   uint64_t rejected_updates = 0;  // malformed member records from peers
   uint64_t updates_sent = 0;      // piggybacked records sent
+  uint64_t full_syncs = 0;        // full-view exchanges started
+  uint64_t full_sync_learnt = 0;  // members first learnt from a full sync
   int awareness = 0;              // current local health score
 };
 

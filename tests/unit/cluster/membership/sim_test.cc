@@ -141,5 +141,50 @@ TEST(SimTest, ANewNodeJoinsARunningFleet) {
   EXPECT_TRUE(s.RunUntil([&] { return s.Converged(); }, kMinute));
 }
 
+// A cold start of 64 nodes in which, without a full sync, some members
+// never learn of some others: their alive news was spent (every copy used
+// its retransmits) before reaching them, and nothing sends it again (seed
+// 113 of bench/cluster-sim's formation trials). The periodic full sync
+// (push-pull of the member table with one random peer) fills the gap.
+TEST(SimTest, FullSyncCompletesAFleetWhoseNewsWasLost) {
+  Simulator s(Fleet(64, 113));
+  EXPECT_TRUE(s.RunUntil([&] { return s.Converged(); }, 5 * kMinute))
+      << "some members never learnt of some others";
+  uint64_t learnt = 0;
+  uint64_t syncs = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    learnt += s.node(i)->Stats().full_sync_learnt;
+    syncs += s.node(i)->Stats().full_syncs;
+  }
+  EXPECT_GT(learnt, 0u) << "the gap was not filled by a full sync";
+  EXPECT_GT(syncs, 0u);
+  EXPECT_EQ(s.counters().false_dead, 0u);
+}
+
+// One full sync per interval per node, not more: over 10 simulated
+// minutes of an idle fleet of 8, each node starts about 20 (30 s, less a
+// jitter of up to a quarter).
+TEST(SimTest, FullSyncRunsAtItsInterval) {
+  Simulator s(Fleet(8, 10));
+  Form(s);
+  s.RunFor(10 * kMinute);
+  for (size_t i = 0; i < s.size(); ++i) {
+    const uint64_t n = s.node(i)->Stats().full_syncs;
+    EXPECT_GE(n, 15u) << "node " << i;
+    EXPECT_LE(n, 27u) << "node " << i;
+  }
+}
+
+TEST(SimTest, FullSyncOffSendsNone) {
+  Simulator::Options o = Fleet(8, 11);
+  o.membership.full_sync_interval_ms = 0;
+  Simulator s(o);
+  Form(s);
+  s.RunFor(2 * kMinute);
+  for (size_t i = 0; i < s.size(); ++i) {
+    EXPECT_EQ(s.node(i)->Stats().full_syncs, 0u);
+  }
+}
+
 }  // namespace
 }  // namespace zm::cluster::sim
