@@ -709,11 +709,12 @@ class Membership::Impl {
       ProbeDead(out);
     }
     if (opts_.full_sync_interval_ms > 0 && now >= next_full_sync_ms_) {
-      // The first one a random part of an interval after the start, so a
-      // fleet started together does not sync in step.
+      // None at the first tick: the first one an interval after the start.
+      // Each comes up to a quarter interval early, so a fleet started
+      // together does not sync in step. (The jitter has its own generator:
+      // the protocol's other random choices stay those of a node without
+      // full sync.)
       if (next_full_sync_ms_ != 0) FullSync(out);
-      // (Its own generator: the protocol's random choices stay what they
-      // are without full syncs.)
       std::uniform_int_distribution<int64_t> jitter(0, FullSyncInterval() / 4);
       next_full_sync_ms_ = now + FullSyncInterval() - jitter(sync_rng_);
     }
