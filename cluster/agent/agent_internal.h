@@ -85,6 +85,8 @@ class GrpcTransport : public Transport {
                    PingReqDone done) override;
   void SendJoin(const std::string& address, const Member& self,
                 int64_t timeout_ms, JoinDone done) override;
+  void SendFullSync(const Member& target, const Member& self,
+                    int64_t timeout_ms, JoinDone done) override;
   void SendLeave(const Member& to, const Member& self, int64_t timeout_ms,
                  LeaveDone done) override;
 
@@ -113,6 +115,8 @@ class GrpcTransport : public Transport {
                           const std::string& node_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   pb::Sender SenderProto() const;
+  void JoinVia(const std::string& address, const std::string& node_id,
+               const Member& self, int64_t timeout_ms, JoinDone done);
 
   const AgentOptions& options_;
   const Sender self_;

@@ -143,10 +143,22 @@ void GrpcTransport::SendPingReq(const Member& via, const Member& target,
 
 void GrpcTransport::SendJoin(const std::string& address, const Member& self,
                              int64_t timeout_ms, JoinDone done) {
+  JoinVia(address, "", self, timeout_ms, std::move(done));
+}
+
+// On the member's own channel (the one its probes use), not a seed's.
+void GrpcTransport::SendFullSync(const Member& target, const Member& self,
+                                 int64_t timeout_ms, JoinDone done) {
+  JoinVia(target.address, target.node_id, self, timeout_ms, std::move(done));
+}
+
+void GrpcTransport::JoinVia(const std::string& address,
+                            const std::string& node_id, const Member& self,
+                            int64_t timeout_ms, JoinDone done) {
   pb::JoinRequest req;
   *req.mutable_self() = ToProto(self);
   Run<pb::JoinRequest, pb::JoinReply>(
-      address, "", timeout_ms, std::move(req),
+      address, node_id, timeout_ms, std::move(req),
       [](auto* async, auto* ctx, auto* rq, auto* rp, auto cb) {
         async->Join(ctx, rq, rp, std::move(cb));
       },

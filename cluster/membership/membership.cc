@@ -629,28 +629,41 @@ class Membership::Impl {
     }
   }
 
-  void SendJoinTo(const std::string& address, bool counted, Outbox& out) {
+  // A Join to `target` (a seed address, or a member for a full sync); its
+  // answer is merged.
+  void SendJoinTo(const std::string& address, const Member* member,
+                  Outbox& out) {
     const Member self = self_;
-    out.calls.push_back([this, address, self, counted] {
-      transport_.SendJoin(
-          address, self, opts_.join_timeout_ms,
-          [this, counted](absl::StatusOr<std::vector<Member>> view) {
-            if (!view.ok()) return;
-            Outbox out2;
-            {
-              absl::MutexLock l(&mu_);
-              MergeView(*view, counted, out2);
-            }
-            Flush(out2);
+    const bool counted = member != nullptr;
+    Transport::JoinDone done = [this, counted](absl::StatusOr<std::vector<Member>> view) {
+      if (!view.ok()) return;
+      Outbox out2;
+      {
+        absl::MutexLock l(&mu_);
+        MergeView(*view, counted, out2);
+      }
+      Flush(out2);
+    };
+    if (member != nullptr) {
+      out.calls.push_back([this, target = *member, self,
+                           done = std::move(done)]() mutable {
+        transport_.SendFullSync(target, self, opts_.join_timeout_ms,
+                                std::move(done));
+      });
+    } else {
+      out.calls.push_back(
+          [this, address, self, done = std::move(done)]() mutable {
+            transport_.SendJoin(address, self, opts_.join_timeout_ms,
+                                std::move(done));
           });
-    });
+    }
   }
 
   void JoinLocked(Outbox& out) {
     last_join_ms_ = opts_.clock();
     for (const std::string& seed : seeds_) {
       if (seed.empty() || seed == self_.address) continue;
-      SendJoinTo(seed, false, out);
+      SendJoinTo(seed, nullptr, out);
     }
   }
 
@@ -668,7 +681,7 @@ class Membership::Impl {
     const std::vector<Member> peer = PickRandomLive(1, "");
     if (peer.empty() || peer.front().address.empty()) return;
     ++stats_.full_syncs;
-    SendJoinTo(peer.front().address, true, out);
+    SendJoinTo("", &peer.front(), out);
   }
 
   void TickLocked(Outbox& out) {

@@ -117,6 +117,14 @@ class Transport {
   virtual void SendJoin(const std::string& address, const Member& self,
                         int64_t timeout_ms, JoinDone done) = 0;
 
+  // Full sync: the Join RPC to a known member (its whole view back). By
+  // default a SendJoin to its address; clusterd's transport sends it on
+  // the channel it already has to that member.
+  virtual void SendFullSync(const Member& target, const Member& self,
+                            int64_t timeout_ms, JoinDone done) {
+    SendJoin(target.address, self, timeout_ms, std::move(done));
+  }
+
   // Leave RPC. ok = the peer took it.
   using LeaveDone = std::function<void(bool ok)>;
   virtual void SendLeave(const Member& to, const Member& self,
