@@ -2,7 +2,10 @@
 MAILQv2 admin commands as an ALL user (see docs/admin-protocol.md)."""
 
 import hashlib
+import json
 import socket
+
+from conftest import wait_for
 
 ADMIN_USER, ADMIN_PASS = "root", "itest-secret"
 
@@ -68,3 +71,21 @@ def queue_deferred(node, message):
     assert proc.returncode == 0, proc.output
     m = node.wait_log(r"(\S+): to=<slowpoke@[^>]*>.*status=deferred")
     return m.group(1)
+
+
+def queue_tried(node, rcpt, message):
+    """Submits `message` to `rcpt` with sendmail and waits until mailq
+    --json shows its first recipient tried at least once; its queue id."""
+    proc = node.sendmail(rcpt, message=message)
+    assert proc.returncode == 0, proc.output
+    qid = node.submitted_ids()[0]
+
+    def tried():
+        for line in node.mailq("--json").stdout.splitlines():
+            obj = json.loads(line)
+            if obj.get("queue_id") == qid and obj["recipients"] and \
+                    obj["recipients"][0]["attempts"] >= 1:
+                return obj
+        return None
+    wait_for(tried, what=f"{qid} tried once")
+    return qid

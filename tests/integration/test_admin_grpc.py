@@ -7,13 +7,13 @@ where nothing listens, so remote mail stays queued and deferred.
 event stream against the scheduler alone.)
 """
 
-import json
 import os
 import re
 
 import pytest
 
 from conftest import free_port, wait_for
+from scheduler_util import queue_tried
 from sink_util import set_smtp_command
 
 REMOTE = "user@remote.example"
@@ -45,20 +45,7 @@ def node(node_factory, port):
 
 
 def queued(node):
-    proc = node.sendmail(REMOTE, message="Subject: grpc\n\nfar\n")
-    assert proc.returncode == 0, proc.output
-    qid = node.submitted_ids()[0]
-
-    def tried():
-        proc = node.mailq("--json")
-        for line in proc.stdout.splitlines():
-            obj = json.loads(line)
-            if obj.get("queue_id") == qid and obj["recipients"] and \
-                    obj["recipients"][0]["attempts"] >= 1:
-                return obj
-        return None
-    wait_for(tried, what=f"{qid} tried once")
-    return qid
+    return queue_tried(node, REMOTE, "Subject: grpc\n\nfar\n")
 
 
 def test_mailq_views_over_grpc(node, port):

@@ -7,12 +7,12 @@ remote mail stays queued; the scheduler's ETRN answer shows whether the
 request reached it. (Fleet-wide ETRN: test_fleet.py.)
 """
 
-import json
 import smtplib
 
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import free_port
+from scheduler_util import queue_tried
 from sink_util import set_smtp_command
 
 REMOTE = "user@remote.example"
@@ -25,20 +25,7 @@ def node(node_factory):
 
 
 def queued(node):
-    """Submits one message to REMOTE; its queue id once it was tried."""
-    proc = node.sendmail(REMOTE, message="Subject: etrn\n\nwaits\n")
-    assert proc.returncode == 0, proc.output
-    qid = node.submitted_ids()[0]
-
-    def tried():
-        for line in node.mailq("--json").stdout.splitlines():
-            obj = json.loads(line)
-            if obj.get("queue_id") == qid and obj["recipients"] and \
-                    obj["recipients"][0]["attempts"] >= 1:
-                return obj
-        return None
-    wait_for(tried, what=f"{qid} tried once")
-    return qid
+    return queue_tried(node, REMOTE, "Subject: etrn\n\nwaits\n")
 
 
 def etrn(node, arg):
