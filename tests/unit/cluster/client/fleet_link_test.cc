@@ -339,7 +339,7 @@ TEST_F(FleetLinkTest, EtrnWithoutAgentIsLocal) {
   ASSERT_EQ(Ask(*s, CheckKind::kConnect).outcome, Verdict::Outcome::kAccept);
   // No scheduler runs here either: the local path's own refusal.
   Verdict v = Ask(*s, CheckKind::kEtrn, "example.net");
-  EXPECT_EQ(Text(v), "458 4.3.0 Unable to queue messages for example.net");
+  EXPECT_EQ(Text(v), "458 4.3.0 Unable to queue messages for node example.net");
   EXPECT_TRUE(agent_->etrn_domains().empty());
 }
 
