@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -80,13 +81,28 @@ class AgentTest : public ::testing::Test {
   }
 
   // Starts n agents; every one after the first has the first as its seed.
-  void StartFleet(int n) {
-    StartAgent(Options("n1"));
-    for (int i = 2; i <= n; ++i) {
+  // `tweak` adjusts each agent's options before it starts.
+  void StartFleet(int n,
+                  const std::function<void(AgentOptions&)>& tweak = nullptr) {
+    for (int i = 1; i <= n; ++i) {
       AgentOptions o = Options("n" + std::to_string(i));
-      o.seeds = {Address("n1")};
+      if (i > 1) o.seeds = {Address("n1")};
+      if (tweak) tweak(o);
       StartAgent(std::move(o));
     }
+  }
+
+  // Whether every agent came to see `n` members alive (within WaitFor's
+  // bound); a failure names the first agent that did not.
+  ::testing::AssertionResult AllSeeAlive(size_t n) {
+    for (auto& [id, a] : agents_) {
+      Agent* agent = a.get();
+      if (!WaitFor([&] { return Alive(*agent) == n; })) {
+        return ::testing::AssertionFailure()
+               << id << " sees " << Alive(*agent) << " alive, not " << n;
+      }
+    }
+    return ::testing::AssertionSuccess();
   }
 
   static size_t Alive(Agent& a) {
@@ -265,10 +281,7 @@ TEST_F(AgentTest, WatchPolicyStreamsTheSnapshotThenChanges) {
 
 TEST_F(AgentTest, EtrnRunsOnceOnEveryNodeAndResultsReachTheOrigin) {
   StartFleet(3);
-  for (auto& [id, a] : agents_) {
-    Agent* agent = a.get();
-    ASSERT_TRUE(WaitFor([&] { return Alive(*agent) == 3; })) << id;
-  }
+  ASSERT_TRUE(AllSeeAlive(3));
   auto local = Local("n2");
   pb::StartEtrnRequest start;
   start.set_domain("client.example");
@@ -301,28 +314,18 @@ TEST_F(AgentTest, EtrnRunsOnceOnEveryNodeAndResultsReachTheOrigin) {
   for (const auto& [k, n] : etrn_runs_) EXPECT_EQ(n, 1) << k;
 }
 
-// Not an assertion: the idle gossip traffic of a three-agent fleet at the
-// default 200 ms interval (5 s rounds when idle), real gRPC on loopback,
-// printed for docs/cluster.md; an idle agent still gossips.
 // An idle fleet: probes carry the state hash and anti-entropy runs only
 // as a safety net. Counted, not timed: over 60 gossip intervals a broken
 // back-off runs about two exchanges per interval (fanout 2 here) and
 // sends some 200 serialized bytes per interval; a hash that never matches
 // starts an exchange at every probe (one per 5 intervals).
 TEST_F(AgentTest, IdleGossipIsOneHashPerProbe) {
-  auto options = [&](const std::string& id) {
-    AgentOptions o = Options(id);
+  StartFleet(3, [](AgentOptions& o) {
     o.gossip_interval_ms = 100;
     o.membership.probe_interval_ms = 500;
     o.membership.probe_timeout_ms = 250;
-    if (id != "n1") o.seeds = {Address("n1")};
-    return o;
-  };
-  for (const std::string id : {"n1", "n2", "n3"}) StartAgent(options(id));
-  for (auto& [id, a] : agents_) {
-    Agent* agent = a.get();
-    ASSERT_TRUE(WaitFor([&] { return Alive(*agent) == 3; })) << id;
-  }
+  });
+  ASSERT_TRUE(AllSeeAlive(3));
   // Past the joins' news (2 s), into the back-off.
   Agent& n1 = *agents_["n1"];
   ASSERT_TRUE(WaitFor([&] { return n1.Stats().gossip_idle; }, 20000));
@@ -351,18 +354,11 @@ TEST_F(AgentTest, IdleGossipIsOneHashPerProbe) {
 // still spreads: the probes' state hashes differ, and the prober
 // exchanges with that peer without waiting for the 30 s idle round.
 TEST_F(AgentTest, IdleFleetSpreadsAChangeThroughProbeHashes) {
-  auto options = [&](const std::string& id) {
-    AgentOptions o = Options(id);
+  StartFleet(3, [](AgentOptions& o) {
     o.gossip_interval_ms = 100;
     o.gossip_idle_interval_ms = 600000;  // no idle round in this test
-    if (id != "n1") o.seeds = {Address("n1")};
-    return o;
-  };
-  for (const std::string id : {"n1", "n2", "n3"}) StartAgent(options(id));
-  for (auto& [id, a] : agents_) {
-    Agent* agent = a.get();
-    ASSERT_TRUE(WaitFor([&] { return Alive(*agent) == 3; })) << id;
-  }
+  });
+  ASSERT_TRUE(AllSeeAlive(3));
   for (auto& [id, a] : agents_) {
     Agent* agent = a.get();
     ASSERT_TRUE(WaitFor([&] { return agent->Stats().gossip_idle; }, 20000))
