@@ -146,13 +146,11 @@ void GroupCommitter::RunDirSync() {
     }
     // Every rename taken here happened before this fsync starts. A message
     // whose rename happened but whose folder fsync failed is in router/ and
-    // will be routed; it is reported failed, so the client sends it again:
-    // a duplicate, never a loss.
+    // will be routed (a published submission cannot be aborted); it is
+    // reported failed, so the client sends it again: a duplicate, never a
+    // loss.
     absl::Status dir = spool_.SyncRouterDir();
-    for (auto& r : renamed) {
-      if (!dir.ok()) r.sub->Abort();
-      r.done(dir);
-    }
+    for (auto& r : renamed) r.done(dir);
   }
 }
 
