@@ -45,6 +45,10 @@ absl::StatusOr<pb::ActionReply> LocalEtrn(const NodeDir& node,
   return (*c)->Etrn(domain);
 }
 
+bool IsRefusal(const absl::Status& s) {
+  return absl::IsUnauthenticated(s) || absl::IsPermissionDenied(s);
+}
+
 absl::StatusOr<std::unique_ptr<GrpcAdminClient>> GrpcAdminClient::Connect(
     const NodeDir& node, std::string user, std::string password) {
   return ConnectTo(GrpcSocketTarget(node), std::move(user),

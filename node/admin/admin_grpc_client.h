@@ -51,6 +51,12 @@ absl::StatusOr<pb::ActionReply> LocalEtrn(const NodeDir& node,
                                           const std::string& domain,
                                           int64_t timeout_ms = 10'000);
 
+// True for the scheduler's refusals (Unauthenticated: no such user for
+// the caller's address or a wrong password; PermissionDenied: no ETRN
+// token), which RFC 1985 answers with 459; anything else (Unavailable:
+// the scheduler is down) is 458.
+bool IsRefusal(const absl::Status& s);
+
 class GrpcAdminClient {
  public:
   // To the node's run/scheduler.sock. Fetches the first nonce, so a

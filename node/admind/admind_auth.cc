@@ -1,12 +1,12 @@
 #include "node/admind/admind_auth.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 
 #include "node/common/strings.h"
+#include "node/smtp/sasl.h"
 
 namespace zm::admind {
 
@@ -17,15 +17,8 @@ std::optional<BasicCredentials> ParseBasicAuth(std::string_view header) {
   if (b64.empty() || b64.size() > 1024 || b64.size() % 4 != 0) {
     return std::nullopt;
   }
-  std::string out(b64.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(b64.data()),
-                          static_cast<int>(b64.size()));
-  if (n < 0) return std::nullopt;
-  // EVP_DecodeBlock counts the padding as zero bytes.
-  size_t len = static_cast<size_t>(n);
-  for (size_t i = b64.size(); i > 0 && b64[i - 1] == '='; --i) --len;
-  out.resize(len);
+  std::string out;
+  if (!smtp::Base64Decode(b64, &out)) return std::nullopt;
   auto colon = out.find(':');
   if (colon == std::string::npos) return std::nullopt;
   return BasicCredentials{out.substr(0, colon), out.substr(colon + 1)};

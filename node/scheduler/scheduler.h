@@ -36,6 +36,7 @@
 #include "node/scheduler/scheduler_conf.h"
 #include "node/scheduler/scheduler_dsn.h"
 #include "node/scheduler/scheduler_metrics.h"
+#include "node/scheduler/scheduler_remover.h"
 #include "node/spool/spool.h"
 
 namespace zm::scheduler {
@@ -252,8 +253,9 @@ class Scheduler {
   // Starts it on run/scheduler.sock and `tcp` ("" = none), TLS there if
   // `tls` has a certificate (LoadGrpcTls).
   absl::Status OpenAdminGrpc(const std::string& tcp, GrpcTls tls);
-  // After a reload: restarts it if PARAMgrpcaddr or the TLS files changed
-  // (back on the old ones if the new address cannot be served).
+  // After a reload: if PARAMgrpcaddr or the TLS files changed, starts the
+  // new TCP listener, then retires the old one (its calls get a grace
+  // period); unchanged, or the new one cannot be served: nothing changes.
   void ReopenAdminGrpc(GrpcTls tls);
   int AdminGrpcFd() const;        // readable: calls wait for the loop
   void RunAdminGrpc();            // runs them (on the loop)
@@ -307,12 +309,18 @@ class Scheduler {
   bool agent_shortage_ = false;
   bool shortage_before_ = false;       // agent_shortage_ of the previous Pump
   std::set<std::string> retry_dirty_;  // messages whose retry file is stale
+  // Finished messages' files are unlinked on the remover's thread; until it
+  // reports one, its id is here and a scan does not load it again (an id
+  // whose queue/ file could not be removed stays, as before: not until a
+  // restart).
+  Remover remover_{log_};
+  std::set<std::string> removing_;
+  // The remover's reports: `removed` log lines and events.
+  void Removed();
   SchedulerMetrics metrics_{node_};    // exported counters (docs/metrics.md)
   // The gRPC admin server (scheduler_admin_grpc.cc); declared last so that
   // it stops, and its calls end, before the rest goes away.
   std::shared_ptr<class AdminGrpc> admin_grpc_;
-  GrpcTls admin_grpc_tls_;       // what admin_grpc_ serves TCP with
-  std::string admin_grpc_addr_;  // and where ("" = no TCP)
 };
 
 // Seconds as Postfix logs delays: "0", "0.43", "1.1", "125".

@@ -24,6 +24,9 @@ constexpr int64_t kTickMs = 1000;
 constexpr int64_t kRescanMs = 60'000;
 constexpr int64_t kAdminIdleMs = 300'000;
 constexpr int64_t kStopGraceMs = 10'000;
+// inotify bytes read per loop pass: about 100 arrivals (an event is 16
+// bytes plus the padded name).
+constexpr size_t kInotifyBytesPerPass = 4096;
 
 }  // namespace
 
@@ -65,6 +68,7 @@ absl::Status Scheduler::Start() {
   if (::inotify_add_watch(inotify_.get(), tdir.c_str(), IN_MOVED_TO) < 0) {
     return fs::ErrnoStatus("inotify_add_watch", tdir, errno);
   }
+  if (auto s = remover_.Start(); !s.ok()) return s;
   if (auto s = OpenAdmin(); !s.ok()) return s;
   auto tls = LoadGrpcTls(conf_);
   if (!tls.ok()) return tls.status();
@@ -141,19 +145,22 @@ int Scheduler::Loop() {
         }
       }
     });
+    // One read of new arrivals per pass, not until the queue is empty:
+    // while the router keeps renaming control files in, draining would
+    // load messages for a long time with no agent fed and no result read.
+    // What is left stays readable and is taken in the next pass, after
+    // Pump() and the agents' results.
     add(inotify_.get(), POLLIN, [&](short) {
-      alignas(inotify_event) char buf[16384];
-      while (true) {
-        ssize_t n = ::read(inotify_.get(), buf, sizeof buf);
-        if (n <= 0) break;
-        for (char* p = buf; p < buf + n;) {
-          auto* ev = reinterpret_cast<inotify_event*>(p);
-          if (ev->mask & IN_Q_OVERFLOW) ScanTransport();
-          if (ev->len > 0) LoadMessage(ev->name, true);
-          p += sizeof(inotify_event) + ev->len;
-        }
+      alignas(inotify_event) char buf[kInotifyBytesPerPass];
+      ssize_t n = ::read(inotify_.get(), buf, sizeof buf);
+      for (char* p = buf; n > 0 && p < buf + n;) {
+        auto* ev = reinterpret_cast<inotify_event*>(p);
+        if (ev->mask & IN_Q_OVERFLOW) ScanTransport();
+        if (ev->len > 0) LoadMessage(ev->name, true);
+        p += sizeof(inotify_event) + ev->len;
       }
     });
+    add(remover_.fd(), POLLIN, [&](short) { Removed(); });
     if (unix_listen_.valid()) {
       add(unix_listen_.get(), POLLIN,
           [&](short) { AcceptAdmin(unix_listen_.get(), true); });
@@ -207,6 +214,8 @@ int Scheduler::Loop() {
       if (pfds[i].revents) handlers[i](pfds[i].revents);
     }
   }
+  remover_.Stop();  // the files of every finished message are gone
+  Removed();
   log_.Info("", "stopped");
   return 0;
 }

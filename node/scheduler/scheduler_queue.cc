@@ -111,7 +111,7 @@ void Scheduler::ScanTransport() {
 }
 
 void Scheduler::LoadMessage(const std::string& qid, bool arrived) {
-  if (!mail::IsQueueId(qid) || msgs_.count(qid)) return;
+  if (!mail::IsQueueId(qid) || msgs_.count(qid) || removing_.count(qid)) return;
   std::string cpath = spool_.Path(spool::kTransport, qid);
   auto text = fs::ReadFile(cpath, kMaxControlBytes);
   if (!text.ok()) {
@@ -568,19 +568,12 @@ void Scheduler::FinishMessage(Message& m) {
   } else if (!report.empty() && !m.cf.error_to.empty() && !null_sender) {
     if (!SubmitDsn(m, std::move(report), false, m.cf.error_to, "")) return;
   }
-  if (!moved_to_postman && ::unlink(qpath.c_str()) != 0 && errno != ENOENT) {
-    log_.Error(qid,
-               StrCat("cannot remove ", qpath, ": ", std::strerror(errno)));
-    return;
-  }
-  if (::unlink(cpath.c_str()) != 0 && errno != ENOENT) {
-    log_.Error(qid,
-               StrCat("cannot remove ", cpath, ": ", std::strerror(errno)));
-  }
-  if (m.retry_file) ::unlink(spool_.Path(kRetryFolder, qid).c_str());
+  // The files go on the remover's thread (queue/ first, then transport/
+  // and retry/); `removed` is logged when it reports them gone (Removed()).
+  remover_.Add({qid, moved_to_postman ? std::string() : qpath, cpath,
+                m.retry_file ? spool_.Path(kRetryFolder, qid) : std::string()});
+  removing_.insert(qid);
   retry_dirty_.erase(qid);
-  log_.Info(qid, "removed");
-  Event(StrCat(qid, ": removed"));
   ++counters_.msgs_out;
   counters_.rcpts_out += m.rcpts.size();
   std::set<ThreadKey> left;
@@ -594,6 +587,15 @@ void Scheduler::FinishMessage(Message& m) {
   msgs_.erase(qid);
   // Empty threads are removed by the loop's tick, not here: callers may
   // be iterating over threads_.
+}
+
+void Scheduler::Removed() {
+  for (const Remover::Done& d : remover_.TakeDone()) {
+    if (!d.ok) continue;  // logged by the remover; stays in removing_
+    removing_.erase(d.qid);
+    log_.Info(d.qid, "removed");
+    Event(StrCat(d.qid, ": removed"));
+  }
 }
 
 std::string SerializeRetry(const std::vector<RetryRecord>& records) {

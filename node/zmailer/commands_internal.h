@@ -4,12 +4,17 @@
 #ifndef ZM_ZMAILER_COMMANDS_INTERNAL_H_
 #define ZM_ZMAILER_COMMANDS_INTERNAL_H_
 
+#include <cstddef>
 #include <string>
 
 #include "node/common/node_dir.h"
 #include "node/zmailer/zmailer.h"
 
 namespace zm::zmailer::internal {
+
+// The largest message file a command reads whole (thaw, requeue, drain):
+// above what sendmail (256 MiB) or a sensible smtpserver maxsize accepts.
+inline constexpr size_t kMaxMessageFileBytes = 512u << 20;
 
 int CmdInit(const InitOptions& opts);
 int CmdStart(const NodeDir& node, bool foreground);

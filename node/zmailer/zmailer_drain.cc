@@ -24,13 +24,12 @@
 #include "node/mail/envelope.h"
 #include "node/spool/spool.h"
 #include "node/ta/smtpclient/smtpclient.h"
+#include "node/zmailer/commands_internal.h"
 #include "node/zmailer/supervisor_internal.h"
 #include "node/zmailer/zmailer.h"
 
 namespace zm::zmailer::internal {
 namespace {
-
-constexpr size_t kMaxMessageBytes = 512u << 20;  // the spool's own bound
 
 int Fail(std::string_view text) {
   std::cerr << "zmailer: " << text << "\n";
@@ -119,7 +118,7 @@ bool HandOffMessageFile(const spool::Spool& spool, std::string_view folder,
                         const std::string& helo, int timeout_ms, Logger& log,
                         HandoffReport& report) {
   std::string path = spool.Path(folder, name);
-  auto text = fs::ReadFile(path, kMaxMessageBytes);
+  auto text = fs::ReadFile(path, kMaxMessageFileBytes);
   if (!text.ok()) {
     report.problems.push_back(StrCat(name, ": ", Message(text.status())));
     return false;
@@ -166,7 +165,7 @@ Handed HandOffRouted(const spool::Spool& spool, const std::string& qid,
                      HandoffReport& report) {
   std::string cpath = spool.Path(spool::kTransport, qid);
   std::string qpath = spool.Path(spool::kQueue, qid);
-  auto ctext = fs::ReadFile(cpath, kMaxMessageBytes);
+  auto ctext = fs::ReadFile(cpath, kMaxMessageFileBytes);
   if (!ctext.ok()) {
     report.problems.push_back(StrCat(qid, ": ", Message(ctext.status())));
     return Handed::kNone;
@@ -182,7 +181,7 @@ Handed HandOffRouted(const spool::Spool& spool, const std::string& qid,
   for (const auto& r : cf->recipients) {
     if (!final_ones.contains(r.index)) pending.push_back(&r);
   }
-  auto qtext = fs::ReadFile(qpath, kMaxMessageBytes);
+  auto qtext = fs::ReadFile(qpath, kMaxMessageFileBytes);
   if (!qtext.ok() || cf->body_offset > qtext->size()) {
     report.problems.push_back(StrCat(qid, ": no readable message in queue/"));
     return Handed::kNone;

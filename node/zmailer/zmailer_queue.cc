@@ -17,6 +17,7 @@
 #include "node/mail/queue_id.h"
 #include "node/scheduler/scheduler_conf.h"
 #include "node/spool/spool.h"
+#include "node/zmailer/commands_internal.h"
 #include "node/zmailer/zmailer.h"
 #include "node/zmailer/zmailer_policy.h"
 
@@ -52,10 +53,18 @@ int BackToRouter(const NodeDir& node, std::string_view folder,
                  const std::string& name, const std::string& qid,
                  std::string_view what) {
   std::string from = StrCat(node.spool(), "/", folder, "/", name);
-  auto text = fs::ReadFile(from);
-  if (!text.ok() || !mail::ParseMessageFile(*text).ok()) {
+  // Read with the bound of every whole-file command (ReadFile's default,
+  // 64 MiB, refused a big message as "not a message file").
+  auto text = fs::ReadFile(from, kMaxMessageFileBytes);
+  if (!text.ok()) {
+    std::cerr << "zmailer: " << Message(text.status())
+              << "; it stays where it is\n";
+    return kExitFailure;
+  }
+  if (auto mf = mail::ParseMessageFile(*text); !mf.ok()) {
     std::cerr << "zmailer: " << folder << "/" << name
-              << " is not a message file; it stays where it is\n";
+              << " is not a message file (" << Message(mf.status())
+              << "); it stays where it is\n";
     return kExitFailure;
   }
   std::string to = StrCat(node.spool(), "/", spool::kRouter, "/", qid);

@@ -140,7 +140,8 @@ def test_reload_keeps_the_old_listener(node, tls, port):
     # A good reload without TLS reopens the listener plain.
     tls_conf(node, port, "", "")
     os.kill(node.pid("scheduler"), signal.SIGHUP)
-    node.wait_log(r"admin gRPC reopened on 127\.0\.0\.1:\d+$")
+    node.wait_log(r"admin gRPC reopened on 127\.0\.0\.1:\d+; "
+                  r"calls on 127\.0\.0\.1:\d+ end within \d+ s$")
     plain = wait_for(lambda: (lambda p: p if p.returncode == 0 else None)(
         mailq_tls(node, port)), what="plaintext mailq after the reload")
     assert "Msgs: 0 " in plain.stdout, plain.output

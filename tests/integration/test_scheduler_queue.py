@@ -113,3 +113,17 @@ def test_retry_state_survives_scheduler_restart(node_factory):
                     return j["recipients"][0]["attempts"]
         return None
     assert wait_for(attempts, what="message listed after restart") == 2
+
+
+def test_a_frozen_message_over_64_mib_is_thawed(node):
+    # `zmailer thaw` read the file with ReadFile's 64 MiB default and
+    # called a bigger message "not a message file"; sendmail takes 256 MiB.
+    frozen = fake_qid(3)
+    line = "x" * 999 + "\n"
+    body = "Subject: big-thaw\n\n" + line * (66 * 1024)  # 66 MiB
+    path = node.spool / "freezer" / f"{frozen}.policy"
+    path.write_text(message_file(frozen, "root@localhost", body))
+    proc = node.zmailer("thaw", frozen)
+    assert proc.returncode == 0, proc.output
+    assert "thawed" in proc.stdout
+    assert not path.exists()

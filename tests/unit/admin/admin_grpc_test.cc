@@ -11,6 +11,8 @@
 
 #include <atomic>
 #include <filesystem>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "node/admin/admin_grpc_client.h"
@@ -37,14 +39,7 @@ class AdminGrpcTest : public ::testing::Test {
     spool_ = std::make_unique<spool::Spool>(node_.spool(), "t1");
     ASSERT_TRUE(spool_->CreateLayout().ok());
     port_ = testutil::FreeLoopbackPort();
-    Write("scheduler.conf",
-          StrCat("PARAMauthfile = \"$MAILVAR/scheduler.auth\"\n"
-                 "PARAMgrpcaddr = \"TCP:127.0.0.1:",
-                 port_,
-                 "\"\n"
-                 "*/*  interval=1h expiry=3d idlemax=1m\n"
-                 "local/*\n    command=\"",
-                 ZM_TESTDATA, "/fake_ta.py\"\n"));
+    WriteConf(port_);
     Write("scheduler.auth",
           "nobody:nobody:SNMP QQ TT ETRN:[127.0.0.1]/32\n"
           "root:secret:ALL:[127.0.0.1]/32\n"
@@ -69,6 +64,18 @@ class AdminGrpcTest : public ::testing::Test {
       ::waitpid(pid_, &st, 0);
     }
     std::filesystem::remove_all(home_);
+  }
+
+  // scheduler.conf with the gRPC TCP listener on 127.0.0.1:`port`.
+  void WriteConf(int port) {
+    Write("scheduler.conf",
+          StrCat("PARAMauthfile = \"$MAILVAR/scheduler.auth\"\n"
+                 "PARAMgrpcaddr = \"TCP:127.0.0.1:",
+                 port,
+                 "\"\n"
+                 "*/*  interval=1h expiry=3d idlemax=1m\n"
+                 "local/*\n    command=\"",
+                 ZM_TESTDATA, "/fake_ta.py\"\n"));
   }
 
   void Write(const std::string& name, const std::string& text) {
@@ -328,6 +335,127 @@ TEST_F(AdminGrpcTest, EventStreamShowsADelivery) {
     removed |= ev.kind() == pb::DeliveryEvent::REMOVED;
   }
   EXPECT_TRUE(result && removed) << Log();
+}
+
+// An event stream read in a thread of its own until it ends: the messages
+// it saw removed and how it ended.
+struct Watch {
+  std::unique_ptr<GrpcAdminClient> client;
+  std::atomic<bool> ready{false};
+  std::atomic<bool> finished{false};
+  std::mutex mu;
+  std::set<std::string> removed;
+  absl::Status status;
+  std::thread thread;
+
+  explicit Watch(std::unique_ptr<GrpcAdminClient> c) : client(std::move(c)) {
+    thread = std::thread([this] {
+      absl::Status st = client->WatchEvents(
+          [this](const pb::DeliveryEvent& ev) {
+            std::lock_guard l(mu);
+            if (ev.kind() == pb::DeliveryEvent::REMOVED)
+              removed.insert(ev.queue_id());
+            return true;  // read on until the stream ends
+          },
+          60'000, [this] { ready = true; });
+      std::lock_guard l(mu);
+      status = st;
+      finished = true;
+    });
+  }
+  ~Watch() {
+    if (thread.joinable()) thread.join();
+  }
+  bool SawRemoved(const std::string& qid) {
+    std::lock_guard l(mu);
+    return removed.count(qid) > 0;
+  }
+};
+
+// A reload that leaves PARAMgrpcaddr and the TLS files alone leaves the
+// listeners alone: event streams on the UNIX socket and on TCP go on and
+// show a delivery made after the reload.
+TEST_F(AdminGrpcTest, ReloadKeepsRunningEventStreams) {
+  auto local = std::make_unique<Watch>(Client("root", "secret"));
+  auto tcp_client = GrpcAdminClient::ConnectTo(StrCat("127.0.0.1:", port_),
+                                               "root", "secret");
+  ASSERT_TRUE(tcp_client.ok()) << tcp_client.status();
+  auto tcp = std::make_unique<Watch>(std::move(*tcp_client));
+  ASSERT_TRUE(WaitFor([&] { return local->ready && tcp->ready; })) << Log();
+
+  ASSERT_EQ(::kill(pid_, SIGHUP), 0);
+  ASSERT_TRUE(WaitFor([&] {
+    return Log().find("configuration reloaded") != std::string::npos;
+  })) << Log();
+  EXPECT_EQ(Log().find("admin gRPC reopened"), std::string::npos) << Log();
+  EXPECT_FALSE(local->finished || tcp->finished);
+
+  std::string qid = Enqueue("okuser");
+  auto removed = [&](Watch& w) {
+    return WaitFor([&] { return w.SawRemoved(qid) || w.finished; },
+                   30'000) &&
+           w.SawRemoved(qid);
+  };
+  EXPECT_TRUE(removed(*local)) << local->status << Log();
+  EXPECT_TRUE(removed(*tcp)) << tcp->status << Log();
+  EXPECT_FALSE(local->finished || tcp->finished)
+      << local->status << " " << tcp->status;
+  // Both still open: the scheduler's stop ends them.
+  ::kill(pid_, SIGTERM);
+  local.reset();
+  tcp.reset();
+}
+
+// A reload that changes PARAMgrpcaddr starts the new listener and retires
+// the old one: the old port takes no new calls, its running stream still
+// gets events for the grace period and then ends with UNAVAILABLE naming
+// the new address; the UNIX socket's stream is not touched.
+TEST_F(AdminGrpcTest, ChangedPortMovesTheListener) {
+  int old_port = port_;
+  auto local = std::make_unique<Watch>(Client("root", "secret"));
+  auto old_client = GrpcAdminClient::ConnectTo(
+      StrCat("127.0.0.1:", old_port), "root", "secret");
+  ASSERT_TRUE(old_client.ok()) << old_client.status();
+  auto old_stream = std::make_unique<Watch>(std::move(*old_client));
+  ASSERT_TRUE(WaitFor([&] { return local->ready && old_stream->ready; }))
+      << Log();
+
+  int new_port = testutil::FreeLoopbackPort();
+  ASSERT_NE(new_port, old_port);
+  WriteConf(new_port);
+  ASSERT_EQ(::kill(pid_, SIGHUP), 0);
+  std::string moved = StrCat("admin gRPC reopened on 127.0.0.1:", new_port,
+                             "; calls on 127.0.0.1:", old_port, " end within");
+  ASSERT_TRUE(WaitFor([&] { return Log().find(moved) != std::string::npos; }))
+      << Log();
+
+  auto fresh = GrpcAdminClient::ConnectTo(StrCat("127.0.0.1:", new_port),
+                                          "nobody", "nobody");
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_TRUE((*fresh)->ShowQueueShort().ok());
+  auto stale = GrpcAdminClient::ConnectTo(StrCat("127.0.0.1:", old_port),
+                                          "nobody", "nobody", 5'000);
+  EXPECT_FALSE(stale.ok());
+
+  std::string qid = Enqueue("okuser");
+  // The old stream ends by itself once its grace period is over.
+  ASSERT_TRUE(WaitFor([&] { return old_stream->finished.load(); }, 60'000))
+      << Log();
+  {
+    std::lock_guard l(old_stream->mu);
+    EXPECT_EQ(old_stream->status.code(), absl::StatusCode::kUnavailable)
+        << old_stream->status;
+    EXPECT_NE(old_stream->status.message().find(
+                  StrCat("moved to 127.0.0.1:", new_port)),
+              std::string::npos)
+        << old_stream->status;
+  }
+  EXPECT_TRUE(old_stream->SawRemoved(qid)) << Log();
+  EXPECT_TRUE(local->SawRemoved(qid)) << Log();
+  EXPECT_FALSE(local->finished) << local->status;
+  ::kill(pid_, SIGTERM);
+  local.reset();
+  old_stream.reset();
 }
 
 }  // namespace
