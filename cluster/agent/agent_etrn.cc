@@ -20,6 +20,12 @@ EtrnOutcome RunSchedulerEtrn(const std::string& node_home,
     if (absl::IsUnavailable(etrn.status())) {
       return {458, StrCat("scheduler not reachable: ", Message(etrn.status()))};
     }
+    // RFC 1985's 459: this node's scheduler.auth does not let its own
+    // programs ETRN ("nobody" without the ETRN token).
+    if (admin::IsRefusal(etrn.status())) {
+      return {459, StrCat("Node ", domain, " not allowed: refused by the ",
+                          "scheduler (", Message(etrn.status()), ")")};
+    }
     return {458, Message(etrn.status())};
   }
   return {250, etrn->text().empty() ? "ETRN started" : etrn->text()};

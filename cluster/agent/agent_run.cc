@@ -10,12 +10,15 @@
 
 #include "cluster/agent/agent_internal.h"
 #include "cluster/agent/clusterd.h"
+#include "cluster/agent/clusterd_metrics.h"
 #include "cluster/conf/cluster_tls.h"
 #include "node/common/strings.h"
 #include "node/dns/resolver.h"
 
 namespace zm::cluster {
 namespace {
+
+constexpr int kMetricsEveryMs = 1000;
 
 // The fleet's mutual TLS (cluster_tls.h): the files are watched, so a
 // renewed certificate, key or CA is used without a restart; a caller's
@@ -80,6 +83,7 @@ absl::StatusOr<AgentOptions> OptionsFromConf(const NodeDir& node,
   // many / no confirmations), scaled up only past ten members.
   m.suspicion_min_ms = conf.suspicion_min_ms;
   m.suspicion_max_ms = conf.suspicion_max_ms;
+  m.full_sync_interval_ms = conf.full_sync_interval_ms;
 
   if (conf.rate_slots) o.state.rate_window_slots = *conf.rate_slots;
   if (conf.rate_slot_seconds) o.state.rate_slot_seconds = *conf.rate_slot_seconds;
@@ -142,9 +146,14 @@ int RunClusterd(Daemon& daemon) {
     (*agent)->Stop(false);
     return Daemon::Fail("clusterd", s);
   }
+  // The gossip counters go to run/metrics/clusterd.stats once a second.
+  ClusterdMetrics metrics(daemon.node());
   for (;;) {
+    metrics.Update((*agent)->Stats(), (*agent)->membership().Stats());
     struct pollfd pfd = {daemon.signal_fd(), POLLIN, 0};
-    if (::poll(&pfd, 1, -1) < 0 && errno != EINTR) break;
+    int n = ::poll(&pfd, 1, kMetricsEveryMs);
+    if (n < 0 && errno != EINTR) break;
+    if (n <= 0) continue;
     Daemon::Signal sig = daemon.TakeSignal();
     if (sig == Daemon::Signal::kStop) break;
     if (sig == Daemon::Signal::kReload) {

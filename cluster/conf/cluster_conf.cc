@@ -133,6 +133,28 @@ Handler DurationKey(int64_t ClusterConf::*field, int64_t plain_unit_ms) {
   };
 }
 
+// A duration of at least `min_ms`, or "off" (and 0) for 0.
+Handler DurationOrOffKey(int64_t ClusterConf::*field, int64_t plain_unit_ms,
+                         int64_t min_ms) {
+  return [field, plain_unit_ms, min_ms](const LineCtx& l,
+                                        ClusterConf* c) -> absl::Status {
+    if (auto s = l.One(); !s.ok()) return s;
+    if (EqualsIgnoreCase(l.values[0], "off") || l.values[0] == "0") {
+      c->*field = 0;
+      return absl::OkStatus();
+    }
+    auto ms = ParseDuration(l.values[0], plain_unit_ms);
+    if (!ms.ok() || *ms < min_ms) {
+      std::string least = min_ms % 1000 == 0 ? StrCat(min_ms / 1000, "s")
+                                             : StrCat(min_ms, "ms");
+      return l.Fail(StrCat(l.key, " needs a duration of at least ", least,
+                           " or off, not '", l.values[0], "'"));
+    }
+    c->*field = *ms;
+    return absl::OkStatus();
+  };
+}
+
 Handler CountKey(int ClusterConf::*field, int64_t max) {
   return [field, max](const LineCtx& l, ClusterConf* c) -> absl::Status {
     if (auto s = l.One(); !s.ok()) return s;
@@ -211,6 +233,8 @@ const std::map<std::string, Handler, std::less<>>& Handlers() {
       {"indirect-probes", CountKey(&ClusterConf::indirect_probes, 16)},
       {"suspicion-min", DurationKey(&ClusterConf::suspicion_min_ms, 1)},
       {"suspicion-max", DurationKey(&ClusterConf::suspicion_max_ms, 1)},
+      {"full-sync-interval",
+       DurationOrOffKey(&ClusterConf::full_sync_interval_ms, 1000, 1000)},
       {"tls-cert", PathKey(&ClusterConf::tls_cert)},
       {"tls-key", PathKey(&ClusterConf::tls_key)},
       {"tls-ca", PathKey(&ClusterConf::tls_ca)},

@@ -24,8 +24,8 @@
 //
 // Durations take ZMailer's units ("250ms", "2s", "1m", "24h", "1d2h"); a
 // plain number is in the unit the key's name says (…-ms keys and
-// gossip-interval/probe-*/suspicion-* in milliseconds, seed-refresh and
-// policy-tombstone-horizon in seconds).
+// gossip-interval/probe-*/suspicion-* in milliseconds, seed-refresh,
+// full-sync-interval and policy-tombstone-horizon in seconds).
 #ifndef ZM_CLUSTER_CONF_CLUSTER_CONF_H_
 #define ZM_CLUSTER_CONF_CLUSTER_CONF_H_
 
@@ -76,6 +76,9 @@ struct ClusterConf {
   int indirect_probes = 3;           // k peers asked to probe for us
   int64_t suspicion_min_ms = 2000;   // with many confirmations
   int64_t suspicion_max_ms = 6000;   // with none
+  // Pull one random member's whole view this often (scaled past 32
+  // members); 0 ("off") = never. At least 1 s.
+  int64_t full_sync_interval_ms = 30'000;
 
   // Mutual TLS (absolute paths; the files exist when Enabled()).
   std::string tls_cert, tls_key, tls_ca;

@@ -173,6 +173,7 @@ class Membership::Impl {
     std::vector<Member> reply;
     {
       absl::MutexLock l(&mu_);
+      ++stats_.pings_answered;
       ApplyAll(updates, out);
       Contact(from);
       reply = Piggyback(from.node_id);
@@ -392,6 +393,8 @@ class Membership::Impl {
 
   void Emit(Outbox& out, MemberEventType type, const Member& m,
             uint64_t previous_generation = 0) {
+    if (type == MemberEventType::kSuspect) ++stats_.suspect_transitions;
+    if (type == MemberEventType::kDead) ++stats_.dead_transitions;
     out.events.push_back({type, m, previous_generation});
   }
 
@@ -812,6 +815,7 @@ class Membership::Impl {
       if (probe_.active && probe_.seq == seq) {
         --probe_.outstanding;
         if (acked) {
+          ++stats_.probe_acks;
           ContactId(probe_.target);
           AdjustAwareness(-1);
           FinishProbe(true, out);
@@ -868,6 +872,7 @@ class Membership::Impl {
       if (probe_.active && probe_.seq == seq) {
         --probe_.outstanding;
         if (acked) {
+          ++stats_.probe_acks;
           ContactId(probe_.target);
           FinishProbe(true, out);
         } else {

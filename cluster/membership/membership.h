@@ -191,6 +191,7 @@ struct MembershipOptions {
 // Counters for metrics and the simulator.
 struct MembershipStats {
   uint64_t probes = 0;
+  uint64_t probe_acks = 0;        // probes answered (directly or through a peer)
   uint64_t probe_failures = 0;    // direct and indirect failed -> suspect
   uint64_t indirect_probes = 0;   // probes that needed ping-req
   uint64_t refutations = 0;       // we raised our incarnation
@@ -198,6 +199,9 @@ struct MembershipStats {
   uint64_t updates_sent = 0;      // piggybacked records sent
   uint64_t full_syncs = 0;        // full-view exchanges started
   uint64_t full_sync_learnt = 0;  // members first learnt from a full sync
+  uint64_t pings_answered = 0;    // probes from peers we answered
+  uint64_t suspect_transitions = 0;  // members we saw become suspect
+  uint64_t dead_transitions = 0;     // and dead
   int awareness = 0;              // current local health score
 };
 

@@ -72,6 +72,7 @@ TEST_F(ClusterConfTest, DefaultsOfAFleetMember) {
   EXPECT_EQ(c->indirect_probes, 3);
   EXPECT_EQ(c->suspicion_min_ms, 2000);
   EXPECT_EQ(c->suspicion_max_ms, 6000);
+  EXPECT_EQ(c->full_sync_interval_ms, 30000);
   EXPECT_EQ(c->seed_refresh_ms, 30000);
   EXPECT_EQ(c->max_message_bytes, 4 << 20);
   EXPECT_EQ(c->policy_tombstone_horizon_ms, 24LL * 3600 * 1000);
@@ -95,6 +96,7 @@ TEST_F(ClusterConfTest, EveryKey) {
                  "indirect-probes 5\n"
                  "suspicion-min 1500\n"
                  "suspicion-max 1m\n"
+                 "full-sync-interval 45\n"
                  "max-message-bytes 512k\n"
                  "local-socket /tmp/x.sock\n"
                  "rate-slots 12\n"
@@ -117,6 +119,7 @@ TEST_F(ClusterConfTest, EveryKey) {
   EXPECT_EQ(c->indirect_probes, 5);
   EXPECT_EQ(c->suspicion_min_ms, 1500);
   EXPECT_EQ(c->suspicion_max_ms, 60000);
+  EXPECT_EQ(c->full_sync_interval_ms, 45000);
   EXPECT_EQ(c->max_message_bytes, 512 * 1024);
   EXPECT_EQ(c->local_socket, "/tmp/x.sock");
   EXPECT_EQ(c->rate_slots, 12);
@@ -176,6 +179,14 @@ TEST_F(ClusterConfTest, EveryErrorNamesFileAndLine) {
       {f + "probe-timeout 1s 2s\n", "6: probe-timeout takes one value"},
       {f + "indirect-probes 17\n",
        "6: indirect-probes needs a number from 1 to 16, not '17'"},
+      {f + "full-sync-interval 500ms\n",
+       "6: full-sync-interval needs a duration of at least 1s or off, "
+       "not '500ms'"},
+      {f + "full-sync-interval soon\n",
+       "6: full-sync-interval needs a duration of at least 1s or off, "
+       "not 'soon'"},
+      {f + "full-sync-interval 30s 1m\n",
+       "6: full-sync-interval takes one value"},
       {f + "suspicion-min 0\n",
        "6: suspicion-min needs a positive duration, not '0'"},
       {f + "suspicion-max 1hour\n", "6: suspicion-max needs a positive duration, not '1hour'"},

@@ -185,5 +185,17 @@ TEST(ClusterdOptionsTest, SuspicionSettingsReachTheMembership) {
   EXPECT_EQ(o->membership.suspicion_max_ms, 9000);
 }
 
+TEST(ClusterdOptionsTest, FullSyncIntervalReachesTheMembership) {
+  ClusterConf c;
+  c.node_id = "n1";
+  auto o = OptionsFromConf(NodeDir{"/nonexistent"}, c);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->membership.full_sync_interval_ms, 30000);
+  c.full_sync_interval_ms = 0;
+  o = OptionsFromConf(NodeDir{"/nonexistent"}, c);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->membership.full_sync_interval_ms, 0);
+}
+
 }  // namespace
 }  // namespace zm::cluster

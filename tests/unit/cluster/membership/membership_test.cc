@@ -206,6 +206,13 @@ TEST_F(MembershipTest, FailedProbeSuspectsThenDeclaresDeadAfterTheTimeout) {
   m_->Tick();
   EXPECT_EQ(Find("p1")->state, MemberState::kDead);
   EXPECT_EQ(events_.back().type, MemberEventType::kDead);
+  // What clusterd exports (zmnode_gossip_*): one probe, unanswered, one
+  // suspect and one dead transition.
+  MembershipStats st = m_->Stats();
+  EXPECT_EQ(st.probe_acks, 0u);
+  EXPECT_EQ(st.probe_failures, 1u);
+  EXPECT_EQ(st.suspect_transitions, 1u);
+  EXPECT_EQ(st.dead_transitions, 1u);
 }
 
 TEST_F(MembershipTest, SuspicionTimeoutsInTimeAsClusterConfSaysThem) {
@@ -254,6 +261,8 @@ TEST_F(MembershipTest, IndirectProbeAckKeepsTheTargetAlive) {
   transport_.pingreqs[1].done(true, true, {});   // an ack through p?
   EXPECT_EQ(Find(ping.target.node_id)->state, MemberState::kAlive);
   EXPECT_EQ(m_->Stats().probe_failures, 0u);
+  EXPECT_EQ(m_->Stats().probe_acks, 1u);  // through p?
+  EXPECT_EQ(m_->Stats().suspect_transitions, 0u);
 }
 
 TEST_F(MembershipTest, MissedNacksRaiseTheLocalHealthScoreAndStretchTimeouts) {
