@@ -51,7 +51,9 @@ std::string FormatAuthenticationResults(const AuthResults& r) {
       if (!d.reason.empty()) p += Comment(d.reason);
       if (!d.domain.empty()) StrAppend(&p, " header.d=", PValue(d.domain));
       if (!d.selector.empty()) StrAppend(&p, " header.s=", PValue(d.selector));
-      if (!d.algorithm.empty()) StrAppend(&p, " header.a=", d.algorithm);
+      if (!d.algorithm.empty()) {
+        StrAppend(&p, " header.a=", PValue(d.algorithm));
+      }
       if (!d.b_prefix.empty()) StrAppend(&p, " header.b=", PValue(d.b_prefix));
       parts.push_back(std::move(p));
     }

@@ -19,6 +19,7 @@ extern "C" {
 #include "node/dns/resolver.h"
 #include "node/mailauth/mailauth.h"
 #include "node/mailauth/message.h"
+#include "node/smtp/sasl.h"
 
 namespace zm::mailauth {
 namespace {
@@ -316,11 +317,8 @@ namespace {
 using PkeyPtr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 
 std::string Base64(const unsigned char* data, size_t n) {
-  std::string out(4 * ((n + 2) / 3) + 1, '\0');
-  int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data,
-                            static_cast<int>(n));
-  out.resize(len < 0 ? 0 : static_cast<size_t>(len));
-  return out;
+  return smtp::Base64Encode(
+      std::string_view(reinterpret_cast<const char*>(data), n));
 }
 
 PkeyPtr ReadPem(const std::string& pem) {

@@ -1,6 +1,7 @@
-// DMARC: the record is fetched through zm::dns::Resolver and evaluated by
-// libopendmarc (alignment, p= / sp=); pct= sampling and the organizational
-// domain (the Public Suffix List, psl.cc) are ours.
+// DMARC: the record is fetched through zm::dns::Resolver and parsed by
+// libopendmarc (p=, sp=, adkim=, aspf=, pct=); identifier alignment,
+// pct= sampling and the organizational domain (the Public Suffix List,
+// psl.cc: the one list of the process) are ours.
 #include <string.h>
 #include <sys/types.h>
 
@@ -12,7 +13,6 @@ extern "C" {
 #include <random>
 
 #include "absl/status/status.h"
-#include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/dns/resolver.h"
 #include "node/mailauth/mailauth.h"
@@ -20,19 +20,17 @@ extern "C" {
 namespace zm::mailauth {
 namespace {
 
-// libopendmarc keeps its settings (the public suffix list) in process-wide
-// state of its own; it is set up once, before the first evaluation.
+// libopendmarc keeps its settings in process-wide state of its own; it is
+// set up once, before the first evaluation, without a public suffix list:
+// it only parses records here (its own alignment check would need a second
+// copy of the list, and treats a subdomain of a public suffix as aligned
+// with the suffix, against RFC 7489 section 3.1).
 void InitLibrary() {
   static std::once_flag once;
   std::call_once(once, [] {
     OPENDMARC_LIB_T lib;
     ::memset(&lib, 0, sizeof lib);
     lib.tld_type = OPENDMARC_TLD_TYPE_NONE;
-    if (fs::Exists(kDebianPublicSuffixList)) {
-      lib.tld_type = OPENDMARC_TLD_TYPE_MOZILLA;
-      ::strncpy(reinterpret_cast<char*>(lib.tld_source_file),
-                kDebianPublicSuffixList, sizeof lib.tld_source_file - 1);
-    }
     opendmarc_policy_library_init(&lib);
   });
 }
@@ -48,6 +46,17 @@ std::string OrgDomain(std::string_view domain, const PublicSuffixList* psl) {
   auto prev = domain.rfind('.', last - 1);
   return std::string(prev == std::string_view::npos ? domain
                                                     : domain.substr(prev + 1));
+}
+
+// RFC 7489 section 3.1: strict alignment wants the same name, relaxed the
+// same organizational domain.
+bool Aligned(std::string_view id, std::string_view from, int mode,
+             const PublicSuffixList* psl) {
+  std::string a = ToLower(StripTrailingDots(id));
+  std::string b = ToLower(StripTrailingDots(from));
+  if (a.empty()) return false;
+  if (a == b) return true;
+  return mode != DMARC_RECORD_A_STRICT && OrgDomain(a, psl) == OrgDomain(b, psl);
 }
 
 // RFC 7489 section 6.6.4: outside the pct= sample a policy is applied one
@@ -76,27 +85,6 @@ absl::StatusOr<std::string> FindRecord(dns::Resolver& dns,
     found = std::string(v);
   }
   return found;
-}
-
-int SpfOutcomeForLib(SpfResult r) {
-  switch (r) {
-    case SpfResult::kPass:
-      return DMARC_POLICY_SPF_OUTCOME_PASS;
-    case SpfResult::kFail:
-    case SpfResult::kSoftFail:
-      return DMARC_POLICY_SPF_OUTCOME_FAIL;
-    case SpfResult::kTempError:
-      return DMARC_POLICY_SPF_OUTCOME_TMPFAIL;
-    default:
-      return DMARC_POLICY_SPF_OUTCOME_NONE;
-  }
-}
-
-int DkimOutcomeForLib(const std::string& result) {
-  if (result == "pass") return DMARC_POLICY_DKIM_OUTCOME_PASS;
-  if (result == "fail") return DMARC_POLICY_DKIM_OUTCOME_FAIL;
-  if (result == "temperror") return DMARC_POLICY_DKIM_OUTCOME_TMPFAIL;
-  return DMARC_POLICY_DKIM_OUTCOME_NONE;
 }
 
 std::string PolicyName(int p) {
@@ -151,7 +139,6 @@ DmarcOutcome CheckDmarc(dns::Resolver& dns, std::string_view from_domain,
   }
   std::string from = out.from_domain;
   std::string rec = *record;
-  opendmarc_policy_store_from_domain(pctx, U(from));
   if (opendmarc_policy_store_dmarc(pctx, U(rec), U(from),
                                    org.empty() ? nullptr : U(org)) !=
       DMARC_PARSE_OKAY) {
@@ -159,53 +146,28 @@ DmarcOutcome CheckDmarc(dns::Resolver& dns, std::string_view from_domain,
     out.result = "permerror";
     return out;
   }
-  if (spf) {
-    // The SPF identity: the MAIL FROM domain, or the HELO name.
-    std::string domain = spf->checked;
-    auto at = domain.rfind('@');
-    if (at != std::string::npos) domain = domain.substr(at + 1);
-    domain = ToLower(domain);
-    std::string human(SpfResultName(spf->result));
-    opendmarc_policy_store_spf(pctx, U(domain), SpfOutcomeForLib(spf->result),
-                               spf->identity == "helo"
-                                   ? DMARC_POLICY_SPF_ORIGIN_HELO
-                                   : DMARC_POLICY_SPF_ORIGIN_MAILFROM,
-                               U(human));
-  }
-  for (const DkimSignature& s : dkim) {
-    if (s.domain.empty()) continue;
-    std::string d = s.domain, sel = s.selector, human = s.result;
-    opendmarc_policy_store_dkim(pctx, U(d), U(sel), DkimOutcomeForLib(s.result),
-                                U(human));
-  }
-  int verdict = opendmarc_get_policy_to_enforce(pctx);
-  int p = 0, sp = 0;
+  int p = 0, sp = 0, adkim = 0, aspf = 0;
   opendmarc_policy_fetch_p(pctx, &p);
   opendmarc_policy_fetch_sp(pctx, &sp);
-  switch (verdict) {
-    case DMARC_POLICY_PASS:
-      out.result = "pass";
-      out.policy = PolicyName(org.empty() || sp == 0 ? p : sp);
-      break;
-    case DMARC_POLICY_REJECT:
-      out.result = "fail";
-      out.policy = "reject";
-      break;
-    case DMARC_POLICY_QUARANTINE:
-      out.result = "fail";
-      out.policy = "quarantine";
-      break;
-    case DMARC_POLICY_NONE:
-      out.result = "fail";
-      out.policy = "none";
-      break;
-    case DMARC_POLICY_ABSENT:
-      out.result = "none";
-      break;
-    default:
-      out.result = "permerror";
-      break;
+  opendmarc_policy_fetch_adkim(pctx, &adkim);
+  opendmarc_policy_fetch_aspf(pctx, &aspf);
+  // A pass counts when its identifier is aligned with the From: domain:
+  // SPF's MAIL FROM domain (or HELO name), any DKIM signature's d=.
+  bool pass = false;
+  if (spf && spf->result == SpfResult::kPass) {
+    std::string_view domain = spf->checked;
+    auto at = domain.rfind('@');
+    if (at != std::string_view::npos) domain = domain.substr(at + 1);
+    pass = Aligned(domain, from, aspf, options.psl);
   }
+  for (const DkimSignature& s : dkim) {
+    if (pass) break;
+    pass = s.result == "pass" && Aligned(s.domain, from, adkim, options.psl);
+  }
+  // sp= applies when the record is the organizational domain's.
+  const int applied = !org.empty() && sp != DMARC_RECORD_P_UNSPECIFIED ? sp : p;
+  out.result = pass ? "pass" : "fail";
+  out.policy = PolicyName(applied);
   out.published = out.policy;
   int pct = 100;
   if (opendmarc_policy_fetch_pct(pctx, &pct) == DMARC_PARSE_OKAY &&

@@ -5,7 +5,7 @@
 // Every DNS question the libraries ask goes through a zm::dns::Resolver
 // (etc/resolver.conf of the node), never through the system resolver:
 // libspf2 gets a DNS layer of ours, libopendkim a key lookup callback, and
-// DMARC records are fetched here and handed to libopendmarc.
+// DMARC records are fetched here and parsed by libopendmarc.
 //
 //   auto spf = mailauth::CheckSpf(resolver, {.client_ip = "192.0.2.1",
 //                                            .helo = "mx.example.org",
@@ -196,8 +196,9 @@ struct DmarcOptions {
 };
 
 // Looks up _dmarc.<from_domain> (then _dmarc.<organizational domain>,
-// where sp= applies), and evaluates it with libopendmarc against the SPF
-// result and the DKIM signatures (alignment as the record says); a failing
+// where sp= applies), parses it with libopendmarc and evaluates it against
+// the SPF result and the DKIM signatures (alignment as the record says,
+// organizational domains from options.psl); a failing
 // message outside the pct= sample gets the milder policy.
 DmarcOutcome CheckDmarc(dns::Resolver& dns, std::string_view from_domain,
                         const std::optional<SpfOutcome>& spf,

@@ -120,8 +120,7 @@ std::string FromDomain(std::string_view message) {
   addr = Trim(addr);
   auto at = addr.rfind('@');
   if (at == std::string_view::npos) return "";
-  std::string_view domain = Trim(addr.substr(at + 1));
-  while (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);
+  std::string_view domain = StripTrailingDots(Trim(addr.substr(at + 1)));
   if (domain.empty() ||
       domain.find_first_of(" \t,;:<>[]") != std::string_view::npos) {
     return "";

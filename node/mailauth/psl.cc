@@ -16,8 +16,7 @@ PublicSuffixList PublicSuffixList::Parse(std::string_view text) {
     // A rule is the first word of a line; "//" starts a comment.
     auto words = SplitWhitespace(line);
     if (words.empty() || words[0].starts_with("//")) continue;
-    std::string rule = ToLower(words[0]);
-    while (!rule.empty() && rule.back() == '.') rule.pop_back();
+    std::string rule = ToLower(StripTrailingDots(words[0]));
     if (rule.empty()) continue;
     if (rule.front() == '!') {
       psl.exceptions_.insert(rule.substr(1));
@@ -39,8 +38,7 @@ absl::StatusOr<PublicSuffixList> PublicSuffixList::Load(
 
 std::string PublicSuffixList::OrganizationalDomain(
     std::string_view domain) const {
-  std::string d = ToLower(domain);
-  while (!d.empty() && d.back() == '.') d.pop_back();
+  std::string d = ToLower(StripTrailingDots(domain));
   if (d.empty()) return d;
   // The labels of d from the right: suffix(i) is the name made of the
   // last i labels. The public suffix is the longest matching rule (an

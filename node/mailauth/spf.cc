@@ -29,8 +29,7 @@ constexpr struct {
 
 // "4.3.2.1.in-addr.arpa" / nibbles ".ip6.arpa" -> the address as text.
 std::optional<std::string> AddressOfReverseName(std::string_view name) {
-  while (!name.empty() && name.back() == '.') name.remove_suffix(1);
-  std::string lower = ToLower(name);
+  std::string lower = ToLower(StripTrailingDots(name));
   std::string_view n = lower;
   if (n.size() > 13 && n.substr(n.size() - 13) == ".in-addr.arpa") {
     auto parts = Split(n.substr(0, n.size() - 13), '.');

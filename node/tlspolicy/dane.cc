@@ -6,8 +6,7 @@
 namespace zm::tlspolicy {
 
 std::string TlsaName(std::string_view host, int port) {
-  while (!host.empty() && host.back() == '.') host.remove_suffix(1);
-  return StrCat("_", port, "._tcp.", ToLower(host));
+  return StrCat("_", port, "._tcp.", ToLower(StripTrailingDots(host)));
 }
 
 std::optional<smtpclient::TlsaRecord> ParseTlsa(std::string_view rdata) {

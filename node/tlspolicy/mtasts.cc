@@ -8,11 +8,6 @@
 namespace zm::tlspolicy {
 namespace {
 
-std::string_view StripDot(std::string_view s) {
-  while (!s.empty() && s.back() == '.') s.remove_suffix(1);
-  return s;
-}
-
 // A domain usable as a file name: letters, digits, '-', '.', '_'.
 bool SafeName(std::string_view d) {
   if (d.empty() || d[0] == '.' || d.size() > 253) return false;
@@ -125,7 +120,7 @@ absl::StatusOr<StsPolicy> ParseStsPolicy(std::string_view text) {
       p.max_age = std::min(p.max_age, kMaxStsAge);
       age = true;
     } else if (key == "mx") {
-      std::string m = ToLower(StripDot(value));
+      std::string m = ToLower(StripTrailingDots(value));
       if (m.empty()) return absl::InvalidArgumentError("empty mx in policy");
       p.mx.push_back(std::move(m));
     }
@@ -141,7 +136,7 @@ absl::StatusOr<StsPolicy> ParseStsPolicy(std::string_view text) {
 
 bool StsMxMatches(const std::vector<std::string>& patterns,
                   std::string_view host) {
-  std::string h = ToLower(StripDot(host));
+  std::string h = ToLower(StripTrailingDots(host));
   for (const std::string& p : patterns) {
     if (p.size() > 2 && p[0] == '*' && p[1] == '.') {
       std::string_view suffix = std::string_view(p).substr(1);  // ".x.y"
@@ -161,7 +156,7 @@ bool StsMxMatches(const std::vector<std::string>& patterns,
 absl::StatusOr<std::string> FetchStsPolicy(std::string_view domain,
                                            const std::vector<std::string>& ips,
                                            const FetchOptions& options) {
-  std::string host = StrCat("mta-sts.", ToLower(StripDot(domain)));
+  std::string host = StrCat("mta-sts.", ToLower(StripTrailingDots(domain)));
   std::string last = StrCat("no address for ", host);
   for (const std::string& ip : ips) {
     auto conn = smtpclient::Connection::ConnectTcp(ip, options.port,
@@ -247,7 +242,7 @@ absl::StatusOr<std::string> FetchStsPolicy(std::string_view domain,
 }
 
 std::optional<StsPolicy> StsCache::Get(std::string_view domain) const {
-  std::string d = ToLower(StripDot(domain));
+  std::string d = ToLower(StripTrailingDots(domain));
   if (!SafeName(d)) return std::nullopt;
   auto text = fs::ReadFile(StrCat(dir_, "/", d), kMaxStsPolicy + 1024);
   if (!text.ok()) return std::nullopt;
@@ -263,7 +258,7 @@ std::optional<StsPolicy> StsCache::Get(std::string_view domain) const {
 }
 
 absl::Status StsCache::Put(std::string_view domain, const StsPolicy& policy) {
-  std::string d = ToLower(StripDot(domain));
+  std::string d = ToLower(StripTrailingDots(domain));
   if (!SafeName(d)) {
     return absl::InvalidArgumentError(StrCat("bad domain '", domain, "'"));
   }

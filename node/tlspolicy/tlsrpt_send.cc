@@ -1,7 +1,5 @@
 // Sending TLS reports: the `_smtp._tls` record, and the report as a mail
-// (RFC 8460 section 5.3), gzipped with zlib and base64-encoded with
-// OpenSSL.
-#include <openssl/evp.h>
+// (RFC 8460 section 5.3), gzipped with zlib and base64-encoded.
 #include <zlib.h>
 
 #include <time.h>
@@ -11,6 +9,7 @@
 
 #include "node/common/strings.h"
 #include "node/mail/rfc5322.h"
+#include "node/smtp/sasl.h"
 #include "node/tlspolicy/tlsrpt.h"
 
 namespace zm::tlspolicy {
@@ -38,15 +37,11 @@ absl::StatusOr<std::string> Gzip(std::string_view in) {
 
 // Base64 in lines of 76 characters (RFC 2045), LF-terminated.
 std::string Base64Lines(std::string_view in) {
+  const std::string b64 = smtp::Base64Encode(in);
   std::string out;
-  for (size_t i = 0; i < in.size(); i += 57) {
-    std::string_view chunk = in.substr(i, 57);
-    unsigned char buf[80];
-    int n = EVP_EncodeBlock(
-        buf, reinterpret_cast<const unsigned char*>(chunk.data()),
-        static_cast<int>(chunk.size()));
-    out.append(reinterpret_cast<char*>(buf), static_cast<size_t>(n));
-    out += '\n';
+  out.reserve(b64.size() + b64.size() / 76 + 1);
+  for (size_t i = 0; i < b64.size(); i += 76) {
+    StrAppend(&out, std::string_view(b64).substr(i, 76), "\n");
   }
   return out;
 }

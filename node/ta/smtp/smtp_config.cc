@@ -73,7 +73,7 @@ absl::StatusOr<Destination> ParseDestination(std::string_view host,
     h = h.substr(0, colon);
     d.no_mx = true;
   }
-  while (!h.empty() && h.back() == '.') h.remove_suffix(1);
+  h = StripTrailingDots(h);
   if (h.empty()) return absl::InvalidArgumentError("empty destination host");
   d.name = ToLower(h);
   d.literal = IsIp(d.name);

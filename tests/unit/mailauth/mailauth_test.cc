@@ -325,6 +325,70 @@ TEST_F(DmarcTest, PolicyAndAlignment) {
   EXPECT_EQ(none.policy, "none");
 }
 
+// Relaxed alignment compares organizational domains: two names under
+// the same public suffix ("test" by the implicit "*" rule, "co.uk" by the
+// list) are not aligned, a subdomain of the From: domain is.
+TEST_F(DmarcTest, RelaxedAlignmentStopsAtThePublicSuffix) {
+  auto psl = PublicSuffixList::Parse("uk\nco.uk\n");
+  DmarcOptions o;
+  o.psl = &psl;
+  dns_.txt["_dmarc.example.test"] = {"v=DMARC1; p=reject"};
+  dns_.txt["_dmarc.example.co.uk"] = {"v=DMARC1; p=reject"};
+  EXPECT_EQ(CheckDmarc(dns_, "example.test", std::nullopt,
+                       {Sig("evil.test", "pass")}, o)
+                .result,
+            "fail");
+  EXPECT_EQ(CheckDmarc(dns_, "example.test",
+                       Spf(SpfResult::kPass, "a@evil.test"), {}, o)
+                .result,
+            "fail");
+  EXPECT_EQ(CheckDmarc(dns_, "example.test", std::nullopt,
+                       {Sig("mail.example.test", "pass")}, o)
+                .result,
+            "pass");
+  EXPECT_EQ(CheckDmarc(dns_, "example.co.uk", std::nullopt,
+                       {Sig("evil.co.uk", "pass")}, o)
+                .result,
+            "fail");
+  EXPECT_EQ(CheckDmarc(dns_, "example.co.uk",
+                       Spf(SpfResult::kPass, "a@evil.co.uk"), {}, o)
+                .result,
+            "fail");
+  EXPECT_EQ(CheckDmarc(dns_, "example.co.uk", std::nullopt,
+                       {Sig("mail.example.co.uk", "pass")}, o)
+                .result,
+            "pass");
+}
+
+// A subdomain of a public suffix is an organizational domain of its own:
+// a signature of user.shared.example is not aligned with From:
+// shared.example (libopendmarc's own check said it was), nor one of
+// shared.example with a user's From:.
+TEST_F(DmarcTest, ASubdomainOfAPublicSuffixIsNotAligned) {
+  auto psl = PublicSuffixList::Parse("example\nshared.example\n");
+  DmarcOptions o;
+  o.psl = &psl;
+  dns_.txt["_dmarc.shared.example"] = {"v=DMARC1; p=reject"};
+  dns_.txt["_dmarc.user.shared.example"] = {"v=DMARC1; p=reject"};
+  EXPECT_EQ(CheckDmarc(dns_, "shared.example", std::nullopt,
+                       {Sig("user.shared.example", "pass")}, o)
+                .result,
+            "fail");
+  EXPECT_EQ(CheckDmarc(dns_, "shared.example",
+                       Spf(SpfResult::kPass, "a@user.shared.example"), {}, o)
+                .result,
+            "fail");
+  EXPECT_EQ(CheckDmarc(dns_, "user.shared.example", std::nullopt,
+                       {Sig("shared.example", "pass")}, o)
+                .result,
+            "fail");
+  // Siblings under one organizational domain are aligned (relaxed).
+  EXPECT_EQ(CheckDmarc(dns_, "a.user.shared.example", std::nullopt,
+                       {Sig("b.user.shared.example", "pass")}, o)
+                .result,
+            "pass");
+}
+
 TEST_F(DmarcTest, RecordLookup) {
   dns_.txt["_dmarc.example.org"] = {"v=DMARC1; p=reject; sp=quarantine"};
   // A subdomain without its own record uses the organizational domain's
@@ -465,6 +529,13 @@ TEST(AuthResultsTest, OneHeaderWithEveryMethod) {
   EXPECT_NE(FormatAuthenticationResults(r).find(
                 "smtp.mailfrom=\"odd user@example.org\""),
             std::string::npos);
+  // A key lookup that failed for now reports the a= tag as the message
+  // wrote it: quoted when it is not a token.
+  r.dkim[0].algorithm = "rsa-sha256\"(x";
+  EXPECT_NE(FormatAuthenticationResults(r).find(
+                " header.a=\"rsa-sha256\\\"(x\" "),
+            std::string::npos)
+      << FormatAuthenticationResults(r);
 }
 
 }  // namespace

@@ -87,8 +87,10 @@ TEST(TlsrptMail, ReportAsMultipartWithGzippedJson) {
   start = m->find("\n\n", start) + 2;
   size_t end = m->find("\n--", start);
   std::string b64;
-  for (char c : m->substr(start, end - start)) {
-    if (c != '\n') b64 += c;
+  for (std::string_view line :
+       Split(std::string_view(*m).substr(start, end - start), '\n')) {
+    EXPECT_LE(line.size(), 76u);  // RFC 2045 section 6.8
+    b64 += line;
   }
   std::string gz(b64.size(), '\0');
   int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(gz.data()),
