@@ -60,15 +60,14 @@ std::string UnquoteLocalPart(std::string_view local) {
 
 absl::StatusOr<Address> ParseAddress(std::string_view text) {
   std::string_view s = Trim(text);
-  if (s.size() > kMaxLocalPart + kMaxDomain + 512) {
-    return Bad("address too long");
-  }
   if (!s.empty() && s.front() == '<') {
     if (s.back() != '>') return Bad("missing '>'");
     s = Trim(s.substr(1, s.size() - 2));
   } else if (!s.empty() && s.back() == '>') {
     return Bad("missing '<'");
   }
+  // Bounded inside the brackets: "<x>" and "x" are the same address.
+  if (s.size() > kMaxAddress) return Bad("address too long");
   Address a;
   if (s.empty()) {
     a.null = true;

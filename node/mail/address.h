@@ -32,6 +32,8 @@ namespace zm::mail {
 // slightly oversized real-world local parts still route).
 inline constexpr size_t kMaxLocalPart = 256;
 inline constexpr size_t kMaxDomain = 255;
+// The whole address without its angle brackets, source route included.
+inline constexpr size_t kMaxAddress = kMaxLocalPart + kMaxDomain + 512;
 
 struct Address {
   std::string local;   // as written (quotes kept), "" only for null

@@ -58,6 +58,7 @@ std::string SerializeEnvelope(const Envelope& env, size_t* size_offset) {
   Field(&out, "rcvdname", env.client_name);
   Field(&out, "helo", env.helo);
   Field(&out, "authuser", env.auth_user);
+  Field(&out, "identinfo", env.ident);
   Field(&out, "tls", env.tls);
   Field(&out, "user", env.local_user);
   out += "size ";
@@ -156,6 +157,8 @@ absl::StatusOr<MessageFile> ParseMessageFile(std::string_view file) {
       env.helo = value;
     } else if (key == "authuser") {
       env.auth_user = value;
+    } else if (key == "identinfo") {
+      env.ident = value;
     } else if (key == "tls") {
       env.tls = value;
     } else if (key == "user") {

@@ -51,6 +51,7 @@ struct Envelope {
   std::string client_name;  // reverse DNS name, if known
   std::string helo;
   std::string auth_user;   // SMTP AUTH identity
+  std::string ident;       // RFC 1413 USERID of the client ("identinfo")
   std::string tls;         // e.g. "TLSv1.3:TLS_AES_256_GCM_SHA384"
   std::string local_user;  // submitting login (sendmail, rmail)
   uint64_t size = 0;       // bytes of the message after env-end

@@ -85,6 +85,10 @@ absl::StatusOr<std::vector<RelationSpec>> ParseDbasesConf(
     }
     auto file = config::ExpandVariables(tok[4], node);
     if (!file.ok()) return err(Message(file.status()));
+    if (file->empty()) {
+      return err(StrCat("relation '", spec.name, "' needs a source file ('",
+                        tok[4], "' is empty)"));
+    }
     spec.source = file->front() == '/' ? *file : node.etc() + "/" + *file;
     for (size_t i = 5; i < tok.size(); ++i) {
       std::string_view f = tok[i];

@@ -14,6 +14,8 @@
 //     break;
 //   }
 //
+// A check whose Quick() is true may be decided on the driver's own thread.
+//
 // Accept means "go on as the protocol says" (the Session sends its own
 // positive reply unless the verdict carries one); Reject sends the
 // verdict's reply (4xx or 5xx, with its enhanced code) and the command
@@ -140,6 +142,15 @@ class Checks {
   // thread, never on an I/O thread. `session` is not touched by anyone
   // else meanwhile.
   virtual Verdict Decide(const Session& session, const Check& check) = 0;
+  // Whether Decide(session, check) needs no blocking work this time (no
+  // file, database, DNS, socket or program): then a driver may decide on
+  // its I/O thread instead of handing the check to a worker. Must not
+  // block itself. Default: never.
+  virtual bool Quick(const Session& session, const Check& check) {
+    (void)session;
+    (void)check;
+    return false;
+  }
   // For counting (rate-tracker); thread-safe, must not block.
   virtual void Record(const Session& session, Event event) {
     (void)session;

@@ -773,6 +773,7 @@ void Session::FillEnvelope() {
   envelope_.helo = helo_;
   envelope_.local_user = client_.local_user;
   envelope_.auth_user = auth_user_;
+  envelope_.ident = client_.ident;
   envelope_.tls = tls_ ? StrCat(tls_info_.version, ":", tls_info_.cipher) : "";
 }
 

@@ -163,12 +163,13 @@ struct SessionState {
   uint64_t declared_size = 0;  // MAIL's SIZE=, 0 = none
   uint32_t tarpit_ms = 0;
   // The client address's smtp-policy attributes, looked up once per
-  // session (at its first use, normally kConnect); a policy reloaded
-  // meanwhile applies from the next session on.
+  // session (by the driver, SetClientAttrs, or at the first use); a
+  // policy reloaded meanwhile applies from the next session on.
   std::shared_ptr<const PolicyAttrs> client_attrs;
+  bool attrs_given = false;  // by SetClientAttrs, for the next kConnect
 };
 
-class PolicyChecks : public smtp::Checks {
+class PolicyChecks : public SessionChecks {
  public:
   PolicyChecks(std::shared_ptr<const Settings> settings, CheckDeps deps)
       : settings_(std::move(settings)),
@@ -212,6 +213,67 @@ class PolicyChecks : public smtp::Checks {
       deps_.metrics->PolicyRejection(KindName(check.kind));
     }
     return v;
+  }
+
+  // Quick: what the decision reads is in memory (the client's attributes
+  // known, the policy parsed rather than compiled into RocksDB, the
+  // rate-tracker) and no DNS lookup, SPF/DKIM, recipient verification,
+  // content filter, AUTH backend or scheduler call can be needed.
+  bool Quick(const Session& session, const Check& check) override {
+    if (check.kind == CheckKind::kData) return true;  // nothing to decide
+    const bool local = session.client().addr.empty();
+    std::shared_ptr<const PolicyAttrs> attrs;
+    bool sender_no_relay = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const SessionState& st = StateLocked(session);
+      attrs = st.client_attrs;
+      sender_no_relay = st.sender_no_relay;
+    }
+    if (!attrs && !local) return false;  // ForIp would look them up
+    if (!attrs) attrs = std::make_shared<const PolicyAttrs>();
+    const bool memory = policy().in_memory();
+    switch (check.kind) {
+      case CheckKind::kConnect:
+        // The HELO patterns, and the reverse name's policy entry.
+        return memory || session.client().name.empty();
+      case CheckKind::kHelo:
+        return memory;
+      case CheckKind::kMailFrom: {
+        if (deps_.mailauth) return false;  // SPF
+        // A fully trusted client's sender is not looked up, nor checked
+        // in DNS; an authenticated one's not in DNS.
+        const bool full_trust = attrs->Is("fulltrustnet");
+        if (check.arg.empty() || full_trust) return true;
+        return memory && (!deps_.dns || session.authenticated());
+      }
+      case CheckKind::kRcptTo: {
+        if (!memory) return false;
+        const bool relay = RelayAllowed(session) && !sender_no_relay;
+        if (!relay && deps_.dns) return false;  // acceptifmx, acceptifdns
+        return !settings_->server.enable_router || attrs->Is("trustrecipients");
+      }
+      case CheckKind::kMessage:
+        // Without SPF/DKIM and a content filter that applies, the end of
+        // data only reads the session's state and the client's attributes.
+        if (deps_.mailauth) return false;
+        return !deps_.filter || !attrs->Flag("filtering").value_or(true);
+      default:
+        return false;
+    }
+  }
+
+  void SetClientAttrs(const Session& session,
+                      std::shared_ptr<const PolicyAttrs> attrs) override {
+    Update(session, [&attrs](SessionState& st) {
+      st.client_attrs = std::move(attrs);
+      st.attrs_given = true;
+    });
+  }
+
+  void Forget(const Session& session) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    sessions_.erase(&session);
   }
 
   void Record(const Session& session, Event event) override {
@@ -403,8 +465,11 @@ class PolicyChecks : public smtp::Checks {
       std::lock_guard<std::mutex> lock(mu_);
       SessionState& st = StateLocked(session);
       std::string client = st.client;
+      std::shared_ptr<const PolicyAttrs> given;
+      if (st.attrs_given) given = st.client_attrs;
       st = SessionState{};
       st.client = client;
+      st.client_attrs = given;
     }
     Verdict v;
     const smtp::ClientInfo& ci = session.client();
@@ -652,7 +717,7 @@ class PolicyChecks : public smtp::Checks {
       }
     }
     if (deps_.mailauth) {
-      if (auto r = deps_.mailauth->MailFrom(session, check, policy(),
+      if (auto r = deps_.mailauth->MailFrom(session, check, policy(), client,
                                             RelayAllowed(session))) {
         return *r;
       }
@@ -893,7 +958,7 @@ class PolicyChecks : public smtp::Checks {
     }
     MessageAuth auth;
     if (deps_.mailauth) {
-      auth = deps_.mailauth->Message(session, check, policy(),
+      auth = deps_.mailauth->Message(session, check, policy(), client,
                                      RelayAllowed(session));
       if (auth.reject) return *auth.reject;
       if (freeze.empty()) freeze = auth.freeze_reason;
@@ -958,6 +1023,11 @@ class PolicyChecks : public smtp::Checks {
     auto etrn = admin::LocalEtrn(*deps_.node, domain);
     if (!etrn.ok()) {
       Log(session, StrCat("ETRN ", arg, ": ", Message(etrn.status())));
+      if (admin::IsRefusal(etrn.status())) {
+        return Verdict::Reject(MakeR(
+            459, "4.7.1",
+            StrCat("Node ", arg, " not allowed: refused by the scheduler")));
+      }
       return Verdict::Reject(MakeR(
           458, "4.3.0", StrCat("Unable to queue messages for node ", arg)));
     }
@@ -1038,7 +1108,7 @@ class PolicyChecks : public smtp::Checks {
 
 }  // namespace
 
-std::unique_ptr<smtp::Checks> MakePolicyChecks(
+std::unique_ptr<SessionChecks> MakePolicyChecks(
     std::shared_ptr<const Settings> settings, CheckDeps deps) {
   return std::make_unique<PolicyChecks>(std::move(settings), deps);
 }

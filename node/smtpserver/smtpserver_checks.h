@@ -8,8 +8,11 @@
 //   CheckDeps deps{.node = &node, .log = &log, .rates = rates.get(),
 //                  .auth = auth.get(), .dns = resolver.get(),
 //                  .filter = filter.get()};
-//   std::unique_ptr<smtp::Checks> checks = MakePolicyChecks(settings, deps);
+//   std::unique_ptr<SessionChecks> checks = MakePolicyChecks(settings, deps);
+//   checks->SetClientAttrs(session, attrs);  // the driver's own ForIp
 //   smtp::Verdict v = checks->Decide(session, session.pending_check());
+//   ...
+//   checks->Forget(session);  // the session is over
 //
 // Every dependency but `node` may be null: no rate-tracker means no rate
 // limits and no auth-failrate, no Authenticator means every AUTH fails
@@ -60,7 +63,19 @@ struct CheckDeps {
   const SmtpMetrics* metrics = nullptr;
 };
 
-std::unique_ptr<smtp::Checks> MakePolicyChecks(
+// The smtpserver's Checks, with what its driver shares with them.
+class SessionChecks : public smtp::Checks {
+ public:
+  // The client address's smtp-policy attributes, as the driver looked
+  // them up (once per session) before the session's kConnect check: the
+  // checks use them instead of a lookup of their own.
+  virtual void SetClientAttrs(const smtp::Session& session,
+                              std::shared_ptr<const PolicyAttrs> attrs) = 0;
+  // The session is over: what the checks kept about it goes.
+  virtual void Forget(const smtp::Session& session) = 0;
+};
+
+std::unique_ptr<SessionChecks> MakePolicyChecks(
     std::shared_ptr<const Settings> settings, CheckDeps deps);
 
 }  // namespace zm::smtpserver

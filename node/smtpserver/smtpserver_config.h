@@ -46,7 +46,7 @@ struct ServerConfig {
   int bind_port = 25;           // BindPort: MX and relay (Listener::kSmtp)
   int submission_port = 0;      // BindSubmit / submission-port (587); 0 off
   int smtps_port = 0;           // BindSmtpS / listen-ssmtp (465); 0 off
-  int listen_queue_size = 128;  // ListenQueueSize
+  int listen_queue_size = 4096;  // ListenQueueSize (the kernel caps it)
   int tcp_rcv_buffer = 0;       // TcpRcvBufferSize (0: the kernel's)
   int tcp_xmit_buffer = 0;      // TcpXmitBufferSize
   std::string run_as_user;      // user (zmnode): setuid after binding as root

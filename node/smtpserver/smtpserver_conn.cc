@@ -193,84 +193,168 @@ asio::awaitable<bool> Handshake(ServerContext& ctx, Conn& c,
   co_return true;
 }
 
-// A policy decision on the worker pool.
+// GroupCommitter::Submit (with the message's last bytes), resumed on the
+// caller's executor. `sub` and `tail` are named locals of the suspended
+// caller (see InPool about GCC 12).
+asio::awaitable<absl::Status> GroupCommit(
+    spool::GroupCommitter& committer,
+    const std::shared_ptr<spool::Submission>& sub, std::string& tail) {
+  auto ex = co_await asio::this_coro::executor;
+  auto init = [&committer, ex, &sub, &tail](auto handler) {
+    // std::function needs a copyable callable; the handler is move-only.
+    auto h = std::make_shared<decltype(handler)>(std::move(handler));
+    committer.Submit(
+        sub,
+        [h, ex](absl::Status st) {
+          asio::post(ex, [h, st]() mutable { std::move (*h)(st); });
+        },
+        std::move(tail));
+  };
+  absl::Status st = co_await asio::async_initiate<const asio::use_awaitable_t<>,
+                                                  void(absl::Status)>(
+      init, asio::use_awaitable);
+  co_return st;
+}
+
+// The end of data when the message must be complete on disk before the
+// decision (content filter, SPF/DKIM, milters): ONE pool task writes the
+// message out, decides, puts the checks' headers on top, asks the milters
+// and, when the message is then simply accepted, hands it to the committer
+// itself. The session resumes once, from the pool (refused, frozen, a
+// milter involved) or from the committer (committed: *commit set).
+struct EndOfData {
+  smtp::Verdict verdict;
+  absl::Status failed;                 // writing the staged file
+  std::optional<absl::Status> commit;  // handed to the committer: its outcome
+};
+
+asio::awaitable<void> DecideStagedMessage(
+    ServerContext& ctx, Conn& c, const std::shared_ptr<smtp::Check>& check,
+    const std::shared_ptr<EndOfData>& out) {
+  smtp::Session& session = *c.session;
+  const smtp::Session* sp = &session;
+  smtp::Checks* checks = c.gen->checks.get();
+  MilterSession* milter = c.milter.get();
+  std::shared_ptr<spool::Submission> sub = c.sub;
+  auto tail = std::make_shared<std::string>(std::move(c.tail));
+  c.tail.clear();
+  spool::GroupCommitter* committer = &ctx.committer;
+  auto ex = co_await asio::this_coro::executor;
+  asio::thread_pool& pool = ctx.pool;
+  auto init = [&pool, ex, checks, sp, check, out, milter, sub, tail,
+               committer](auto handler) {
+    auto h = std::make_shared<decltype(handler)>(std::move(handler));
+    asio::post(pool,
+               [h, ex, checks, sp, check, out, milter, sub, tail, committer]() {
+                 auto resume = [h, ex] {
+                   asio::post(ex, [h]() mutable { std::move (*h)(); });
+                 };
+                 absl::Status st = sub->Append(*tail);
+                 if (st.ok())
+                   st = sub->Prepare(/*sync=*/false);  // readable in full
+                 check->message_size = sub->size();
+                 if (!st.ok()) {
+                   out->failed = st;
+                   resume();
+                   return;
+                 }
+                 smtp::Verdict& v = out->verdict;
+                 v = checks->Decide(*sp, *check);
+                 // The checks' headers (Authentication-Results:,
+                 // DKIM-Signature:) go on top of the staged message before the
+                 // milters see it (they may rewrite the file, and read those
+                 // headers).
+                 if (!v.prepend_headers.empty() &&
+                     v.outcome != smtp::Verdict::Outcome::kReject) {
+                   out->failed = sub->PrependToMessage(v.prepend_headers);
+                   v.prepend_headers.clear();
+                   if (!out->failed.ok()) {
+                     resume();
+                     return;
+                   }
+                 }
+                 if (milter) {
+                   v = milter->Check(*sp, *check, std::move(v));
+                   resume();  // a milter may discard: the session commits
+                   return;
+                 }
+                 if (v.outcome != smtp::Verdict::Outcome::kAccept || v.close ||
+                     sp->frozen()) {
+                   resume();
+                   return;
+                 }
+                 committer->Submit(sub, [out, resume](absl::Status cs) {
+                   out->commit = cs;
+                   resume();
+                 });
+               });
+  };
+  co_await asio::async_initiate<const asio::use_awaitable_t<>, void()>(
+      init, asio::use_awaitable);
+}
+
+// A policy decision: on the session's strand when the Checks say it is
+// quick (and no milter is asked), else on the worker pool.
 asio::awaitable<void> RunCheck(ServerContext& ctx, Conn& c) {
   smtp::Session& session = *c.session;
   auto check = std::make_shared<smtp::Check>(session.pending_check());
   auto verdict = std::make_shared<smtp::Verdict>();
   const smtp::Session* sp = &session;
   smtp::Checks* checks = c.gen->checks.get();
-  bool decided = false;
   if (check->kind == smtp::CheckKind::kMessage && c.sub) {
-    // The data is complete: the filter reads the staged file.
     SetDeadline(c, Cfg(c).data_end_timeout_sec);
-    auto data = std::make_shared<std::string>(session.TakeData());
     std::shared_ptr<spool::Submission> sub = c.sub;
+    c.tail += session.TakeData();
     check->staged_path = sub->path();
     check->queue_id = sub->queue_id();
-    auto work = [sub, data]() {
-      absl::Status st = sub->Append(*data);
-      if (st.ok()) st = sub->Prepare(/*sync=*/false);  // readable in full
-      return st;
-    };
-    absl::Status st = co_await InPool(ctx.pool, work);
-    check->message_size = sub->size();
-    if (!st.ok()) {
-      ctx.log.Warning(sub->queue_id(),
-                      StrCat("spool write failed: ", Message(st)));
-      *verdict = smtp::Verdict::Reject(smtp::MakeReply(
-          smtp::ReplyId::kSpoolError, "Local error writing the message"));
-      decided = true;
+    if (!c.milter && checks->Quick(session, *check)) {
+      // Nothing reads the file before the commit: decide here; the
+      // committer appends the tail (CommitMessage).
+      check->message_size = sub->size() + c.tail.size();
+      smtp::Verdict v = checks->Decide(session, *check);
+      if (v.outcome == smtp::Verdict::Outcome::kReject) c.tail.clear();
+      session.CheckDone(std::move(v));
+      co_return;
     }
-  } else if (check->kind == smtp::CheckKind::kMailFrom &&
-             Cfg(c).min_availspace_kib > 0) {
-    // min-availspace: refuse the transaction while the spool runs low.
-    std::string root = ctx.spool.root();
+    auto out = std::make_shared<EndOfData>();
+    co_await DecideStagedMessage(ctx, c, check, out);
+    if (!out->failed.ok()) {
+      ctx.log.Warning(sub->queue_id(),
+                      StrCat("spool write failed: ", Message(out->failed)));
+      out->verdict = smtp::Verdict::Reject(smtp::MakeReply(
+          smtp::ReplyId::kSpoolError, "Local error writing the message"));
+    }
+    c.early_commit = out->commit;
+    session.CheckDone(std::move(out->verdict));
+    co_return;
+  }
+  if (check->kind == smtp::CheckKind::kMailFrom &&
+      Cfg(c).min_availspace_kib > 0) {
+    // min-availspace, once per transaction: statfs does not block, so it
+    // is asked here, on the strand.
     uint64_t min_kib = Cfg(c).min_availspace_kib;
-    auto low = std::make_shared<uint64_t>(0);
-    auto work = [root, min_kib, low]() {
-      auto avail = fs::AvailableKiB(root);
-      if (avail.ok() && *avail < min_kib) *low = *avail + 1;
-      return absl::OkStatus();
-    };
-    co_await InPool(ctx.pool, work);
-    if (*low > 0) {
+    auto avail = fs::AvailableKiB(ctx.spool.root());
+    if (avail.ok() && *avail < min_kib) {
       ctx.log.Warning(
-          "", StrCat("MAIL from ", c.label, " refused: ", *low - 1,
+          "", StrCat("MAIL from ", c.label, " refused: ", *avail,
                      " KiB free in the spool, ", "min-availspace ", min_kib));
-      *verdict = smtp::Verdict::Reject(
+      session.CheckDone(smtp::Verdict::Reject(
           smtp::MakeReply(smtp::ReplyId::kDiskFull,
-                          "Insufficient system storage, try again later"));
-      decided = true;
+                          "Insufficient system storage, try again later")));
+      co_return;
     }
   }
-  if (!decided) {
-    MilterSession* milter = c.milter.get();
-    // At the end of data, the checks' headers (Authentication-Results:,
-    // DKIM-Signature:) go on top of the staged message before the milters
-    // see it (they may rewrite the file, and read those headers).
-    std::shared_ptr<spool::Submission> sub =
-        check->kind == smtp::CheckKind::kMessage ? c.sub : nullptr;
-    auto failed = std::make_shared<absl::Status>();
-    auto work = [checks, sp, check, verdict, milter, sub, failed]() {
-      *verdict = checks->Decide(*sp, *check);
-      if (sub && !verdict->prepend_headers.empty() &&
-          verdict->outcome != smtp::Verdict::Outcome::kReject) {
-        *failed = sub->PrependToMessage(verdict->prepend_headers);
-        verdict->prepend_headers.clear();
-        if (!failed->ok()) return absl::OkStatus();
-      }
-      if (milter) *verdict = milter->Check(*sp, *check, std::move(*verdict));
-      return absl::OkStatus();
-    };
-    co_await InPool(ctx.pool, work);
-    if (!failed->ok()) {
-      ctx.log.Warning(sub->queue_id(),
-                      StrCat("spool write failed: ", Message(*failed)));
-      *verdict = smtp::Verdict::Reject(smtp::MakeReply(
-          smtp::ReplyId::kSpoolError, "Local error writing the message"));
-    }
+  MilterSession* milter = c.milter.get();
+  if (!milter && checks->Quick(session, *check)) {
+    session.CheckDone(checks->Decide(session, *check));
+    co_return;
   }
+  auto work = [checks, sp, check, verdict, milter]() {
+    *verdict = checks->Decide(*sp, *check);
+    if (milter) *verdict = milter->Check(*sp, *check, std::move(*verdict));
+    return absl::OkStatus();
+  };
+  co_await InPool(ctx.pool, work);
   session.CheckDone(std::move(*verdict));
 }
 
@@ -281,16 +365,9 @@ asio::awaitable<void> BeginMessage(ServerContext& ctx, Conn& c) {
   env->arrival_usec = now;
   auto holder = std::make_shared<std::unique_ptr<spool::Submission>>();
   spool::Spool* spool = &ctx.spool;
-  uint64_t min_kib = Cfg(c).min_availspace_kib;
-  auto work = [spool, env, holder, min_kib]() {
-    if (min_kib > 0) {
-      auto avail = fs::AvailableKiB(spool->root());
-      if (avail.ok() && *avail < min_kib) {
-        return absl::ResourceExhaustedError(
-            StrCat("only ", *avail, " KiB free in the spool (min-availspace ",
-                   min_kib, ")"));
-      }
-    }
+  // min-availspace was checked at MAIL (RunCheck); a disk that fills up
+  // since then fails the writes (452 4.3.1 after the data).
+  auto work = [spool, env, holder]() {
     auto b = spool->Begin(*env);
     if (!b.ok()) return b.status();
     *holder = std::move(*b);
@@ -340,29 +417,14 @@ std::string FreezerName(const std::string& qid, const std::string& reason) {
   return StrCat(qid, ".", cause.empty() ? "policy" : cause);
 }
 
-// GroupCommitter::Submit, resumed on the caller's executor. `sub` is a
-// named local of the suspended caller (see InPool about GCC 12).
-asio::awaitable<absl::Status> GroupCommit(
-    spool::GroupCommitter& committer,
-    const std::shared_ptr<spool::Submission>& sub) {
-  auto ex = co_await asio::this_coro::executor;
-  auto init = [&committer, ex, &sub](auto handler) {
-    // std::function needs a copyable callable; the handler is move-only.
-    auto h = std::make_shared<decltype(handler)>(std::move(handler));
-    committer.Submit(sub, [h, ex](absl::Status st) {
-      asio::post(ex, [h, st]() mutable { std::move (*h)(st); });
-    });
-  };
-  absl::Status st = co_await asio::async_initiate<const asio::use_awaitable_t<>,
-                                                  void(absl::Status)>(
-      init, asio::use_awaitable);
-  co_return st;
-}
-
 asio::awaitable<void> CommitMessage(ServerContext& ctx, Conn& c) {
   smtp::Session& session = *c.session;
   SetDeadline(c, Cfg(c).data_end_timeout_sec);
-  auto data = std::make_shared<std::string>(session.TakeData());
+  c.tail += session.TakeData();
+  auto data = std::make_shared<std::string>(std::move(c.tail));
+  c.tail.clear();
+  std::optional<absl::Status> early = c.early_commit;
+  c.early_commit.reset();
   std::shared_ptr<spool::Submission> sub = c.sub;
   if (!sub) {
     session.MessageCommitted(absl::InternalError("no message in progress"));
@@ -377,7 +439,10 @@ asio::awaitable<void> CommitMessage(ServerContext& ctx, Conn& c) {
     co_return;
   }
   absl::Status st;
-  if (session.frozen()) {
+  if (early) {
+    // The end-of-data task committed it already (DecideStagedMessage).
+    st = *early;
+  } else if (session.frozen()) {
     std::string name = FreezerName(sub->queue_id(), session.freeze_reason());
     std::string freezer = ctx.spool.Path(spool::kFreezer);
     auto work = [sub, data, name, freezer]() {
@@ -394,13 +459,9 @@ asio::awaitable<void> CommitMessage(ServerContext& ctx, Conn& c) {
                    StrCat("frozen: ", session.freeze_reason()));
     }
   } else {
-    // After a kMessage check the data is in already: straight to the
-    // committer, without a round trip through the pool.
-    if (!data->empty()) {
-      auto work = [sub, data]() { return sub->Append(*data); };
-      st = co_await InPool(ctx.pool, work);
-    }
-    if (st.ok()) st = co_await GroupCommit(ctx.committer, sub);
+    // Straight to the committer, which appends what is left of the data.
+    std::string& tail = *data;
+    st = co_await GroupCommit(ctx.committer, sub, tail);
   }
   if (!st.ok()) {
     ctx.log.Warning(sub->queue_id(),
@@ -510,8 +571,11 @@ asio::awaitable<void> Converse(ServerContext& ctx, Conn& c) {
   }
   if (!c.proxy_port.empty()) ci.port = c.proxy_port;
   if (!c.proxy_local_addr.empty()) ci.local_addr = c.proxy_local_addr;
-  PolicyAttrs client_attrs = g.settings->policy.ForIp(c.ip);
-  ci.trusted = IsTrustedNetwork(client_attrs);
+  // The client's smtp-policy attributes: looked up once per session, here,
+  // and shared with the checks (SetClientAttrs below).
+  auto client_attrs =
+      std::make_shared<const PolicyAttrs>(g.settings->policy.ForIp(c.ip));
+  ci.trusted = IsTrustedNetwork(*client_attrs);
   // Ident runs meanwhile on this strand; the greeting waits for neither
   // longer than its timeout. Not for PROXY clients: they reached the
   // proxy, not an address of ours.
@@ -527,7 +591,7 @@ asio::awaitable<void> Converse(ServerContext& ctx, Conn& c) {
     t.timeout_sec = g.settings->server.ident_timeout_sec;
     ident = StartIdent(c.socket.get_executor(), t);
   }
-  co_await LookUpClientDns(ctx, c, client_attrs, &ci);
+  co_await LookUpClientDns(ctx, c, *client_attrs, &ci);
   if (ident) {
     co_await WaitIdent(*ident);
     ci.ident = ident->user;
@@ -546,6 +610,13 @@ asio::awaitable<void> Converse(ServerContext& ctx, Conn& c) {
   c.milter = MilterSession::Make(g.settings->server.milters, c.listener,
                                  g.settings->session.hostname, ctx.log);
   smtp::Session& session = *c.session;
+  g.checks->SetClientAttrs(session, client_attrs);
+  // Whatever ends the session, the checks forget it.
+  struct ForgetSession {
+    SessionChecks& checks;
+    const smtp::Session& session;
+    ~ForgetSession() { checks.Forget(session); }
+  } forget{*g.checks, session};
   session.SetGreeting(
       g.settings->GreetingText(NowUsec() / 1000000, session.client().name));
   if (c.stop_requested) session.RequestStop();
@@ -593,6 +664,7 @@ asio::awaitable<void> Converse(ServerContext& ctx, Conn& c) {
                        StrCat("discarded: ", session.last_reply().Summary()));
         }
         c.sub.reset();  // removes the temporary
+        c.tail.clear();
         g.checks->Record(session, smtp::Checks::Event::kAborted);
         break;
       case smtp::Action::kClose:
@@ -602,6 +674,7 @@ asio::awaitable<void> Converse(ServerContext& ctx, Conn& c) {
           g.checks->Record(session, smtp::Checks::Event::kAborted);
         }
         c.sub.reset();
+        c.tail.clear();
         co_await Flush(c);
         if (c.tls) {
           std::error_code sec;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "node/smtp/check.h"
 #include "node/smtp/session.h"
 #include "node/smtpserver/smtpserver_auth.h"
+#include "node/smtpserver/smtpserver_checks.h"
 #include "node/smtpserver/smtpserver_filter.h"
 #include "node/smtpserver/smtpserver_ident.h"
 #include "node/smtpserver/smtpserver_mailauth.h"
@@ -47,7 +49,7 @@ struct Generation {
   std::unique_ptr<Authenticator> auth;      // null: AUTH not offered
   std::unique_ptr<ContentFilter> filter;    // null: no contentfilter
   std::unique_ptr<MailAuth> mailauth;       // null: no SPF/DKIM/DMARC
-  std::unique_ptr<smtp::Checks> checks;     // uses auth and filter
+  std::unique_ptr<SessionChecks> checks;    // uses auth and filter
 };
 
 // One client connection. Lives on one strand: every member is touched only
@@ -85,7 +87,14 @@ struct Conn {
   std::shared_ptr<const Generation> gen;
   std::unique_ptr<smtp::Session> session;
   std::shared_ptr<spool::Submission> sub;  // the message being received
-  std::unique_ptr<MilterSession> milter;   // null: no milter for this one
+  // End of data: the message's last bytes, taken from the Session but not
+  // yet appended (the committer appends them when nothing needed the
+  // complete file before the commit).
+  std::string tail;
+  // End of data: the pool task that decided the message also handed it to
+  // the committer; this is the commit's outcome (CommitMessage uses it).
+  std::optional<absl::Status> early_commit;
+  std::unique_ptr<MilterSession> milter;  // null: no milter for this one
 };
 
 // What a session needs of the server; outlives every session.

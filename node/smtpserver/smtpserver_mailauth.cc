@@ -69,10 +69,10 @@ struct Rules {
   }
 };
 
-Rules RulesFor(const Policy& policy, const smtp::Session& s,
+Rules RulesFor(const Policy& policy, const PolicyAttrs& client,
                std::string_view sender) {
   Rules r;
-  if (!s.client().addr.empty()) r.client = policy.ForIp(s.client().addr);
+  r.client = client;
   if (!sender.empty()) {
     std::string_view a = sender;
     // A source route's hops say nothing about the sender.
@@ -132,9 +132,10 @@ class MailAuthImpl : public MailAuth {
   std::optional<smtp::Verdict> MailFrom(const smtp::Session& session,
                                         const smtp::Check& check,
                                         const Policy& policy,
+                                        const PolicyAttrs& client,
                                         bool relay_allowed) override {
     if (!spf_on_ || !Inbound(session)) return std::nullopt;
-    Rules rules = RulesFor(policy, session, check.arg);
+    Rules rules = RulesFor(policy, client, check.arg);
     if (!rules.Checked(relay_allowed) || rules.SpfOff()) return std::nullopt;
     SpfOutcome spf = Spf(session, check.arg);
     {
@@ -159,7 +160,8 @@ class MailAuthImpl : public MailAuth {
   }
 
   MessageAuth Message(const smtp::Session& session, const smtp::Check& check,
-                      const Policy& policy, bool relay_allowed) override {
+                      const Policy& policy, const PolicyAttrs& client,
+                      bool relay_allowed) override {
     MessageAuth out;
     std::optional<SpfOutcome> spf = TakeSpf(session);
     bool any_check = spf_on_ || dkim_on_ || dmarc_on_;
@@ -181,7 +183,7 @@ class MailAuthImpl : public MailAuth {
     Rules rules;
     bool inbound = false;
     if (maybe_inbound) {
-      rules = RulesFor(policy, session, mf->envelope.sender);
+      rules = RulesFor(policy, client, mf->envelope.sender);
       inbound = rules.Checked(relay_allowed);
     }
     if (!inbound && !sign) return out;

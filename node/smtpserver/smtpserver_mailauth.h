@@ -36,9 +36,11 @@
 //   auto ma = MakeMailAuth(config, node, resolver, log, hostname);
 //   if (!ma.ok()) ...;           // bad key table: file:line
 //   if (*ma == nullptr) ...;     // nothing configured
-//   if (auto r = (*ma)->MailFrom(session, check, policy, relay_allowed))
+//   if (auto r = (*ma)->MailFrom(session, check, policy, client_attrs,
+//                                relay_allowed))
 //     return *r;                                            // refused
-//   MessageAuth m = (*ma)->Message(session, check, policy, relay_allowed);
+//   MessageAuth m = (*ma)->Message(session, check, policy, client_attrs,
+//                                  relay_allowed);
 //
 // Thread-safe; the resolver and log must outlive it.
 #ifndef ZM_SMTPSERVER_SMTPSERVER_MAILAUTH_H_
@@ -67,6 +69,7 @@ class Session;
 namespace zm::smtpserver {
 
 class Policy;
+class PolicyAttrs;
 
 // What an smtp-policy attribute such as `spf-fail` or `dmarc-none` asks
 // for (see above); the stricter of two wins (reject > freeze > tag >
@@ -109,13 +112,17 @@ class MailAuth {
   // kMailFrom: SPF for an inbound session (not relay-allowed, unless
   // `mailauth +`); a refusal when an spf-* attribute or spf-threshold says
   // so. Remembers the result for the message. `policy` is smtp-policy.
+  // `client`: the attributes of the client's address (the session's one
+  // ForIp lookup).
   virtual std::optional<smtp::Verdict> MailFrom(const smtp::Session& session,
                                                 const smtp::Check& check,
                                                 const Policy& policy,
+                                                const PolicyAttrs& client,
                                                 bool relay_allowed) = 0;
   // kMessage: reads the staged file (check.staged_path).
   virtual MessageAuth Message(const smtp::Session& session,
                               const smtp::Check& check, const Policy& policy,
+                              const PolicyAttrs& client,
                               bool relay_allowed) = 0;
 };
 

@@ -262,6 +262,8 @@ class Policy::Store {
   virtual void Refresh() {}
   // The prefix lengths of this generation's network keys.
   virtual std::shared_ptr<const PrefixLengths> Lengths() = 0;
+  // Lookups never leave memory (no database).
+  virtual bool InMemory() const { return false; }
 };
 
 namespace {
@@ -270,6 +272,7 @@ class MemoryStore : public Policy::Store {
  public:
   explicit MemoryStore(std::map<std::string, std::string> m)
       : map_(std::move(m)), lengths_(ParsePrefixLengths(Get(" prefixes"))) {}
+  bool InMemory() const override { return true; }
   std::optional<std::string> Get(const std::string& key) override {
     auto it = map_.find(key);
     if (it == map_.end()) return std::nullopt;
@@ -344,6 +347,8 @@ std::string CanonicalKey(std::string_view key) {
 }  // namespace
 
 // ---- Policy ---------------------------------------------------------------
+
+bool Policy::in_memory() const { return !store_ || store_->InMemory(); }
 
 Policy::Policy() {
   auto p = Parse("built-in", "", {});

@@ -126,6 +126,9 @@ class Policy {
 
   // Network keys of the source (empty when the compiled db is used).
   const std::vector<Network>& networks() const { return networks_; }
+  // Whether lookups stay in memory (the source parsed at start), rather
+  // than reading the compiled database.
+  bool in_memory() const;
   // Number of policy entries parsed or compiled, for the log.
   size_t entry_count() const { return entry_count_; }
   // "db/smtp-policy.3" or "etc/smtp-policy.src" (for the log).

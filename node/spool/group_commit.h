@@ -16,7 +16,8 @@
 // message.
 //
 //   zm::spool::GroupCommitter committer(spool);
-//   committer.Submit(std::move(sub), [](absl::Status s) { /* reply 250 */ });
+//   committer.Submit(std::move(sub), [](absl::Status s) { /* reply 250 */ },
+//                    std::move(last_bytes));
 //
 // `done` runs on one of the committer's threads; post from it to your own
 // executor. Thread-safe. The destructor commits what is queued, then joins.
@@ -35,6 +36,7 @@
 #include <memory>
 #include <mutex>
 #include <span>
+#include <string>
 #include <thread>
 
 #include "absl/status/status.h"
@@ -62,10 +64,13 @@ class GroupCommitter {
   GroupCommitter(const GroupCommitter&) = delete;
   GroupCommitter& operator=(const GroupCommitter&) = delete;
 
-  // Queues a finished submission (all data appended). `done` gets OK once
+  // Queues a finished submission. `tail`, if any, are the message's last
+  // bytes, appended by the committer before it writes the file out (so
+  // that the submitter need not do file I/O itself). `done` gets OK once
   // the message is durably in router/, or the error; on error the
   // submission's temporary file is removed.
-  void Submit(std::shared_ptr<Submission> sub, Done done);
+  void Submit(std::shared_ptr<Submission> sub, Done done,
+              std::string tail = {});
 
   // Totals since start, for logs and benchmarks.
   uint64_t batches() const;
@@ -75,6 +80,7 @@ class GroupCommitter {
   struct Request {
     std::shared_ptr<Submission> sub;
     Done done;
+    std::string tail;
   };
   void Run();
   // Stage 1: write, flush and rename a batch; failures are reported here,

@@ -5,7 +5,9 @@ free port (PARAM ident-port): a USERID answer in the Received: header
 that never answers costing at most ident-timeout, hdr220's %I.
 """
 
+import os
 import re
+import signal
 import smtplib
 import socket
 import threading
@@ -23,12 +25,14 @@ class IdentResponder:
     """Answers ident queries on CLIENT:port as `mode` says; records them."""
 
     def __init__(self):
-        self.port = free_port()
         self.mode = "userid"
         self.queries = []  # (query line, peer address)
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((CLIENT, self.port))
+        # Port 0: a port free on 127.0.0.1 (free_port) may still be some
+        # other test's connection's source port on CLIENT.
+        self.listener.bind((CLIENT, 0))
+        self.port = self.listener.getsockname()[1]
         self.listener.listen(16)
         self.listener.settimeout(0.5)
         self.stopping = threading.Event()
@@ -164,3 +168,35 @@ def test_off_by_default(node_factory, responder):
     _send(node, "marker-off")
     assert "(ident" not in _received(node, "marker-off")
     assert responder.queries == []
+
+
+def _envelope_in_router(node, marker):
+    """Sends a message with the router stopped: its envelope lines as the
+    smtpserver wrote them into router/."""
+    router = node.pid("router")
+    assert router
+    os.kill(router, signal.SIGSTOP)
+    try:
+        _send(node, marker)
+        files = node.spool_files("router")
+        assert len(files) == 1, files
+        text = (node.spool / "router" / files[0]).read_text()
+    finally:
+        os.kill(router, signal.SIGCONT)
+    return text[:text.index("\nenv-end\n")].split("\n")
+
+
+def test_userid_goes_into_the_envelope(inode, responder):
+    """ZMailer's `identinfo` envelope line; the router reads and routes the
+    message as usual."""
+    envelope = _envelope_in_router(inode, "marker-envelope")
+    assert "identinfo alice" in envelope, envelope
+    assert "rcvdfrom 127.0.0.2" in envelope, envelope
+    _received(inode, "marker-envelope")  # delivered: the router took it
+
+
+def test_no_answer_no_identinfo(inode, responder):
+    responder.mode = "error"
+    envelope = _envelope_in_router(inode, "marker-noident")
+    assert not [line for line in envelope if line.startswith("identinfo")], envelope
+    _received(inode, "marker-noident")

@@ -169,6 +169,28 @@ TEST_F(SpoolTest, GroupCommitLandsEveryMessageWhole) {
   EXPECT_TRUE(left->empty());
 }
 
+TEST_F(SpoolTest, GroupCommitAppendsTheTailBeforeTheFlush) {
+  auto sub = spool_->Begin(mail::Envelope{});
+  ASSERT_TRUE(sub.ok());
+  std::string id = (*sub)->queue_id();
+  ASSERT_TRUE((*sub)->Append("Subject: t\n\nfirst part\n").ok());
+  std::promise<absl::Status> p;
+  {
+    GroupCommitter committer(*spool_);
+    committer.Submit(
+        std::shared_ptr<Submission>(std::move(*sub)),
+        [&p](absl::Status s) { p.set_value(s); }, "the last bytes\n");
+    ASSERT_TRUE(p.get_future().get().ok());
+  }
+  auto data = fs::ReadFile(spool_->Path(kRouter, id));
+  ASSERT_TRUE(data.ok()) << id;
+  auto mf = mail::ParseMessageFile(*data);
+  ASSERT_TRUE(mf.ok()) << mf.status();
+  std::string body = data->substr(mf->body_offset);
+  EXPECT_EQ(body, "Subject: t\n\nfirst part\nthe last bytes\n");
+  EXPECT_EQ(mf->envelope.size, body.size());
+}
+
 TEST_F(SpoolTest, GroupCommitReportsAFailureAndLeavesNothing) {
   GroupCommitter committer(*spool_);
   auto sub = spool_->Begin(mail::Envelope{});

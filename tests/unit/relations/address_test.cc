@@ -141,5 +141,21 @@ TEST(AddressTest, ParsePrintParseIsStable) {
   EXPECT_GT(accepted, 1000);  // the alphabet does reach valid addresses
 }
 
+// The fuzzer's finding: a bare address of the longest length allowed
+// printed back with its angle brackets was "too long".
+TEST(AddressTest, TheLengthBoundIsInsideTheBrackets) {
+  std::string route;
+  while (route.size() + 4 < kMaxAddress - 4) route += "@r.x,";
+  route.back() = ':';
+  std::string longest =
+      route + std::string(kMaxAddress - route.size() - 4, 'a') + "@b.c";
+  ASSERT_EQ(longest.size(), kMaxAddress);
+  ASSERT_TRUE(ParseAddress(longest).ok()) << ParseAddress(longest).status();
+  EXPECT_TRUE(ParseAddress(StrCat("<", longest, ">")).ok());
+  ExpectStable(longest);
+  EXPECT_FALSE(ParseAddress(StrCat("a", longest)).ok());
+  EXPECT_FALSE(ParseAddress(StrCat("<a", longest, ">")).ok());
+}
+
 }  // namespace
 }  // namespace zm::mail

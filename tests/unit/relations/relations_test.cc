@@ -58,7 +58,11 @@ TEST(DbasesConfTest, ZMailerSynonymsAndErrorsWithFileLine) {
       {"aliases $DBTYPE priv -la -", "needs a source file"},
       {"aliases $NOSUCHVAR priv -la x", "NOSUCHVAR"},
       {"  aliases $DBTYPE priv -la x", "beginning of the line"},
+      // A variable that expands to nothing names no file (it was the
+      // etc/ folder itself).
+      {"aliases $DBTYPE priv -la ${ZM_TEST_EMPTY}", "needs a source file"},
   };
+  ::setenv("ZM_TEST_EMPTY", "", 1);
   for (const Bad& b : bad) {
     t.Write("etc/dbases.conf", std::string("# first\n") + b.line + "\n");
     auto s = LoadDbasesConf(t.node());

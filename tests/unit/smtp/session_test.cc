@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "node/mail/envelope.h"
 #include "tests/unit/smtp/session_driver.h"
 
 namespace zm::smtp {
@@ -260,6 +261,35 @@ TEST(Session, BareNewlinesCanBeNormalised) {
   EXPECT_NE(d.stored[0].data.find("\na\n\nMAIL FROM:<evil@x>\nbc\n"),
             std::string::npos)
       << d.stored[0].data;
+}
+
+TEST(Session, IdentAnswerGoesIntoTheEnvelope) {
+  ClientInfo ci = Driver::Client();
+  ci.ident = "alice smith";
+  Driver d(Config(), ci);
+  std::string out = d.Feed(
+      "EHLO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<b@mx.test>\r\n"
+      "DATA\r\nhi\r\n.\r\n");
+  ASSERT_EQ(d.stored.size(), 1u) << out;
+  EXPECT_EQ(d.stored[0].env.ident, "alice smith");
+  // ZMailer's envelope keyword, and back.
+  mail::Envelope env = d.stored[0].env;
+  env.queue_id = "0GC4H8WY3TQ2K7PX-mx1";  // Spool::Begin's part
+  std::string text = mail::SerializeEnvelope(env, nullptr);
+  EXPECT_NE(text.find("\nidentinfo alice+20smith\n"), std::string::npos)
+      << text;
+  auto parsed = mail::ParseMessageFile(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->envelope.ident, "alice smith");
+  // Without an ident answer there is no such line.
+  Driver plain(Config());
+  plain.Feed(
+      "EHLO c.example\r\nMAIL FROM:<a@c.example>\r\n"
+      "RCPT TO:<b@mx.test>\r\nDATA\r\nhi\r\n.\r\n");
+  ASSERT_EQ(plain.stored.size(), 1u);
+  EXPECT_EQ(
+      mail::SerializeEnvelope(plain.stored[0].env, nullptr).find("identinfo"),
+      std::string::npos);
 }
 
 TEST(Session, LocalSessionsAcceptBareLf) {

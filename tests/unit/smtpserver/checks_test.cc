@@ -161,7 +161,7 @@ class ChecksTest : public ::testing::Test {
   FakeFilter filter_;
   std::shared_ptr<Settings> settings_;
   std::unique_ptr<ratetrack::RateTracker> rates_;
-  std::unique_ptr<smtp::Checks> checks_;
+  std::unique_ptr<SessionChecks> checks_;
   int port_ = 40000;
 };
 
@@ -477,6 +477,52 @@ TEST_F(ChecksTest, ClientAttributesAreLookedUpOncePerSession) {
   auto after = NewSession("198.51.100.1");
   ASSERT_TRUE(Accepted(Ask(*after, CheckKind::kConnect)));
   EXPECT_TRUE(Accepted(Ask(*after, CheckKind::kRcptTo, "u@elsewhere.test")));
+}
+
+TEST_F(ChecksTest, TheDriversClientAttributesAreUsedUntilForgotten) {
+  auto s = NewSession("198.51.100.1");
+  // The driver's lookup wins over the checks' own: these are another
+  // address's (rejectnet), so the connection is refused.
+  checks_->SetClientAttrs(*s, std::make_shared<const PolicyAttrs>(
+                                  settings_->policy.ForIp("203.0.113.66")));
+  EXPECT_EQ(Text(Ask(*s, CheckKind::kConnect)), "554 5.7.1 no thanks");
+  // Forgotten, the session's next connect looks its own address up.
+  checks_->Forget(*s);
+  EXPECT_TRUE(Accepted(Ask(*s, CheckKind::kConnect)));
+}
+
+TEST_F(ChecksTest, QuickOnlyWhenNothingCanBlock) {
+  // No content filter, no resolver: the policy source is in memory.
+  checks_ = MakePolicyChecks(settings_, CheckDeps{.node = &node_});
+  auto s = NewSession("198.51.100.1");
+  Check m;
+  m.kind = CheckKind::kMessage;
+  Check mail;
+  mail.kind = CheckKind::kMailFrom;
+  mail.arg = "a@elsewhere.test";
+  Check data;
+  data.kind = CheckKind::kData;
+  EXPECT_TRUE(checks_->Quick(*s, data));
+  // The client's attributes not yet known: the checks would look them up.
+  EXPECT_FALSE(checks_->Quick(*s, m));
+  checks_->SetClientAttrs(*s, std::make_shared<const PolicyAttrs>(
+                                  settings_->policy.ForIp("198.51.100.1")));
+  EXPECT_TRUE(checks_->Quick(*s, m));
+  EXPECT_TRUE(checks_->Quick(*s, mail));
+  Check auth;
+  auth.kind = CheckKind::kAuth;
+  EXPECT_FALSE(checks_->Quick(*s, auth));
+  checks_->Forget(*s);
+  EXPECT_FALSE(checks_->Quick(*s, m));
+
+  // A content filter reads the file; a sender may be looked up in DNS.
+  MakeChecks([](Settings&) {});
+  auto f = NewSession("198.51.100.2");
+  checks_->SetClientAttrs(*f, std::make_shared<const PolicyAttrs>(
+                                  settings_->policy.ForIp("198.51.100.2")));
+  EXPECT_FALSE(checks_->Quick(*f, m));
+  EXPECT_FALSE(checks_->Quick(*f, mail));
+  EXPECT_TRUE(checks_->Quick(*f, data));
 }
 
 TEST_F(ChecksTest, MaxOutSizeMeasuresTheMessageNotTheEnvelope) {
