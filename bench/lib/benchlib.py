@@ -37,16 +37,22 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # ----- environment -----
 
-def enter_netns():
-    """Re-executes this script in a private network namespace, once."""
+def enter_netns(mount=False):
+    """Re-executes this script in a private network namespace, once (and a
+    private mount namespace too with `mount`: mounts made inside, such as
+    spoolfs's, are invisible outside and vanish with it). The script is
+    replaced (exec, same pid), so Ctrl-C and SIGTERM reach it directly
+    and its own clean-up runs. True when inside one."""
     if os.environ.get("ZMBENCH_NETNS") == "1":
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
         return True
     if shutil.which("unshare") is None or os.geteuid() != 0:
         return False
     env = dict(os.environ, ZMBENCH_NETNS="1")
-    r = subprocess.run(["unshare", "--net", sys.executable] + sys.argv, env=env)
-    sys.exit(r.returncode)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    args = ["unshare", "--net"] + (["--mount", "--propagation", "private"] if mount else [])
+    os.execvpe("unshare", args + [sys.executable] + sys.argv, env)
 
 
 def raise_nofile(want):
@@ -129,6 +135,41 @@ def pss_kib(root):
     return total
 
 
+class SyscallCount:
+    """`strace -f -c` over the processes `pids` (and what they fork
+    meanwhile): how many system calls of each kind they make. Give strace
+    a second to attach before the measured phase (it has no readiness
+    signal). strace slows what it follows."""
+
+    def __init__(self, pids, out_path):
+        self.out_path = out_path
+        args = ["strace", "-f", "-c", "-o", out_path]
+        for p in pids:
+            args += ["-p", str(p)]
+        self.proc = subprocess.Popen(args, stderr=subprocess.DEVNULL)
+
+    def stop(self):
+        """[(calls, syscall)], most first."""
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=60)
+        rows = []
+        try:
+            with open(self.out_path) as f:
+                for line in f:
+                    parts = line.split()
+                    # % time, seconds, usecs/call, calls, [errors], syscall
+                    if (len(parts) >= 5 and parts[0][0].isdigit()
+                            and parts[-1] != "total"):
+                        try:
+                            rows.append((int(parts[3]), parts[-1]))
+                        except ValueError:
+                            continue
+        except FileNotFoundError:
+            pass
+        rows.sort(reverse=True)
+        return rows
+
+
 class FlushTrace:
     """strace -f over a process tree (and everything it forks meanwhile):
     how many calls that force data to disk it makes and the wall-clock
@@ -189,10 +230,10 @@ def flushes_per_message(flushes, messages):
                     for c, (k, sec) in sorted(flushes.items()))
 
 
-def disk_fsync_rate(folder, size=5120, seconds=3.0):
+def disk_fsync_rate(folder, size=5120, seconds=3.0, stats=None):
     """The disk's ceiling for durable queue files: 5 KiB files created,
     written, fsync'd, and their folder fsync'd, one writer, for `seconds`;
-    files per second."""
+    files per second (and stats["files"] = how many, if given)."""
     d = os.path.join(folder, "fsync-ceiling")
     os.makedirs(d, exist_ok=True)
     data = b"x" * size
@@ -207,10 +248,34 @@ def disk_fsync_rate(folder, size=5120, seconds=3.0):
             os.close(fd)
             os.fsync(dfd)
             n += 1
+        if stats is not None:
+            stats["files"] = n
         return n / (time.monotonic() - t0)
     finally:
         os.close(dfd)
         shutil.rmtree(d, ignore_errors=True)
+
+
+def disk_fsync_rate_on(spool):
+    """disk_fsync_rate() in a folder on the spoolfs.SpoolFs `spool`;
+    (rate, text) where text says how many cache flushes of the disk below
+    each creation cost (that they reach the disk through a loop device;
+    other users of the disk add theirs)."""
+    import spoolfs
+    home = spool.folder("zmbench-ceiling-")
+    disk = spool.disk()
+    try:
+        os.sync()
+        f0 = spoolfs.cache_flushes(disk)
+        stats = {}
+        rate = disk_fsync_rate(home, stats=stats)
+        f1 = spoolfs.cache_flushes(disk)
+        created = stats.get("files", 0)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    text = "" if f0 is None or f1 is None or created < 1 else \
+        f", {(f1 - f0) / created:.1f} cache flushes of {disk} each"
+    return rate, text
 
 
 class PeakPss:

@@ -86,6 +86,35 @@ def test_relay_prints_a_table_for_every_mta(peers):
 
 
 @needs_root
+def test_relay_on_a_journalled_spool_fs_cleans_up(peers):
+    """--spool-fs root,ext4: both file systems described, a table for each
+    and the summary; the image's mount and folder are gone afterwards."""
+    mtas = ["zmnode"] + (["postfix"] if "postfix" in peers else [])
+    r = run([os.path.join(BENCH, "relay"), "--bin", BIN, "-n", "10", "--lat", "5",
+             "--runs", "1", "--fsyncs", "5", "--drain", "120", "--mtas", ",".join(mtas),
+             "--spool-fs", "root,ext4", "--spool-fs-size", "512"])
+    assert r.returncode == 0, r.stderr
+    assert "journal: yes (jbd2" in r.stdout
+    assert "spool file system ext4" in r.stdout and "spool file system root" in r.stdout
+    head = table_header(r.stdout)
+    assert "zmnode root" in head and "zmnode ext4" in head
+    for m in mtas:
+        assert f"run 1 {m:9} on ext4" in r.stdout, f"{m} printed no figures on ext4"
+    works = {w.split("/mnt")[0] for w in r.stdout.split() if "zmbench-spoolfs-ext4-" in w}
+    assert works
+    for w in works:
+        assert not os.path.exists(w), f"{w} left behind"
+    with open("/proc/self/mountinfo") as f:
+        assert "zmbench-spoolfs-" not in f.read()
+
+
+def test_spool_fs_refuses_an_unknown_file_system():
+    r = run([os.path.join(BENCH, "relay"), "--bin", BIN, "--spool-fs", "root,zfs"])
+    assert r.returncode != 0
+    assert "unknown file system zfs" in r.stderr
+
+
+@needs_root
 def test_smtp_accept_prints_its_table(peers):
     if "postfix" not in peers:
         pytest.skip("Postfix peer not installed")
