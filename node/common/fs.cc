@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/core.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -143,6 +145,21 @@ absl::Status MakeDirs(const std::string& dir, int mode) {
   }
   if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST) {
     return ErrnoStatus("mkdir", dir, errno);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MarkTopDir(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus("open", dir, errno);
+  int flags = 0;
+  if (::ioctl(fd.get(), FS_IOC_GETFLAGS, &flags) != 0) {
+    return ErrnoStatus("get flags of", dir, errno);
+  }
+  if ((flags & FS_TOPDIR_FL) != 0) return absl::OkStatus();
+  flags |= FS_TOPDIR_FL;
+  if (::ioctl(fd.get(), FS_IOC_SETFLAGS, &flags) != 0) {
+    return ErrnoStatus("set FS_TOPDIR_FL on", dir, errno);
   }
   return absl::OkStatus();
 }

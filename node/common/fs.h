@@ -76,6 +76,12 @@ absl::Status WriteFileAtomically(const std::string& dir,
 // Creates dir (and parents) with the given mode if absent.
 absl::Status MakeDirs(const std::string& dir, int mode = 0755);
 
+// Asks the file system to spread the folders created later inside `dir`
+// over its block groups (ext4's "top of a directory hierarchy" flag,
+// FS_TOPDIR_FL, chattr +T). Unimplemented on file systems without such a
+// flag (tmpfs, xfs): callers treat failure as harmless.
+absl::Status MarkTopDir(const std::string& dir);
+
 // Names in a directory, without "." and "..", unsorted. Names starting with
 // '.' are included only if include_hidden.
 absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir,

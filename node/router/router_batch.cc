@@ -188,7 +188,7 @@ Outcome Prepare(const spool::Spool& spool, Routing& routing, Logger& log,
   }
 
   // Written without fsync: the batch's SyncFilesData makes it durable.
-  std::string tmp = spool.Path(spool::kTmp, name);
+  std::string tmp = spool.StagingPath(spool::kTmp, name);
   fs::UniqueFd fd(
       ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
   if (!fd.valid()) {
@@ -232,7 +232,7 @@ absl::Status RouteBatch(const spool::Spool& spool, Routing& routing,
 
   auto give_back = [&](const absl::Status& s) {
     for (const Prepared& p : ready) {
-      ::unlink(spool.Path(spool::kTmp, p.id).c_str());
+      ::unlink(spool.StagingPath(spool::kTmp, p.id).c_str());
       if (retry != nullptr) retry->push_back(p.id);
     }
     return s;
@@ -250,7 +250,7 @@ absl::Status RouteBatch(const spool::Spool& spool, Routing& routing,
   for (const Prepared& p : ready) {
     std::string from = spool.Path(spool::kRouter, p.id);
     std::string queued = spool.Path(spool::kQueue, p.id);
-    std::string tmp = spool.Path(spool::kTmp, p.id);
+    std::string tmp = spool.StagingPath(spool::kTmp, p.id);
     if (auto s = fs::RenameNoReplace(from, queued); !s.ok()) {
       ::unlink(tmp.c_str());
       if (absl::IsAlreadyExists(s)) {

@@ -25,7 +25,7 @@ absl::Status RecoverSpool(const spool::Spool& spool, Logger& log) {
   if (auto s = RemoveAbandonedSubmissions(spool, log); !s.ok()) return s;
   // tmp/ holds only our own half-written control files; no router runs
   // but us, so all of them are leftovers of a crash.
-  auto tmp = fs::ListDir(spool.Path(spool::kTmp), /*include_hidden=*/true);
+  auto tmp = spool.ListStaged(spool::kTmp, /*include_hidden=*/true);
   if (!tmp.ok()) return tmp.status();
   for (const std::string& n : *tmp) {
     std::string p = spool.Path(spool::kTmp, n);

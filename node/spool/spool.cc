@@ -18,6 +18,18 @@ namespace {
 constexpr size_t kBufferSize = 64 * 1024;
 constexpr int kMaxIdAttempts = 8;
 
+// FNV-1a: spreads queue ids, which differ mostly in their last digits.
+int StagingBucket(std::string_view name) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : name) h = (h ^ c) * 16777619u;
+  return static_cast<int>(h % kStagingFanout);
+}
+
+std::string BucketName(int bucket) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  return {kHex[(bucket >> 4) & 0xf], kHex[bucket & 0xf]};
+}
+
 int64_t NowUsec() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -26,11 +38,18 @@ int64_t NowUsec() {
 
 }  // namespace
 
+bool IsStagingFolder(std::string_view folder) {
+  for (auto f : kStagingFolders) {
+    if (f == folder) return true;
+  }
+  return false;
+}
+
 Submission::Submission(const Spool& spool, std::string queue_id,
-                       fs::UniqueFd fd, size_t size_offset)
+                       std::string path, fs::UniqueFd fd, size_t size_offset)
     : spool_(spool),
       queue_id_(std::move(queue_id)),
-      temp_path_(spool.Path(kPublic, queue_id_)),
+      temp_path_(std::move(path)),
       fd_(std::move(fd)),
       size_offset_(size_offset) {
   buffer_.reserve(kBufferSize);
@@ -154,9 +173,47 @@ std::string Spool::Path(std::string_view folder, std::string_view name) const {
   return StrCat(root_, "/", folder, "/", name);
 }
 
+std::string Spool::StagingPath(std::string_view folder,
+                               std::string_view name) const {
+  return StrCat(root_, "/", folder, "/", BucketName(StagingBucket(name)), "/",
+                name);
+}
+
+absl::StatusOr<std::vector<std::string>> Spool::ListStaged(
+    std::string_view folder, bool include_hidden) const {
+  std::string top = Path(folder);
+  auto entries = fs::ListDir(top, include_hidden);
+  if (!entries.ok()) return entries.status();
+  std::vector<std::string> out;
+  for (const std::string& e : *entries) {
+    std::string sub = StrCat(top, "/", e);
+    struct stat st;
+    if (::lstat(sub.c_str(), &st) != 0) continue;  // gone meanwhile
+    if (!S_ISDIR(st.st_mode)) {
+      out.push_back(e);  // left at the top by a release before the hashing
+      continue;
+    }
+    auto inner = fs::ListDir(sub, include_hidden);
+    if (!inner.ok()) continue;
+    for (const std::string& n : *inner) out.push_back(StrCat(e, "/", n));
+  }
+  return out;
+}
+
 absl::Status Spool::CreateLayout() const {
   for (auto folder : kFolders) {
-    if (auto s = fs::MakeDirs(Path(folder), 0750); !s.ok()) return s;
+    std::string dir = Path(folder);
+    if (auto s = fs::MakeDirs(dir, 0750); !s.ok()) return s;
+    if (!IsStagingFolder(folder)) continue;
+    // Before the subfolders exist: the flag places each new one in a block
+    // group of its own. Without it (tmpfs, xfs) they still split the lock.
+    (void)fs::MarkTopDir(dir);
+    for (int b = 0; b < kStagingFanout; ++b) {
+      if (auto s = fs::MakeDirs(StrCat(dir, "/", BucketName(b)), 0750);
+          !s.ok()) {
+        return s;
+      }
+    }
   }
   return absl::OkStatus();
 }
@@ -166,9 +223,16 @@ absl::StatusOr<std::unique_ptr<Submission>> Spool::Begin(
   if (envelope.arrival_usec == 0) envelope.arrival_usec = NowUsec();
   for (int attempt = 0; attempt < kMaxIdAttempts; ++attempt) {
     envelope.queue_id = mail::NewQueueId(node_tag_);
-    std::string path = Path(kPublic, envelope.queue_id);
+    std::string path = StagingPath(kPublic, envelope.queue_id);
     fs::UniqueFd fd(
         ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
+    if (!fd.valid() && errno == ENOENT && attempt == 0) {
+      // A spool laid out before the hashing, and no daemon has renewed
+      // its layout yet (sendmail on a stopped node).
+      if (auto s = CreateLayout(); !s.ok()) return s;
+      fd.reset(
+          ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
+    }
     if (!fd.valid()) {
       if (errno == EEXIST) continue;
       return fs::ErrnoStatus("create", path, errno);
@@ -186,8 +250,8 @@ absl::StatusOr<std::unique_ptr<Submission>> Spool::Begin(
       ::unlink(path.c_str());
       return s;
     }
-    return std::unique_ptr<Submission>(
-        new Submission(*this, envelope.queue_id, std::move(fd), size_offset));
+    return std::unique_ptr<Submission>(new Submission(
+        *this, envelope.queue_id, std::move(path), std::move(fd), size_offset));
   }
   return absl::InternalError("could not find a free queue id in public/");
 }
@@ -212,7 +276,7 @@ absl::Status Spool::Quarantine(std::string_view folder, std::string_view name,
 
 absl::StatusOr<std::vector<std::string>> Spool::RemoveAbandonedTemporaries(
     int min_age_sec) const {
-  auto names = fs::ListDir(Path(kPublic), /*include_hidden=*/true);
+  auto names = ListStaged(kPublic, /*include_hidden=*/true);
   if (!names.ok()) return names.status();
   std::vector<std::string> removed;
   time_t now = ::time(nullptr);
@@ -233,7 +297,8 @@ absl::StatusOr<std::vector<std::string>> Spool::RemoveAbandonedTemporaries(
 std::vector<std::pair<std::string, size_t>> Spool::Counts() const {
   std::vector<std::pair<std::string, size_t>> out;
   for (auto folder : kFolders) {
-    auto names = fs::ListDir(Path(folder));
+    auto names = IsStagingFolder(folder) ? ListStaged(folder)
+                                         : fs::ListDir(Path(folder));
     out.emplace_back(std::string(folder), names.ok() ? names->size() : 0);
   }
   return out;

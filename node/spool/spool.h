@@ -12,16 +12,25 @@
 //               the postmaster, never deleted by the node
 //   tmp/        the router's half-written control files
 //
+// public/ and tmp/ are staging folders: their files are created and then
+// renamed away, hundreds a second. Each file goes into one of
+// kStagingFanout subfolders ("00".."0f", chosen by a hash of its name),
+// which the layout asks ext4 to place in different block groups. One
+// folder would make every creation wait for that folder's lock, and on an
+// ext4 without a journal each creation scans its block group for an inode
+// not freed in the last seconds, a scan as long as the group's recent
+// deletions; sixteen folders split both sixteen ways.
+//
 // Submitting (invariant 1 of DESIGN.md):
 //
 //   zm::spool::Spool spool(node.spool(), node_tag);
-//   auto sub = spool.Begin(envelope);          // public/<id>, O_EXCL, locked
+//   auto sub = spool.Begin(envelope);          // public/<hh>/<id>, O_EXCL, locked
 //   (*sub)->Append(message_bytes);              // as often as needed
 //   absl::Status s = (*sub)->Commit();          // fsync, rename, fsync dir
 //   // only now may the submitter say "250" or exit 0
 //
 // A Submission that is destroyed without Commit() removes its file. A
-// writer that dies leaves an unlocked file in public/;
+// writer that dies leaves an unlocked file in public/<hh>/;
 // RemoveAbandonedTemporaries() takes those away. All functions are
 // thread-safe; a Submission belongs to one thread at a time.
 #ifndef ZM_SPOOL_SPOOL_H_
@@ -52,6 +61,11 @@ inline constexpr std::string_view kPostman = "postman";
 inline constexpr std::string_view kTmp = "tmp";
 inline constexpr std::array<std::string_view, 8> kFolders = {
     kPublic, kRouter, kQueue, kTransport, kDeferred, kFreezer, kPostman, kTmp};
+inline constexpr std::array<std::string_view, 2> kStagingFolders = {kPublic,
+                                                                   kTmp};
+inline constexpr int kStagingFanout = 16;
+
+bool IsStagingFolder(std::string_view folder);
 
 class Spool;
 
@@ -63,7 +77,7 @@ class Submission {
   Submission& operator=(const Submission&) = delete;
 
   const std::string& queue_id() const { return queue_id_; }
-  // The file being written in public/ (a content filter may read it).
+  // The file being written in public/<hh>/ (a content filter may read it).
   const std::string& path() const { return temp_path_; }
   // Bytes of message appended so far.
   uint64_t size() const { return size_; }
@@ -98,8 +112,8 @@ class Submission {
 
  private:
   friend class Spool;
-  Submission(const Spool& spool, std::string queue_id, fs::UniqueFd fd,
-             size_t size_offset);
+  Submission(const Spool& spool, std::string queue_id, std::string path,
+             fs::UniqueFd fd, size_t size_offset);
   absl::Status FlushBuffer();
 
   const Spool& spool_;
@@ -123,8 +137,16 @@ class Spool {
   const std::string& node_tag() const { return node_tag_; }
   std::string Path(std::string_view folder) const;
   std::string Path(std::string_view folder, std::string_view name) const;
+  // Where file `name` of a staging folder lives: folder/<hh>/name.
+  std::string StagingPath(std::string_view folder, std::string_view name) const;
+  // The files of a staging folder as "<hh>/<name>" (a Path(folder, entry)
+  // names each), plus any file at its top (left by a release that did not
+  // hash). Subfolders that cannot be read are skipped.
+  absl::StatusOr<std::vector<std::string>> ListStaged(
+      std::string_view folder, bool include_hidden = false) const;
 
-  // Creates every folder that is missing (mode 0750).
+  // Creates every folder that is missing (mode 0750), and the staging
+  // folders' subfolders (spread over the disk where the file system can).
   absl::Status CreateLayout() const;
 
   // Starts a message. Fills in envelope.queue_id (a fresh id) and ignores
@@ -142,11 +164,13 @@ class Spool {
 
   // Removes files in public/ that no live writer holds (their writer died
   // before committing, so nobody was ever told they were accepted) and
-  // that are older than `min_age_sec`. Returns the names removed.
+  // that are older than `min_age_sec`. Returns the names removed
+  // ("<hh>/<id>").
   absl::StatusOr<std::vector<std::string>> RemoveAbandonedTemporaries(
       int min_age_sec = 60) const;
 
-  // Number of files in each folder, in kFolders order.
+  // Number of files in each folder (a staging folder's subfolders
+  // counted as one), in kFolders order.
   std::vector<std::pair<std::string, size_t>> Counts() const;
 
  private:

@@ -390,11 +390,26 @@ class Node:
                         what=f"a message with {needle!r} in mail/{user}")
 
     def spool_files(self, folder):
+        """Files in a spool folder; those of a staging folder's hashed
+        subfolders (public/, tmp/) as "<hh>/<name>"."""
         d = self.spool / folder
+        out = []
         try:
-            return sorted(p for p in os.listdir(d) if not p.startswith("."))
+            names = os.listdir(d)
         except FileNotFoundError:
             return []
+        for n in names:
+            if n.startswith("."):
+                continue
+            if (d / n).is_dir():
+                try:
+                    out += [f"{n}/{f}" for f in os.listdir(d / n)
+                            if not f.startswith(".")]
+                except FileNotFoundError:
+                    pass
+            else:
+                out.append(n)
+        return sorted(out)
 
     def spool_counts(self):
         out = {}

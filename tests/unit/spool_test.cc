@@ -2,8 +2,15 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/fs.h>
+#include <linux/magic.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <utime.h>
+
+#include <algorithm>
+#include <set>
 
 #include <atomic>
 #include <cstdlib>
@@ -39,12 +46,12 @@ TEST_F(SpoolTest, CommitMovesACompleteFileIntoRouter) {
   auto sub = spool_->Begin(env);
   ASSERT_TRUE(sub.ok()) << sub.status();
   std::string id = (*sub)->queue_id();
-  EXPECT_TRUE(fs::Exists(spool_->Path(kPublic, id)));
+  EXPECT_TRUE(fs::Exists(spool_->StagingPath(kPublic, id)));
   ASSERT_TRUE((*sub)->Append("Subject: x\n\n").ok());
   std::string big(200000, 'y');
   ASSERT_TRUE((*sub)->Append(big).ok());
   ASSERT_TRUE((*sub)->Commit().ok());
-  EXPECT_FALSE(fs::Exists(spool_->Path(kPublic, id)));
+  EXPECT_FALSE(fs::Exists(spool_->StagingPath(kPublic, id)));
   auto data = fs::ReadFile(spool_->Path(kRouter, id));
   ASSERT_TRUE(data.ok());
   auto mf = mail::ParseMessageFile(*data);
@@ -83,27 +90,89 @@ TEST_F(SpoolTest, AbandonedSubmissionLeavesNothing) {
     id = (*sub)->queue_id();
     ASSERT_TRUE((*sub)->Append("partial").ok());
   }
-  EXPECT_FALSE(fs::Exists(spool_->Path(kPublic, id)));
+  EXPECT_FALSE(fs::Exists(spool_->StagingPath(kPublic, id)));
   EXPECT_FALSE(fs::Exists(spool_->Path(kRouter, id)));
 }
 
 TEST_F(SpoolTest, RecoveryRemovesOnlyDeadWritersFiles) {
-  // A dead writer's file: old and unlocked.
-  std::string dead = spool_->Path(kPublic, "dead");
-  ASSERT_TRUE(fs::WriteFileAtomically(spool_->Path(kPublic), "dead", "x").ok());
+  // A dead writer's file: old and unlocked; and one a release before the
+  // hashed subfolders left at the top of public/.
+  std::string dead = spool_->StagingPath(kPublic, "dead");
+  std::string dead_dir = dead.substr(0, dead.rfind('/'));
+  ASSERT_TRUE(fs::WriteFileAtomically(dead_dir, "dead", "x").ok());
+  ASSERT_TRUE(fs::WriteFileAtomically(spool_->Path(kPublic), "flat", "x").ok());
   struct utimbuf old = {1000, 1000};
   ASSERT_EQ(::utime(dead.c_str(), &old), 0);
+  ASSERT_EQ(::utime(spool_->Path(kPublic, "flat").c_str(), &old), 0);
   // A live writer's file: locked by an open Submission, also made old.
   auto live = spool_->Begin(mail::Envelope{});
   ASSERT_TRUE(live.ok());
-  std::string live_path = spool_->Path(kPublic, (*live)->queue_id());
+  std::string live_path = (*live)->path();
   ASSERT_EQ(::utime(live_path.c_str(), &old), 0);
 
   auto removed = spool_->RemoveAbandonedTemporaries(60);
   ASSERT_TRUE(removed.ok());
-  ASSERT_EQ(removed->size(), 1u);
-  EXPECT_EQ((*removed)[0], "dead");
+  std::sort(removed->begin(), removed->end());
+  std::string bucket = dead_dir.substr(dead_dir.rfind('/') + 1);
+  EXPECT_EQ(*removed, (std::vector<std::string>{bucket + "/dead", "flat"}));
+  EXPECT_FALSE(fs::Exists(dead));
   EXPECT_TRUE(fs::Exists(live_path));
+}
+
+TEST_F(SpoolTest, SubmissionsAreSpreadOverTheStagingSubfolders) {
+  std::set<std::string> folders;
+  std::vector<std::unique_ptr<Submission>> subs;
+  for (int i = 0; i < 64; ++i) {
+    auto sub = spool_->Begin(mail::Envelope{});
+    ASSERT_TRUE(sub.ok()) << sub.status();
+    const std::string& path = (*sub)->path();
+    ASSERT_EQ(path, spool_->StagingPath(kPublic, (*sub)->queue_id()));
+    std::string dir = path.substr(0, path.rfind('/'));
+    ASSERT_EQ(dir.substr(0, dir.rfind('/')), spool_->Path(kPublic)) << path;
+    folders.insert(dir);
+    subs.push_back(std::move(*sub));
+  }
+  EXPECT_GE(folders.size(), static_cast<size_t>(kStagingFanout / 2));
+  auto listed = spool_->ListStaged(kPublic);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), subs.size());
+  EXPECT_EQ(spool_->Counts()[0], (std::pair<std::string, size_t>{"public", 64}));
+}
+
+TEST_F(SpoolTest, AnOldFlatLayoutGetsItsSubfoldersBack) {
+  // A spool laid out before the hashing: public/ and tmp/ without
+  // subfolders. Begin() lays them out rather than failing.
+  for (auto folder : kStagingFolders) {
+    std::filesystem::remove_all(spool_->Path(folder));
+    ASSERT_TRUE(fs::MakeDirs(spool_->Path(folder), 0750).ok());
+  }
+  auto sub = spool_->Begin(mail::Envelope{});
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  ASSERT_TRUE((*sub)->Commit().ok());
+  EXPECT_TRUE(fs::Exists(spool_->Path(kRouter, (*sub)->queue_id())));
+  auto tmp = fs::ListDir(spool_->Path(kTmp));
+  ASSERT_TRUE(tmp.ok());
+  EXPECT_EQ(tmp->size(), static_cast<size_t>(kStagingFanout));
+}
+
+// Where the file system has ext4's TOPDIR flag (the tests' /tmp on ext4),
+// the layout sets it on each staging folder, before their subfolders.
+TEST_F(SpoolTest, StagingFoldersAskForSpreadSubfolders) {
+  fs::UniqueFd fd(::open(spool_->Path(kPublic).c_str(),
+                         O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid());
+  int flags = 0;
+  if (::ioctl(fd.get(), FS_IOC_GETFLAGS, &flags) != 0) {
+    GTEST_SKIP() << "no inode flags on this file system";
+  }
+  struct statfs sfs;
+  ASSERT_EQ(::fstatfs(fd.get(), &sfs), 0);
+  if (sfs.f_type != EXT4_SUPER_MAGIC) GTEST_SKIP() << "not ext4";
+  EXPECT_NE(flags & FS_TOPDIR_FL, 0);
+  fs::UniqueFd router(::open(spool_->Path(kRouter).c_str(),
+                             O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_EQ(::ioctl(router.get(), FS_IOC_GETFLAGS, &flags), 0);
+  EXPECT_EQ(flags & FS_TOPDIR_FL, 0);
 }
 
 TEST_F(SpoolTest, QuarantineKeepsTheFileUnderACause) {
@@ -164,7 +233,7 @@ TEST_F(SpoolTest, GroupCommitLandsEveryMessageWhole) {
     ASSERT_TRUE(mf.ok()) << mf.status();
     EXPECT_EQ(data->substr(mf->body_offset).find("Subject: "), 0u);
   }
-  auto left = fs::ListDir(spool_->Path(kPublic));
+  auto left = spool_->ListStaged(kPublic);
   ASSERT_TRUE(left.ok());
   EXPECT_TRUE(left->empty());
 }
@@ -203,7 +272,7 @@ TEST_F(SpoolTest, GroupCommitReportsAFailureAndLeavesNothing) {
   committer.Submit(std::shared_ptr<Submission>(std::move(*sub)),
                    [&p](absl::Status s) { p.set_value(s); });
   EXPECT_FALSE(p.get_future().get().ok());
-  EXPECT_FALSE(fs::Exists(spool_->Path(kPublic, id)));
+  EXPECT_FALSE(fs::Exists(spool_->StagingPath(kPublic, id)));
 }
 
 TEST_F(SpoolTest, GroupCommitterStoppingCommitsEverythingQueued) {
@@ -229,7 +298,7 @@ TEST_F(SpoolTest, GroupCommitterStoppingCommitsEverythingQueued) {
   EXPECT_EQ(ok.load(), kMessages);
   for (const auto& id : ids) {
     EXPECT_TRUE(fs::Exists(spool_->Path(kRouter, id))) << id;
-    EXPECT_FALSE(fs::Exists(spool_->Path(kPublic, id))) << id;
+    EXPECT_FALSE(fs::Exists(spool_->StagingPath(kPublic, id))) << id;
   }
 }
 

@@ -90,7 +90,8 @@ TEST_F(RouterDaemonTest, RoutesAMessageIntoQueueAndTransport) {
       << TestNode::Read(t_.node().maillog());
   EXPECT_TRUE(fs::Exists(P(spool::kQueue, id)));
   EXPECT_FALSE(fs::Exists(P(spool::kRouter, id)));
-  EXPECT_FALSE(fs::Exists(P(spool::kTmp, id)));
+  EXPECT_FALSE(fs::Exists(spool_->StagingPath(spool::kTmp, id)));
+  EXPECT_TRUE(spool_->ListStaged(spool::kTmp)->empty());
 
   auto text = fs::ReadFile(P(spool::kTransport, id));
   ASSERT_TRUE(text.ok());
@@ -254,7 +255,13 @@ TEST_F(RouterDaemonTest, StartupRecoversUnscheduledAndLeftovers) {
   std::string id = Submit("a@b.example", {"root"});
   ASSERT_EQ(
       ::rename(P(spool::kRouter, id).c_str(), P(spool::kQueue, id).c_str()), 0);
+  // One at the top of tmp/, where releases before the hashed staging
+  // folders wrote them, and one in its subfolder.
   t_.Write("spool/tmp/" + id, "zmnode-control 1\ni " + id + "\n");
+  std::string stale = spool_->StagingPath(spool::kTmp, "0STALE-t1");
+  ASSERT_TRUE(fs::WriteFileAtomically(stale.substr(0, stale.rfind('/')),
+                                      "0STALE-t1", "zmnode-control 1\n")
+                  .ok());
   // A scheduled message must stay where it is.
   std::string done = Submit("a@b.example", {"root"});
   ASSERT_EQ(
@@ -270,6 +277,8 @@ TEST_F(RouterDaemonTest, StartupRecoversUnscheduledAndLeftovers) {
   EXPECT_TRUE(fs::Exists(P(spool::kQueue, id)));
   EXPECT_EQ(*fs::ReadFile(P(spool::kTransport, done)), "scheduler's\n");
   EXPECT_TRUE(fs::Exists(P(spool::kQueue, done)));
+  EXPECT_FALSE(fs::Exists(P(spool::kTmp, id)));
+  EXPECT_FALSE(fs::Exists(stale));
   EXPECT_THAT(
       TestNode::Read(t_.node().maillog()),
       HasSubstr(id +

@@ -17,6 +17,7 @@
 #include "node/common/fs.h"
 #include "node/common/strings.h"
 #include "node/mail/envelope.h"
+#include "node/spool/spool.h"
 #include "tests/unit/testing/wait.h"
 
 namespace zm {
@@ -133,8 +134,11 @@ class SmtpServerTest : public ::testing::Test {
     pid_ = -1;
     return st;
   }
-  std::vector<std::string> Files(const std::string& folder) {
-    auto l = fs::ListDir(dir_ + "/spool/" + folder);
+  std::vector<std::string> Files(std::string_view folder) {
+    spool::Spool spool(dir_ + "/spool", "");
+    auto l = spool::IsStagingFolder(folder)
+                 ? spool.ListStaged(folder)
+                 : fs::ListDir(spool.Path(folder));
     return l.ok() ? *l : std::vector<std::string>{};
   }
 
