@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "cluster/agent/agent_internal.h"
+#include "node/common/hash.h"
 #include "node/common/strings.h"
 
 namespace zm::cluster::internal {
@@ -36,17 +37,10 @@ uint64_t VersionOf(const pb::Digest& d, const std::string& node_id) {
 }  // namespace
 
 uint64_t StateHash(const pb::Digest& digest) {
-  uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a 64
-  auto mix = [&h](const std::string& bytes) {
-    for (unsigned char c : bytes) {
-      h ^= c;
-      h *= 0x100000001b3ULL;
-    }
-  };
   pb::Digest held;
   *held.mutable_origins() = digest.origins();
   *held.mutable_policy_sets() = digest.policy_sets();
-  mix(held.SerializeAsString());
+  uint64_t h = Fnv1a64(held.SerializeAsString());
   return h == 0 ? 1 : h;
 }
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <ctime>
 
+#include "node/common/hash.h"
 #include "node/common/strings.h"
 #include "node/mail/queue_id.h"
 
@@ -18,11 +19,9 @@ namespace {
 constexpr size_t kBufferSize = 64 * 1024;
 constexpr int kMaxIdAttempts = 8;
 
-// FNV-1a: spreads queue ids, which differ mostly in their last digits.
+// Spreads queue ids, which differ mostly in their last digits.
 int StagingBucket(std::string_view name) {
-  uint32_t h = 2166136261u;
-  for (unsigned char c : name) h = (h ^ c) * 16777619u;
-  return static_cast<int>(h % kStagingFanout);
+  return static_cast<int>(Fnv1a64(name) % kStagingFanout);
 }
 
 std::string BucketName(int bucket) {
@@ -179,6 +178,12 @@ std::string Spool::StagingPath(std::string_view folder,
                 name);
 }
 
+absl::StatusOr<std::vector<std::string>> Spool::Files(
+    std::string_view folder) const {
+  return IsStagingFolder(folder) ? ListStaged(folder)
+                                 : fs::ListDir(Path(folder));
+}
+
 absl::StatusOr<std::vector<std::string>> Spool::ListStaged(
     std::string_view folder, bool include_hidden) const {
   std::string top = Path(folder);
@@ -297,8 +302,7 @@ absl::StatusOr<std::vector<std::string>> Spool::RemoveAbandonedTemporaries(
 std::vector<std::pair<std::string, size_t>> Spool::Counts() const {
   std::vector<std::pair<std::string, size_t>> out;
   for (auto folder : kFolders) {
-    auto names = IsStagingFolder(folder) ? ListStaged(folder)
-                                         : fs::ListDir(Path(folder));
+    auto names = Files(folder);
     out.emplace_back(std::string(folder), names.ok() ? names->size() : 0);
   }
   return out;

@@ -144,6 +144,9 @@ class Spool {
   // hash). Subfolders that cannot be read are skipped.
   absl::StatusOr<std::vector<std::string>> ListStaged(
       std::string_view folder, bool include_hidden = false) const;
+  // The files of any folder (ListStaged for a staging folder), names
+  // relative to it; hidden ones left out.
+  absl::StatusOr<std::vector<std::string>> Files(std::string_view folder) const;
 
   // Creates every folder that is missing (mode 0750), and the staging
   // folders' subfolders (spread over the disk where the file system can).

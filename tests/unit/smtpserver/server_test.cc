@@ -135,10 +135,7 @@ class SmtpServerTest : public ::testing::Test {
     return st;
   }
   std::vector<std::string> Files(std::string_view folder) {
-    spool::Spool spool(dir_ + "/spool", "");
-    auto l = spool::IsStagingFolder(folder)
-                 ? spool.ListStaged(folder)
-                 : fs::ListDir(spool.Path(folder));
+    auto l = spool::Spool(dir_ + "/spool", "").Files(folder);
     return l.ok() ? *l : std::vector<std::string>{};
   }
 
