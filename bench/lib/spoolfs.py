@@ -251,6 +251,13 @@ class SpoolFs:
         name = os.path.basename(os.path.realpath(src))
         return name if os.path.exists(f"/sys/class/block/{name}/stat") else None
 
+    def flush_device(self):
+        """The block device whose flush requests are this file system's own
+        (its loop device for ext4/xfs, the disk for root), or None."""
+        if self.kind != "root":
+            return os.path.basename(self.device) if self.device else None
+        return self.disk()
+
     def folder(self, prefix):
         """A new work folder for one MTA run on this file system."""
         return tempfile.mkdtemp(prefix=prefix, dir=self.root)
