@@ -241,6 +241,7 @@ class Server {
   void Listen(std::vector<Bound> bound);
   int Run();
   std::string Where() const { return where_; }
+  spool::BatchFlush CommitFlush() const { return committer_.flush(); }
 
  private:
   struct Acceptor {
@@ -702,7 +703,10 @@ int Run(Daemon& daemon) {
   server.Listen(std::move(*bound));
   if (auto s = daemon.Ready(); !s.ok())
     return Daemon::Fail(daemon.program(), s);
-  daemon.log().Info("", StrCat("listening on ", server.Where(), "; ", summary));
+  daemon.log().Info("", StrCat("listening on ", server.Where(), "; ", summary,
+                               "; group commit: ",
+                               spool::BatchFlushName(server.CommitFlush()),
+                               " per batch"));
   return server.Run();
 }
 

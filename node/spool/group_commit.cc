@@ -1,16 +1,59 @@
 #include "node/spool/group_commit.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <filesystem>
 #include <vector>
 
 #include "node/common/fs.h"
+#include "node/common/strings.h"
 
 namespace zm::spool {
+namespace {
+
+// ext2, ext3 and ext4 share one magic number, and all are served by the
+// ext4 driver; only a mount with a journal lists a data= mode among the
+// options in /proc/fs/ext4/<device>/options.
+bool Ext4HasJournal(const std::string& folder) {
+  struct stat st {};
+  if (::stat(folder.c_str(), &st) != 0) return false;
+  std::error_code ec;
+  auto device = std::filesystem::read_symlink(
+      StrCat("/sys/dev/block/", major(st.st_dev), ":", minor(st.st_dev)), ec);
+  if (ec) return false;
+  auto options = fs::ReadFile(
+      StrCat("/proc/fs/ext4/", device.filename().string(), "/options"));
+  if (!options.ok()) return false;
+  for (std::string_view mode : {"data=ordered", "data=journal",
+                                "data=writeback"}) {
+    if (options->find(mode) != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+BatchFlush BatchFlushFor(const std::string& folder) {
+  struct statfs sfs {};
+  if (::statfs(folder.c_str(), &sfs) != 0) return BatchFlush::kSyncFs;
+  if (sfs.f_type == XFS_SUPER_MAGIC) return BatchFlush::kFolder;
+  if (sfs.f_type == EXT4_SUPER_MAGIC && Ext4HasJournal(folder)) {
+    return BatchFlush::kFolder;
+  }
+  return BatchFlush::kSyncFs;
+}
+
+std::string_view BatchFlushName(BatchFlush flush) {
+  return flush == BatchFlush::kFolder ? "fsync of router/" : "syncfs";
+}
 
 absl::Status SyncFilesData(std::span<const int> fds, int threads) {
   // Queue every file's pages for writing first: their blocks are then
@@ -41,8 +84,10 @@ absl::Status SyncFilesData(std::span<const int> fds, int threads) {
 }
 
 GroupCommitter::GroupCommitter(const Spool& spool, size_t max_batch)
-    : spool_(spool), max_batch_(max_batch == 0 ? 1 : max_batch) {
-  dir_thread_ = std::thread([this] { RunDirSync(); });
+    : spool_(spool),
+      max_batch_(max_batch == 0 ? 1 : max_batch),
+      flush_(BatchFlushFor(spool.Path(kRouter))) {
+  flush_thread_ = std::thread([this] { RunFlush(); });
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -58,7 +103,7 @@ GroupCommitter::~GroupCommitter() {
     renames_over_ = true;
   }
   renamed_cv_.notify_all();
-  dir_thread_.join();
+  flush_thread_.join();
 }
 
 void GroupCommitter::Submit(std::shared_ptr<Submission> sub, Done done,
@@ -102,22 +147,17 @@ void GroupCommitter::Run() {
 
 void GroupCommitter::CommitBatch(std::deque<Request>& batch) {
   std::vector<absl::Status> status(batch.size());
-  bool single = batch.size() == 1;
-  // 1. Write every file out; one message alone is simply fsync'd.
+  // 1. Every file's data goes to the device, all writes in flight at once;
+  // no cache or journal flush yet.
   for (size_t i = 0; i < batch.size(); ++i) {
     if (!batch[i].tail.empty()) status[i] = batch[i].sub->Append(batch[i].tail);
-    if (status[i].ok()) status[i] = batch[i].sub->Prepare(/*sync=*/single);
+    if (status[i].ok()) status[i] = batch[i].sub->Prepare(/*sync=*/false);
+    if (status[i].ok()) batch[i].sub->StartWriteOut();
   }
-  // 2. One flush makes all files of the batch durable. (SyncFilesData of
-  // the batch's files measured worse here on the benchmark machine, while
-  // the router's batches gain by it: bench/README.md, session 6.)
-  if (!single) {
-    absl::Status synced = fs::SyncFs(spool_.Path(kPublic));
-    for (auto& s : status) {
-      if (s.ok()) s = synced;
-    }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (status[i].ok()) status[i] = batch[i].sub->AwaitWriteOut();
   }
-  // 3. Renames into router/; the fsync of router/ is stage 2's.
+  // 2. Renames into router/; the one flush is stage 2's.
   std::deque<Request> renamed;
   for (size_t i = 0; i < batch.size(); ++i) {
     if (status[i].ok()) status[i] = batch[i].sub->Publish();
@@ -136,7 +176,7 @@ void GroupCommitter::CommitBatch(std::deque<Request>& batch) {
   renamed_cv_.notify_one();
 }
 
-void GroupCommitter::RunDirSync() {
+void GroupCommitter::RunFlush() {
   for (;;) {
     std::deque<Request> renamed;
     {
@@ -146,13 +186,16 @@ void GroupCommitter::RunDirSync() {
       if (renamed_.empty()) return;  // stage 1 is over and nothing is left
       renamed.swap(renamed_);
     }
-    // Every rename taken here happened before this fsync starts. A message
-    // whose rename happened but whose folder fsync failed is in router/ and
-    // will be routed (a published submission cannot be aborted); it is
+    // Every rename taken here happened before this flush starts, and the
+    // flush makes all of it durable: data, inodes, router/'s entries. A
+    // message whose rename happened but whose flush failed is in router/
+    // and will be routed (a published submission cannot be aborted); it is
     // reported failed, so the client sends it again: a duplicate, never a
     // loss.
-    absl::Status dir = spool_.SyncRouterDir();
-    for (auto& r : renamed) r.done(dir);
+    absl::Status flushed = flush_ == BatchFlush::kFolder
+                               ? spool_.SyncRouterDir()
+                               : fs::SyncFs(spool_.Path(kRouter));
+    for (auto& r : renamed) r.done(flushed);
   }
 }
 

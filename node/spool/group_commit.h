@@ -1,19 +1,30 @@
 // zm::spool::GroupCommitter: durable hand-over of many concurrent
 // submissions with shared disk flushes (group commit).
 //
-// Each Submission::Commit() pays an fsync of its file and one of router/.
-// Under load the smtpserver instead hands finished submissions to one
-// GroupCommitter, whose first thread takes everything queued so far as a
-// batch: it writes each file out, makes all of them durable with one
-// syncfs(2) (one fsync when the batch holds a single message) and renames
-// each into router/. Its second thread then fsyncs router/ once for every
-// batch renamed meanwhile and only then reports each of their messages
-// done. The two stages overlap: the next batch's data flush runs while the
-// previous one's folder flush does, so a message no longer waits for a
-// whole batch ahead of it to pass both flushes. A message is never
-// reported committed before both flushes that cover it have returned (the
-// folder's one started after its rename), so invariant 1 holds message by
-// message.
+// Each Submission::Commit() pays two flushes: an fsync of its file, then
+// one of router/ after the rename. Under load the smtpserver instead hands
+// finished submissions to one GroupCommitter, whose first thread takes
+// everything queued so far as a batch: it writes each file's data to the
+// device and waits until it is there (sync_file_range(2): no cache or
+// journal flush), then renames each into router/. Its second thread then
+// makes every batch renamed meanwhile durable with ONE flush (on ext4 with
+// a journal and on XFS an fsync of router/, elsewhere syncfs(2); see
+// BatchFlush) and only then reports each of their messages done. The stages
+// overlap: the next batch is written out and renamed while the previous
+// one's flush runs. A message is never reported committed before a flush
+// that started after its rename has returned, so invariant 1 holds
+// message by message.
+//
+// Why the data goes out before the rename: a crash before the flush may
+// still leave some renames durable (the file system commits its journal by
+// itself too). On ext4 and XFS a rename is committed no earlier than the
+// extent records of data that was on the device before it, so such a file
+// in router/ is complete; it was never acknowledged, and the router routes
+// it (the client, told nothing, may send it again: a duplicate). On a file
+// system without a journal (ext2, ext4 without one), which after a power
+// cut promises nothing of any file until fsck, such an unacknowledged file
+// may be torn; the router's envelope and size checks send a truncated or
+// zeroed one to postman/.
 //
 //   zm::spool::GroupCommitter committer(spool);
 //   committer.Submit(std::move(sub), [](absl::Status s) { /* reply 250 */ },
@@ -37,6 +48,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "absl/status/status.h"
@@ -53,6 +65,23 @@ namespace zm::spool {
 // Returns the first error; OK means every file's data and size are on
 // disk (its name is the caller's: fsync the folder it is renamed into).
 absl::Status SyncFilesData(std::span<const int> fds, int threads = 4);
+
+// The one flush that makes a written-out, renamed batch durable.
+enum class BatchFlush {
+  // fsync(2) of router/: one journal commit, which on ext4 with a journal
+  // and on XFS also carries every earlier change, the files' extents and
+  // sizes among them; their data is on the device already (stage 1), and
+  // the commit's cache flush makes it durable.
+  kFolder,
+  // syncfs(2): everything else (ext2, ext4 without a journal, btrfs,
+  // overlayfs, tmpfs, unknown). It also writes back every dirty page and
+  // metadata block of the file system, which a journal does not need.
+  kSyncFs,
+};
+// Which of the two the file system holding `folder` needs. Whatever
+// cannot be established (no /proc, no /sys) gives kSyncFs.
+BatchFlush BatchFlushFor(const std::string& folder);
+std::string_view BatchFlushName(BatchFlush flush);
 
 class GroupCommitter {
  public:
@@ -72,6 +101,7 @@ class GroupCommitter {
   void Submit(std::shared_ptr<Submission> sub, Done done,
               std::string tail = {});
 
+  BatchFlush flush() const { return flush_; }
   // Totals since start, for logs and benchmarks.
   uint64_t batches() const;
   uint64_t messages() const;
@@ -83,14 +113,15 @@ class GroupCommitter {
     std::string tail;
   };
   void Run();
-  // Stage 1: write, flush and rename a batch; failures are reported here,
+  // Stage 1: write out and rename a batch; failures are reported here,
   // the renamed ones go to renamed_.
   void CommitBatch(std::deque<Request>& batch);
-  // Stage 2: one fsync of router/ for everything renamed, then `done`s.
-  void RunDirSync();
+  // Stage 2: one flush (flush_) for everything renamed, then `done`s.
+  void RunFlush();
 
   const Spool& spool_;
   const size_t max_batch_;
+  const BatchFlush flush_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Request> queue_;  // guarded by mu_
@@ -101,7 +132,7 @@ class GroupCommitter {
   std::condition_variable renamed_cv_;
   std::deque<Request> renamed_;  // guarded by renamed_mu_
   bool renames_over_ = false;    // guarded by renamed_mu_
-  std::thread dir_thread_;
+  std::thread flush_thread_;
   std::thread thread_;
 };
 

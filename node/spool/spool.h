@@ -97,6 +97,15 @@ class Submission {
   // caller then calls Spool::SyncRouterDir() once for the batch before
   // acknowledging any of them.
   absl::Status Prepare(bool sync = true);
+  // After Prepare(/*sync=*/false): puts the file's data on the device
+  // (sync_file_range(2)) without flushing the device's cache or the file
+  // system's journal. On ext4 with a journal and on XFS, data that is on
+  // the device before the rename is committed with the rename, never after
+  // it (see GroupCommitter). Start
+  // every file of a batch, then await each, so the disk serves them
+  // together. AwaitWriteOut() reports a write error.
+  void StartWriteOut();
+  absl::Status AwaitWriteOut();
   // `folder`/`name` instead: the smtpserver freezes a message with
   // Publish(kFreezer, "<id>.<cause>") (then fsyncs that folder itself).
   absl::Status Publish(std::string_view folder = kRouter,

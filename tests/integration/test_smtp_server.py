@@ -300,3 +300,35 @@ def test_ipv6_bind_address(node_factory):
     with connect(node.smtp_port) as s:  # IPv4 still there
         assert read_reply(s).startswith("220")
     node.wait_log(r"connect from unknown\[::1\]")
+
+
+# --- durable accept ---------------------------------------------------------
+
+def expected_batch_flush(folder):
+    """What the smtpserver should pick for `folder`, found independently:
+    /proc/self/mountinfo names the file system and its device, and an
+    ext4 mount with a journal lists a data= mode in /proc/fs/ext4."""
+    dev = os.stat(folder).st_dev
+    want = f"{os.major(dev)}:{os.minor(dev)}"
+    fstype = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[2] == want:
+                fstype = fields[fields.index("-") + 1]
+    if fstype == "xfs":
+        return "fsync of router/"
+    if fstype == "ext4":
+        name = os.path.basename(os.path.realpath(f"/sys/dev/block/{want}"))
+        try:
+            with open(f"/proc/fs/ext4/{name}/options") as f:
+                if "data=" in f.read():
+                    return "fsync of router/"
+        except OSError:
+            pass
+    return "syncfs"
+
+
+def test_startup_log_names_the_group_commit_flush(node):
+    m = node.wait_log(r"listening on .*; group commit: (.*) per batch")
+    assert m.group(1) == expected_batch_flush(node.spool / "router")

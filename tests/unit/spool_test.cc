@@ -6,7 +6,9 @@
 #include <linux/magic.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 #include <utime.h>
 
 #include <algorithm>
@@ -182,6 +184,110 @@ TEST_F(SpoolTest, QuarantineKeepsTheFileUnderACause) {
   ASSERT_TRUE(fs::WriteFileAtomically(spool_->Path(kRouter), "junk", "y").ok());
   ASSERT_TRUE(spool_->Quarantine(kRouter, "junk", "malformed").ok());
   EXPECT_TRUE(fs::Exists(spool_->Path(kPostman, "junk.malformed.1")));
+}
+
+// cachestat(2) (Linux 6.5): how many of a file's cached pages are dirty or
+// under writeback. Debian 12's headers predate it.
+struct PageCounts {
+  uint64_t cached, dirty, writeback, evicted, recently_evicted;
+};
+bool CountPages(int fd, PageCounts* out) {
+  struct {
+    uint64_t off, len;
+  } range{0, 0};
+  return ::syscall(451, fd, &range, out, 0) == 0;
+}
+
+TEST_F(SpoolTest, WriteOutPutsEveryPageOnTheDevice) {
+  auto sub = spool_->Begin(mail::Envelope{});
+  ASSERT_TRUE(sub.ok());
+  EXPECT_FALSE((*sub)->AwaitWriteOut().ok()) << "before Prepare()";
+  ASSERT_TRUE((*sub)->Append(std::string(300000, 'w')).ok());
+  ASSERT_TRUE((*sub)->Prepare(/*sync=*/false).ok());
+  // A second descriptor to watch the same pages through.
+  fs::UniqueFd watch(::open((*sub)->path().c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(watch.valid());
+  PageCounts before{};
+  if (!CountPages(watch.get(), &before)) GTEST_SKIP() << "no cachestat(2)";
+  if (before.dirty == 0) GTEST_SKIP() << "no writeback on this file system";
+  (*sub)->StartWriteOut();
+  ASSERT_TRUE((*sub)->AwaitWriteOut().ok());
+  PageCounts after{};
+  ASSERT_TRUE(CountPages(watch.get(), &after));
+  EXPECT_GE(after.cached, before.dirty);
+  EXPECT_EQ(after.dirty, 0u);
+  EXPECT_EQ(after.writeback, 0u);
+}
+
+// A file system of `kind` made for the test and mounted on a folder of
+// its own; ok() is false where that cannot be done (not root, no loop
+// device, no mkfs), and the test then skips.
+class ScratchMount {
+ public:
+  // kind: "tmpfs", or a mkfs program with its options ("mkfs.ext4 -O
+  // ^has_journal").
+  explicit ScratchMount(const std::string& kind) {
+    char tmpl[] = "/tmp/zm-mount-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) return;
+    dir_ = tmpl;
+    mnt_ = dir_ + "/mnt";
+    std::filesystem::create_directory(mnt_);
+    std::string cmd;
+    if (kind == "tmpfs") {
+      cmd = StrCat("mount -t tmpfs -o size=16m tmpfs ", mnt_);
+    } else {
+      std::string image = dir_ + "/image";
+      cmd = StrCat("truncate -s 64M ", image, " && ", kind, " -q -F ", image,
+                   " && mount -o loop ", image, " ", mnt_);
+    }
+    mounted_ = ::geteuid() == 0 &&
+               std::system(StrCat("(", cmd, ") >/dev/null 2>&1").c_str()) == 0;
+  }
+  ~ScratchMount() {
+    if (mounted_) std::system(StrCat("umount ", mnt_).c_str());
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  bool ok() const { return mounted_; }
+  const std::string& path() const { return mnt_; }
+
+ private:
+  std::string dir_, mnt_;
+  bool mounted_ = false;
+};
+
+TEST(BatchFlushTest, TheFolderAloneOnlyWhereAJournalCarriesTheRest) {
+  struct Case {
+    const char* kind;
+    BatchFlush want;
+  } cases[] = {
+      {"mkfs.ext4", BatchFlush::kFolder},
+      {"mkfs.ext4 -O ^has_journal", BatchFlush::kSyncFs},
+      {"mkfs.ext2", BatchFlush::kSyncFs},
+      {"tmpfs", BatchFlush::kSyncFs},
+  };
+  for (const Case& c : cases) {
+    ScratchMount m(c.kind);
+    if (!m.ok()) GTEST_SKIP() << "cannot mount " << c.kind << " here";
+    EXPECT_EQ(BatchFlushName(BatchFlushFor(m.path())), BatchFlushName(c.want))
+        << c.kind;
+    // The committer on such a spool still lands every message.
+    Spool spool(m.path(), "t1");
+    ASSERT_TRUE(spool.CreateLayout().ok());
+    GroupCommitter committer(spool);
+    EXPECT_EQ(committer.flush(), c.want);
+    auto sub = spool.Begin(mail::Envelope{});
+    ASSERT_TRUE(sub.ok());
+    std::string id = (*sub)->queue_id();
+    std::promise<absl::Status> p;
+    committer.Submit(
+        std::shared_ptr<Submission>(std::move(*sub)),
+        [&p](absl::Status s) { p.set_value(s); }, "Subject: s\n\nbody\n");
+    ASSERT_TRUE(p.get_future().get().ok()) << c.kind;
+    auto data = fs::ReadFile(spool.Path(kRouter, id));
+    ASSERT_TRUE(data.ok()) << c.kind;
+    EXPECT_TRUE(mail::ParseMessageFile(*data).ok()) << c.kind;
+  }
+  EXPECT_EQ(BatchFlushFor("/nonexistent/zm"), BatchFlush::kSyncFs);
 }
 
 TEST_F(SpoolTest, GroupCommitLandsEveryMessageWhole) {
