@@ -75,6 +75,21 @@ def wait_for(predicate, timeout=DEFAULT_WAIT, interval=0.05, what=None):
         time.sleep(interval)
 
 
+def describe_process(pid):
+    """'argv...; state S; wchan NAME' of a live process, as far as /proc
+    still shows it."""
+    def read(name):
+        try:
+            with open(f"/proc/{pid}/{name}", "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+    argv = read("cmdline").replace("\0", " ").strip() or "?"
+    state = next((l.split(":", 1)[1].strip() for l in read("status").splitlines()
+                  if l.startswith("State:")), "?")
+    return f"{argv}; state {state}; wchan {read('wchan') or '?'}"
+
+
 def pid_alive(pid):
     if not pid:
         return False
@@ -306,8 +321,10 @@ class Node:
                      interval=0.1, what="node processes to exit")
         except AssertionError:
             pass
-        leftovers = self.node_processes()
-        for pid in leftovers:
+        leftovers = []
+        for pid in self.node_processes():
+            # Named by what it runs and where it waits, for the report.
+            leftovers.append(f"{pid} ({describe_process(pid)})")
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:

@@ -106,7 +106,7 @@ class DotLock {
   }
 
   // Removes the lock file if its owner is gone: it names a pid that no
-  // longer exists on this host (an agent killed while holding it), or it is
+  // longer lives on this host (an agent killed while holding it), or it is
   // older than `stale_s` (an owner elsewhere that never came back). The
   // inode is compared before unlinking so that a lock another agent has
   // just re-created is left alone; the fcntl lock taken next guards the
@@ -122,8 +122,7 @@ class DotLock {
       ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
       int pid = 0;
       if (n > 0 && ParseNumber(Trim(std::string_view(buf, n)), &pid) &&
-          pid > 0 && pid != ::getpid() && ::kill(pid, 0) != 0 &&
-          errno == ESRCH) {
+          pid > 0 && pid != ::getpid() && !Alive(pid)) {
         stale = true;
       }
     }
@@ -134,6 +133,18 @@ class DotLock {
     }
     ::unlink(path_.c_str());
     return true;
+  }
+
+  // False for a pid that is gone, and for one that is dead but not yet
+  // reaped (a zombie: an agent killed while its scheduler was dying too,
+  // waiting for a parent that may not come soon).
+  static bool Alive(int pid) {
+    if (::kill(pid, 0) != 0) return errno != ESRCH;
+    auto stat = fs::ReadFile(StrCat("/proc/", pid, "/stat"), 4096);
+    if (!stat.ok()) return true;  // no /proc: trust kill(2)
+    size_t paren = stat->rfind(')');  // the name may hold anything
+    return paren == std::string::npos || paren + 2 >= stat->size() ||
+           (*stat)[paren + 2] != 'Z';
   }
 
   std::string path_;

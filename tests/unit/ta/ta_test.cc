@@ -230,6 +230,7 @@ class TaTest : public ::testing::Test {
   }
 
   std::string Mbox() { return home_ + "/mail/" + user_; }
+  void ExpectDotlockOfADeadAgentTakenOver(bool reaped);
 
   std::string home_;
   std::string out_;
@@ -493,13 +494,18 @@ TEST_F(TaTest, FreshDotlockDefersStaleDotlockIsBroken) {
   EXPECT_FALSE(fs::Exists(dotlock));
 }
 
-TEST_F(TaTest, DotlockOfADeadAgentIsTakenOverAtOnce) {
-  // An agent SIGKILLed while holding the dotlock leaves it behind; its pid
-  // is gone, so the next delivery must not wait for the lock to age.
+// An agent SIGKILLed while holding the dotlock leaves it behind, naming a
+// pid that is gone (`reaped`) or still a zombie (its parent has not waited
+// for it yet). Either way the next delivery must not wait for the lock to
+// age.
+void TaTest::ExpectDotlockOfADeadAgentTakenOver(bool reaped) {
   pid_t child = ::fork();
   if (child == 0) ::_exit(0);
   ASSERT_GT(child, 0);
-  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  siginfo_t info{};
+  ASSERT_EQ(::waitid(P_PID, child, &info, WEXITED | (reaped ? 0 : WNOWAIT)),
+            0);
+  ASSERT_EQ(::kill(child, 0) == 0, !reaped) << "a zombie answers kill(2)";
   std::string dotlock = Mbox() + ".lock";
   ASSERT_TRUE(fs::WriteFileAtomically(home_ + "/mail", user_ + ".lock",
                                       std::to_string(child) + "\n")
@@ -508,6 +514,17 @@ TEST_F(TaTest, DotlockOfADeadAgentIsTakenOverAtOnce) {
   auto r = DeliverOne(id, user_, {"-l", "1"});
   EXPECT_EQ(r[2], "ok");
   EXPECT_FALSE(fs::Exists(dotlock));
+  if (!reaped) {
+    ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  }
+}
+
+TEST_F(TaTest, DotlockOfADeadAgentIsTakenOverAtOnce) {
+  ExpectDotlockOfADeadAgentTakenOver(/*reaped=*/true);
+}
+
+TEST_F(TaTest, DotlockOfAnUnreapedAgentIsTakenOverAtOnce) {
+  ExpectDotlockOfADeadAgentTakenOver(/*reaped=*/false);
 }
 
 TEST_F(TaTest, WriteErrorLeavesNoHalfMessage) {
