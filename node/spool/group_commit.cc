@@ -44,7 +44,6 @@ bool Ext4HasJournal(const std::string& folder) {
 BatchFlush BatchFlushFor(const std::string& folder) {
   struct statfs sfs {};
   if (::statfs(folder.c_str(), &sfs) != 0) return BatchFlush::kSyncFs;
-  if (sfs.f_type == XFS_SUPER_MAGIC) return BatchFlush::kFolder;
   if (sfs.f_type == EXT4_SUPER_MAGIC && Ext4HasJournal(folder)) {
     return BatchFlush::kFolder;
   }

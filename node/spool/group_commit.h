@@ -8,8 +8,8 @@
 // device and waits until it is there (sync_file_range(2): no cache or
 // journal flush), then renames each into router/. Its second thread then
 // makes every batch renamed meanwhile durable with ONE flush (on ext4 with
-// a journal and on XFS an fsync of router/, elsewhere syncfs(2); see
-// BatchFlush) and only then reports each of their messages done. The stages
+// a journal an fsync of router/, elsewhere syncfs(2); see BatchFlush) and
+// only then reports each of their messages done. The stages
 // overlap: the next batch is written out and renamed while the previous
 // one's flush runs. A message is never reported committed before a flush
 // that started after its rename has returned, so invariant 1 holds
@@ -69,13 +69,17 @@ absl::Status SyncFilesData(std::span<const int> fds, int threads = 4);
 // The one flush that makes a written-out, renamed batch durable.
 enum class BatchFlush {
   // fsync(2) of router/: one journal commit, which on ext4 with a journal
-  // and on XFS also carries every earlier change, the files' extents and
-  // sizes among them; their data is on the device already (stage 1), and
-  // the commit's cache flush makes it durable.
+  // also carries every earlier change, the files' extents and sizes among
+  // them; their data is on the device already (stage 1), and the commit's
+  // cache flush makes it durable (ext4 flushes the file system's device
+  // itself when the journal is on another).
   kFolder,
-  // syncfs(2): everything else (ext2, ext4 without a journal, btrfs,
+  // syncfs(2): everything else (ext2, ext4 without a journal, XFS, btrfs,
   // overlayfs, tmpfs, unknown). It also writes back every dirty page and
-  // metadata block of the file system, which a journal does not need.
+  // metadata block of the file system, which ext4's journal does not
+  // need. XFS is here because its directory fsync only forces the log: with
+  // the log on a device of its own, the data device's cache would stay
+  // unflushed.
   kSyncFs,
 };
 // Which of the two the file system holding `folder` needs. Whatever

@@ -316,8 +316,6 @@ def expected_batch_flush(folder):
             fields = line.split()
             if fields[2] == want:
                 fstype = fields[fields.index("-") + 1]
-    if fstype == "xfs":
-        return "fsync of router/"
     if fstype == "ext4":
         name = os.path.basename(os.path.realpath(f"/sys/dev/block/{want}"))
         try:
