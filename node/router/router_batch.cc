@@ -21,6 +21,7 @@ enum class Outcome { kPrepared, kDone, kRetry };
 
 struct Prepared {
   fs::UniqueFd fd;  // the control temporary, open until the batch's flush
+  std::string tmp;  // its path, tmp/<hh>/<id>
   std::string id;
   std::string sender;
   uint64_t size = 0;
@@ -202,6 +203,7 @@ Outcome Prepare(const spool::Spool& spool, Routing& routing, Logger& log,
     return Outcome::kRetry;
   }
   out->fd = std::move(fd);
+  out->tmp = std::move(tmp);
   out->id = name;
   out->sender = env.sender;
   out->size = env.size;
@@ -232,7 +234,7 @@ absl::Status RouteBatch(const spool::Spool& spool, Routing& routing,
 
   auto give_back = [&](const absl::Status& s) {
     for (const Prepared& p : ready) {
-      ::unlink(spool.StagingPath(spool::kTmp, p.id).c_str());
+      ::unlink(p.tmp.c_str());
       if (retry != nullptr) retry->push_back(p.id);
     }
     return s;
@@ -250,9 +252,8 @@ absl::Status RouteBatch(const spool::Spool& spool, Routing& routing,
   for (const Prepared& p : ready) {
     std::string from = spool.Path(spool::kRouter, p.id);
     std::string queued = spool.Path(spool::kQueue, p.id);
-    std::string tmp = spool.StagingPath(spool::kTmp, p.id);
     if (auto s = fs::RenameNoReplace(from, queued); !s.ok()) {
-      ::unlink(tmp.c_str());
+      ::unlink(p.tmp.c_str());
       if (absl::IsAlreadyExists(s)) {
         Quarantine(spool, log, p.id, "duplicate",
                    "queue/ already holds a message with this id");
@@ -262,12 +263,13 @@ absl::Status RouteBatch(const spool::Spool& spool, Routing& routing,
       }
       continue;
     }
-    if (auto s = fs::RenameNoReplace(tmp, spool.Path(spool::kTransport, p.id));
+    if (auto s =
+            fs::RenameNoReplace(p.tmp, spool.Path(spool::kTransport, p.id));
         !s.ok()) {
       // Put the message back so that it is routed again; the stale control
       // file (if any) is the scheduler's, not ours to touch.
       log.Error(p.id, Message(s));
-      ::unlink(tmp.c_str());
+      ::unlink(p.tmp.c_str());
       if (fs::RenameNoReplace(queued, from).ok()) {
         if (absl::IsAlreadyExists(s)) {
           Quarantine(spool, log, p.id, "duplicate",

@@ -24,9 +24,9 @@
 // Submitting (invariant 1 of DESIGN.md):
 //
 //   zm::spool::Spool spool(node.spool(), node_tag);
-//   auto sub = spool.Begin(envelope);          // public/<hh>/<id>, O_EXCL, locked
-//   (*sub)->Append(message_bytes);              // as often as needed
-//   absl::Status s = (*sub)->Commit();          // fsync, rename, fsync dir
+//   auto sub = spool.Begin(envelope);   // public/<hh>/<id>, O_EXCL, locked
+//   (*sub)->Append(message_bytes);       // as often as needed
+//   absl::Status s = (*sub)->Commit();   // fsync, rename, fsync dir
 //   // only now may the submitter say "250" or exit 0
 //
 // A Submission that is destroyed without Commit() removes its file. A
@@ -92,18 +92,17 @@ class Submission {
 
   // The two halves of Commit() for callers that share one disk flush among
   // many messages (see GroupCommitter): Prepare() writes the file out and,
-  // with `sync`, fsyncs it (without, the caller must make it durable, e.g.
-  // by one syncfs for a batch); Publish() renames it into router/. The
-  // caller then calls Spool::SyncRouterDir() once for the batch before
-  // acknowledging any of them.
+  // with `sync`, fsyncs it (without, the caller must make it durable);
+  // Publish() renames it into router/. The caller then flushes once for
+  // the batch before acknowledging any of them.
   absl::Status Prepare(bool sync = true);
   // After Prepare(/*sync=*/false): puts the file's data on the device
   // (sync_file_range(2)) without flushing the device's cache or the file
   // system's journal. On ext4 with a journal and on XFS, data that is on
   // the device before the rename is committed with the rename, never after
-  // it (see GroupCommitter). Start
-  // every file of a batch, then await each, so the disk serves them
-  // together. AwaitWriteOut() reports a write error.
+  // it (see GroupCommitter). Start every file of a batch, then await each,
+  // so the disk serves them together. AwaitWriteOut() reports a write
+  // error.
   void StartWriteOut();
   absl::Status AwaitWriteOut();
   // `folder`/`name` instead: the smtpserver freezes a message with

@@ -12,12 +12,11 @@
 #include <utime.h>
 
 #include <algorithm>
-#include <set>
-
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
+#include <set>
 #include <thread>
 
 #include "node/common/fs.h"
@@ -138,7 +137,8 @@ TEST_F(SpoolTest, SubmissionsAreSpreadOverTheStagingSubfolders) {
   auto listed = spool_->ListStaged(kPublic);
   ASSERT_TRUE(listed.ok());
   EXPECT_EQ(listed->size(), subs.size());
-  EXPECT_EQ(spool_->Counts()[0], (std::pair<std::string, size_t>{"public", 64}));
+  EXPECT_EQ(spool_->Counts()[0],
+            (std::pair<std::string, size_t>{"public", 64}));
 }
 
 TEST_F(SpoolTest, AnOldFlatLayoutGetsItsSubfoldersBack) {
